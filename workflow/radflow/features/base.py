@@ -1,0 +1,63 @@
+"""What every feature family consumes (``RoiData``) and produces (``FeatureValue``).
+
+Array convention throughout radflow: numpy arrays are indexed (z, y, x) as SimpleITK's ``GetArrayFromImage`` gives
+them, and ``spacing`` is (z, y, x) in millimetres. 2D and 2.5D texture aggregation works on axial slices (axis 0).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+NO_AGGREGATION = "none"
+# IBSI aggregation labels, exactly as ../shared/ibsi/reference spells them.
+MATRIX_AGGREGATIONS = (  # GLCM, GLRLM
+    "2D, averaged",
+    "2D, slice-merged",
+    "2.5D, direction-merged",
+    "2.5D, merged",
+    "3D, averaged",
+    "3D, merged",
+)
+ZONE_AGGREGATIONS = ("2D", "2.5D", "3D")  # GLSZM, GLDZM, NGTDM, NGLDM
+
+
+@dataclass(frozen=True)
+class FeatureValue:
+    """One feature value. ``value`` is NaN exactly when ``reason`` says why."""
+
+    ibsi_code: str
+    aggregation: str
+    value: float
+    reason: str = ""
+
+    @classmethod
+    def undefined(cls, ibsi_code: str, aggregation: str, reason: str) -> "FeatureValue":
+        return cls(ibsi_code, aggregation, math.nan, reason)
+
+
+@dataclass
+class RoiData:
+    """A preprocessed region of interest, ready for feature computation.
+
+    image       float64 intensities (after interpolation, rounding, normalisation), cropped to the ROI bounding box
+                plus ``margin`` voxels where the image allows (local intensity needs the neighbourhood).
+    morph_mask  bool, the morphological mask (ROI after interpolation, before intensity re-segmentation).
+    int_mask    bool, the intensity mask (morph_mask after re-segmentation); a subset of morph_mask.
+    spacing     (z, y, x) voxel size in mm.
+    levels      int32 discretised grey levels, 1..n_levels inside int_mask, 0 outside.
+    n_levels    number of grey levels of the discretisation (FBN: the bin count; FBS: the highest bin reached;
+                none: the highest level).
+    """
+
+    image: np.ndarray
+    morph_mask: np.ndarray
+    int_mask: np.ndarray
+    spacing: tuple[float, float, float]
+    levels: np.ndarray
+    n_levels: int
+
+    @property
+    def voxel_volume(self) -> float:
+        return float(np.prod(self.spacing))

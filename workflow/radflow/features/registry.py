@@ -1,0 +1,59 @@
+"""IBSI feature registry: IBSI code -> family, feature name and Radiomics Ontology class.
+
+One table (``data/ibsi_features.csv``, also linked as ``ontology/ibsi_features.csv``) serves ``radflow extract``,
+the DuckDB ``features`` table and the RDF export, so a feature is named the same way everywhere.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+RO_NAMESPACE = "http://www.radiomics.org/RO/"
+
+FAMILY_CODES = {
+    "morphology": "HCUG",
+    "local_intensity": "9ST6",
+    "statistics": "UHIW",
+    "intensity_histogram": "ZVCW",
+    "ivh": "P88C",
+    "glcm": "LFYI",
+    "glrlm": "TP0I",
+    "glszm": "9SAK",
+    "gldzm": "VMDZ",
+    "ngtdm": "IPET",
+    "ngldm": "REK0",
+}
+FAMILIES = tuple(FAMILY_CODES)
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    ibsi_code: str
+    family: str
+    family_code: str
+    name: str
+    ro_class: str
+
+
+@cache
+def features() -> dict[str, FeatureInfo]:
+    """All IBSI chapter-1 features, keyed by IBSI code, in IBSI document order."""
+    table = resources.files("radflow").joinpath("data/ibsi_features.csv")
+    with table.open(newline="") as fh:
+        return {
+            row["ibsi_code"]: FeatureInfo(row["ibsi_code"], row["family"], row["family_code"], row["feature"], row["ro_class"])
+            for row in csv.DictReader(fh)
+        }
+
+
+def info(ibsi_code: str) -> FeatureInfo:
+    try:
+        return features()[ibsi_code]
+    except KeyError:
+        raise KeyError(f"unknown IBSI feature code {ibsi_code!r}") from None
+
+
+def codes_of(family: str) -> list[str]:
+    return [code for code, feat in features().items() if feat.family == family]

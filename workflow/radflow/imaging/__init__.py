@@ -1,0 +1,1 @@
+"""Image processing before features: resampling, re-segmentation, normalisation, discretisation."""
