@@ -1,0 +1,129 @@
+"""Neighbouring grey level dependence matrix (NGLDM) features, IBSI family REK0 (IBSI 1, section 3.12).
+
+For every voxel of the intensity mask, its neighbours are the voxels within Chebyshev distance ``ngldm_distance``
+(default 1; in the axial slice for 2D/2.5D, in the volume for 3D) that are in the intensity mask; a neighbour is
+dependent when its grey level differs from the centre's by at most the coarseness parameter alpha
+(``ngldm_coarseness``, default 0). The dependence count is j = 1 + the number of dependent neighbours (the centre
+counts itself, so j >= 1). s_ij is the number of voxels (neighbourhoods) of grey level i with dependence count j.
+N_s = sum_ij s_ij (= N_v, every voxel of the intensity mask is a centre), p_ij = s_ij / N_s, s_i = sum_j s_ij,
+s_j = sum_i s_ij.
+
+Aggregation (``settings["texture"]["zone_aggregations"]``): 2D per-slice matrices, features averaged over slices;
+2.5D slice matrices summed, then features; 3D one volume matrix.
+
+| code | feature                                          | formula                                    |
+|------|--------------------------------------------------|--------------------------------------------|
+| SODN | low dependence emphasis                          | sum_j s_j / j^2 / N_s                      |
+| IMOQ | high dependence emphasis                         | sum_j s_j j^2 / N_s                        |
+| TL9H | low grey level count emphasis                    | sum_i s_i / i^2 / N_s                      |
+| OAE7 | high grey level count emphasis                   | sum_i s_i i^2 / N_s                        |
+| EQ3F | low dependence low grey level emphasis           | sum_ij s_ij / (i^2 j^2) / N_s              |
+| JA6D | low dependence high grey level emphasis          | sum_ij s_ij i^2 / j^2 / N_s                |
+| NBZI | high dependence low grey level emphasis          | sum_ij s_ij j^2 / i^2 / N_s                |
+| 9QMG | high dependence high grey level emphasis         | sum_ij s_ij i^2 j^2 / N_s                  |
+| FP8K | grey level non-uniformity                        | sum_i s_i^2 / N_s                          |
+| 5SPA | normalised grey level non-uniformity             | sum_i s_i^2 / N_s^2                        |
+| Z87G | dependence count non-uniformity                  | sum_j s_j^2 / N_s                          |
+| OKJI | normalised dependence count non-uniformity       | sum_j s_j^2 / N_s^2                        |
+| 6XV8 | dependence count percentage                      | N_s / N_v                                  |
+| 1PFV | grey level variance                              | sum_ij (i - mu)^2 p_ij, mu = sum_ij i p_ij |
+| DNX2 | dependence count variance                        | sum_ij (j - mu)^2 p_ij, mu = sum_ij j p_ij |
+| FCBV | dependence count entropy                         | -sum_ij p_ij log2 p_ij                     |
+| CAS9 | dependence count energy                          | sum_ij p_ij^2                              |
+
+Every feature is defined for a non-empty ROI.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from radflow.features import zones
+from radflow.features.base import FeatureValue, RoiData
+from radflow.settings import Settings
+
+# IBSI code -> generic name in ``zones.count_matrix_features`` (column value j = dependence count).
+CODE_OF = {
+    "small": "SODN",
+    "large": "IMOQ",
+    "low": "TL9H",
+    "high": "OAE7",
+    "small_low": "EQ3F",
+    "small_high": "JA6D",
+    "large_low": "NBZI",
+    "large_high": "9QMG",
+    "glnu": "FP8K",
+    "glnu_norm": "5SPA",
+    "cnu": "Z87G",
+    "cnu_norm": "OKJI",
+    "percentage": "6XV8",
+    "gl_variance": "1PFV",
+    "c_variance": "DNX2",
+    "entropy": "FCBV",
+    "energy": "CAS9",
+}
+CODES = tuple(CODE_OF.values())
+
+
+@numba.njit(cache=True, nogil=True)
+def _dependence_counts(padded: np.ndarray, offsets: np.ndarray, pad: int, per_slice: bool, n_levels: int, alpha):
+    nz, ny, nx = padded.shape
+    n_out = nz - 2 * pad if per_slice else 1
+    n_offsets = offsets.shape[0]
+    counts = np.zeros((n_out, n_levels + 1, n_offsets + 2), dtype=np.int64)
+    for z in range(pad, nz - pad):
+        out = z - pad if per_slice else 0
+        for y in range(pad, ny - pad):
+            for x in range(pad, nx - pad):
+                centre = padded[z, y, x]
+                if centre == 0:
+                    continue
+                dependent = 1
+                for k in range(n_offsets):
+                    level = padded[z + offsets[k, 0], y + offsets[k, 1], x + offsets[k, 2]]
+                    if level != 0 and abs(level - centre) <= alpha:
+                        dependent += 1
+                counts[out, centre, dependent] += 1
+    return counts
+
+
+def dependence_counts(roi: RoiData, distance: int, alpha: float, planar: bool) -> np.ndarray:
+    """NGLDM counts indexed [slice, grey level, dependence count j] (grey level 0 and j = 0 unused).
+
+    ``planar``: in-plane neighbourhoods, one entry per axial slice of the ROI array; otherwise volume
+    neighbourhoods and a single entry.
+    """
+    pad = int(distance)
+    padded = zones.padded_levels(roi.levels, roi.int_mask, pad)
+    offsets = zones.neighbour_offsets(distance, planar)
+    return _dependence_counts(padded, offsets, pad, planar, int(roi.n_levels), float(alpha))
+
+
+def _features(counts: np.ndarray, n_voxels: int) -> zones.Values:
+    """Features of one NGLDM ``counts[grey level, j]`` as ``dependence_counts`` indexes it."""
+    matrix = counts[1:, 1:].astype(np.float64)
+    if matrix.sum() == 0:
+        return zones.undefined(CODES, "the intensity mask is empty")
+    dependence = np.arange(1, matrix.shape[1] + 1, dtype=np.float64)
+    return zones.named(zones.count_matrix_features(matrix, dependence, n_voxels), CODE_OF)
+
+
+def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:
+    aggregations = settings["texture"]["zone_aggregations"]
+    distance = settings["texture"]["ngldm_distance"]
+    alpha = settings["texture"]["ngldm_coarseness"]
+    n_voxels = int(np.count_nonzero(roi.int_mask))
+    planar = None
+    if {"2D", "2.5D"} & set(aggregations):
+        planar = dependence_counts(roi, distance, alpha, planar=True)
+
+    def values_for(aggregation: str) -> zones.Values:
+        if aggregation == "2D":
+            voxels_per_slice = roi.int_mask.sum(axis=(1, 2))
+            slices = zones.slices_with_voxels(roi.int_mask)
+            return zones.average_over_slices([_features(planar[z], int(voxels_per_slice[z])) for z in slices], CODES)
+        if aggregation == "2.5D":
+            return _features(planar.sum(axis=0), n_voxels)
+        return _features(dependence_counts(roi, distance, alpha, planar=False)[0], n_voxels)
+
+    return zones.feature_values(CODES, aggregations, values_for)
