@@ -1,0 +1,14 @@
+rule rdf:
+    """Describe cases, scans, masks, settings and every feature value in RDF (Radiomics Ontology + PROV-O)."""
+    input:
+        database=DATABASE,
+    output:
+        turtle=RDF_FILE,
+    params:
+        namespace=config["rdf"]["namespace"],
+    log:
+        f"{LOGS}/rdf.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "{RADFLOW} rdf {input.database:q} {output.turtle:q} --namespace {params.namespace:q} > {log} 2>&1"

@@ -1,0 +1,20 @@
+rule store:
+    """Load every batch into the DuckDB database (the only job that writes it); reruns replace, never duplicate."""
+    input:
+        cases=batch_files("cases.parquet"),
+        scans=batch_files("scans.parquet"),
+        masks=batch_files("masks.parquet"),
+        qc=batch_files("qc.parquet"),
+        features=batch_files("features.parquet"),
+        feature_errors=batch_files("features_qc.parquet"),
+        clinical=f"{INTERIM}/clinical.parquet",
+        settings=settings_files(),
+    output:
+        database=DATABASE,
+    log:
+        f"{LOGS}/store.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "{RADFLOW} store {output.database:q} --batches {input.cases:q} --clinical {input.clinical:q}"
+        " --settings {input.settings:q} > {log} 2>&1"

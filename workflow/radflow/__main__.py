@@ -1,0 +1,3 @@
+from radflow.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,180 @@
+"""The ``radflow`` command. Each subcommand parses its arguments and calls one function; the pipeline's rules call
+the pipeline subcommands (``discover``, ``ingest``, ``qc``, ``features``, ``store``, ``rdf``, ``report-figures``)."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+
+def _key_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--key-env", default="RADFLOW_PSEUDONYM_KEY", help="environment variable holding the key")
+    parser.add_argument("--key-file", default="", help="file holding the key (outside the repository)")
+    parser.add_argument("--allow-demo-key", action="store_true", help="fall back to the public demo key (demo data only)")
+
+
+def _key(args) -> bytes:
+    from radflow.dicom.deid import load_key
+
+    return load_key(args.key_env, args.key_file or None, allow_demo_key=args.allow_demo_key)
+
+
+def cmd_demo_cohort(args) -> None:
+    from radflow.demo import write_cohort
+
+    write_cohort(Path(args.outdir), n_patients=args.patients, seed=args.seed)
+
+
+def cmd_extract(args) -> None:
+    from radflow.extraction import extract_pair
+    from radflow.io import read_image, read_mask
+    from radflow.settings import Settings
+
+    settings = Settings.from_yaml(args.settings) if args.settings else Settings.from_dict({})
+    image = read_image(Path(args.image))
+    mask = read_mask(Path(args.mask), image, roi=args.roi)
+    table = extract_pair(image, mask, settings)
+    columns = ["family", "feature", "ibsi_code", "aggregation", "value"]
+    if args.out:
+        table[columns].to_csv(args.out, index=False, float_format="%.17g")
+    else:
+        table[columns].to_csv(sys.stdout, index=False, float_format="%.17g")
+
+
+def cmd_discover(args) -> None:
+    from radflow.pipeline.discover import discover
+
+    discover(Path(args.input_dir), Path(args.inventory), batch_size=args.batch_size, rois=json.loads(args.rois),
+             key=_key(args), mapping_file=Path(args.mapping_file) if args.mapping_file else None)
+
+
+def cmd_ingest(args) -> None:
+    from radflow.pipeline.ingest import ingest_batch
+
+    ingest_batch(Path(args.inventory), args.batch, Path(args.manifest), Path(args.volumes))
+
+
+def cmd_clinical(args) -> None:
+    from radflow.pipeline.discover import pseudonymise_clinical
+
+    pseudonymise_clinical(Path(args.clinical), Path(args.out), key=_key(args))
+
+
+def cmd_qc(args) -> None:
+    from radflow.pipeline.qc import qc_batch
+
+    qc_batch(Path(args.manifest), Path(args.outdir), spacing_tolerance_mm=args.spacing_tolerance,
+             min_roi_volume_mm3=args.min_roi_volume)
+
+
+def cmd_features(args) -> None:
+    from radflow.pipeline.features import extract_batch
+
+    features, errors = extract_batch(Path(args.manifest), Path(args.qc), [Path(p) for p in args.settings])
+    features.to_parquet(args.features, index=False)
+    errors.to_parquet(args.errors, index=False)
+
+
+def cmd_store(args) -> None:
+    from radflow.pipeline.store import store_run
+
+    store_run(Path(args.database), [Path(p).parent for p in args.batches], Path(args.clinical),
+              [Path(p) for p in args.settings])
+
+
+def cmd_rdf(args) -> None:
+    from radflow.provenance.rdf import write_rdf
+
+    n = write_rdf(Path(args.database), Path(args.turtle), args.namespace)
+    logging.info("wrote %d triples to %s", n, args.turtle)
+
+
+def cmd_report_figures(args) -> None:
+    from radflow.report import write_report_figures
+
+    write_report_figures(Path(args.database), Path(args.qc_html), Path(args.distributions_png))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="radflow", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo-cohort", help="write the synthetic DICOM demo cohort")
+    p.add_argument("outdir")
+    p.add_argument("--patients", type=int, default=40)
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=cmd_demo_cohort)
+
+    p = sub.add_parser("extract", help="IBSI features of one image and mask, as CSV")
+    p.add_argument("image", help="DICOM series folder, NIfTI or NRRD")
+    p.add_argument("mask", help="NIfTI/NRRD mask, DICOM RTSTRUCT (with --roi) or DICOM SEG")
+    p.add_argument("--settings", help="settings YAML in IBSI terms (default: radflow defaults)")
+    p.add_argument("--roi", help="ROI name in an RTSTRUCT or segment label in a SEG")
+    p.add_argument("--out", help="CSV file (default: standard output)")
+    p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("discover", help="pipeline: find series and masks, pseudonymise, batch")
+    p.add_argument("input_dir")
+    p.add_argument("inventory")
+    p.add_argument("--batch-size", type=int, default=10)
+    p.add_argument("--rois", required=True, help='JSON list of {"name", "pattern"}')
+    p.add_argument("--mapping-file", default="")
+    _key_arguments(p)
+    p.set_defaults(func=cmd_discover)
+
+    p = sub.add_parser("ingest", help="pipeline: read one batch into NIfTI volumes")
+    p.add_argument("inventory")
+    p.add_argument("batch")
+    p.add_argument("manifest")
+    p.add_argument("volumes")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("clinical", help="pipeline: pseudonymise the clinical CSV")
+    p.add_argument("clinical")
+    p.add_argument("out")
+    _key_arguments(p)
+    p.set_defaults(func=cmd_clinical)
+
+    p = sub.add_parser("qc", help="pipeline: QC one batch")
+    p.add_argument("manifest")
+    p.add_argument("outdir")
+    p.add_argument("--spacing-tolerance", type=float, default=0.01)
+    p.add_argument("--min-roi-volume", type=float, default=100.0)
+    p.set_defaults(func=cmd_qc)
+
+    p = sub.add_parser("features", help="pipeline: features of one batch")
+    p.add_argument("manifest")
+    p.add_argument("qc")
+    p.add_argument("features")
+    p.add_argument("errors")
+    p.add_argument("--settings", nargs="+", required=True)
+    p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("store", help="pipeline: load all batches into DuckDB")
+    p.add_argument("database")
+    p.add_argument("--batches", nargs="+", required=True, help="the cases.parquet of each batch")
+    p.add_argument("--clinical", required=True)
+    p.add_argument("--settings", nargs="+", required=True)
+    p.set_defaults(func=cmd_store)
+
+    p = sub.add_parser("rdf", help="pipeline: RDF export of the database")
+    p.add_argument("database")
+    p.add_argument("turtle")
+    p.add_argument("--namespace", default="https://w3id.org/radflow/demo/")
+    p.set_defaults(func=cmd_rdf)
+
+    p = sub.add_parser("report-figures", help="pipeline: QC summary and feature plots")
+    p.add_argument("database")
+    p.add_argument("qc_html")
+    p.add_argument("distributions_png")
+    p.set_defaults(func=cmd_report_figures)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    args.func(args)
+    return 0

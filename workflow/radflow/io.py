@@ -1,0 +1,56 @@
+"""Reading one image and one mask from whatever a user has: a DICOM series folder, NIfTI, NRRD, RTSTRUCT or SEG."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydicom
+import SimpleITK as sitk
+
+
+class InputError(ValueError):
+    pass
+
+
+def _dicom_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and pydicom.misc.is_dicom(p))
+
+
+def read_image(path: Path) -> sitk.Image:
+    """A DICOM series folder (one series) or any file SimpleITK reads (NIfTI, NRRD, MHA)."""
+    if path.is_dir():
+        from radflow.dicom.series import read_series
+
+        files = _dicom_files(path)
+        if not files:
+            raise InputError(f"no DICOM files in {path}")
+        return read_series(files)
+    return sitk.ReadImage(str(path))
+
+
+def read_mask(path: Path, reference: sitk.Image, roi: str | None = None) -> sitk.Image:
+    """A label image on the grid of ``reference``: NIfTI/NRRD (non-zero voxels are the ROI), RTSTRUCT or SEG."""
+    if path.is_file() and pydicom.misc.is_dicom(path):
+        modality = str(pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality"]).get("Modality", ""))
+        if modality == "RTSTRUCT":
+            from radflow.dicom import rtstruct
+
+            names = rtstruct.roi_names(path)
+            if roi is None:
+                if len(names) != 1:
+                    raise InputError(f"the RTSTRUCT has ROIs {names}: choose one with --roi")
+                roi = names[0]
+            return rtstruct.rasterise(path, roi, reference)
+        if modality == "SEG":
+            from radflow.dicom import seg
+
+            labels = seg.segment_labels(path)
+            if roi is None:
+                if len(labels) != 1:
+                    raise InputError(f"the SEG has segments {labels}: choose one with --roi")
+                roi = labels[0]
+            return seg.read_segment(path, roi, reference)
+        raise InputError(f"a DICOM mask must be RTSTRUCT or SEG, not {modality or 'unknown'}")
+    mask = sitk.ReadImage(str(path))
+    if mask.GetSize() != reference.GetSize():
+        raise InputError(f"mask size {mask.GetSize()} differs from image size {reference.GetSize()}")
+    return mask != 0 if roi is None else mask == int(roi)

@@ -1,0 +1,55 @@
+"""The per-batch ingest manifest: what ingest read for each case and scan, and where it wrote the volumes.
+
+JSON, paths relative to the manifest's folder, no identifiers (case ids are pseudonyms, series UIDs remapped).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class MaskEntry:
+    roi: str
+    source: str  # RTSTRUCT | SEG
+    source_roi_name: str
+    path: str = ""
+    sha256: str = ""
+
+
+@dataclass
+class ScanEntry:
+    case_id: str
+    scan: str  # test | retest | scan3 ...
+    status: str = "ok"  # ok | fail
+    error_code: str = ""
+    error_message: str = ""
+    image: str = ""
+    image_sha256: str = ""
+    meta: dict = field(default_factory=dict)
+    masks: list[MaskEntry] = field(default_factory=list)
+    roi_errors: list[dict] = field(default_factory=list)  # {"roi", "code", "message"}
+
+
+@dataclass
+class Manifest:
+    batch: str
+    scans: list[ScanEntry]
+    folder: Path = field(default=Path("."), compare=False)
+
+    def path_of(self, relative: str) -> Path:
+        return self.folder / relative
+
+    def write(self, path: Path) -> None:
+        doc = {"batch": self.batch, "scans": [asdict(s) for s in self.scans]}
+        path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+
+    @classmethod
+    def read(cls, path: Path) -> "Manifest":
+        doc = json.loads(Path(path).read_text())
+        scans = []
+        for s in doc["scans"]:
+            masks = [MaskEntry(**m) for m in s.pop("masks")]
+            scans.append(ScanEntry(**s, masks=masks))
+        return cls(doc["batch"], scans, Path(path).parent)

@@ -1,0 +1,51 @@
+"""Pipeline rule `store`: load all batches, the clinical table and the settings into the DuckDB database."""
+from __future__ import annotations
+
+import hashlib
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from radflow import __version__, store
+from radflow.settings import Settings
+
+# The packages whose versions decide the numbers; recorded in DuckDB and RDF (constraints.txt pins them).
+RECORDED_PACKAGES = (
+    "numpy", "numba", "llvmlite", "scipy", "scikit-image", "SimpleITK", "pydicom", "highdicom", "pandas",
+    "pyarrow", "duckdb", "rdflib", "snakemake",
+)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def software_versions() -> dict[str, str]:
+    versions = {"radflow": __version__}
+    for package in RECORDED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def store_run(database: Path, batch_dirs: list[Path], clinical_path: Path, settings_paths: list[Path]) -> None:
+    settings_docs = []
+    for path in settings_paths:
+        settings = Settings.from_yaml(path)
+        settings_docs.append({"settings_id": settings.settings_id, "name": settings.name, "document": settings.doc})
+    stage_of = {"cases": "qc", "scans": "qc", "masks": "qc", "qc": "qc", "features": "features", "features_qc": "features"}
+    files = [
+        (str(batch / f"{name}.parquet"), sha256_of(batch / f"{name}.parquet"), stage)
+        for batch in sorted(batch_dirs)
+        for name, stage in stage_of.items()
+    ]
+    files.append((str(clinical_path), sha256_of(clinical_path), "ingest"))
+    store.load_results(database, sorted(batch_dirs), settings_docs, pd.read_parquet(clinical_path),
+                       software_versions(), files)

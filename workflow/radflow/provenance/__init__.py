@@ -1,0 +1,1 @@
+"""FAIR export: RDF in the Radiomics Ontology and PROV-O."""
