@@ -286,11 +286,16 @@ UNDEFINED_REASONS = {code: "undefined for every non-empty matrix" for code in FE
 UNDEFINED_REASONS.update({"NI2N": _SINGLE_LEVEL, "R8DG": _SINGLE_LEVEL})
 
 
-def features_of(counts: np.ndarray, grey: np.ndarray, n_levels: int, symmetric: bool) -> dict[str, np.ndarray]:
-    """All GLCM features of a stack of non-empty one-sided co-occurrence count matrices (n, G, G)."""
+def probabilities(counts: np.ndarray, symmetric: bool) -> np.ndarray:
+    """Normalised GLCMs p_ij from a stack of non-empty one-sided counts (n, G, G); symmetric adds the transpose."""
     p = counts + counts.transpose(0, 2, 1) if symmetric else counts.copy()
     p /= p.sum(axis=(1, 2))[:, None, None]
-    stats = CooccurrenceStats(p, grey, n_levels)
+    return p
+
+
+def features_of(counts: np.ndarray, grey: np.ndarray, n_levels: int, symmetric: bool) -> dict[str, np.ndarray]:
+    """All GLCM features of a stack of non-empty one-sided co-occurrence count matrices (n, G, G)."""
+    stats = CooccurrenceStats(probabilities(counts, symmetric), grey, n_levels)
     return {code: feature(stats) for code, feature in FEATURES.items()}
 
 
