@@ -1,4 +1,4 @@
-"""Every IBSI-1 reference feature value, row by row: the digital phantom and CT phantom configuration A.
+"""Every IBSI-1 reference feature value, row by row: the digital phantom and CT phantom configurations A-E.
 
 Each family is computed once per configuration; a failure names the configuration, code, feature and aggregation.
 """
@@ -19,6 +19,10 @@ from radflow.settings import Settings
 CONFIGURATIONS = {
     "digital_phantom": ("digital_phantom", "digital_phantom/image.nii.gz", "digital_phantom/mask.nii.gz"),
     "A": ("A", "ct_phantom/nifti/image.nii.gz", "ct_phantom/nifti/mask.nii.gz"),
+    "B": ("B", "ct_phantom/nifti/image.nii.gz", "ct_phantom/nifti/mask.nii.gz"),
+    "C": ("C", "ct_phantom/nifti/image.nii.gz", "ct_phantom/nifti/mask.nii.gz"),
+    "D": ("D", "ct_phantom/nifti/image.nii.gz", "ct_phantom/nifti/mask.nii.gz"),
+    "E": ("E", "ct_phantom/nifti/image.nii.gz", "ct_phantom/nifti/mask.nii.gz"),
 }
 
 
