@@ -110,7 +110,7 @@ FEATURES = {
     "WR0O": (_on_grey_levels(st.interquartile_range), ""),
     "5Z3W": (_on_grey_levels(st.intensity_range), ""),
     "D2ZX": (_on_grey_levels(st.mean_absolute_deviation), ""),
-    "WRZB": (_on_grey_levels(st.robust_mean_absolute_deviation), ""),
+    "WRZB": (_on_grey_levels(st.robust_mean_absolute_deviation), st.EMPTY_P10_P90_REASON),
     "4RNL": (_on_grey_levels(st.median_absolute_deviation), ""),
     "CWYJ": (_on_grey_levels(st.coefficient_of_variation), "mean grey level is 0"),
     "SLWD": (_on_grey_levels(st.quartile_coefficient_of_dispersion), "P75 + P25 is 0"),

@@ -33,6 +33,7 @@ class Distribution:
             raise ValueError("a distribution needs at least one value")
         self.values = np.asarray(values, dtype=np.float64)
         self.counts = np.asarray(counts, dtype=np.int64)
+        self.weights = self.counts.astype(np.float64)  # for the sums below: an int64 @ float64 product converts anew
         self.n = int(self.counts.sum())
 
     @classmethod
@@ -46,8 +47,13 @@ class Distribution:
         if span <= max(_MAX_BINCOUNT_SPAN, 4 * x.size) and lo == math.floor(lo) and np.array_equal(x, np.floor(x)):
             return cls.from_histogram(lo + np.arange(int(span) + 1, dtype=np.float64), np.bincount((x - lo).astype(np.int64)))
         ordered = np.sort(x)
-        starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
-        return cls(ordered[starts], np.diff(np.append(starts, x.size)))
+        is_new = np.empty(x.size, dtype=bool)
+        is_new[0] = True
+        np.not_equal(ordered[1:], ordered[:-1], out=is_new[1:])
+        if np.count_nonzero(is_new) == x.size:  # continuous intensities: usually no ties at all
+            return cls(ordered, np.ones(x.size, dtype=np.int64))
+        starts = np.flatnonzero(is_new)
+        return cls(ordered[starts], np.diff(starts, append=x.size))
 
     @classmethod
     def from_histogram(cls, values: np.ndarray, counts: np.ndarray) -> "Distribution":
@@ -62,7 +68,7 @@ class Distribution:
 
     @cached_property
     def mean(self) -> float:
-        return float(self.counts @ self.values) / self.n
+        return float(self.weights @ self.values) / self.n
 
     @cached_property
     def deviations(self) -> np.ndarray:
@@ -71,8 +77,16 @@ class Distribution:
             return np.zeros(1)
         return self.values - self.mean
 
-    def central_moment(self, order: int) -> float:
-        return float(self.counts @ self.deviations**order) / self.n
+    @cached_property
+    def central_moments(self) -> tuple[float, float, float]:
+        """(m_2, m_3, m_4), m_j = 1/N sum_k (X_k - mu)^j, by products (``**`` with exponents 3 and 4 is a slow pow)."""
+        d = self.deviations
+        d2 = d * d
+        return tuple(float(self.weights @ power) / self.n for power in (d2, d2 * d, d2 * d2))
+
+    @cached_property
+    def sum_of_squares(self) -> float:
+        return float(self.weights @ (self.values * self.values))
 
     def order_statistic(self, rank: np.ndarray) -> np.ndarray:
         """The rank-th smallest sample (0-based), vectorised over ``rank``."""
@@ -104,19 +118,19 @@ def mean(d: Distribution) -> float:
 
 def variance(d: Distribution) -> float:
     """Variance (ECT3): sigma^2 = 1/N_v sum_k (X_k - mu)^2 (no bias correction)."""
-    return d.central_moment(2)
+    return d.central_moments[0]
 
 
 def skewness(d: Distribution) -> float:
     """Skewness (KE2A): m_3 / m_2^(3/2) with m_j the j-th central moment; 0 when the variance is 0 (IBSI)."""
-    m2 = d.central_moment(2)
-    return 0.0 if m2 == 0.0 else d.central_moment(3) / m2**1.5
+    m2, m3, _ = d.central_moments
+    return 0.0 if m2 == 0.0 else m3 / m2**1.5
 
 
 def excess_kurtosis(d: Distribution) -> float:
     """(Excess) kurtosis (IPH6): m_4 / m_2^2 - 3; 0 when the variance is 0 (IBSI)."""
-    m2 = d.central_moment(2)
-    return 0.0 if m2 == 0.0 else d.central_moment(4) / m2**2 - 3.0
+    m2, _, m4 = d.central_moments
+    return 0.0 if m2 == 0.0 else m4 / m2**2 - 3.0
 
 
 def median(d: Distribution) -> float:
@@ -156,30 +170,30 @@ def intensity_range(d: Distribution) -> float:
 
 def mean_absolute_deviation(d: Distribution) -> float:
     """Mean absolute deviation (4FUA): 1/N_v sum_k |X_k - mu|."""
-    return float(d.counts @ np.abs(d.deviations)) / d.n
+    return float(d.weights @ np.abs(d.deviations)) / d.n
 
 
 def robust_mean_absolute_deviation(d: Distribution) -> float:
     """Robust mean absolute deviation (1128): the mean absolute deviation of the samples with P_10 <= X <= P_90,
-    from their own mean. The set is never empty (P_10 <= P_90 and some sample lies between them)."""
+    from their own mean. Undefined (NaN) when no sample lies there, which happens only for two distinct samples."""
     inner = (d.values >= d.quartiles[10]) & (d.values <= d.quartiles[90])
-    values, counts = d.values[inner], d.counts[inner]
-    if values.size == 1:
-        return 0.0
-    n = counts.sum()
-    inner_mean = float(counts @ values) / n
-    return float(counts @ np.abs(values - inner_mean)) / n
+    values, weights = d.values[inner], d.weights[inner]
+    if values.size <= 1:
+        return 0.0 if values.size else math.nan
+    n = weights.sum()
+    inner_mean = float(weights @ values) / n
+    return float(weights @ np.abs(values - inner_mean)) / n
 
 
 def median_absolute_deviation(d: Distribution) -> float:
     """Median absolute deviation (N72L): 1/N_v sum_k |X_k - M|, M the median (a mean deviation, not a median)."""
-    return float(d.counts @ np.abs(d.values - d.quartiles[50])) / d.n
+    return float(d.weights @ np.abs(d.values - d.quartiles[50])) / d.n
 
 
 def coefficient_of_variation(d: Distribution) -> float:
     """Coefficient of variation (7TET): sigma / mu; undefined (NaN) when mu = 0."""
     mu = d.mean
-    return math.nan if mu == 0.0 else math.sqrt(d.central_moment(2)) / mu
+    return math.nan if mu == 0.0 else math.sqrt(d.central_moments[0]) / mu
 
 
 def quartile_coefficient_of_dispersion(d: Distribution) -> float:
@@ -190,15 +204,17 @@ def quartile_coefficient_of_dispersion(d: Distribution) -> float:
 
 def energy(d: Distribution) -> float:
     """Energy (N8CA): sum_k X_k^2 (IBSI chapter 1: not scaled by the voxel volume)."""
-    return float(d.counts @ d.values**2)
+    return d.sum_of_squares
 
 
 def root_mean_square(d: Distribution) -> float:
     """Root mean square (5ZWQ): sqrt(1/N_v sum_k X_k^2)."""
-    return math.sqrt(energy(d) / d.n)
+    return math.sqrt(d.sum_of_squares / d.n)
 
 
 Statistic = Callable[[Distribution], float]
+
+EMPTY_P10_P90_REASON = "no intensity lies between P10 and P90 (two distinct intensities)"
 
 # IBSI code -> (statistic, reason when it is undefined); the order is the IBSI document order.
 FEATURES: dict[str, tuple[Statistic, str]] = {
@@ -214,7 +230,7 @@ FEATURES: dict[str, tuple[Statistic, str]] = {
     "SALO": (interquartile_range, ""),
     "2OJQ": (intensity_range, ""),
     "4FUA": (mean_absolute_deviation, ""),
-    "1128": (robust_mean_absolute_deviation, ""),
+    "1128": (robust_mean_absolute_deviation, EMPTY_P10_P90_REASON),
     "N72L": (median_absolute_deviation, ""),
     "7TET": (coefficient_of_variation, "mean intensity is 0"),
     "9S40": (quartile_coefficient_of_dispersion, "P75 + P25 is 0"),
