@@ -6,10 +6,10 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: workflow.source_path("config/config.yaml")
+configfile: f"{workflow.basedir}/config/config.yaml"
 
 
-validate(config, workflow.source_path("config/schemas/config.schema.yaml"))
+validate(config, f"{workflow.basedir}/config/schemas/config.schema.yaml")
 
 
 include: "rules/common.smk"

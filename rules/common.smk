@@ -17,12 +17,25 @@ CONDA_ENV = "../envs/radflow.yaml"
 
 DEMO_INPUT_DIR = "resources/demo/dicom"
 USE_DEMO = config["input_dir"] == DEMO_INPUT_DIR
-DEMO_KEY_ARGS = "--allow-demo-key" if USE_DEMO else ""  # the public demo key, for demo data only
+
+
+def key_args():
+    """Where the pseudonymisation key comes from, as `radflow` arguments (no key value ever appears here)."""
+    settings = config["pseudonymisation"]
+    args = f"--key-env {settings['key_env']}"
+    if settings["key_file"]:
+        args += f" --key-file {settings['key_file']}"
+    if USE_DEMO:
+        args += " --allow-demo-key"  # the public demo key, for the generated demo cohort only
+    return args
+
+
+KEY_ARGS = key_args()
 
 
 def repo_or_workdir(path):
     """A config path as given (relative to the working directory) if it exists there, else inside the repository."""
-    return path if os.path.exists(path) else workflow.source_path(path)
+    return path if os.path.exists(path) else os.path.join(workflow.basedir, path)
 
 
 def settings_files():

@@ -7,17 +7,18 @@ checkpoint discover:
     params:
         batch_size=config["batch_size"],
         rois=json.dumps(config["rois"]),
-        key_env=config["pseudonymisation"]["key_env"],
-        key_file=config["pseudonymisation"]["key_file"] or "",
-        mapping_file=config["pseudonymisation"]["mapping_file"] or "",
+        mapping=(
+            f"--mapping-file {config['pseudonymisation']['mapping_file']}"
+            if config["pseudonymisation"]["mapping_file"]
+            else ""
+        ),
     log:
         f"{LOGS}/discover.log",
     conda:
         CONDA_ENV
     shell:
         "{RADFLOW} discover {input:q} {output.inventory:q} --batch-size {params.batch_size} --rois {params.rois:q}"
-        " --key-env {params.key_env:q} --key-file {params.key_file:q} --mapping-file {params.mapping_file:q}"
-        " {DEMO_KEY_ARGS} > {log} 2>&1"
+        " {KEY_ARGS} {params.mapping} > {log} 2>&1"
 
 
 rule ingest:
@@ -27,12 +28,15 @@ rule ingest:
     output:
         manifest=f"{INTERIM}/batches/{{batch}}/ingest.json",
         volumes=directory(f"{INTERIM}/batches/{{batch}}/volumes"),
+    params:
+        spacing_tolerance=config["qc"]["slice_spacing_tolerance_mm"],
     log:
         f"{LOGS}/ingest/{{batch}}.log",
     conda:
         CONDA_ENV
     shell:
-        "{RADFLOW} ingest {input.inventory:q} {wildcards.batch} {output.manifest:q} {output.volumes:q} > {log} 2>&1"
+        "{RADFLOW} ingest {input.inventory:q} {wildcards.batch} {output.manifest:q} {output.volumes:q}"
+        " --spacing-tolerance {params.spacing_tolerance} > {log} 2>&1"
 
 
 rule clinical:
@@ -41,13 +45,9 @@ rule clinical:
         clinical=config["clinical"],
     output:
         f"{INTERIM}/clinical.parquet",
-    params:
-        key_env=config["pseudonymisation"]["key_env"],
-        key_file=config["pseudonymisation"]["key_file"] or "",
     log:
         f"{LOGS}/clinical.log",
     conda:
         CONDA_ENV
     shell:
-        "{RADFLOW} clinical {input.clinical:q} {output:q} --key-env {params.key_env:q} --key-file {params.key_file:q}"
-        " {DEMO_KEY_ARGS} > {log} 2>&1"
+        "{RADFLOW} clinical {input.clinical:q} {output:q} {KEY_ARGS} > {log} 2>&1"

@@ -9,7 +9,6 @@ rule qc:
         masks=f"{INTERIM}/batches/{{batch}}/masks.parquet",
         qc=f"{INTERIM}/batches/{{batch}}/qc.parquet",
     params:
-        spacing_tolerance=config["qc"]["slice_spacing_tolerance_mm"],
         min_roi_volume=config["qc"]["min_roi_volume_mm3"],
     log:
         f"{LOGS}/qc/{{batch}}.log",
@@ -17,4 +16,4 @@ rule qc:
         CONDA_ENV
     shell:
         "{RADFLOW} qc {input.manifest:q} {INTERIM}/batches/{wildcards.batch}"
-        " --spacing-tolerance {params.spacing_tolerance} --min-roi-volume {params.min_roi_volume} > {log} 2>&1"
+        " --min-roi-volume {params.min_roi_volume} > {log} 2>&1"

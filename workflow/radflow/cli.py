@@ -53,7 +53,8 @@ def cmd_discover(args) -> None:
 def cmd_ingest(args) -> None:
     from radflow.pipeline.ingest import ingest_batch
 
-    ingest_batch(Path(args.inventory), args.batch, Path(args.manifest), Path(args.volumes))
+    ingest_batch(Path(args.inventory), args.batch, Path(args.manifest), Path(args.volumes),
+                 spacing_tolerance_mm=args.spacing_tolerance)
 
 
 def cmd_clinical(args) -> None:
@@ -65,8 +66,7 @@ def cmd_clinical(args) -> None:
 def cmd_qc(args) -> None:
     from radflow.pipeline.qc import qc_batch
 
-    qc_batch(Path(args.manifest), Path(args.outdir), spacing_tolerance_mm=args.spacing_tolerance,
-             min_roi_volume_mm3=args.min_roi_volume)
+    qc_batch(Path(args.manifest), Path(args.outdir), min_roi_volume_mm3=args.min_roi_volume)
 
 
 def cmd_features(args) -> None:
@@ -129,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("batch")
     p.add_argument("manifest")
     p.add_argument("volumes")
+    p.add_argument("--spacing-tolerance", type=float, default=0.01, help="mm a slice gap may deviate")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("clinical", help="pipeline: pseudonymise the clinical CSV")
@@ -140,7 +141,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("qc", help="pipeline: QC one batch")
     p.add_argument("manifest")
     p.add_argument("outdir")
-    p.add_argument("--spacing-tolerance", type=float, default=0.01)
     p.add_argument("--min-roi-volume", type=float, default=100.0)
     p.set_defaults(func=cmd_qc)
 
@@ -175,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("highdicom").setLevel(logging.WARNING)  # its INFO lines quote source UIDs
     args = build_parser().parse_args(argv)
     args.func(args)
     return 0

@@ -22,17 +22,6 @@ class QCResult:
     roi: str = ""
 
 
-def slice_spacing(slice_positions_mm: list[float], tolerance_mm: float) -> QCResult:
-    """SLICE_SPACING: the largest deviation of consecutive slice gaps from their median."""
-    gaps = np.diff(np.sort(np.asarray(slice_positions_mm, dtype=float)))
-    if gaps.size == 0:
-        return QCResult("SLICE_SPACING", PASS, "single-slice series", 0.0)
-    deviation = float(np.max(np.abs(gaps - np.median(gaps))))
-    if deviation > tolerance_mm:
-        return QCResult("SLICE_SPACING", FAIL, f"slice gaps vary by {deviation:.3f} mm (tolerance {tolerance_mm} mm)", deviation)
-    return QCResult("SLICE_SPACING", PASS, "uniform slice spacing", deviation)
-
-
 def same_geometry(image: sitk.Image, mask: sitk.Image, tolerance: float = 1e-3) -> bool:
     return (
         image.GetSize() == mask.GetSize()

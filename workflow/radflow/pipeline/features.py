@@ -45,7 +45,7 @@ def extract_batch(manifest_path: Path, qc_path: Path, settings_paths: list[Path]
             for settings in all_settings:
                 try:
                     table = extract_pair(image, mask, settings)
-                except Exception as exc:  # one bad ROI must not stop the batch; the reason goes to QC
+                except (ValueError, ArithmeticError) as exc:  # bad data in one ROI: recorded in QC, the batch goes on
                     log.warning("feature extraction failed for %s/%s/%s: %s", scan.case_id, scan.scan, mask_entry.roi, exc)
                     key = (scan.case_id, scan.scan, mask_entry.roi)
                     errors.setdefault(key, []).append(f"{settings.name}: {type(exc).__name__}: {exc}")

@@ -11,10 +11,11 @@ from radflow import qc, store
 from radflow.manifest import Manifest, ScanEntry
 
 
-def check_scan(manifest: Manifest, scan: ScanEntry, spacing_tolerance_mm: float, min_roi_volume_mm3: float) -> list[qc.QCResult]:
+def check_scan(manifest: Manifest, scan: ScanEntry, min_roi_volume_mm3: float) -> list[qc.QCResult]:
+    """Ingest's verdict (series geometry, slice spacing, masks found), then the mask checks of every ROI."""
     if scan.status != "ok":
         return [qc.QCResult(scan.error_code, qc.FAIL, scan.error_message)]
-    results = [qc.slice_spacing(scan.meta.get("slice_positions_mm", []), spacing_tolerance_mm)]
+    results = [qc.QCResult("SERIES_READ", qc.PASS, "series read: geometry and slice spacing consistent")]
     results += [qc.QCResult(e["code"], qc.FAIL, e["message"], roi=e["roi"]) for e in scan.roi_errors]
     image = sitk.ReadImage(str(manifest.path_of(scan.image)))
     for mask_entry in scan.masks:
@@ -40,7 +41,7 @@ def case_status(scan_statuses: list[str], retest_severity: str) -> str:
     return qc.PASS
 
 
-def qc_batch(manifest_path: Path, outdir: Path, spacing_tolerance_mm: float, min_roi_volume_mm3: float) -> None:
+def qc_batch(manifest_path: Path, outdir: Path, min_roi_volume_mm3: float) -> None:
     manifest = Manifest.read(manifest_path)
     qc_rows, scan_rows, mask_rows, case_rows = [], [], [], []
     by_case: dict[str, list[ScanEntry]] = {}
@@ -49,7 +50,7 @@ def qc_batch(manifest_path: Path, outdir: Path, spacing_tolerance_mm: float, min
     for case_id, scans in sorted(by_case.items()):
         case_results = []
         for scan in scans:
-            results = check_scan(manifest, scan, spacing_tolerance_mm, min_roi_volume_mm3)
+            results = check_scan(manifest, scan, min_roi_volume_mm3)
             scan_level = [r for r in results if not r.roi]
             roi_usable = {m.roi for m in scan.masks} - {r.roi for r in results if r.roi and r.severity == qc.FAIL}
             status = qc.FAIL if qc.worst(scan_level) == qc.FAIL or not roi_usable else qc.worst(results)
