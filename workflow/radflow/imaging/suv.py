@@ -1,0 +1,196 @@
+"""PET standardised uptake value, body weight (SUVbw), from DICOM PET tags.
+
+    SUVbw = C(t) [Bq/ml] * W [g] / D_decayed [Bq]          (1 ml of tissue taken as 1 g)
+
+C is the stored value times RescaleSlope plus RescaleIntercept (Units BQML), W the PatientWeight (kg -> g), and
+D_decayed the injected RadionuclideTotalDose decayed to the time the image activities refer to (DecayCorrection):
+
+- ``START``: images are decay-corrected to the scan start, so D_decayed = D * 2^(-(t_scan - t_inj) / T_half) with
+  t_scan the SeriesDate/SeriesTime; when SeriesTime lies after the slice's AcquisitionTime (the series was
+  re-created by post-processing and its time reset) the acquisition date/time is used instead, or the caller's
+  ``scan_start`` (the earliest acquisition time of the series) when given — the QIBA vendor-neutral rule;
+- ``ADMIN``: images are decay-corrected to the administration time, so D_decayed = D.
+
+t_inj is RadiopharmaceuticalStartDateTime, or RadiopharmaceuticalStartTime on the SeriesDate (a day earlier if that
+would put the injection after the scan: injected before midnight). Units GML are already SUVbw (factor 1). Anything
+else (CNTS, DecayCorrection NONE, a missing or zero tag) raises ``SuvError`` naming the tag.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+SUPPORTED_DECAY_CORRECTIONS = ("START", "ADMIN")
+# GE PET: the scan start of the original acquisition, kept when a post-processed series resets SeriesTime.
+GE_SCAN_DATETIME = (0x0009, 0x100D)
+
+
+class SuvError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class SuvParameters:
+    units: str
+    decay_correction: str
+    total_dose_bq: float
+    half_life_s: float
+    weight_kg: float
+    injection_time: datetime | None
+    scan_time: datetime | None
+
+    @property
+    def decay_time_s(self) -> float:
+        if self.decay_correction == "ADMIN":
+            return 0.0
+        return (self.scan_time - self.injection_time).total_seconds()
+
+    @property
+    def decayed_dose_bq(self) -> float:
+        return self.total_dose_bq * math.pow(2.0, -self.decay_time_s / self.half_life_s)
+
+    @property
+    def factor(self) -> float:
+        """Multiply activity concentrations in Bq/ml by this to get SUVbw (g/ml)."""
+        if self.units == "GML":
+            return 1.0
+        return self.weight_kg * 1000.0 / self.decayed_dose_bq
+
+
+def _tag(ds: Dataset, keyword: str, where: str = ""):
+    value = getattr(ds, keyword, None)
+    if value is None or value == "":
+        raise SuvError(f"SUV needs the DICOM tag {where}{keyword}, which is missing or empty")
+    return value
+
+
+def _positive(ds: Dataset, keyword: str, where: str = "") -> float:
+    value = float(_tag(ds, keyword, where))
+    if not value > 0:
+        raise SuvError(f"SUV needs a positive {where}{keyword}, got {value}")
+    return value
+
+
+def parse_time(value: str) -> tuple[int, int, int, int]:
+    """DICOM TM (HH, HHMM, HHMMSS, HHMMSS.FFFFFF, or the old HH:MM:SS) -> (h, m, s, microseconds)."""
+    text = str(value).strip().replace(":", "")
+    whole, _, fraction = text.partition(".")
+    if len(whole) < 2 or not whole.isdigit():
+        raise SuvError(f"cannot read DICOM time {value!r}")
+    hour, minute, second = int(whole[0:2]), int(whole[2:4] or 0), int(whole[4:6] or 0)
+    micro = int((fraction + "000000")[:6]) if fraction else 0
+    return hour, minute, second, micro
+
+
+def parse_date(value: str) -> datetime:
+    text = str(value).strip().replace(".", "")
+    try:
+        return datetime.strptime(text, "%Y%m%d")
+    except ValueError:
+        raise SuvError(f"cannot read DICOM date {value!r}") from None
+
+
+def combine(date_value: str, time_value: str) -> datetime:
+    hour, minute, second, micro = parse_time(time_value)
+    return parse_date(date_value).replace(hour=hour, minute=minute, second=second, microsecond=micro)
+
+
+def parse_datetime(value: str) -> datetime:
+    """DICOM DT (YYYYMMDDHHMMSS.FFFFFF&ZZXX, trailing components optional) -> local wall time.
+
+    The UTC offset (&ZZXX) is dropped: it states the offset of the local time the value is written in, and the TM
+    tags it is compared with (SeriesTime, AcquisitionTime) are in that same local time.
+    """
+    text = str(value).strip()
+    for sign in "+-":
+        if sign in text[8:]:
+            text = text[: text.index(sign, 8)]
+    if len(text) < 8:
+        raise SuvError(f"cannot read DICOM date-time {value!r}")
+    moment = parse_date(text[:8])
+    if len(text) > 8:
+        hour, minute, second, micro = parse_time(text[8:])
+        moment = moment.replace(hour=hour, minute=minute, second=second, microsecond=micro)
+    return moment
+
+
+def _radiopharmaceutical(ds: Dataset) -> Dataset:
+    sequence = getattr(ds, "RadiopharmaceuticalInformationSequence", None)
+    if not sequence:
+        raise SuvError("SUV needs the DICOM tag RadiopharmaceuticalInformationSequence, which is missing or empty")
+    return sequence[0]
+
+
+def _scan_time(ds: Dataset, scan_start: datetime | None) -> datetime:
+    series = combine(_tag(ds, "SeriesDate"), _tag(ds, "SeriesTime"))
+    acquisition_date, acquisition_time = getattr(ds, "AcquisitionDate", None), getattr(ds, "AcquisitionTime", None)
+    if not (acquisition_date and acquisition_time):
+        return series
+    acquisition = combine(acquisition_date, acquisition_time)
+    if series <= acquisition:
+        return series
+    # SeriesTime after the acquisition: a post-processed series whose time was reset.
+    if scan_start is not None:
+        return scan_start
+    if GE_SCAN_DATETIME in ds and ds[GE_SCAN_DATETIME].value:
+        return parse_datetime(ds[GE_SCAN_DATETIME].value)
+    return acquisition
+
+
+def _injection_time(info: Dataset, ds: Dataset, scan: datetime) -> datetime:
+    start_datetime = getattr(info, "RadiopharmaceuticalStartDateTime", None)
+    if start_datetime:
+        return parse_datetime(start_datetime)
+    where = "RadiopharmaceuticalInformationSequence[0]."
+    injection = combine(_tag(ds, "SeriesDate"), _tag(info, "RadiopharmaceuticalStartTime", where))
+    if injection > scan:  # only a time of day is known: injected before midnight
+        injection -= timedelta(days=1)
+    return injection
+
+
+def suv_parameters(ds: Dataset, scan_start: datetime | None = None) -> SuvParameters:
+    """Read and check everything SUVbw needs from one PET slice (or the enhanced PET dataset)."""
+    units = str(_tag(ds, "Units")).upper()
+    if units == "GML":
+        return SuvParameters("GML", str(getattr(ds, "DecayCorrection", "")), math.nan, math.nan, math.nan, None, None)
+    if units != "BQML":
+        raise SuvError(f"SUV needs activity concentrations: Units BQML (or GML), got {units!r}")
+    decay_correction = str(_tag(ds, "DecayCorrection")).upper()
+    if decay_correction not in SUPPORTED_DECAY_CORRECTIONS:
+        raise SuvError(
+            f"DecayCorrection {decay_correction!r} is not supported (only {SUPPORTED_DECAY_CORRECTIONS}): "
+            "per-slice decay to the acquisition time is not implemented"
+        )
+    info = _radiopharmaceutical(ds)
+    where = "RadiopharmaceuticalInformationSequence[0]."
+    dose = _positive(info, "RadionuclideTotalDose", where)
+    half_life = _positive(info, "RadionuclideHalfLife", where)
+    weight = _positive(ds, "PatientWeight")
+    scan = injection = None
+    if decay_correction == "START":
+        scan = _scan_time(ds, scan_start)
+        injection = _injection_time(info, ds, scan)
+        if injection > scan:
+            raise SuvError(f"the injection ({injection}) is after the scan start ({scan})")
+    return SuvParameters(units, decay_correction, dose, half_life, weight, injection, scan)
+
+
+def suv_bw_factor(ds: Dataset, scan_start: datetime | None = None) -> float:
+    """Factor that turns this PET image's Bq/ml into SUVbw."""
+    return suv_parameters(ds, scan_start).factor
+
+
+def activity_concentration(ds: Dataset) -> np.ndarray:
+    """The slice's stored values through its own RescaleSlope/Intercept (PET slopes differ per slice)."""
+    slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
+    intercept = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
+    return ds.pixel_array.astype(np.float64) * slope + intercept
+
+
+def suv_bw(ds: Dataset, scan_start: datetime | None = None) -> np.ndarray:
+    """The slice's voxels as SUVbw."""
+    return activity_concentration(ds) * suv_bw_factor(ds, scan_start)
