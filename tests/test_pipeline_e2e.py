@@ -1,0 +1,126 @@
+"""End to end: real `snakemake` runs of the whole workflow on a tiny demo cohort in a temporary directory.
+
+Checks the DuckDB tables, parses the Turtle, greps every result file for the demo's identifying values, shows that
+a second run changes nothing and a forced store rerun duplicates nothing, and that a broken case fails in QC while
+the others get their features.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+import rdflib
+
+from conftest import REPO
+from radflow.demo import phi_values
+from radflow.features import registry
+
+pytestmark = pytest.mark.slow
+N_PATIENTS = 3
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # rules call `python -m radflow`
+    env.pop("RADFLOW_PSEUDONYM_KEY", None)
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "-c", "2",
+           "--config", f"demo_patients={N_PATIENTS}", "batch_size=2", *args]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return result
+
+
+def table_digest(database: Path) -> dict[str, str]:
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        digests = {}
+        for (table,) in con.execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall():
+            rows = con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
+            digests[table] = hashlib.sha256(repr(rows).encode()).hexdigest()
+        return digests
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("demo_run")
+    snakemake(workdir)
+    return workdir
+
+
+def test_database_holds_every_case_scan_and_family(demo_run):
+    con = duckdb.connect(str(demo_run / "results" / "radflow.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM cases").fetchone()[0] == N_PATIENTS
+    assert con.execute("SELECT count(*) FROM scans WHERE status != 'fail'").fetchone()[0] == 2 * N_PATIENTS
+    assert con.execute("SELECT count(*) FROM clinical").fetchone()[0] == N_PATIENTS
+    per_scan = con.execute(
+        "SELECT case_id, scan, count(DISTINCT family) FROM features GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    assert len(per_scan) == 2 * N_PATIENTS
+    assert all(n_families == len(registry.FAMILIES) for _, _, n_families in per_scan)
+    duplicates = con.execute(
+        "SELECT count(*) FROM (SELECT case_id, scan, roi, settings_id, ibsi_code, aggregation FROM features "
+        "GROUP BY ALL HAVING count(*) > 1)"
+    ).fetchone()[0]
+    assert duplicates == 0
+    # Every feature row is keyed by a known IBSI code and the settings id stored in `settings`.
+    unknown = con.execute(
+        "SELECT count(*) FROM features f ANTI JOIN settings s USING (settings_id)"
+    ).fetchone()[0]
+    assert unknown == 0
+    codes = {c for (c,) in con.execute("SELECT DISTINCT ibsi_code FROM features").fetchall()}
+    assert codes <= set(registry.features())
+    # The clinical table is keyed by the same pseudonyms as the images.
+    assert con.execute("SELECT count(*) FROM clinical JOIN cases USING (case_id)").fetchone()[0] == N_PATIENTS
+
+
+def test_rdf_types_every_value_with_its_radiomics_ontology_class(demo_run):
+    graph = rdflib.Graph().parse(demo_run / "results" / "rdf" / "radflow.ttl")
+    con = duckdb.connect(str(demo_run / "results" / "radflow.duckdb"), read_only=True)
+    n_features = con.execute("SELECT count(*) FROM features").fetchone()[0]
+    has_value = rdflib.URIRef("http://www.cancerdata.org/roo/P100042")
+    typed = graph.query(
+        "SELECT (count(?v) AS ?n) WHERE { ?v <http://www.cancerdata.org/roo/P100042> ?x ; a ?c . "
+        "FILTER(STRSTARTS(STR(?c), 'http://www.radiomics.org/RO/')) }"
+    )
+    assert int(next(iter(typed))[0]) == n_features
+    assert len(set(graph.subjects(predicate=has_value))) == n_features
+    mesh_volumes = list(graph.subjects(rdflib.RDF.type, rdflib.URIRef("http://www.radiomics.org/RO/RNU0")))
+    assert len(mesh_volumes) == 2 * N_PATIENTS
+    versions = {str(v) for v in graph.objects(predicate=rdflib.URIRef("http://schema.org/softwareVersion"))}
+    assert any(v.count(".") >= 1 for v in versions)
+
+
+def test_no_identifying_value_in_any_result_file(demo_run):
+    phi = phi_values(demo_run / "resources" / "demo", include_uids=True)
+    phi |= {part for value in phi for part in value.split("^") if len(part) >= 4}  # name components too
+    assert len(phi) > 20, "the demo's PHI manifest should list identifying values and UIDs"
+    files = [p for p in (demo_run / "results").rglob("*") if p.is_file()]
+    assert any(p.suffix == ".duckdb" for p in files) and any(p.suffix == ".ttl" for p in files)
+    leaks = []
+    for path in files:
+        data = path.read_bytes()
+        leaks += [(path.name, value) for value in phi if value.encode() in data]
+    assert not leaks, leaks[:10]
+
+
+def test_second_run_changes_nothing_and_store_rerun_duplicates_nothing(demo_run):
+    database = demo_run / "results" / "radflow.duckdb"
+    before = table_digest(database)
+    result = snakemake(demo_run)
+    assert "Nothing to be done" in result.stdout + result.stderr
+    assert table_digest(database) == before
+    snakemake(demo_run, "--forcerun", "store")
+    assert table_digest(database) == before
+
+
+def test_report_is_self_contained_html(demo_run):
+    snakemake(demo_run, "--report", str(demo_run / "results" / "report.html"))
+    text = (demo_run / "results" / "report.html").read_text(errors="replace")
+    assert "<html" in text.lower() and "feature_distributions.png" in text
