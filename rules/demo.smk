@@ -6,6 +6,7 @@ if USE_DEMO:
             dicom=directory(DEMO_INPUT_DIR),
             clinical="resources/demo/clinical.csv",
         params:
+            radflow=RADFLOW,
             patients=config["demo_patients"],
             seed=config["demo_seed"],
         log:
@@ -13,4 +14,4 @@ if USE_DEMO:
         conda:
             CONDA_ENV
         shell:
-            "{RADFLOW} demo-cohort resources/demo --patients {params.patients} --seed {params.seed} > {log} 2>&1"
+            "{params.radflow} demo-cohort resources/demo --patients {params.patients} --seed {params.seed} > {log} 2>&1"

@@ -10,10 +10,12 @@ rule features:
     threads: 1
     resources:
         mem_mb=4000,
+    params:
+        radflow=RADFLOW,
     log:
         f"{LOGS}/features/{{batch}}.log",
     conda:
         CONDA_ENV
     shell:
-        "{RADFLOW} features {input.manifest:q} {input.qc:q} {output.features:q} {output.errors:q}"
+        "{params.radflow} features {input.manifest:q} {input.qc:q} {output.features:q} {output.errors:q}"
         " --settings {input.settings:q} > {log} 2>&1"

@@ -5,6 +5,8 @@ checkpoint discover:
     output:
         inventory=f"{INTERIM}/inventory.json",
     params:
+        radflow=RADFLOW,
+        key=KEY_ARGS,
         batch_size=config["batch_size"],
         rois=json.dumps(config["rois"]),
         mapping=(
@@ -17,8 +19,8 @@ checkpoint discover:
     conda:
         CONDA_ENV
     shell:
-        "{RADFLOW} discover {input:q} {output.inventory:q} --batch-size {params.batch_size} --rois {params.rois:q}"
-        " {KEY_ARGS} {params.mapping} > {log} 2>&1"
+        "{params.radflow} discover {input:q} {output.inventory:q} --batch-size {params.batch_size} --rois {params.rois:q}"
+        " {params.key} {params.mapping} > {log} 2>&1"
 
 
 rule ingest:
@@ -29,13 +31,14 @@ rule ingest:
         manifest=f"{INTERIM}/batches/{{batch}}/ingest.json",
         volumes=directory(f"{INTERIM}/batches/{{batch}}/volumes"),
     params:
+        radflow=RADFLOW,
         spacing_tolerance=config["qc"]["slice_spacing_tolerance_mm"],
     log:
         f"{LOGS}/ingest/{{batch}}.log",
     conda:
         CONDA_ENV
     shell:
-        "{RADFLOW} ingest {input.inventory:q} {wildcards.batch} {output.manifest:q} {output.volumes:q}"
+        "{params.radflow} ingest {input.inventory:q} {wildcards.batch} {output.manifest:q} {output.volumes:q}"
         " --spacing-tolerance {params.spacing_tolerance} > {log} 2>&1"
 
 
@@ -45,9 +48,12 @@ rule clinical:
         clinical=config["clinical"],
     output:
         f"{INTERIM}/clinical.parquet",
+    params:
+        radflow=RADFLOW,
+        key=KEY_ARGS,
     log:
         f"{LOGS}/clinical.log",
     conda:
         CONDA_ENV
     shell:
-        "{RADFLOW} clinical {input.clinical:q} {output:q} {KEY_ARGS} > {log} 2>&1"
+        "{params.radflow} clinical {input.clinical:q} {output:q} {params.key} > {log} 2>&1"

@@ -9,11 +9,13 @@ rule qc:
         masks=f"{INTERIM}/batches/{{batch}}/masks.parquet",
         qc=f"{INTERIM}/batches/{{batch}}/qc.parquet",
     params:
+        radflow=RADFLOW,
+        outdir=lambda wildcards: f"{INTERIM}/batches/{wildcards.batch}",
         min_roi_volume=config["qc"]["min_roi_volume_mm3"],
     log:
         f"{LOGS}/qc/{{batch}}.log",
     conda:
         CONDA_ENV
     shell:
-        "{RADFLOW} qc {input.manifest:q} {INTERIM}/batches/{wildcards.batch}"
+        "{params.radflow} qc {input.manifest:q} {params.outdir}"
         " --min-roi-volume {params.min_roi_volume} > {log} 2>&1"

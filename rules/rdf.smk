@@ -5,10 +5,11 @@ rule rdf:
     output:
         turtle=RDF_FILE,
     params:
+        radflow=RADFLOW,
         namespace=config["rdf"]["namespace"],
     log:
         f"{LOGS}/rdf.log",
     conda:
         CONDA_ENV
     shell:
-        "{RADFLOW} rdf {input.database:q} {output.turtle:q} --namespace {params.namespace:q} > {log} 2>&1"
+        "{params.radflow} rdf {input.database:q} {output.turtle:q} --namespace {params.namespace:q} > {log} 2>&1"

@@ -11,10 +11,12 @@ rule store:
         settings=settings_files(),
     output:
         database=DATABASE,
+    params:
+        radflow=RADFLOW,
     log:
         f"{LOGS}/store.log",
     conda:
         CONDA_ENV
     shell:
-        "{RADFLOW} store {output.database:q} --batches {input.cases:q} --clinical {input.clinical:q}"
+        "{params.radflow} store {output.database:q} --batches {input.cases:q} --clinical {input.clinical:q}"
         " --settings {input.settings:q} > {log} 2>&1"
