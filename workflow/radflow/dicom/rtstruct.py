@@ -21,6 +21,8 @@ import numpy as np
 import pydicom
 import SimpleITK as sitk
 
+from radflow.dicom.deid import identifiers_unlogged
+
 PLANE_TOLERANCE_MM = 0.1
 
 
@@ -28,6 +30,7 @@ class RtstructError(ValueError):
     """The RTSTRUCT or ROI cannot be rasterised on the reference; the message says why (shown in QC tables)."""
 
 
+@identifiers_unlogged()
 def roi_names(path: Path | str) -> list[str]:
     """Names of the ROIs (StructureSetROISequence) in file order."""
     ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["StructureSetROISequence", "Modality"])
@@ -140,6 +143,7 @@ def fill_slice(polygons: Sequence[np.ndarray], shape: tuple[int, int]) -> np.nda
     return out
 
 
+@identifiers_unlogged()
 def rasterise(path: Path | str, roi_name: str, reference: sitk.Image,
               plane_tolerance_mm: float = PLANE_TOLERANCE_MM) -> sitk.Image:
     """ROI ``roi_name`` of the RTSTRUCT at ``path`` as a uint8 0/1 mask with the geometry of ``reference``."""

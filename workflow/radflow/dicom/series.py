@@ -22,6 +22,8 @@ import numpy as np
 import pydicom
 import SimpleITK as sitk
 
+from radflow.dicom.deid import identifiers_unlogged
+
 # Direction cosines are stored as decimal strings; exports disagree in about the 6th digit.
 ORIENTATION_TOLERANCE = 1e-4
 #: Default tolerated deviation of a slice gap from the mean gap, in mm.
@@ -158,6 +160,7 @@ def check_one_series(datasets: Sequence[pydicom.Dataset]) -> None:
         raise SeriesError(f"files from {len(uids)} different series (SeriesInstanceUID)")
 
 
+@identifiers_unlogged()
 def read_series(paths: Sequence[Path | str], spacing_tolerance_mm: float = SPACING_TOLERANCE_MM) -> sitk.Image:
     """Read single-frame slices of one series into a float32 SimpleITK image in modality units (HU for CT).
 

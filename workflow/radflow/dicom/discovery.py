@@ -1,0 +1,312 @@
+"""Inventory of any folder tree of DICOM files: image series, mask objects (RTSTRUCT, SEG) and what could not be read.
+
+No naming assumptions: every regular file is tried (with or without a .dcm suffix); files that are not DICOM are
+listed as skipped, DICOMDIR files and non-image objects (plans, reports, presentation states …) too. Only headers are
+read (``stop_before_pixels`` and ``specific_tags``), so a scan costs about a millisecond per file.
+
+Image files are grouped by (StudyInstanceUID, SeriesInstanceUID). Each mask object is linked to an image series:
+by the series UID it references if that series is in the inventory, else by frame of reference when exactly one
+series (preferring the mask's own study) shares it. Identifiers are kept in the inventory (the pipeline needs
+them to pseudonymise) but never logged.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from radflow.dicom.deid import identifiers_unlogged
+
+RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
+SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+
+HEADER_TAGS = [
+    "SOPClassUID", "SOPInstanceUID", "Modality", "PatientID", "StudyInstanceUID", "SeriesInstanceUID",
+    "FrameOfReferenceUID", "SeriesDescription", "SeriesNumber", "SeriesDate", "SeriesTime", "AcquisitionDate",
+    "AcquisitionTime", "AcquisitionDateTime", "StudyDate", "StudyTime", "Rows", "Columns", "NumberOfFrames",
+    # RTSTRUCT
+    "StructureSetROISequence", "ReferencedFrameOfReferenceSequence",
+    # SEG
+    "SegmentSequence", "ReferencedSeriesSequence", "SegmentationType",
+]
+
+
+@dataclass(frozen=True)
+class Header:
+    """The header fields discovery uses, from one file (strings; '' when absent)."""
+
+    path: Path
+    sop_class_uid: str
+    sop_instance_uid: str
+    modality: str
+    patient_id: str
+    study_uid: str
+    series_uid: str
+    frame_of_reference_uid: str
+    series_description: str
+    series_number: str
+    series_datetime: str
+    acquisition_datetime: str
+    is_image: bool
+    labels: tuple[str, ...] = ()  # ROI names (RTSTRUCT) or segment labels (SEG)
+    referenced_series_uids: tuple[str, ...] = ()
+    referenced_frame_of_reference_uids: tuple[str, ...] = ()
+
+
+@dataclass
+class ImageSeries:
+    modality: str
+    patient_id: str
+    study_uid: str
+    series_uid: str
+    frame_of_reference_uid: str
+    series_description: str
+    series_number: str
+    series_datetime: str  # ISO 8601 (YYYY-MM-DDTHH:MM:SS), '' if unknown
+    acquisition_datetime: str  # earliest acquisition time over the files, ISO 8601, '' if unknown
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.study_uid, self.series_uid)
+
+    @property
+    def n_files(self) -> int:
+        return len(self.files)
+
+
+@dataclass
+class MaskObject:
+    """An RTSTRUCT or SEG file and the image series it was linked to."""
+
+    kind: str  # "RTSTRUCT" or "SEG"
+    path: Path
+    patient_id: str
+    study_uid: str
+    series_uid: str
+    sop_instance_uid: str
+    frame_of_reference_uid: str
+    labels: tuple[str, ...]  # ROI names or segment labels
+    referenced_series_uids: tuple[str, ...]
+    linked_series: tuple[str, str] | None = None  # (study UID, series UID) of the image series
+    link_method: str = "unlinked"  # "referenced_series", "frame_of_reference", "ambiguous", "unlinked"
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: Path
+    reason: str
+
+
+@dataclass
+class Inventory:
+    series: list[ImageSeries]
+    masks: list[MaskObject]
+    unreadable: list[SkippedFile]  # DICOM-looking files that failed to parse
+    skipped: list[SkippedFile]  # not DICOM, DICOMDIR, or DICOM objects that are neither images nor masks
+
+    def series_by_key(self) -> dict[tuple[str, str], ImageSeries]:
+        return {s.key: s for s in self.series}
+
+    def masks_for(self, series: ImageSeries) -> list[MaskObject]:
+        return [m for m in self.masks if m.linked_series == series.key]
+
+
+class NotDicom(Exception):
+    """Raised for files that are not DICOM (skipped, not 'unreadable')."""
+
+
+def iter_files(root: Path) -> Iterator[Path]:
+    """Regular files under ``root`` in a stable (sorted) order, hidden directories included, links not followed."""
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs.sort()
+        for name in sorted(files):
+            path = Path(folder) / name
+            if path.is_file():
+                yield path
+
+
+def looks_like_raw_dicom(path: Path) -> bool:
+    """A file without the 128-byte preamble whose first element is a group 0x0008 tag (old ACR-NEMA-style export)."""
+    with path.open("rb") as fh:
+        start = fh.read(4)
+    return len(start) == 4 and start[:2] in (b"\x08\x00", b"\x00\x08")
+
+
+def read_header(path: Path) -> pydicom.Dataset:
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=HEADER_TAGS)
+    except InvalidDicomError:
+        if not looks_like_raw_dicom(path):
+            raise NotDicom("not a DICOM file") from None
+        return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=HEADER_TAGS, force=True)
+
+
+def iso_datetime(date: str, time: str = "") -> str:
+    """DICOM DA (+ TM) or DT -> 'YYYY-MM-DDTHH:MM:SS' (seconds dropped if absent); '' if no date."""
+    date = date.strip()
+    if len(date) < 8 or not date[:8].isdigit():
+        return ""
+    if len(date) > 8 and not time:  # a DT value
+        date, time = date[:8], date[8:]
+    result = f"{date[:4]}-{date[4:6]}-{date[6:8]}"
+    digits = time.strip().split(".")[0]
+    if len(digits) >= 4 and digits[:4].isdigit():
+        result += f"T{digits[:2]}:{digits[2:4]}"
+        if len(digits) >= 6 and digits[4:6].isdigit():
+            result += f":{digits[4:6]}"
+    return result
+
+
+def _text(ds: pydicom.Dataset, keyword: str) -> str:
+    value = ds.get(keyword, "")
+    return "" if value is None else str(value).strip()
+
+
+def _unique(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(v for v in values if v))
+
+
+def rtstruct_references(ds: pydicom.Dataset) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(referenced series UIDs, referenced frame-of-reference UIDs) of a structure set."""
+    series, frames = [], []
+    for frame in ds.get("ReferencedFrameOfReferenceSequence", []):
+        frames.append(_text(frame, "FrameOfReferenceUID"))
+        for study in frame.get("RTReferencedStudySequence", []):
+            for item in study.get("RTReferencedSeriesSequence", []):
+                series.append(_text(item, "SeriesInstanceUID"))
+    frames.extend(_text(roi, "ReferencedFrameOfReferenceUID") for roi in ds.get("StructureSetROISequence", []))
+    return _unique(series), _unique(frames)
+
+
+def header_from_dataset(path: Path, ds: pydicom.Dataset) -> Header:
+    sop_class = _text(ds, "SOPClassUID") or _text(getattr(ds, "file_meta", pydicom.Dataset()),
+                                                    "MediaStorageSOPClassUID")
+    modality = _text(ds, "Modality")
+    labels: tuple[str, ...] = ()
+    referenced_series: tuple[str, ...] = ()
+    referenced_frames: tuple[str, ...] = ()
+    if modality == "RTSTRUCT" or sop_class == RTSTRUCT_SOP_CLASS:
+        labels = tuple(_text(roi, "ROIName") for roi in ds.get("StructureSetROISequence", []))
+        referenced_series, referenced_frames = rtstruct_references(ds)
+    elif modality == "SEG" or sop_class == SEG_SOP_CLASS:
+        labels = tuple(_text(seg, "SegmentLabel") for seg in ds.get("SegmentSequence", []))
+        referenced_series = _unique(_text(item, "SeriesInstanceUID") for item in ds.get("ReferencedSeriesSequence", []))
+    return Header(
+        path=path,
+        sop_class_uid=sop_class,
+        sop_instance_uid=_text(ds, "SOPInstanceUID"),
+        modality=modality,
+        patient_id=_text(ds, "PatientID"),
+        study_uid=_text(ds, "StudyInstanceUID"),
+        series_uid=_text(ds, "SeriesInstanceUID"),
+        frame_of_reference_uid=_text(ds, "FrameOfReferenceUID") or (referenced_frames[0] if referenced_frames else ""),
+        series_description=_text(ds, "SeriesDescription"),
+        series_number=_text(ds, "SeriesNumber"),
+        series_datetime=iso_datetime(_text(ds, "SeriesDate"), _text(ds, "SeriesTime"))
+        or iso_datetime(_text(ds, "StudyDate"), _text(ds, "StudyTime")),
+        acquisition_datetime=iso_datetime(_text(ds, "AcquisitionDateTime"))
+        or iso_datetime(_text(ds, "AcquisitionDate"), _text(ds, "AcquisitionTime")),
+        is_image="Rows" in ds and "Columns" in ds,
+        labels=labels,
+        referenced_series_uids=referenced_series,
+        referenced_frame_of_reference_uids=referenced_frames,
+    )
+
+
+def classify(header: Header) -> str:
+    """'RTSTRUCT', 'SEG', 'image' or 'other'."""
+    if header.modality == "RTSTRUCT" or header.sop_class_uid == RTSTRUCT_SOP_CLASS:
+        return "RTSTRUCT"
+    if header.modality == "SEG" or header.sop_class_uid == SEG_SOP_CLASS:
+        return "SEG"
+    if header.is_image and header.series_uid:
+        return "image"
+    return "other"
+
+
+def group_series(headers: Iterable[Header]) -> list[ImageSeries]:
+    """Image headers -> one ``ImageSeries`` per (study UID, series UID), in order of first appearance."""
+    groups: dict[tuple[str, str], ImageSeries] = {}
+    for h in headers:
+        key = (h.study_uid, h.series_uid)
+        series = groups.get(key)
+        if series is None:
+            series = groups[key] = ImageSeries(
+                modality=h.modality, patient_id=h.patient_id, study_uid=h.study_uid, series_uid=h.series_uid,
+                frame_of_reference_uid=h.frame_of_reference_uid, series_description=h.series_description,
+                series_number=h.series_number, series_datetime=h.series_datetime,
+                acquisition_datetime=h.acquisition_datetime)
+        elif h.acquisition_datetime and (not series.acquisition_datetime
+                                         or h.acquisition_datetime < series.acquisition_datetime):
+            series.acquisition_datetime = h.acquisition_datetime
+        series.files.append(h.path)
+    return list(groups.values())
+
+
+def mask_from_header(h: Header, kind: str) -> MaskObject:
+    return MaskObject(kind=kind, path=h.path, patient_id=h.patient_id, study_uid=h.study_uid,
+                      series_uid=h.series_uid, sop_instance_uid=h.sop_instance_uid,
+                      frame_of_reference_uid=h.frame_of_reference_uid, labels=h.labels,
+                      referenced_series_uids=h.referenced_series_uids)
+
+
+def link_mask(mask: MaskObject, series: list[ImageSeries]) -> tuple[tuple[str, str] | None, str]:
+    """(series key, method) for a mask: its referenced series first, else the one series sharing its frame of
+    reference (same study preferred); 'ambiguous' when several remain, 'unlinked' when none."""
+    for uid in mask.referenced_series_uids:
+        matches = [s for s in series if s.series_uid == uid]
+        if matches:
+            same_study = [s for s in matches if s.study_uid == mask.study_uid]
+            return (same_study or matches)[0].key, "referenced_series"
+    if mask.frame_of_reference_uid:
+        candidates = [s for s in series if s.frame_of_reference_uid == mask.frame_of_reference_uid]
+        same_study = [s for s in candidates if s.study_uid == mask.study_uid]
+        candidates = same_study or candidates
+        if len(candidates) == 1:
+            return candidates[0].key, "frame_of_reference"
+        if len(candidates) > 1:
+            return None, "ambiguous"
+    return None, "unlinked"
+
+
+@identifiers_unlogged()
+def scan(root: Path | str) -> Inventory:
+    """Inventory every DICOM file under ``root`` (see the module docstring)."""
+    images: list[Header] = []
+    masks: list[MaskObject] = []
+    unreadable: list[SkippedFile] = []
+    skipped: list[SkippedFile] = []
+    for path in iter_files(Path(root)):
+        if path.name.upper() == "DICOMDIR":
+            skipped.append(SkippedFile(path, "DICOMDIR"))
+            continue
+        try:
+            ds = read_header(path)
+        except NotDicom as exc:
+            skipped.append(SkippedFile(path, str(exc)))
+            continue
+        except Exception as exc:  # pydicom raises many types for truncated or corrupt files
+            unreadable.append(SkippedFile(path, f"{type(exc).__name__}: {exc}"[:200]))
+            continue
+        header = header_from_dataset(path, ds)
+        kind = classify(header)
+        if header.sop_class_uid == DICOMDIR_SOP_CLASS:
+            skipped.append(SkippedFile(path, "DICOMDIR"))
+        elif not header.modality and not header.series_uid:
+            unreadable.append(SkippedFile(path, "header without Modality and SeriesInstanceUID (truncated file?)"))
+        elif kind == "image":
+            images.append(header)
+        elif kind in ("RTSTRUCT", "SEG"):
+            masks.append(mask_from_header(header, kind))
+        else:
+            skipped.append(SkippedFile(path, f"not an image or mask (Modality {header.modality or 'missing'})"))
+    series = group_series(images)
+    for mask in masks:
+        mask.linked_series, mask.link_method = link_mask(mask, series)
+    return Inventory(series=series, masks=masks, unreadable=unreadable, skipped=skipped)

@@ -1,0 +1,181 @@
+"""DICOM SEG (binary, fractional and label-map segmentations): segment labels, and one segment on a reference grid.
+
+Read with pydicom directly (the SEG is a multi-frame image whose frames each carry one segment on one plane).
+Each frame is placed on the reference image by its PlanePositionSequence (or, when a SEG omits plane positions,
+by the position of the source image it was derived from, looked up in ``source_files``). The SEG grid must be the
+reference grid up to whole-voxel in-plane offsets: same orientation and pixel spacing, frame origins on voxel
+centres; anything else is refused (resampling a mask silently would change the ROI).
+
+Fractional segments are thresholded at ``fraction_threshold`` × MaximumFractionalValue (default 0.5, the IBSI
+partial-volume convention); the result is always a uint8 0/1 mask.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import SimpleITK as sitk
+
+from radflow.dicom.deid import identifiers_unlogged
+
+PLANE_TOLERANCE_MM = 0.1
+ORIENTATION_TOLERANCE = 1e-4
+
+
+class SegError(ValueError):
+    """The SEG or segment cannot be placed on the reference; the message says why (shown in QC tables)."""
+
+
+@identifiers_unlogged()
+def segment_labels(path: Path | str) -> list[str]:
+    """SegmentLabel of every segment, in SegmentSequence order (segment numbers 1..n in most files)."""
+    ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SegmentSequence"])
+    return [str(item.get("SegmentLabel", "")) for item in ds.get("SegmentSequence", [])]
+
+
+def segment_number(ds: pydicom.Dataset, label: str) -> int:
+    numbers = [int(item.SegmentNumber) for item in ds.get("SegmentSequence", [])
+               if str(item.get("SegmentLabel", "")) == label]
+    if not numbers:
+        labels = [str(item.get("SegmentLabel", "")) for item in ds.get("SegmentSequence", [])]
+        raise SegError(f"no segment labelled {label!r}; the SEG has {labels}")
+    if len(numbers) > 1:
+        raise SegError(f"{len(numbers)} segments are labelled {label!r}")
+    return numbers[0]
+
+
+def _functional(ds: pydicom.Dataset, frame: int, sequence: str) -> pydicom.Dataset | None:
+    """Item of a functional group macro for one frame: the per-frame group first, else the shared one."""
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    for group in (per_frame[frame] if per_frame and frame < len(per_frame) else None,
+                  shared[0] if shared else None):
+        if group is not None and sequence in group and len(group[sequence].value):
+            return group[sequence].value[0]
+    return None
+
+
+def frame_segment_numbers(ds: pydicom.Dataset, n_frames: int) -> np.ndarray:
+    """Segment number of each frame (0 for label maps, whose frames hold all segments)."""
+    if str(ds.get("SegmentationType", "")) == "LABELMAP":
+        return np.zeros(n_frames, dtype=np.int64)
+    numbers = np.empty(n_frames, dtype=np.int64)
+    for f in range(n_frames):
+        item = _functional(ds, f, "SegmentIdentificationSequence")
+        if item is None:
+            raise SegError(f"frame {f + 1} names no segment (SegmentIdentificationSequence missing)")
+        numbers[f] = int(item.ReferencedSegmentNumber)
+    return numbers
+
+
+def source_positions(source_files: Sequence[Path | str]) -> dict[str, np.ndarray]:
+    """SOPInstanceUID -> ImagePositionPatient of the source images (headers only)."""
+    positions = {}
+    for path in source_files:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID", "ImagePositionPatient"])
+        if "ImagePositionPatient" in ds:
+            positions[str(ds.SOPInstanceUID)] = np.asarray([float(v) for v in ds.ImagePositionPatient])
+    return positions
+
+
+def frame_positions(ds: pydicom.Dataset, n_frames: int,
+                    source_files: Sequence[Path | str] | None) -> np.ndarray:
+    """(n_frames, 3) ImagePositionPatient of each frame, from the plane positions or the source images."""
+    positions = np.empty((n_frames, 3), dtype=np.float64)
+    by_uid: dict[str, np.ndarray] | None = None
+    for f in range(n_frames):
+        plane = _functional(ds, f, "PlanePositionSequence")
+        if plane is not None and "ImagePositionPatient" in plane:
+            positions[f] = [float(v) for v in plane.ImagePositionPatient]
+            continue
+        derivation = _functional(ds, f, "DerivationImageSequence")
+        sources = derivation.get("SourceImageSequence", []) if derivation is not None else []
+        if not sources:
+            raise SegError(f"frame {f + 1} has neither a plane position nor a source image reference")
+        if by_uid is None:
+            if not source_files:
+                raise SegError("the SEG has no plane positions: pass the source image files to place its frames")
+            by_uid = source_positions(source_files)
+        uid = str(sources[0].ReferencedSOPInstanceUID)
+        if uid not in by_uid:
+            raise SegError(f"frame {f + 1} references a source image that is not among the source files")
+        positions[f] = by_uid[uid]
+    return positions
+
+
+def check_same_plane(ds: pydicom.Dataset, reference: sitk.Image) -> None:
+    """The SEG frames share the reference's in-plane orientation and pixel spacing."""
+    orientation = _functional(ds, 0, "PlaneOrientationSequence")
+    measures = _functional(ds, 0, "PixelMeasuresSequence")
+    direction = np.asarray(reference.GetDirection()).reshape(3, 3)
+    if orientation is not None:
+        iop = np.asarray([float(v) for v in orientation.ImageOrientationPatient])
+        if (np.abs(iop[:3] - direction[:, 0]).max() > ORIENTATION_TOLERANCE
+                or np.abs(iop[3:] - direction[:, 1]).max() > ORIENTATION_TOLERANCE):
+            raise SegError("the SEG frames are not oriented like the reference image")
+    if measures is not None and "PixelSpacing" in measures:
+        spacing_yx = [float(v) for v in measures.PixelSpacing]
+        if not np.allclose(spacing_yx, reference.GetSpacing()[1::-1], rtol=0, atol=1e-4):
+            raise SegError(f"SEG pixel spacing {spacing_yx} mm differs from the reference's "
+                           f"{list(reference.GetSpacing()[1::-1])} mm")
+
+
+def frame_masks(ds: pydicom.Dataset, number: int, fraction_threshold: float) -> np.ndarray:
+    """(n_frames, rows, columns) bool: where each frame marks segment ``number``."""
+    pixels = ds.pixel_array
+    if pixels.ndim == 2:
+        pixels = pixels[np.newaxis]
+    seg_type = str(ds.get("SegmentationType", "BINARY"))
+    if seg_type == "FRACTIONAL":
+        maximum = float(ds.get("MaximumFractionalValue", 255))
+        return pixels.astype(np.float64) >= fraction_threshold * maximum
+    if seg_type == "LABELMAP":
+        return pixels == number
+    return pixels != 0
+
+
+@identifiers_unlogged()
+def read_segment(path: Path | str, label: str, reference: sitk.Image,
+                 source_files: Sequence[Path | str] | None = None, fraction_threshold: float = 0.5,
+                 plane_tolerance_mm: float = PLANE_TOLERANCE_MM) -> sitk.Image:
+    """Segment ``label`` of the SEG at ``path`` as a uint8 0/1 mask on the grid of ``reference``."""
+    ds = pydicom.dcmread(path)
+    if str(ds.get("Modality", "")) != "SEG":
+        raise SegError(f"not a SEG (Modality {ds.get('Modality', 'missing')})")
+    number = segment_number(ds, label)
+    check_same_plane(ds, reference)
+    masks = frame_masks(ds, number, fraction_threshold)
+    n_frames = masks.shape[0]
+    segment_of_frame = frame_segment_numbers(ds, n_frames)
+    wanted = np.flatnonzero((segment_of_frame == number) | (segment_of_frame == 0))
+    n_cols, n_rows, n_slices = reference.GetSize()
+    out = np.zeros((n_slices, n_rows, n_cols), dtype=np.uint8)
+    if wanted.size == 0:  # highdicom omits empty frames: a segment may legitimately have none
+        return _as_image(out, reference)
+    positions = frame_positions(ds, n_frames, source_files)[wanted]
+    origin = np.asarray(reference.GetOrigin())
+    spacing = np.asarray(reference.GetSpacing())
+    direction = np.asarray(reference.GetDirection()).reshape(3, 3)
+    index = (positions - origin) @ np.linalg.inv(direction * spacing).T  # continuous (x, y, z) of frame origins
+    nearest = np.round(index).astype(np.int64)
+    if (np.abs(index - nearest) * spacing).max() > plane_tolerance_mm:
+        raise SegError("SEG frames do not sit on the reference voxel grid (another series or resampled grid?)")
+    outside = (nearest[:, 2] < 0) | (nearest[:, 2] >= n_slices)
+    if outside.any():
+        raise SegError(f"{int(outside.sum())} SEG frame(s) lie beyond the first or last reference slice")
+    frame_rows, frame_cols = masks.shape[1:]
+    for frame, (i0, j0, k) in zip(wanted, nearest):
+        # in-plane offset: the frame's (0, 0) pixel sits at reference (j0, i0); clip what falls outside
+        r0, c0 = max(j0, 0), max(i0, 0)
+        r1, c1 = min(j0 + frame_rows, n_rows), min(i0 + frame_cols, n_cols)
+        if r0 < r1 and c0 < c1:
+            out[k, r0:r1, c0:c1] |= masks[frame, r0 - j0:r1 - j0, c0 - i0:c1 - i0]
+    return _as_image(out, reference)
+
+
+def _as_image(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
+    image = sitk.GetImageFromArray(array)
+    image.CopyInformation(reference)
+    return image
