@@ -119,14 +119,15 @@ def naive_aggregations(levels: np.ndarray, n_levels: int) -> dict:
 def test_kernel_runs_equal_naive_runs(seed):
     levels = random_levels(seed)
     n_grey, longest = int(levels.max()), max(levels.shape)
-    per_slice = tm.run_length_counts(levels, n_grey, longest, DIRECTIONS_3D, 0, levels.shape[0], True)
+    per_slice = tm.run_length_counts(levels, n_grey, longest, DIRECTIONS_2D, 0, levels.shape[0], True)
     volume = tm.run_length_counts(levels, n_grey, longest, DIRECTIONS_3D, 0, levels.shape[0], False)[0]
     assert volume[:, :, 1:].sum() > 0, "the volume should hold runs longer than one voxel"
     for d, offset in enumerate(DIRECTIONS_3D):
         assert np.array_equal(volume[d], naive_runs(levels, n_grey, tuple(offset)))
-        if offset[0] == 0:
-            for z in range(levels.shape[0]):
-                assert np.array_equal(per_slice[z, d], naive_runs(levels, n_grey, tuple(offset), z))
+    for d, offset in enumerate(DIRECTIONS_2D):
+        for z in range(levels.shape[0]):
+            assert np.array_equal(per_slice[z, d], naive_runs(levels, n_grey, tuple(offset), z))
+    assert np.array_equal(tm.run_length_counts(levels, n_grey, longest, DIRECTIONS_2D, 1, 3, True), per_slice[1:3])
 
 
 def test_every_roi_voxel_is_in_exactly_one_run_per_direction():

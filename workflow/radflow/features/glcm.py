@@ -96,7 +96,12 @@ class CooccurrenceStats:
     @cached_property
     def sum_ij_p(self) -> np.ndarray:
         """sum_ij i j p_ij."""
-        return np.einsum("nij,i,j->n", self.p, self.grey, self.grey, optimize=True)
+        return (self.p @ self.grey) @ self.grey
+
+    @cached_property
+    def cluster_deviation(self) -> np.ndarray:
+        """(n, K) deviations k - mu_i. - mu_.j of every distinct i + j = k."""
+        return self.k_sum[None, :] - (self.mu_i + self.mu_j)[:, None]
 
     @cached_property
     def hxy(self) -> np.ndarray:
@@ -111,9 +116,10 @@ class CooccurrenceStats:
         return -tm.xlog2x(self.p_j).sum(axis=1)
 
 
-def _centred_moment(values: np.ndarray, p: np.ndarray, mu: np.ndarray, power: int) -> np.ndarray:
-    """sum_k (k - mu)^power p_k per row of p (n, K), values (K,), mu (n,)."""
-    return ((values[None, :] - mu[:, None]) ** power * p).sum(axis=1)
+def _centred_variance(values: np.ndarray, p: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """sum_k (k - mu)^2 p_k per row of p (n, K), values (K,), mu (n,)."""
+    deviation = values[None, :] - mu[:, None]
+    return (deviation * deviation * p).sum(axis=1)
 
 
 def joint_maximum(s: CooccurrenceStats) -> np.ndarray:
@@ -128,7 +134,7 @@ def joint_average(s: CooccurrenceStats) -> np.ndarray:
 
 def joint_variance(s: CooccurrenceStats) -> np.ndarray:
     """Joint variance (UR99): sum_ij (i - mu)^2 p_ij."""
-    return _centred_moment(s.grey, s.p_i, s.mu_i, 2)
+    return _centred_variance(s.grey, s.p_i, s.mu_i)
 
 
 def joint_entropy(s: CooccurrenceStats) -> np.ndarray:
@@ -143,7 +149,7 @@ def difference_average(s: CooccurrenceStats) -> np.ndarray:
 
 def difference_variance(s: CooccurrenceStats) -> np.ndarray:
     """Difference variance (D3YU): sum_k (k - mu_{x-y})^2 p_{x-y,k}."""
-    return _centred_moment(s.k_diff, s.p_diff, s.p_diff @ s.k_diff, 2)
+    return _centred_variance(s.k_diff, s.p_diff, s.p_diff @ s.k_diff)
 
 
 def difference_entropy(s: CooccurrenceStats) -> np.ndarray:
@@ -158,7 +164,7 @@ def sum_average(s: CooccurrenceStats) -> np.ndarray:
 
 def sum_variance(s: CooccurrenceStats) -> np.ndarray:
     """Sum variance (OEEB): sum_k (k - mu_{x+y})^2 p_{x+y,k}."""
-    return _centred_moment(s.k_sum, s.p_sum, s.p_sum @ s.k_sum, 2)
+    return _centred_variance(s.k_sum, s.p_sum, s.p_sum @ s.k_sum)
 
 
 def sum_entropy(s: CooccurrenceStats) -> np.ndarray:
@@ -222,17 +228,20 @@ def autocorrelation(s: CooccurrenceStats) -> np.ndarray:
 
 def cluster_tendency(s: CooccurrenceStats) -> np.ndarray:
     """Cluster tendency (DG8W): sum_ij (i + j - mu_i. - mu_.j)^2 p_ij = sum_k (k - mu_i. - mu_.j)^2 p_{x+y,k}."""
-    return _centred_moment(s.k_sum, s.p_sum, s.mu_i + s.mu_j, 2)
+    d = s.cluster_deviation
+    return (d * d * s.p_sum).sum(axis=1)
 
 
 def cluster_shade(s: CooccurrenceStats) -> np.ndarray:
     """Cluster shade (7NFM): sum_ij (i + j - mu_i. - mu_.j)^3 p_ij."""
-    return _centred_moment(s.k_sum, s.p_sum, s.mu_i + s.mu_j, 3)
+    d = s.cluster_deviation
+    return (d * d * d * s.p_sum).sum(axis=1)
 
 
 def cluster_prominence(s: CooccurrenceStats) -> np.ndarray:
     """Cluster prominence (AE86): sum_ij (i + j - mu_i. - mu_.j)^4 p_ij."""
-    return _centred_moment(s.k_sum, s.p_sum, s.mu_i + s.mu_j, 4)
+    d2 = s.cluster_deviation**2
+    return (d2 * d2 * s.p_sum).sum(axis=1)
 
 
 def information_correlation_1(s: CooccurrenceStats) -> np.ndarray:

@@ -71,10 +71,13 @@ def cooccurrence_counts(levels, n_grey, offsets, z0, z1, per_slice):
     """
     n_z, n_y, n_x = levels.shape
     out = np.zeros((z1 - z0 if per_slice else 1, offsets.shape[0], n_grey, n_grey))
-    for d in range(offsets.shape[0]):
-        dz, dy, dx = offsets[d, 0], offsets[d, 1], offsets[d, 2]
-        for z in range(max(z0, -dz), min(z1, n_z - dz)):
-            s = z - z0 if per_slice else 0
+    # slice-outer loop: one slice's matrices stay in cache while its voxels are visited once per direction
+    for z in range(z0, z1):
+        s = z - z0 if per_slice else 0
+        for d in range(offsets.shape[0]):
+            dz, dy, dx = offsets[d, 0], offsets[d, 1], offsets[d, 2]
+            if not 0 <= z + dz < n_z:
+                continue
             for y in range(max(0, -dy), min(n_y, n_y - dy)):
                 for x in range(max(0, -dx), min(n_x, n_x - dx)):
                     a = levels[z, y, x]
@@ -90,15 +93,16 @@ def cooccurrence_counts(levels, n_grey, offsets, z0, z1, per_slice):
 def run_length_counts(levels, n_grey, max_run, offsets, z0, z1, per_slice):
     """Run counts r[s, d, a-1, n-1] of runs of n voxels of level a along offsets[d] (a run stops at the mask edge).
 
-    A run is counted at its first voxel (the one whose predecessor along the direction differs); first voxels lie in
-    slices z0 <= z < z1, s = z - z0 when ``per_slice`` and 0 otherwise.
+    A run is counted at its first voxel (the one whose predecessor along the direction differs), walking from there
+    to its end, so every voxel is read about twice per direction. First voxels lie in slices z0 <= z < z1;
+    s = z - z0 when ``per_slice`` and 0 otherwise.
     """
     n_z, n_y, n_x = levels.shape
     out = np.zeros((z1 - z0 if per_slice else 1, offsets.shape[0], n_grey, max_run))
-    for d in range(offsets.shape[0]):
-        dz, dy, dx = offsets[d, 0], offsets[d, 1], offsets[d, 2]
-        for z in range(z0, z1):
-            s = z - z0 if per_slice else 0
+    for z in range(z0, z1):
+        s = z - z0 if per_slice else 0
+        for d in range(offsets.shape[0]):
+            dz, dy, dx = offsets[d, 0], offsets[d, 1], offsets[d, 2]
             for y in range(n_y):
                 for x in range(n_x):
                     a = levels[z, y, x]
