@@ -25,6 +25,12 @@ from radflow.settings import Settings
 _MAX_BINCOUNT_SPAN = 1 << 20
 
 
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    """sum_k a_k b_k, single-threaded: a BLAS dot may thread, and its summation order (so its last bits) would then
+    depend on the thread count; einsum's does not."""
+    return float(np.einsum("i,i->", a, b))
+
+
 class Distribution:
     """A sample of N intensities as its distinct ``values`` (ascending, float64) and their ``counts`` (int64 > 0)."""
 
@@ -33,7 +39,7 @@ class Distribution:
             raise ValueError("a distribution needs at least one value")
         self.values = np.asarray(values, dtype=np.float64)
         self.counts = np.asarray(counts, dtype=np.int64)
-        self.weights = self.counts.astype(np.float64)  # for the sums below: an int64 @ float64 product converts anew
+        self.weights = self.counts.astype(np.float64)  # converted once for all the weighted sums
         self.n = int(self.counts.sum())
 
     @classmethod
@@ -68,7 +74,7 @@ class Distribution:
 
     @cached_property
     def mean(self) -> float:
-        return float(self.weights @ self.values) / self.n
+        return _dot(self.weights, self.values) / self.n
 
     @cached_property
     def deviations(self) -> np.ndarray:
@@ -82,11 +88,11 @@ class Distribution:
         """(m_2, m_3, m_4), m_j = 1/N sum_k (X_k - mu)^j, by products (``**`` with exponents 3 and 4 is a slow pow)."""
         d = self.deviations
         d2 = d * d
-        return tuple(float(self.weights @ power) / self.n for power in (d2, d2 * d, d2 * d2))
+        return tuple(_dot(self.weights, power) / self.n for power in (d2, d2 * d, d2 * d2))
 
     @cached_property
     def sum_of_squares(self) -> float:
-        return float(self.weights @ (self.values * self.values))
+        return _dot(self.weights, self.values * self.values)
 
     def order_statistic(self, rank: np.ndarray) -> np.ndarray:
         """The rank-th smallest sample (0-based), vectorised over ``rank``."""
@@ -102,7 +108,7 @@ class Distribution:
         return low + fraction * (high - low)
 
     @cached_property
-    def quartiles(self) -> dict[int, float]:
+    def percentiles(self) -> dict[int, float]:
         """P10, P25, P50, P75 and P90 in one pass."""
         points = (10, 25, 50, 75, 90)
         return dict(zip(points, (float(v) for v in self.quantiles(np.array(points) / 100.0))))
@@ -135,7 +141,7 @@ def excess_kurtosis(d: Distribution) -> float:
 
 def median(d: Distribution) -> float:
     """Median (Y12H): the sample median P_50."""
-    return d.quartiles[50]
+    return d.percentiles[50]
 
 
 def minimum(d: Distribution) -> float:
@@ -145,12 +151,12 @@ def minimum(d: Distribution) -> float:
 
 def percentile_10(d: Distribution) -> float:
     """10th percentile (QG58): P_10."""
-    return d.quartiles[10]
+    return d.percentiles[10]
 
 
 def percentile_90(d: Distribution) -> float:
     """90th percentile (8DWT): P_90."""
-    return d.quartiles[90]
+    return d.percentiles[90]
 
 
 def maximum(d: Distribution) -> float:
@@ -160,7 +166,7 @@ def maximum(d: Distribution) -> float:
 
 def interquartile_range(d: Distribution) -> float:
     """Interquartile range (SALO): P_75 - P_25."""
-    return d.quartiles[75] - d.quartiles[25]
+    return d.percentiles[75] - d.percentiles[25]
 
 
 def intensity_range(d: Distribution) -> float:
@@ -170,24 +176,24 @@ def intensity_range(d: Distribution) -> float:
 
 def mean_absolute_deviation(d: Distribution) -> float:
     """Mean absolute deviation (4FUA): 1/N_v sum_k |X_k - mu|."""
-    return float(d.weights @ np.abs(d.deviations)) / d.n
+    return _dot(d.weights, np.abs(d.deviations)) / d.n
 
 
 def robust_mean_absolute_deviation(d: Distribution) -> float:
     """Robust mean absolute deviation (1128): the mean absolute deviation of the samples with P_10 <= X <= P_90,
     from their own mean. Undefined (NaN) when no sample lies there, which happens only for two distinct samples."""
-    inner = (d.values >= d.quartiles[10]) & (d.values <= d.quartiles[90])
+    inner = (d.values >= d.percentiles[10]) & (d.values <= d.percentiles[90])
     values, weights = d.values[inner], d.weights[inner]
     if values.size <= 1:
         return 0.0 if values.size else math.nan
     n = weights.sum()
-    inner_mean = float(weights @ values) / n
-    return float(weights @ np.abs(values - inner_mean)) / n
+    inner_mean = _dot(weights, values) / n
+    return _dot(weights, np.abs(values - inner_mean)) / n
 
 
 def median_absolute_deviation(d: Distribution) -> float:
     """Median absolute deviation (N72L): 1/N_v sum_k |X_k - M|, M the median (a mean deviation, not a median)."""
-    return float(d.weights @ np.abs(d.values - d.quartiles[50])) / d.n
+    return _dot(d.weights, np.abs(d.values - d.percentiles[50])) / d.n
 
 
 def coefficient_of_variation(d: Distribution) -> float:
@@ -198,7 +204,7 @@ def coefficient_of_variation(d: Distribution) -> float:
 
 def quartile_coefficient_of_dispersion(d: Distribution) -> float:
     """Quartile coefficient of dispersion (9S40): (P_75 - P_25) / (P_75 + P_25); undefined (NaN) when P_75 + P_25 = 0."""
-    p25, p75 = d.quartiles[25], d.quartiles[75]
+    p25, p75 = d.percentiles[25], d.percentiles[75]
     return math.nan if p75 + p25 == 0.0 else (p75 - p25) / (p75 + p25)
 
 
