@@ -191,6 +191,24 @@ def test_spacing_tolerance_is_a_parameter(small_ct, tmp_path):
     assert image.GetSpacing()[2] == pytest.approx(SLICE_GAP, abs=1e-6)
 
 
+def test_compressed_slices_are_read_where_pydicom_can_decode(small_ct, tmp_path):
+    from pydicom.uid import JPEG2000Lossless, RLELossless
+
+    datasets = _datasets(small_ct)
+    for ds in datasets:
+        ds.compress(RLELossless)  # pydicom encodes and decodes RLE natively
+    image = read_series(_save_all(datasets, tmp_path / "rle"))
+    expected = stored_values().astype(np.float64) * SLOPE + INTERCEPT
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(image), expected.astype(np.float32))
+    broken = _datasets(small_ct)
+    for ds in broken:  # a JPEG 2000 header over bytes no decoder can read
+        ds.file_meta.TransferSyntaxUID = JPEG2000Lossless
+        ds.PixelData = pydicom.encaps.encapsulate([b"\x00" * 16])
+        ds["PixelData"].VR = "OB"
+    with pytest.raises(SeriesError, match="pixel data not decodable"):
+        read_series(_save_all(broken, tmp_path / "j2k"))
+
+
 # ---------------------------------------------------------------------------------------------------- RTSTRUCT
 
 
@@ -355,6 +373,21 @@ def test_seg_fractional_thresholded_at_half(small_ct, tmp_path):
     got = sitk.GetArrayFromImage(read_segment(path, "tumour", image))
     stored = np.round(fraction * 255)  # highdicom quantises to 0..MaximumFractionalValue (255)
     np.testing.assert_array_equal(got, (stored >= 127.5).astype(np.uint8))
+
+
+def test_seg_without_plane_positions_is_placed_by_source_images(small_ct, tmp_path):
+    image = read_series(small_ct)
+    tumour = np.zeros((5, 6, 7), dtype=np.uint8)
+    tumour[1:4, 2:5, 1:3] = 1
+    path = write_seg(small_ct, tmp_path / "seg.dcm", {"tumour": tumour})
+    ds = pydicom.dcmread(path)
+    for frame in ds.PerFrameFunctionalGroupsSequence:
+        del frame.PlanePositionSequence
+    ds.save_as(path)
+    with pytest.raises(SegError, match="pass the source image files"):
+        read_segment(path, "tumour", image)
+    got = sitk.GetArrayFromImage(read_segment(path, "tumour", image, source_files=small_ct))
+    np.testing.assert_array_equal(got, tumour)
 
 
 def test_seg_on_another_grid_is_refused(small_ct, tmp_path):

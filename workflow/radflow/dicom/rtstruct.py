@@ -45,19 +45,36 @@ def roi_number(ds: pydicom.Dataset, roi_name: str) -> int:
     raise RtstructError(f"no ROI named {roi_name!r}; the structure set has {names}")
 
 
+def contour_points(contour: pydicom.Dataset) -> np.ndarray:
+    """ContourData as an (n, 3) float array in patient mm.
+
+    Parsed straight from the raw decimal string when pydicom has not converted it yet: converting tens of thousands
+    of DS values one by one costs ~20x more than the whole rest of the rasterisation.
+    """
+    element = contour.get_item("ContourData")
+    if element is None:
+        return np.empty((0, 3))
+    raw = element.value
+    if isinstance(raw, bytes | bytearray):
+        text = raw.decode("ascii").strip(" \x00")
+        values = np.array(text.split("\\"), dtype=np.float64) if text else np.empty(0)
+    else:
+        values = np.asarray(contour.ContourData, dtype=np.float64)
+    if values.size % 3:
+        raise RtstructError(f"ContourData holds {values.size} numbers, not a multiple of 3")
+    return values.reshape(-1, 3)
+
+
 def closed_contours(ds: pydicom.Dataset, number: int) -> list[np.ndarray]:
     """Closed planar contours of ROI ``number`` as (n, 3) arrays in patient mm.
 
-    POINT and OPEN_PLANAR contours enclose no volume and are left out.
+    POINT and OPEN_PLANAR contours enclose no volume and are left out, as are contours of fewer than 3 points.
     """
     for item in ds.get("ROIContourSequence", []):
         if int(item.ReferencedROINumber) == number:
-            return [
-                np.asarray(contour.ContourData, dtype=np.float64).reshape(-1, 3)
-                for contour in item.get("ContourSequence", [])
-                if str(contour.get("ContourGeometricType", "CLOSED_PLANAR")) == "CLOSED_PLANAR"
-                and len(contour.get("ContourData", [])) >= 9
-            ]
+            contours = [contour_points(contour) for contour in item.get("ContourSequence", [])
+                        if str(contour.get("ContourGeometricType", "CLOSED_PLANAR")) == "CLOSED_PLANAR"]
+            return [points for points in contours if len(points) >= 3]
     return []
 
 
