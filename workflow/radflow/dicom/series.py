@@ -107,7 +107,9 @@ def volume_geometry(slices: Sequence[SliceGeometry], spacing_tolerance_mm: float
     positions = positions[order]
     if len(slices) > 1:
         gaps = np.diff(along)
-        n_duplicates = int(np.count_nonzero(gaps <= spacing_tolerance_mm))
+        # a generous tolerance must not turn regular slices into "duplicates"
+        duplicate_limit = min(spacing_tolerance_mm, 0.5 * float(np.median(gaps)))
+        n_duplicates = int(np.count_nonzero(gaps <= duplicate_limit))
         if n_duplicates:
             raise SeriesError(f"{n_duplicates} duplicate slice position(s) (two slices at the same place)")
         # Displacement that is not along the normal: the stack is sheared (gantry tilt) or not one stack.
