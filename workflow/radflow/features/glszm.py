@@ -39,7 +39,7 @@ from radflow.features import zones
 from radflow.features.base import FeatureValue, RoiData
 from radflow.settings import Settings
 
-# IBSI code -> generic name in ``zones.count_matrix_features`` (column value j = zone size).
+# generic name -> IBSI code in ``zones.count_matrix_features`` (column value j = zone size).
 CODE_OF = {
     "small": "5QRC",
     "large": "48P8",
@@ -63,31 +63,24 @@ CODES = tuple(CODE_OF.values())
 
 def size_zone_matrix(zone_table: zones.Zones, n_levels: int) -> tuple[np.ndarray, np.ndarray]:
     """GLSZM s_ij of a set of zones: (matrix (n_levels, n_sizes), the zone sizes of the columns)."""
-    return zones.count_matrix(zone_table.level, zone_table.size, n_levels)
-
-
-def _features(zone_table: zones.Zones, n_levels: int, n_voxels: int) -> zones.Values:
-    if zone_table.empty:
-        return zones.undefined(CODES, "the intensity mask is empty")
-    matrix, sizes = size_zone_matrix(zone_table, n_levels)
-    return zones.named(zones.count_matrix_features(matrix, sizes, n_voxels), CODE_OF)
+    matrices, sizes = zones.count_matrices(np.zeros(zone_table.level.size, np.int64), zone_table.level,
+                                           zone_table.size, 1, n_levels)
+    return matrices[0], sizes
 
 
 def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:
     aggregations = settings["texture"]["zone_aggregations"]
     linkage = settings["texture"]["zone_linkage"]
     n_voxels = int(np.count_nonzero(roi.int_mask))
-    planar_zones = None
+    planar = None
     if {"2D", "2.5D"} & set(aggregations):
-        planar_zones = zones.label_zones(roi.levels, roi.int_mask, linkage, planar=True)
+        planar = zones.label_zones(roi.levels, roi.int_mask, linkage, planar=True)
 
     def values_for(aggregation: str) -> zones.Values:
         if aggregation == "2D":
-            per_slice = [_features(z, roi.n_levels, n) for z, n in zones.zones_by_slice(planar_zones, roi.int_mask)]
-            return zones.average_over_slices(per_slice, CODES)
-        if aggregation == "2.5D":
-            return _features(planar_zones, roi.n_levels, n_voxels)
-        volume_zones = zones.label_zones(roi.levels, roi.int_mask, linkage, planar=False)
-        return _features(volume_zones, roi.n_levels, n_voxels)
+            return zones.slice_matrix_values(planar.slice, planar.level, planar.size, roi.int_mask, roi.n_levels,
+                                             CODE_OF)
+        found = planar if aggregation == "2.5D" else zones.label_zones(roi.levels, roi.int_mask, linkage, planar=False)
+        return zones.matrix_values(found.level, found.size, n_voxels, roi.n_levels, CODE_OF)
 
     return zones.feature_values(CODES, aggregations, values_for)

@@ -35,6 +35,8 @@ Every feature is defined for a non-empty ROI.
 """
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
@@ -42,7 +44,7 @@ from radflow.features import zones
 from radflow.features.base import FeatureValue, RoiData
 from radflow.settings import Settings
 
-# IBSI code -> generic name in ``zones.count_matrix_features`` (column value j = dependence count).
+# generic name -> IBSI code in ``zones.count_matrix_features`` (column value j = dependence count).
 CODE_OF = {
     "small": "SODN",
     "large": "IMOQ",
@@ -66,24 +68,30 @@ CODES = tuple(CODE_OF.values())
 
 
 @numba.njit(cache=True, nogil=True)
-def _dependence_counts(padded: np.ndarray, offsets: np.ndarray, pad: int, per_slice: bool, n_levels: int, alpha):
+def _dependence_counts(padded: np.ndarray, offsets: np.ndarray, pad: int, per_slice: bool, n_levels: int, alpha: int):
+    # Row-wise: for each image row, compare each neighbour offset's row with the centre row, a loop numba
+    # vectorises. Row views keep indices non-negative (numba adds a negative-index check to signed indices).
     nz, ny, nx = padded.shape
+    flat = padded.ravel()
     n_out = nz - 2 * pad if per_slice else 1
-    n_offsets = offsets.shape[0]
-    counts = np.zeros((n_out, n_levels + 1, n_offsets + 2), dtype=np.int64)
+    width = nx - 2 * pad
+    counts = np.zeros((n_out, n_levels + 1, offsets.size + 2), dtype=np.int64)
+    dependent = np.empty(width, dtype=np.int32)
     for z in range(pad, nz - pad):
         out = z - pad if per_slice else 0
         for y in range(pad, ny - pad):
-            for x in range(pad, nx - pad):
-                centre = padded[z, y, x]
-                if centre == 0:
-                    continue
-                dependent = 1
-                for k in range(n_offsets):
-                    level = padded[z + offsets[k, 0], y + offsets[k, 1], x + offsets[k, 2]]
-                    if level != 0 and abs(level - centre) <= alpha:
-                        dependent += 1
-                counts[out, centre, dependent] += 1
+            start = (z * ny + y) * nx + pad
+            centre = flat[start:start + width]
+            dependent[:] = 1
+            for k in range(offsets.size):
+                row = flat[start + offsets[k]:start + offsets[k] + width]
+                for x in range(width):
+                    level = row[x]
+                    dependent[x] += np.int32((level != 0) & (abs(level - centre[x]) <= alpha))
+            for x in range(width):
+                c = centre[x]
+                if c != 0:
+                    counts[out, c, dependent[x]] += 1
     return counts
 
 
@@ -95,17 +103,16 @@ def dependence_counts(roi: RoiData, distance: int, alpha: float, planar: bool) -
     """
     pad = int(distance)
     padded = zones.padded_levels(roi.levels, roi.int_mask, pad)
-    offsets = zones.neighbour_offsets(distance, planar)
-    return _dependence_counts(padded, offsets, pad, planar, int(roi.n_levels), float(alpha))
+    offsets = zones.flat_offsets(zones.neighbour_offsets(distance, planar), padded.shape)
+    # Grey levels are integers, so |difference| <= alpha is |difference| <= floor(alpha).
+    return _dependence_counts(padded, offsets, pad, planar, int(roi.n_levels), np.int32(math.floor(alpha)))
 
 
-def _features(counts: np.ndarray, n_voxels: int) -> zones.Values:
-    """Features of one NGLDM ``counts[grey level, j]`` as ``dependence_counts`` indexes it."""
-    matrix = counts[1:, 1:].astype(np.float64)
-    if matrix.sum() == 0:
-        return zones.undefined(CODES, "the intensity mask is empty")
-    dependence = np.arange(1, matrix.shape[1] + 1, dtype=np.float64)
-    return zones.named(zones.count_matrix_features(matrix, dependence, n_voxels), CODE_OF)
+def _features(counts: np.ndarray, n_voxels) -> dict[str, np.ndarray]:
+    """Features of NGLDM ``counts[..., grey level, j]`` as ``dependence_counts`` indexes them (non-empty)."""
+    matrix = counts[..., 1:, 1:].astype(np.float64)
+    dependence = np.arange(1, matrix.shape[-1] + 1, dtype=np.float64)
+    return zones.count_matrix_features(matrix, dependence, n_voxels)
 
 
 def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:
@@ -113,17 +120,19 @@ def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:
     distance = settings["texture"]["ngldm_distance"]
     alpha = settings["texture"]["ngldm_coarseness"]
     n_voxels = int(np.count_nonzero(roi.int_mask))
+    if n_voxels == 0:
+        return zones.feature_values(CODES, aggregations, lambda _: zones.undefined(CODES, "the intensity mask is empty"))
     planar = None
     if {"2D", "2.5D"} & set(aggregations):
         planar = dependence_counts(roi, distance, alpha, planar=True)
 
     def values_for(aggregation: str) -> zones.Values:
         if aggregation == "2D":
-            voxels_per_slice = roi.int_mask.sum(axis=(1, 2))
             slices = zones.slices_with_voxels(roi.int_mask)
-            return zones.average_over_slices([_features(planar[z], int(voxels_per_slice[z])) for z in slices], CODES)
+            voxels = roi.int_mask.sum(axis=(1, 2))[slices]
+            return zones.named_mean(_features(planar[slices], voxels), CODE_OF)
         if aggregation == "2.5D":
-            return _features(planar.sum(axis=0), n_voxels)
-        return _features(dependence_counts(roi, distance, alpha, planar=False)[0], n_voxels)
+            return zones.named_mean(_features(planar.sum(axis=0), n_voxels), CODE_OF)
+        return zones.named_mean(_features(dependence_counts(roi, distance, alpha, planar=False)[0], n_voxels), CODE_OF)
 
     return zones.feature_values(CODES, aggregations, values_for)

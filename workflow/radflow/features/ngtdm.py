@@ -41,28 +41,34 @@ CODES = ("QCDE", "65HE", "NQ30", "HDEZ", "1X9X")
 
 @numba.njit(cache=True, nogil=True)
 def _difference_sums(padded: np.ndarray, offsets: np.ndarray, pad: int, per_slice: bool, n_levels: int):
+    # Row-wise: for each image row, accumulate each neighbour offset's row into per-voxel sums, a loop numba
+    # vectorises. Row views keep indices non-negative (numba adds a negative-index check to signed indices).
     nz, ny, nx = padded.shape
+    flat = padded.ravel()
     n_out = nz - 2 * pad if per_slice else 1
+    width = nx - 2 * pad
     s = np.zeros((n_out, n_levels + 1), dtype=np.float64)
     n = np.zeros((n_out, n_levels + 1), dtype=np.int64)
-    n_offsets = offsets.shape[0]
+    total = np.empty(width, dtype=np.int32)
+    count = np.empty(width, dtype=np.int32)
     for z in range(pad, nz - pad):
         out = z - pad if per_slice else 0
         for y in range(pad, ny - pad):
-            for x in range(pad, nx - pad):
-                centre = padded[z, y, x]
-                if centre == 0:
-                    continue
-                total = 0
-                count = 0
-                for k in range(n_offsets):
-                    level = padded[z + offsets[k, 0], y + offsets[k, 1], x + offsets[k, 2]]
-                    if level != 0:
-                        total += level
-                        count += 1
-                if count > 0:
-                    s[out, centre] += abs(centre - total / count)
-                    n[out, centre] += 1
+            start = (z * ny + y) * nx + pad
+            total[:] = 0
+            count[:] = 0
+            for k in range(offsets.size):
+                row = flat[start + offsets[k]:start + offsets[k] + width]
+                for x in range(width):
+                    level = row[x]
+                    total[x] += level
+                    count[x] += np.int32(level != 0)
+            centre = flat[start:start + width]
+            for x in range(width):
+                c = centre[x]
+                if c != 0 and count[x] > 0:
+                    s[out, c] += abs(c - total[x] / count[x])
+                    n[out, c] += 1
     return s, n
 
 
@@ -74,38 +80,75 @@ def difference_sums(roi: RoiData, distance: int, planar: bool) -> tuple[np.ndarr
     """
     pad = int(distance)
     padded = zones.padded_levels(roi.levels, roi.int_mask, pad)
-    offsets = zones.neighbour_offsets(distance, planar)
+    offsets = zones.flat_offsets(zones.neighbour_offsets(distance, planar), padded.shape)
     return _difference_sums(padded, offsets, pad, planar, int(roi.n_levels))
 
 
-def ngtdm_features(s: np.ndarray, n: np.ndarray) -> zones.Values:
-    """The five NGTDM features from s_i and n_i (1-D, indexed by grey level, index 0 unused)."""
-    n_vc = float(n.sum())
-    if n_vc == 0:
-        return zones.undefined(CODES, "no voxel has a neighbour in the intensity mask")
-    present = np.flatnonzero(n)
+CONSTANT_NEIGHBOURHOODS = "sum_i s_i is 0: every voxel's neighbourhood mean equals its grey level"
+REASONS = {
+    "QCDE": CONSTANT_NEIGHBOURHOODS,
+    "65HE": "a single grey level among the voxels with a neighbourhood: N_g,p (N_g,p - 1) = 0",
+    "NQ30": "sum_ij |i p_i - j p_j| is 0",
+    "HDEZ": "",
+    "1X9X": CONSTANT_NEIGHBOURHOODS,
+}
+NO_NEIGHBOURS = "no voxel has a neighbour in the intensity mask"
+
+
+def ngtdm_features(s: np.ndarray, n: np.ndarray) -> dict[str, np.ndarray]:
+    """The five NGTDM features of one (s_i, n_i) pair of 1-D arrays or of a stack of them (shape (k, N_g + 1)),
+    indexed by grey level (index 0 unused). NaN where undefined (REASONS, NO_NEIGHBOURS)."""
+    present = np.flatnonzero(n.reshape(-1, n.shape[-1]).sum(axis=0))
     i = present.astype(np.float64)
-    p = n[present] / n_vc
-    s_i = s[present]
-    n_gp = present.size
-    ps = p * s_i
-    sum_ps = float(ps.sum())
-    sum_s = float(s_i.sum())
-    di = i[:, None] - i[None, :]
-    ip = i * p
-    constant_neighbourhoods = "sum_i s_i is 0: every voxel's neighbourhood mean equals its grey level"
-    return {
-        "QCDE": _ratio(1.0, sum_ps, constant_neighbourhoods),
-        "65HE": _ratio(float((p[:, None] * p[None, :] * di**2).sum()) * sum_s / n_vc, n_gp * (n_gp - 1),
-                       "a single grey level among the voxels with a neighbourhood: N_g,p (N_g,p - 1) = 0"),
-        "NQ30": _ratio(sum_ps, float(np.abs(ip[:, None] - ip[None, :]).sum()), "sum_ij |i p_i - j p_j| is 0"),
-        "HDEZ": (float((np.abs(di) * (ps[:, None] + ps[None, :]) / (p[:, None] + p[None, :])).sum() / n_vc), ""),
-        "1X9X": _ratio(float(((p[:, None] + p[None, :]) * di**2).sum()), sum_s, constant_neighbourhoods),
-    }
+    n_vc = n.sum(axis=-1).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = n[..., present] / n_vc[..., None]
+        s_i = s[..., present]
+        valid = p > 0
+        pair = valid[..., :, None] & valid[..., None, :]
+        n_gp = valid.sum(axis=-1)
+        ps = p * s_i
+        sum_ps = ps.sum(axis=-1)
+        sum_s = s_i.sum(axis=-1)
+        di = i[:, None] - i[None, :]
+        ip = i * p
+        p_sum = p[..., :, None] + p[..., None, :]
+        contrast_pairs = (p[..., :, None] * p[..., None, :] * di**2).sum(axis=(-2, -1))
+        busyness_denominator = np.where(pair, np.abs(ip[..., :, None] - ip[..., None, :]), 0.0).sum(axis=(-2, -1))
+        complexity_terms = np.where(pair, np.abs(di) * (ps[..., :, None] + ps[..., None, :]) / p_sum, 0.0)
+        strength_pairs = np.where(pair, p_sum * di**2, 0.0).sum(axis=(-2, -1))
+        values = {
+            "QCDE": np.where(sum_ps > 0, 1.0 / sum_ps, np.nan),
+            "65HE": np.where(n_gp > 1, contrast_pairs / (n_gp * (n_gp - 1)) * sum_s / n_vc, np.nan),
+            "NQ30": np.where(busyness_denominator > 0, sum_ps / busyness_denominator, np.nan),
+            "HDEZ": complexity_terms.sum(axis=(-2, -1)) / n_vc,
+            "1X9X": np.where(sum_s > 0, strength_pairs / sum_s, np.nan),
+        }
+    no_neighbours = n_vc == 0
+    return {code: np.where(no_neighbours, np.nan, value) for code, value in values.items()}
 
 
-def _ratio(numerator: float, denominator: float, reason: str) -> tuple[float, str]:
-    return (numerator / denominator, "") if denominator > 0 else (math.nan, reason)
+def _single(s: np.ndarray, n: np.ndarray) -> zones.Values:
+    if n.sum() == 0:
+        return zones.undefined(CODES, NO_NEIGHBOURS)
+    return {code: (float(value), "" if np.isfinite(value) else REASONS[code])
+            for code, value in ngtdm_features(s, n).items()}
+
+
+def _slice_mean(s: np.ndarray, n: np.ndarray, roi: RoiData) -> zones.Values:
+    slices = zones.slices_with_voxels(roi.int_mask)
+    s, n = s[slices], n[slices]
+    # Slices per stack so that the (slices, N_g, N_g) pair arrays stay small (all slices at once in practice).
+    g = int(np.count_nonzero(n.sum(axis=0)))
+    per_stack = max(1, zones.MAX_STACKED_CELLS // max(1, g * g))
+    chunks = [ngtdm_features(s[k:k + per_stack], n[k:k + per_stack]) for k in range(0, len(slices), per_stack)]
+    has_neighbours = n.sum(axis=1) > 0
+    per_slice = {}
+    for code in CODES:
+        values = np.concatenate([c[code] for c in chunks]) if chunks else np.empty(0)
+        reason = REASONS[code] if has_neighbours.any() else NO_NEIGHBOURS
+        per_slice[code] = (values, reason)
+    return zones.mean_over_slices(per_slice)
 
 
 def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:
@@ -117,13 +160,11 @@ def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:
 
     def values_for(aggregation: str) -> zones.Values:
         if aggregation == "2D":
-            s, n = planar
-            slices = zones.slices_with_voxels(roi.int_mask)
-            return zones.average_over_slices([ngtdm_features(s[z], n[z]) for z in slices], CODES)
+            return _slice_mean(*planar, roi)
         if aggregation == "2.5D":
             s, n = planar
-            return ngtdm_features(s.sum(axis=0), n.sum(axis=0))
+            return _single(s.sum(axis=0), n.sum(axis=0))
         s, n = difference_sums(roi, distance, planar=False)
-        return ngtdm_features(s[0], n[0])
+        return _single(s[0], n[0])
 
     return zones.feature_values(CODES, aggregations, values_for)
