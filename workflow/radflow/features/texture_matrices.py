@@ -1,7 +1,7 @@
 """Shared machinery of the two directional matrix families, GLCM (co-occurrence) and GLRLM (run length).
 
 Both build one matrix per neighbour direction, per axial slice for 2D, and then combine them in the six IBSI ways
-(IBSI 1, section 3.1.2 "feature aggregation"):
+(the IBSI reference manual describes them with the GLCM, section 3.6):
 
     2D, averaged            features of every (slice, in-plane direction) matrix, averaged
     2D, slice-merged        per slice its 4 in-plane matrices merged (summed); features averaged over slices
@@ -52,13 +52,18 @@ NO_MATRIX_REASON = "every matrix of this aggregation is empty (no voxel pairs or
 
 
 def compact_grey_levels(levels: np.ndarray, n_levels: int) -> tuple[np.ndarray, np.ndarray]:
-    """Renumber the grey levels present in the ROI as 1..G (0 stays outside); return them and their true values."""
+    """Renumber the grey levels present in the ROI as 1..G (0 stays outside); return them and their true values.
+
+    The renumbered array has the smallest unsigned type that holds G (uint8 for up to 255 levels): the kernels
+    then read a quarter of the memory of int32 levels, which makes the co-occurrence kernel markedly faster.
+    """
     present = np.bincount(levels.ravel(), minlength=n_levels + 1)[1:] > 0
     values = np.flatnonzero(present) + 1
+    dtype = np.min_scalar_type(values.size)
     if values.size == n_levels:
-        return levels, values.astype(np.float64)
-    lookup = np.zeros(n_levels + 1, dtype=levels.dtype)
-    lookup[values] = np.arange(1, values.size + 1, dtype=levels.dtype)
+        return levels.astype(dtype), values.astype(np.float64)
+    lookup = np.zeros(n_levels + 1, dtype=dtype)
+    lookup[values] = np.arange(1, values.size + 1)
     return lookup[levels], values.astype(np.float64)
 
 
@@ -235,7 +240,6 @@ def aggregate(
 
 def xlog2x(p: np.ndarray) -> np.ndarray:
     """p log2 p elementwise, 0 where p = 0 (the entropy convention)."""
-    out = np.zeros_like(p)
-    np.log2(p, out=out, where=p > 0)
+    out = np.log2(p + (p == 0))  # log2(1) = 0 where p = 0; faster than a masked log2
     out *= p
     return out
