@@ -43,15 +43,29 @@ class _Grouping:
         return np.add.reduceat(p.reshape(len(p), -1)[:, self.order], self.starts, axis=1)
 
 
+@dataclass(frozen=True)
+class GreyLevelPairs:
+    """The grey level values of the matrix rows and their |i - j| and i + j groupings (built once per ROI)."""
+
+    grey: np.ndarray
+    diff: _Grouping
+    sum: _Grouping
+
+    @classmethod
+    def of(cls, grey: np.ndarray) -> "GreyLevelPairs":
+        i, j = grey[:, None], grey[None, :]
+        return cls(grey, _Grouping.of(np.abs(i - j)), _Grouping.of(i + j))
+
+
 class CooccurrenceStats:
     """A stack of normalised GLCMs and the marginals and moments the features share."""
 
-    def __init__(self, p: np.ndarray, grey: np.ndarray, n_levels: int):
+    def __init__(self, p: np.ndarray, pairs: GreyLevelPairs, n_levels: int):
         self.p = p  # (n, G, G), each matrix sums to 1
-        self.grey = grey  # (G,) grey level values
+        self.grey = pairs.grey  # (G,) grey level values
         self.n_levels = n_levels
-        self._diff = _Grouping.of(np.abs(grey[:, None] - grey[None, :]))
-        self._sum = _Grouping.of(grey[:, None] + grey[None, :])
+        self._diff = pairs.diff
+        self._sum = pairs.sum
 
     @cached_property
     def p_i(self) -> np.ndarray:
@@ -302,9 +316,9 @@ def probabilities(counts: np.ndarray, symmetric: bool) -> np.ndarray:
     return p
 
 
-def features_of(counts: np.ndarray, grey: np.ndarray, n_levels: int, symmetric: bool) -> dict[str, np.ndarray]:
+def features_of(counts: np.ndarray, pairs: GreyLevelPairs, n_levels: int, symmetric: bool) -> dict[str, np.ndarray]:
     """All GLCM features of a stack of non-empty one-sided co-occurrence count matrices (n, G, G)."""
-    stats = CooccurrenceStats(probabilities(counts, symmetric), grey, n_levels)
+    stats = CooccurrenceStats(probabilities(counts, symmetric), pairs, n_levels)
     return {code: feature(stats) for code, feature in FEATURES.items()}
 
 
@@ -316,12 +330,13 @@ def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:
         raise ValueError(f"texture.glcm_distance must be >= 1, got {distance}")
     levels, grey = tm.compact_grey_levels(roi.levels, roi.n_levels)
     n_grey = grey.size
+    pairs = GreyLevelPairs.of(grey)
 
     def build(offsets: np.ndarray, z0: int, z1: int, per_slice: bool) -> np.ndarray:
         return tm.cooccurrence_counts(levels, n_grey, offsets * distance, z0, z1, per_slice)
 
     def features(counts: np.ndarray) -> dict[str, np.ndarray]:
-        return features_of(counts, grey, roi.n_levels, bool(texture["glcm_symmetric"]))
+        return features_of(counts, pairs, roi.n_levels, bool(texture["glcm_symmetric"]))
 
     return tm.aggregate(
         texture["matrix_aggregations"], features, UNDEFINED_REASONS, (n_grey, n_grey), build, levels.shape[0]
