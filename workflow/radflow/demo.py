@@ -12,8 +12,9 @@ What is built in, and why:
   moved by a rigid sub-voxel to ~1.5 mm translation, a new noise realisation, and its own mask.
 * Per-scan white noise whose level is drawn anew for every scan, so noise-dominated fine-texture features have low
   test-retest agreement while volume and mean intensity stay stable.
-* Centre A (Siemens-like, kernel "B30f", light smoothing, less noise) and centre B (GE-like, "STANDARD", stronger
-  smoothing, more noise, a +12 HU calibration offset, thicker slices): a batch effect on most features.
+* Centre A (Siemens-like, kernel "B30f": light smoothing, more noise, 2 mm slices) and centre B (GE-like,
+  "STANDARD": stronger smoothing, less noise, a +12 HU calibration offset, 2.5 mm slices, larger pixels): a batch
+  effect on most features (e.g. lesion intensity SD ~40 HU in A vs ~70 HU in B, mostly edge partial volume).
 * Identifying tags hold fake but realistic values; every one is listed in ``phi_manifest.json`` (see
   :func:`phi_values`) so de-identification can be checked by grepping outputs.
 * Deterministic: every random draw comes from ``numpy.random.default_rng([seed, patient_index, stream])`` and every
@@ -306,8 +307,8 @@ def render_scan(patient: Patient, scan: int) -> tuple[np.ndarray, np.ndarray]:
     hu = np.where(mask, lesion_hu, hu)
 
     centre = patient.centre
-    sigma_vox = (0.0, centre.kernel_sigma_mm / patient.grid.spacing[1], centre.kernel_sigma_mm / patient.grid.spacing[2])
-    hu = ndimage.gaussian_filter(hu, sigma_vox, mode="nearest")
+    _, dy, dx = patient.grid.spacing
+    hu = ndimage.gaussian_filter(hu, (0.0, centre.kernel_sigma_mm / dy, centre.kernel_sigma_mm / dx), mode="nearest")
     rng = np.random.default_rng([patient.seed, patient.index, 2 + scan])
     hu = hu + patient.noise_sd_hu[scan] * rng.standard_normal(hu.shape) + centre.hu_offset
     stored = np.clip(np.rint(hu - RESCALE_INTERCEPT), -32768, 32767).astype(np.int16)
