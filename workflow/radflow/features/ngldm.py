@@ -121,7 +121,8 @@ def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:
     alpha = settings["texture"]["ngldm_coarseness"]
     n_voxels = int(np.count_nonzero(roi.int_mask))
     if n_voxels == 0:
-        return zones.feature_values(CODES, aggregations, lambda _: zones.undefined(CODES, "the intensity mask is empty"))
+        empty = zones.undefined(CODES, "the intensity mask is empty")
+        return zones.feature_values(CODES, aggregations, lambda _: empty)
     planar = None
     if {"2D", "2.5D"} & set(aggregations):
         planar = dependence_counts(roi, distance, alpha, planar=True)

@@ -27,8 +27,6 @@ is always defined (0 for a single grey level).
 """
 from __future__ import annotations
 
-import math
-
 import numba
 import numpy as np
 
