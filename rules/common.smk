@@ -40,7 +40,7 @@ def repo_or_workdir(path):
 
 def settings_files():
     """The settings YAML of each `features` entry, in config order."""
-    return [repo_or_workdir(entry["file"]) for entry in config["features"]]
+    return [repo_or_workdir(path) for path in config["features"]]
 
 
 def batch_ids(wildcards):
