@@ -33,8 +33,6 @@ from radflow.settings import Settings
 ORDERS = {"nearest": 0, "linear": 1, "cubic": 3}
 # Edge padding before the cubic spline prefilter, as scipy's map_coordinates does for mode="nearest".
 _SPLINE_PAD = 12
-# How far (in source voxels) from a non-zero voxel an interpolated value can still be non-zero.
-_SUPPORT = {0: 0.5, 1: 1.0, 3: 2.0}
 
 
 class ResamplingError(ValueError):
@@ -163,6 +161,10 @@ def _apply_stencil_last(src, idx, weights):
     return out
 
 
+# Source dtypes the kernels read directly (compiled once each); anything else is converted to float64 first.
+_KERNEL_DTYPES = tuple(np.dtype(t) for t in (np.uint8, np.int16, np.uint16, np.int32, np.float32, np.float64))
+
+
 def resample_axis(array: np.ndarray, axis: int, grid: AxisGrid, order: int, window: tuple[int, int] | None = None):
     """Interpolate ``array`` along one axis onto ``grid`` (target indices ``window`` = [start, stop) only)."""
     start, stop = window if window is not None else (0, grid.n_new)
@@ -176,7 +178,7 @@ def resample_axis(array: np.ndarray, axis: int, grid: AxisGrid, order: int, wind
     shape = source.shape
     outer = int(np.prod(shape[:axis], dtype=np.int64))
     inner = int(np.prod(shape[axis + 1:], dtype=np.int64))
-    src = np.ascontiguousarray(source, dtype=np.float64)
+    src = np.ascontiguousarray(source if source.dtype in _KERNEL_DTYPES else source.astype(np.float64))
     if inner == 1:
         out = _apply_stencil_last(src.reshape(outer, shape[axis]), idx, weights)
     else:
@@ -185,12 +187,19 @@ def resample_axis(array: np.ndarray, axis: int, grid: AxisGrid, order: int, wind
 
 
 def resample_array(
-    array: np.ndarray, grids: tuple[AxisGrid, ...], order: int, windows: tuple[tuple[int, int], ...] | None = None
+    array: np.ndarray,
+    grids: tuple[AxisGrid, ...],
+    order: int,
+    windows: tuple[tuple[int, int], ...] | None = None,
+    *,
+    binary: bool = False,
 ) -> np.ndarray:
     """Separable tensor-product interpolation of a (z, y, x) array onto ``grids`` (optionally a window of them).
 
-    Axes are processed from the most shrinking to the most growing so intermediate arrays stay small. For order <= 1
-    the source is first cut to what the window reads; the cubic prefilter needs whole axes, so it is not cut.
+    ``binary`` interpolates ``array != 0`` (a mask of any label value) as 0/1. The source is first cut to what the
+    window reads (for the cubic spline only along axes that are not resampled: its prefilter needs whole axes), so
+    a small window of a large image reads and converts only the part it needs. Axes are then processed from the most
+    shrinking to the most growing so intermediate arrays stay small.
     """
     windows = windows or tuple((0, g.n_new) for g in grids)
     cut, grids = [], list(grids)
@@ -203,11 +212,13 @@ def resample_array(
             grids[axis] = AxisGrid(hi - lo, grid.n_new, grid.first - lo, grid.step, grid.spacing_new)
         else:
             cut.append(slice(None))
-    out = np.asarray(array, dtype=np.float64)[tuple(cut)]
+    out = np.asarray(array)[tuple(cut)]
+    if binary:
+        out = (out != 0).view(np.uint8)
     moving = [a for a in range(out.ndim) if not grids[a].is_identity]
     for axis in sorted(moving, key=lambda a: (windows[a][1] - windows[a][0]) / out.shape[a]):
         out = resample_axis(out, axis, grids[axis], order, windows[axis])
-    return np.ascontiguousarray(out)
+    return np.ascontiguousarray(out, dtype=np.float64)
 
 
 def _source_window(grid: AxisGrid, window: tuple[int, int], order: int) -> tuple[int, int]:
@@ -218,6 +229,11 @@ def _source_window(grid: AxisGrid, window: tuple[int, int], order: int) -> tuple
 
 # --- images -----------------------------------------------------------------------------------------------------
 
+# How far (source voxels) beyond the ROI's bounding box its interpolated mask can still be non-zero. Linear and
+# nearest are exact; the cubic spline rings on: beyond 3 voxels its fraction is below 0.01 and is set to 0.
+_MASK_REACH = {0: 0.5, 1: 1.0, 3: 3.0}
+
+
 def _check_same_grid(image: sitk.Image, mask: sitk.Image) -> None:
     if image.GetSize() != mask.GetSize():
         raise ResamplingError(f"image size {image.GetSize()} and mask size {mask.GetSize()} differ")
@@ -225,20 +241,27 @@ def _check_same_grid(image: sitk.Image, mask: sitk.Image) -> None:
         raise ResamplingError(f"image spacing {image.GetSpacing()} and mask spacing {mask.GetSpacing()} differ")
 
 
+def bounding_box(mask: np.ndarray) -> tuple[tuple[int, int], ...] | None:
+    """Inclusive (first, last) index of the non-zero voxels along each axis; None for an empty mask."""
+    box = []
+    for axis in range(mask.ndim):
+        others = tuple(a for a in range(mask.ndim) if a != axis)
+        hit = np.flatnonzero(np.any(mask, axis=others))
+        if hit.size == 0:
+            return None
+        box.append((int(hit[0]), int(hit[-1])))
+    return tuple(box)
+
+
 def roi_windows(
-    mask_array: np.ndarray, grids: tuple[AxisGrid, ...], order: int, margin_mm: float
+    box: tuple[tuple[int, int], ...], grids: tuple[AxisGrid, ...], reach: float, margin_mm: float
 ) -> tuple[tuple[int, int], ...]:
-    """Target-index ranges covering every target voxel the interpolated mask can reach, plus ``margin_mm``."""
-    where = np.nonzero(mask_array)
-    if where[0].size == 0:
-        return tuple((0, g.n_new) for g in grids)
-    support = _SUPPORT[order]
+    """Target-index ranges covering the source box grown by ``reach`` source voxels, plus ``margin_mm``."""
     windows = []
-    for idx, grid in zip(where, grids):
-        lo, hi = float(idx.min()) - support, float(idx.max()) + support
+    for (first, last), grid in zip(box, grids):
         margin = int(math.ceil(margin_mm / grid.spacing_new)) + 1
-        j_lo = int(math.floor((lo - grid.first) / grid.step)) - margin
-        j_hi = int(math.ceil((hi - grid.first) / grid.step)) + margin
+        j_lo = int(math.floor((first - reach - grid.first) / grid.step)) - margin
+        j_hi = int(math.ceil((last + reach - grid.first) / grid.step)) + margin
         windows.append((max(j_lo, 0), min(j_hi + 1, grid.n_new)))
     return tuple(windows)
 
@@ -249,13 +272,14 @@ def resample_image_and_mask(
     """Image and mask on the IBSI target grid of ``settings['interpolation']``.
 
     Returns (image float64 (z, y, x), mask partial-volume fraction float64 (z, y, x), spacing (z, y, x) in mm).
-    Intensities are rounded to integers when ``round_intensities``. With ``roi_margin_mm`` only the part of the
-    target grid around the ROI (its reach plus that margin) is computed and returned; without it, the whole grid.
+    Intensities are rounded to integers when ``round_intensities``. The mask (any non-zero label is in the ROI) is
+    only interpolated where it can be non-zero. With ``roi_margin_mm`` only the part of the target grid around the
+    ROI (its reach plus that margin) is computed and returned; without it, the whole grid.
     """
     _check_same_grid(image, mask)
     interp = settings["interpolation"]
-    image_array = sitk.GetArrayFromImage(image)
-    mask_array = (sitk.GetArrayFromImage(mask) != 0).astype(np.float64)
+    image_array = sitk.GetArrayViewFromImage(image)
+    mask_array = sitk.GetArrayViewFromImage(mask)
     if image_array.ndim != 3:
         raise ResamplingError(f"expected a 3D image, got {image_array.ndim}D")
     spacing = tuple(float(s) for s in reversed(image.GetSpacing()))
@@ -263,11 +287,18 @@ def resample_image_and_mask(
     grids = grid_for(image_array.shape, spacing, new_spacing)
     image_order, mask_order = ORDERS[interp["image_interpolator"]], ORDERS[interp["mask_interpolator"]]
 
-    windows = None
-    if roi_margin_mm is not None:
-        windows = roi_windows(mask_array, grids, max(image_order, mask_order, 1), roi_margin_mm)
+    box = bounding_box(mask_array)
+    windows = tuple((0, g.n_new) for g in grids)
+    if roi_margin_mm is not None and box is not None:
+        windows = roi_windows(box, grids, _MASK_REACH[mask_order], roi_margin_mm)
     image_new = resample_array(image_array, grids, image_order, windows)
     if interp["round_intensities"]:
         np.rint(image_new, out=image_new)
-    mask_new = resample_array(mask_array, grids, mask_order, windows)
+
+    mask_new = np.zeros(image_new.shape, dtype=np.float64)
+    if box is not None:
+        reach = roi_windows(box, grids, _MASK_REACH[mask_order], 0.0)
+        reach = tuple((max(r0, w0), min(r1, w1)) for (r0, r1), (w0, w1) in zip(reach, windows))
+        placed = tuple(slice(r0 - w0, r1 - w0) for (r0, r1), (w0, _) in zip(reach, windows))
+        mask_new[placed] = resample_array(mask_array, grids, mask_order, reach, binary=True)
     return image_new, mask_new, new_spacing
