@@ -1,0 +1,108 @@
+"""Local intensity features (IBSI family 9ST6): the local (VJGA) and global (0F91) intensity peaks.
+
+IBSI 3.2: the mean intensity in a sphere of 1 cm^3 (radius r = (3 V / 4 pi)^(1/3) = 6.2035 mm) centred on a voxel,
+over every image voxel whose centre lies within the sphere (distance <= r) — the whole image, not only the ROI
+(``RoiData.image`` is cropped with a margin of r for this), clipped at the image border.
+
+| code | feature               | definition                                                                          |
+| VJGA | Local intensity peak  | the sphere mean centred on the intensity-mask voxel of maximum intensity (the       |
+|      |                       | highest such mean when several voxels share the maximum)                           |
+| 0F91 | Global intensity peak | the highest sphere mean over all voxels of the intensity mask                       |
+
+Method: a sphere on a voxel grid is a stack of x-runs, one per (dz, dy) offset with half-width a(dz, dy); with
+prefix sums along x each run costs two look-ups, so a sphere mean costs O(runs) (some 60 for 1 cm^3 at
+0.8 x 0.8 x 2.5 mm, against ~600 voxels) and no voxel scans the image.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from radflow.features.base import NO_AGGREGATION, FeatureValue, RoiData
+from radflow.imaging.preprocess import local_intensity_radius_mm
+from radflow.settings import Settings
+
+
+def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:
+    """VJGA and 0F91 of ``roi``: sphere means over the whole (cropped) image, centred on intensity-mask voxels."""
+    runs = sphere_runs(local_intensity_radius_mm(settings), roi.spacing)
+    peak = float(roi.image[roi.int_mask].max())
+    local, global_ = _peaks(_prefix_sums(roi.image), roi.image, roi.int_mask, runs, peak)
+    return [FeatureValue("VJGA", NO_AGGREGATION, local), FeatureValue("0F91", NO_AGGREGATION, global_)]
+
+
+def sphere_runs(radius: float, spacing: tuple[float, float, float]) -> np.ndarray:
+    """The sphere of ``radius`` (mm) about a voxel centre as x-runs: rows (dz, dy, a) meaning the voxels
+    (dz, dy, -a .. a), for every (dz, dy) whose run is not empty. A voxel belongs when
+    (dz s_z)^2 + (dy s_y)^2 + (dx s_x)^2 <= r^2, the same expression a brute-force check would use."""
+    sz, sy, sx = spacing
+    r2 = radius * radius
+    rows = []
+    for dz in range(-int(radius // sz), int(radius // sz) + 1):
+        for dy in range(-int(radius // sy), int(radius // sy) + 1):
+            a = -1
+            while (dz * sz) ** 2 + (dy * sy) ** 2 + ((a + 1) * sx) ** 2 <= r2:
+                a += 1
+            if a >= 0:
+                rows.append((dz, dy, a))
+    return np.array(rows, dtype=np.int64).reshape(-1, 3)
+
+
+def _prefix_sums(image: np.ndarray) -> np.ndarray:
+    """P[z, y, x] = sum of image[z, y, :x] (a leading zero column), so a run x0..x1 sums to P[x1 + 1] - P[x0]."""
+    prefix = np.zeros(image.shape[:2] + (image.shape[2] + 1,))
+    np.cumsum(image, axis=2, out=prefix[:, :, 1:])
+    return prefix
+
+
+@numba.njit(cache=True, nogil=True)
+def _peaks(prefix: np.ndarray, image: np.ndarray, mask: np.ndarray, runs: np.ndarray, peak: float):
+    """(local peak, global peak): the highest sphere mean among mask voxels of intensity ``peak``, and among all
+    mask voxels. Runs are clipped at the array border (the image border, or beyond the sphere's reach).
+
+    Works row by row: for each image row (z, y) the sphere sums of the row's span of mask voxels are accumulated run
+    by run in contiguous passes over x, which the compiler vectorises."""
+    nz, ny, nx = mask.shape
+    total = np.empty(nx)
+    count = np.empty(nx)
+    best_local = -np.inf
+    best_global = -np.inf
+    for z in range(nz):
+        for y in range(ny):
+            first, last = nx, -1
+            for x in range(nx):
+                if mask[z, y, x]:
+                    first = min(first, x)
+                    last = x
+            if last < 0:
+                continue
+            total[first : last + 1] = 0.0
+            count[first : last + 1] = 0.0
+            for r in range(runs.shape[0]):
+                zz = z + runs[r, 0]
+                yy = y + runs[r, 1]
+                if zz < 0 or zz >= nz or yy < 0 or yy >= ny:
+                    continue
+                a = runs[r, 2]
+                row = prefix[zz, yy]
+                inner_first = max(first, a)
+                inner_last = min(last, nx - 1 - a)
+                for x in range(first, min(inner_first, last + 1)):  # run clipped on the left
+                    x1 = min(x + a, nx - 1)
+                    total[x] += row[x1 + 1] - row[0]
+                    count[x] += x1 + 1
+                for x in range(inner_first, inner_last + 1):  # the bulk: no clipping, vectorised
+                    total[x] += row[x + a + 1] - row[x - a]
+                    count[x] += 2 * a + 1
+                for x in range(max(inner_last + 1, inner_first), last + 1):  # clipped on the right (maybe both)
+                    x0 = max(x - a, 0)
+                    total[x] += row[nx] - row[x0]
+                    count[x] += nx - x0
+            for x in range(first, last + 1):
+                if mask[z, y, x]:
+                    mean = total[x] / count[x]
+                    if mean > best_global:
+                        best_global = mean
+                    if image[z, y, x] == peak and mean > best_local:
+                        best_local = mean
+    return best_local, best_global

@@ -1,0 +1,425 @@
+"""Geometry of an ROI's surface: triangle mesh, convex hull, bounding boxes and enclosing ellipsoids (IBSI 3.1).
+
+IBSI builds the ROI surface by marching cubes on the morphological mask padded with a layer of zeros (so the mesh is
+closed) at iso-level 0.5, in world units (mm). Everything else here works on that mesh's vertices, and mostly only
+on its convex-hull vertices: a hull has far fewer vertices than the mesh (about 2 k against 90 k for a 1 M-voxel
+blob) and every quantity below (maximum diameter, bounding boxes, enclosing ellipsoid) depends on the hull only.
+
+Coordinates are (z, y, x) in mm like the arrays they come from; all quantities here are rotation-invariant.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import numba
+import numpy as np
+from scipy.spatial import ConvexHull
+from skimage import measure
+
+# Khachiyan/Todd-Yildirim stops when every point lies within (1 + tol)(d + 1) of the lifted ellipsoid and every support
+# point beyond (1 - tol)(d + 1): the enclosing ellipsoid's volume is then within ~(1 + tol)^2 of the minimum.
+MVEE_TOLERANCE = 1e-6
+MVEE_MAX_ITERATIONS = 1_000_000
+# Terms of IBSI's Legendre series for the ellipsoid surface area (IBSI 3.1.19: nu = 0..20).
+ELLIPSOID_AREA_TERMS = 20
+
+
+@dataclass(frozen=True)
+class Mesh:
+    """A closed triangle mesh: ``vertices`` (n, 3) in mm, ``faces`` (m, 3) vertex indices, consistently oriented."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+
+    @cached_property
+    def volume(self) -> float:
+        """Volume (mesh), IBSI RNU0: V = 1/6 |sum_faces a . (b x c)| (signed tetrahedra from the origin)."""
+        a, b, c = (self.vertices[self.faces[:, k]] for k in range(3))
+        return abs(float(np.einsum("ij,ij->", a, np.cross(b, c)))) / 6.0
+
+    @cached_property
+    def area(self) -> float:
+        """Surface area (mesh), IBSI C0JK: A = 1/2 sum_faces |(b - a) x (c - a)|."""
+        a, b, c = (self.vertices[self.faces[:, k]] for k in range(3))
+        return 0.5 * float(np.linalg.norm(np.cross(b - a, c - a), axis=1).sum())
+
+    @cached_property
+    def hull(self) -> "Hull":
+        return Hull.of(self.vertices)
+
+
+def roi_mesh(mask: np.ndarray, spacing: tuple[float, float, float]) -> Mesh:
+    """The IBSI ROI mesh: marching cubes (Lewiner) on the zero-padded mask at level 0.5, vertices in mm.
+
+    The mask is cropped to its bounding box first: marching cubes then scans only the ROI's box.
+    """
+    box = []
+    for axis in range(3):
+        present = np.flatnonzero(np.any(mask, axis=tuple(a for a in range(3) if a != axis)))
+        box.append(slice(int(present[0]), int(present[-1]) + 1))
+    padded = np.zeros(tuple(s.stop - s.start + 2 for s in box), dtype=np.float32)
+    padded[1:-1, 1:-1, 1:-1] = mask[tuple(box)]
+    vertices, faces, _, _ = measure.marching_cubes(padded, level=0.5, spacing=tuple(float(s) for s in spacing))
+    return Mesh(vertices.astype(np.float64), faces.astype(np.int64))
+
+
+@dataclass(frozen=True)
+class Hull:
+    """Convex hull of a 3D point set: its ``points`` (the hull vertices), triangular ``facets`` (indices into
+    ``points``) with unit outward ``normals``, its volume and area."""
+
+    points: np.ndarray
+    facets: np.ndarray
+    normals: np.ndarray
+    volume: float
+    area: float
+
+    @classmethod
+    def of(cls, points: np.ndarray) -> "Hull":
+        hull = ConvexHull(points)
+        renumber = np.full(points.shape[0], -1, dtype=np.int64)
+        renumber[hull.vertices] = np.arange(hull.vertices.size)
+        return cls(np.ascontiguousarray(points[hull.vertices]), np.ascontiguousarray(renumber[hull.simplices]),
+                   np.ascontiguousarray(hull.equations[:, :3]), float(hull.volume), float(hull.area))
+
+    @cached_property
+    def max_diameter(self) -> float:
+        """Maximum 3D diameter, IBSI L0JK: the largest distance between two mesh vertices.
+
+        The farthest pair of a point set are both hull vertices, so the O(h^2) search runs on the hull only.
+        """
+        return max_pairwise_distance(self.points)
+
+    @cached_property
+    def min_oriented_box(self) -> np.ndarray:
+        """Edge lengths of the oriented minimum bounding box (see ``min_oriented_box_extents``)."""
+        return min_oriented_box_extents(self)
+
+    @cached_property
+    def min_enclosing_ellipsoid(self) -> np.ndarray:
+        """Semi-axis lengths (descending) of the minimum-volume enclosing ellipsoid (see ``mvee_semi_axes``)."""
+        return mvee_semi_axes(self.points)
+
+
+@numba.njit(cache=True, nogil=True)
+def max_pairwise_distance(points: np.ndarray) -> float:
+    """Largest Euclidean distance between two rows of ``points`` (n, 3), by exhaustive search."""
+    best = 0.0
+    n = points.shape[0]
+    for i in range(n):
+        for j in range(i + 1, n):
+            d = 0.0
+            for k in range(3):
+                t = points[i, k] - points[j, k]
+                d += t * t
+            if d > best:
+                best = d
+    return math.sqrt(best)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Oriented minimum bounding box
+
+
+def min_oriented_box_extents(hull: Hull) -> np.ndarray:
+    """Edge lengths (descending) of the smallest-volume box enclosing the hull among boxes with a face flush with a
+    hull facet (or normal to a principal axis, or axis-aligned).
+
+    For each candidate face normal n the rest is 2D and exact: the minimum-area rectangle around the hull projected
+    onto the plane normal to n has a side flush with an edge of the projected polygon (Freeman & Shapira 1975). The
+    projected polygon's vertices are the hull vertices whose normal cone meets that plane (adjacent facets on both
+    sides of it), found in O(facets) per normal, so no per-normal sort of all hull vertices is needed.
+    Accuracy: O'Rourke (1985) shows the true minimum box has two adjacent faces flush with hull *edges*, not
+    necessarily a face flush with a facet, so this is an upper bound of the minimum volume. It is exact for boxes
+    and prisms, and in the tests never more than 1 % above the best of many random orientations.
+    """
+    centred = hull.points - hull.points.mean(axis=0)
+    _, _, principal = np.linalg.svd(centred, full_matrices=False)
+    axes = np.vstack([_unique_axes(hull.normals), principal, np.eye(3)])
+    return _best_flush_box(np.ascontiguousarray(centred), hull.facets, hull.normals, np.ascontiguousarray(axes))
+
+
+def _unique_axes(normals: np.ndarray) -> np.ndarray:
+    """Unit normals with n and -n identified and (numerically) equal normals merged: coplanar hull triangles share one."""
+    sign = np.where(np.abs(normals[:, 0]) > 1e-12, np.sign(normals[:, 0]),
+                    np.where(np.abs(normals[:, 1]) > 1e-12, np.sign(normals[:, 1]), np.sign(normals[:, 2])))
+    canonical = normals * sign[:, None]
+    _, first = np.unique(np.round(canonical, 9), axis=0, return_index=True)
+    return canonical[np.sort(first)]
+
+
+@numba.njit(cache=True, nogil=True)
+def _best_flush_box(points: np.ndarray, facets: np.ndarray, normals: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    n = points.shape[0]
+    lowest = np.empty(n)
+    highest = np.empty(n)
+    silhouette = np.empty((n, 2))
+    best_volume = np.inf
+    best = np.zeros(3)
+    for a in range(axes.shape[0]):
+        nx, ny, nz = axes[a, 0], axes[a, 1], axes[a, 2]
+        # a vertex projects onto the 2D hull iff its adjacent facets' normals lie on both sides of the plane normal
+        # to the axis (tolerance: extra points are harmless, missing ones are not)
+        lowest[:] = np.inf
+        highest[:] = -np.inf
+        for f in range(facets.shape[0]):
+            d = normals[f, 0] * nx + normals[f, 1] * ny + normals[f, 2] * nz
+            for k in range(3):
+                v = facets[f, k]
+                lowest[v] = min(lowest[v], d)
+                highest[v] = max(highest[v], d)
+        # an orthonormal basis (u, v) of the plane normal to the axis
+        if abs(nx) < 0.9:
+            ux, uy, uz = 0.0, nz, -ny
+        else:
+            ux, uy, uz = -nz, 0.0, nx
+        un = math.sqrt(ux * ux + uy * uy + uz * uz)
+        ux, uy, uz = ux / un, uy / un, uz / un
+        vx, vy, vz = ny * uz - nz * uy, nz * ux - nx * uz, nx * uy - ny * ux
+        lo, hi = np.inf, -np.inf
+        k = 0
+        for i in range(n):
+            px, py, pz = points[i, 0], points[i, 1], points[i, 2]
+            h = px * nx + py * ny + pz * nz
+            lo = min(lo, h)
+            hi = max(hi, h)
+            if lowest[i] <= 1e-9 and highest[i] >= -1e-9:
+                silhouette[k, 0] = px * ux + py * uy + pz * uz
+                silhouette[k, 1] = px * vx + py * vy + pz * vz
+                k += 1
+        width, depth = _min_area_rectangle(_hull_2d(silhouette[:k]))
+        volume = width * depth * (hi - lo)
+        if volume < best_volume:
+            best_volume = volume
+            best[0], best[1], best[2] = width, depth, hi - lo
+    return np.sort(best)[::-1]
+
+
+@numba.njit(cache=True, nogil=True)
+def _hull_2d(p: np.ndarray) -> np.ndarray:
+    """Convex hull of 2D points (Andrew's monotone chain), counter-clockwise, collinear points dropped."""
+    n = p.shape[0]
+    order_y = np.argsort(p[:, 1], kind="mergesort")
+    order = order_y[np.argsort(p[order_y, 0], kind="mergesort")]
+    hull = np.empty((2 * n + 1, 2))
+    k = 0
+    for idx in range(n):
+        i = order[idx]
+        while k >= 2 and _cross(hull[k - 2], hull[k - 1], p[i]) <= 0.0:
+            k -= 1
+        hull[k, 0], hull[k, 1] = p[i, 0], p[i, 1]
+        k += 1
+    lower = k + 1
+    for idx in range(n - 2, -1, -1):
+        i = order[idx]
+        while k >= lower and _cross(hull[k - 2], hull[k - 1], p[i]) <= 0.0:
+            k -= 1
+        hull[k, 0], hull[k, 1] = p[i, 0], p[i, 1]
+        k += 1
+    return hull[: max(k - 1, 1)]
+
+
+@numba.njit(cache=True, nogil=True)
+def _cross(o, a, b) -> float:
+    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+
+@numba.njit(cache=True, nogil=True)
+def _min_area_rectangle(polygon: np.ndarray) -> tuple[float, float]:
+    """Side lengths of the minimum-area rectangle around a strictly convex counter-clockwise polygon.
+
+    One side of the optimum is flush with a polygon edge (Freeman & Shapira 1975). Rotating calipers: for edge
+    direction d and inward normal n, walking counter-clockwise from the edge's end one meets the vertex extreme
+    along +d (``right``), then along +n (``far``), then along -d (``left``); all three only move forward as the edge
+    turns, so every edge is tried in O(k) total.
+    """
+    k = polygon.shape[0]
+    if k < 3:
+        if k == 2:
+            return math.hypot(polygon[1, 0] - polygon[0, 0], polygon[1, 1] - polygon[0, 1]), 0.0
+        return 0.0, 0.0
+    best_area = np.inf
+    best_w, best_d = 0.0, 0.0
+    right, far, left = 1, 1, 1
+    for e in range(k):
+        f = (e + 1) % k
+        dx, dy = polygon[f, 0] - polygon[e, 0], polygon[f, 1] - polygon[e, 1]
+        norm = math.hypot(dx, dy)
+        dx, dy = dx / norm, dy / norm
+        nx, ny = -dy, dx
+        if e == 0:
+            right = f
+        right = _advance(polygon, right, dx, dy, 1.0)
+        if e == 0:
+            far = right
+        far = _advance(polygon, far, nx, ny, 1.0)
+        if e == 0:
+            left = far
+        left = _advance(polygon, left, dx, dy, -1.0)
+        width = (polygon[right, 0] - polygon[left, 0]) * dx + (polygon[right, 1] - polygon[left, 1]) * dy
+        depth = (polygon[far, 0] - polygon[e, 0]) * nx + (polygon[far, 1] - polygon[e, 1]) * ny
+        if width * depth < best_area:
+            best_area, best_w, best_d = width * depth, width, depth
+    return best_w, best_d
+
+
+@numba.njit(cache=True, nogil=True)
+def _advance(polygon: np.ndarray, i: int, dx: float, dy: float, sign: float) -> int:
+    """Walk from vertex i while the next edge goes further along sign * (dx, dy) (at most once around)."""
+    k = polygon.shape[0]
+    for _ in range(k):
+        j = (i + 1) % k
+        if sign * ((polygon[j, 0] - polygon[i, 0]) * dx + (polygon[j, 1] - polygon[i, 1]) * dy) <= 0.0:
+            break
+        i = j
+    return i
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Minimum-volume enclosing ellipsoid
+
+
+_LIFTED_DIM = 4
+
+
+def mvee_semi_axes(points: np.ndarray, tol: float = MVEE_TOLERANCE) -> np.ndarray:
+    """Semi-axis lengths (descending) of the minimum-volume enclosing ellipsoid (MVEE) of ``points`` (n, 3).
+
+    Khachiyan's barycentric coordinate ascent with Todd & Yildirim's away steps (Todd & Yildirim 2007) on the lifted
+    points q_i = (p_i, 1), weights u: it stops when M_i = q_i^T X(u)^-1 q_i <= (1 + tol)(d + 1) for every point and
+    >= (1 - tol)(d + 1) for every point of positive weight (X(u) = sum u_i q_i q_i^T, d = 3). It runs on a growing
+    core set (first the extreme points along the axes, then the points the current ellipsoid misses), because the
+    optimum rests on a handful (<= 10) of points and each iteration costs O(core size). The returned ellipsoid is
+    then scaled to contain every point exactly, so it encloses the set, with a volume within about (1 + tol)^2 of
+    the minimum (tol = 1e-6; the tests recover a sampled ellipsoid's semi-axes to 1e-5).
+    """
+    centred = np.ascontiguousarray(points - points.mean(axis=0))
+    lifted = np.hstack([centred, np.ones((centred.shape[0], 1))])
+    core = _axis_extreme_points(centred)
+    while True:
+        u_core = _todd_yildirim(np.ascontiguousarray(lifted[core]), tol, MVEE_MAX_ITERATIONS)
+        x = (lifted[core] * u_core[:, None]).T @ lifted[core]
+        m = np.einsum("ij,jk,ik->i", lifted, np.linalg.inv(x), lifted)
+        missed = np.setdiff1d(np.flatnonzero(m > (1.0 + tol) * _LIFTED_DIM), core)
+        if missed.size == 0:
+            break
+        # the core only grows, so this ends (in practice after a few rounds)
+        core = np.concatenate([core, missed[np.argsort(m[missed])[::-1][:8]]])
+    u = np.zeros(centred.shape[0])
+    u[core] = u_core
+    centre = u @ centred
+    d = centred - centre
+    shape = (d * u[:, None]).T @ d  # sum_i u_i (p_i - c)(p_i - c)^T
+    eigenvalues = np.linalg.eigvalsh(shape)
+    if eigenvalues[0] <= 0.0:
+        return np.zeros(3)
+    scale = float(np.max(np.einsum("ij,jk,ik->i", d, np.linalg.inv(shape), d)))
+    return np.sort(np.sqrt(np.maximum(eigenvalues * scale, 0.0)))[::-1]
+
+
+def _axis_extreme_points(points: np.ndarray) -> np.ndarray:
+    """The extreme points along each coordinate axis and principal axis: a well-spread start (Kumar & Yildirim 2005)."""
+    _, _, principal = np.linalg.svd(points, full_matrices=False)
+    projections = points @ np.vstack([np.eye(3), principal]).T
+    return np.unique(np.concatenate([projections.argmax(axis=0), projections.argmin(axis=0)]))
+
+
+@numba.njit(cache=True, nogil=True)
+def _todd_yildirim(q: np.ndarray, tol: float, max_iterations: int) -> np.ndarray:
+    """Optimal weights u for the lifted points ``q`` (n, d + 1), from uniform weights; X^-1 and M by rank-one
+    (Sherman-Morrison) updates, O(n d) per iteration, recomputed from scratch every 256 iterations against drift."""
+    n, dim = q.shape
+    u = np.full(n, 1.0 / n)
+    inv = np.empty((dim, dim))
+    m = np.empty(n)
+    g = np.empty(n)
+    for it in range(max_iterations):
+        if it % 256 == 0:
+            x = np.zeros((dim, dim))
+            for i in range(n):
+                for a in range(dim):
+                    for b in range(dim):
+                        x[a, b] += u[i] * q[i, a] * q[i, b]
+            inv = np.linalg.inv(x)
+            for i in range(n):
+                s = 0.0
+                for a in range(dim):
+                    for b in range(dim):
+                        s += q[i, a] * inv[a, b] * q[i, b]
+                m[i] = s
+        j_plus = np.argmax(m)
+        j_minus = -1
+        m_minus = np.inf
+        for i in range(n):
+            if u[i] > 0.0 and m[i] < m_minus:
+                m_minus = m[i]
+                j_minus = i
+        eps_plus = m[j_plus] / dim - 1.0
+        eps_minus = 1.0 - m_minus / dim
+        if eps_plus <= tol and eps_minus <= tol:
+            break
+        if eps_plus >= eps_minus:
+            j = j_plus
+            tau = (m[j] - dim) / (dim * (m[j] - 1.0))
+        else:
+            # away step: weight off the point deepest inside, at most all of it (a drop step)
+            j = j_minus
+            limit = u[j] / (1.0 - u[j])
+            tau = -min((dim - m[j]) / (dim * (m[j] - 1.0)), limit) if m[j] > 1.0 else -limit
+        # X' = (1 - tau) X + tau q_j q_j^T  =>  Sherman-Morrison for X'^-1 and M'
+        v = np.zeros(dim)
+        for a in range(dim):
+            for b in range(dim):
+                v[a] += inv[a, b] * q[j, b]
+        denom = (1.0 - tau) + tau * m[j]
+        for i in range(n):
+            s = 0.0
+            for a in range(dim):
+                s += q[i, a] * v[a]
+            g[i] = s
+        for i in range(n):
+            m[i] = (m[i] - tau * g[i] * g[i] / denom) / (1.0 - tau)
+        for a in range(dim):
+            for b in range(dim):
+                inv[a, b] = (inv[a, b] - tau * v[a] * v[b] / denom) / (1.0 - tau)
+        for i in range(n):
+            u[i] *= 1.0 - tau
+        u[j] += tau
+        if u[j] < 1e-15:
+            u[j] = 0.0
+    return u
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Ellipsoids
+
+
+def ellipsoid_volume(semi_axes: np.ndarray) -> float:
+    a, b, c = semi_axes
+    return 4.0 * math.pi * a * b * c / 3.0
+
+
+def ellipsoid_area(semi_axes: np.ndarray, terms: int = ELLIPSOID_AREA_TERMS) -> float:
+    """Surface area of an ellipsoid with semi-axes a >= b >= c, by IBSI's Legendre series (IBSI 3.1.19):
+
+        A = 4 pi a b sum_{nu=0}^{20} (alpha beta)^nu / (1 - 4 nu^2) P_nu((alpha^2 + beta^2) / (2 alpha beta)),
+        alpha = sqrt(1 - b^2/a^2), beta = sqrt(1 - c^2/a^2).
+
+    (alpha beta)^nu P_nu(x) is evaluated by the Legendre recurrence multiplied through by (alpha beta)^nu, which stays
+    finite when alpha beta = 0 (a spheroid or a sphere), where the series' argument itself is infinite.
+    """
+    a, b, c = sorted((float(s) for s in semi_axes), reverse=True)
+    if a <= 0.0:
+        return 0.0
+    alpha = math.sqrt(max(1.0 - (b / a) ** 2, 0.0))
+    beta = math.sqrt(max(1.0 - (c / a) ** 2, 0.0))
+    ab = alpha * beta
+    half_sum = 0.5 * (alpha * alpha + beta * beta)  # (alpha beta) * x
+    q_prev, q = 1.0, half_sum  # Q_0, Q_1 with Q_nu = (alpha beta)^nu P_nu(x)
+    total = 1.0 + q / (1.0 - 4.0)
+    for nu in range(1, terms):
+        q_prev, q = q, ((2 * nu + 1) * half_sum * q - nu * ab * ab * q_prev) / (nu + 1)
+        total += q / (1.0 - 4.0 * (nu + 1) ** 2)
+    return 4.0 * math.pi * a * b * total

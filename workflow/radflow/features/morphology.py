@@ -1,0 +1,413 @@
+"""Morphological features (IBSI family HCUG, 29 features) of an ROI.
+
+Masks (IBSI 3.1): the shape features use the morphological mask: its marching-cubes mesh (``mesh.roi_mesh``) and
+its voxel centres. The intensity mask enters where intensities do: the intensity-weighted centre of the centre of
+mass shift, the mean intensity of the integrated intensity, and the voxels of Moran's I and Geary's C.
+
+Notation: V and A the mesh volume and area, N_v the voxel count, lambda_major >= lambda_minor >= lambda_least the
+eigenvalues of the covariance matrix of the morphological voxel centres (in mm), X_i the intensity of voxel i,
+mu their mean over the intensity mask, w_ij = 1 / ||r_i - r_j|| the inverse distance (mm) between voxel centres.
+
+| code | feature                        | formula                                                      |
+| RNU0 | Volume (mesh)                  | V = 1/6 |sum_faces a . (b x c)|                              |
+| YEKZ | Volume (voxel counting)        | N_v * voxel volume                                           |
+| C0JK | Surface area (mesh)            | A = 1/2 sum_faces |(b - a) x (c - a)|                        |
+| 2PR5 | Surface to volume ratio        | A / V                                                        |
+| SKGS | Compactness 1                  | V / (pi^(1/2) A^(3/2))                                       |
+| BQWJ | Compactness 2                  | 36 pi V^2 / A^3                                              |
+| KRCK | Spherical disproportion        | A / (36 pi V^2)^(1/3)                                        |
+| QCFX | Sphericity                     | (36 pi V^2)^(1/3) / A                                        |
+| 25C7 | Asphericity                    | (A^3 / (36 pi V^2))^(1/3) - 1                                |
+| KLMA | Centre of mass shift           | || mean_morph(r_i) - sum_int(X_i r_i) / sum_int(X_i) ||      |
+| L0JK | Maximum 3D diameter            | max distance between two mesh vertices                       |
+| TDIC | Major axis length              | 4 sqrt(lambda_major)                                         |
+| P9VJ | Minor axis length              | 4 sqrt(lambda_minor)                                         |
+| 7J51 | Least axis length              | 4 sqrt(lambda_least)                                         |
+| Q3CK | Elongation                     | sqrt(lambda_minor / lambda_major)                            |
+| N17B | Flatness                       | sqrt(lambda_least / lambda_major)                            |
+| PBX1 | Volume density (AABB)          | V / volume of the axis-aligned bounding box of the mesh      |
+| R59B | Area density (AABB)            | A / area of that box                                         |
+| ZH1A | Volume density (OMBB)          | V / volume of the oriented minimum bounding box              |
+| IQYR | Area density (OMBB)            | A / area of that box                                         |
+| 6BDE | Volume density (AEE)           | V / (4 pi a b c / 3), a, b, c = 2 sqrt(lambda) (the axis lengths / 2) |
+| RDD2 | Area density (AEE)             | A / ellipsoid area (IBSI Legendre series, ``mesh.ellipsoid_area``) |
+| SWZ1 | Volume density (MVEE)          | V / volume of the minimum-volume enclosing ellipsoid         |
+| BRI8 | Area density (MVEE)            | A / its area                                                 |
+| R3ER | Volume density (convex hull)   | V / convex hull volume                                       |
+| 7T7F | Area density (convex hull)     | A / convex hull area                                         |
+| 99N0 | Integrated intensity           | V * mu                                                       |
+| N365 | Moran's I index                | N_v / sum w_ij * sum_{i != j} w_ij (X_i - mu)(X_j - mu) / sum (X_i - mu)^2 |
+| NPT7 | Geary's C measure              | (N_v - 1) / (2 sum w_ij) * sum_{i != j} w_ij (X_i - X_j)^2 / sum (X_i - mu)^2 |
+
+The OMBB and MVEE have no IBSI reference value; their accuracy is documented in ``mesh``. The covariance matrix uses
+the unbiased (N_v - 1) normalisation, which reproduces the IBSI axis lengths (the N_v one gives 11.3 instead of 11.4
+for the digital phantom's major axis).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import scipy.fft
+
+from radflow.features import mesh as meshes
+from radflow.features.base import NO_AGGREGATION, FeatureValue, RoiData
+from radflow.settings import Settings
+
+# Moran's I / Geary's C: ROIs of up to this many voxels take the direct pair sum (a few ms); larger ones the FFT.
+PAIR_SUM_MAX_VOXELS = 2000
+# Largest zero-padded FFT grid for Moran's I / Geary's C (cells): single-precision half spectra need ~15 bytes per
+# cell at the peak, ~500 MB here. A 1 M-voxel ROI at 0.8 x 0.8 x 2.5 mm needs 19 M cells.
+FFT_MAX_CELLS = 1 << 25
+
+
+def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:
+    """All 29 HCUG features of ``roi`` (shape on the morphological mask, intensities on the intensity mask)."""
+    surface = meshes.roi_mesh(roi.morph_mask, roi.spacing)
+    shape = VoxelShape.of(roi.morph_mask, roi.spacing)
+    values: dict[str, float | str] = {}
+    values.update(size_and_sphericity(surface, shape.n_voxels * roi.voxel_volume))
+    values["KLMA"] = centre_of_mass_shift(roi, shape.centroid)
+    values["L0JK"] = surface.hull.max_diameter
+    values.update(principal_axes(shape.eigenvalues))
+    values.update(densities(surface, shape.eigenvalues))
+    values["99N0"] = integrated_intensity(surface.volume, roi)
+    opts = settings["morphology"]
+    values.update(spatial_autocorrelation(roi.image, roi.int_mask, roi.spacing,
+                                          int(opts["spatial_autocorrelation_exact_max_voxels"]), int(opts["seed"])))
+    return [_feature(code, values[code]) for code in _CODES]
+
+
+_CODES = ("RNU0", "YEKZ", "C0JK", "2PR5", "SKGS", "BQWJ", "KRCK", "QCFX", "25C7", "KLMA", "L0JK", "TDIC", "P9VJ",
+          "7J51", "Q3CK", "N17B", "PBX1", "R59B", "ZH1A", "IQYR", "6BDE", "RDD2", "SWZ1", "BRI8", "R3ER", "7T7F",
+          "99N0", "N365", "NPT7")
+
+
+def _feature(code: str, value: float | str) -> FeatureValue:
+    """A value, or NaN with the reason when the computation returned a string."""
+    if isinstance(value, str):
+        return FeatureValue.undefined(code, NO_AGGREGATION, value)
+    return FeatureValue(code, NO_AGGREGATION, float(value))
+
+
+def _ratio(numerator: float, denominator: float, reason: str) -> float | str:
+    return numerator / denominator if denominator > 0.0 else reason
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Size and sphericity (mesh)
+
+
+def size_and_sphericity(surface: meshes.Mesh, voxel_volume_total: float) -> dict[str, float | str]:
+    """RNU0, YEKZ, C0JK and the ratios of mesh volume V and area A (table in the module docstring)."""
+    v, a = surface.volume, surface.area
+    sphere = (36.0 * math.pi * v * v) ** (1.0 / 3.0)  # area of the sphere of volume V
+    return {
+        "RNU0": v,
+        "YEKZ": voxel_volume_total,
+        "C0JK": a,
+        "2PR5": _ratio(a, v, "the mesh volume is zero"),
+        "SKGS": _ratio(v, math.sqrt(math.pi) * a ** 1.5, "the mesh area is zero"),
+        "BQWJ": _ratio(36.0 * math.pi * v * v, a**3, "the mesh area is zero"),
+        "KRCK": _ratio(a, sphere, "the mesh volume is zero"),
+        "QCFX": _ratio(sphere, a, "the mesh area is zero"),
+        "25C7": _ratio(a, sphere, "the mesh volume is zero") - 1.0 if sphere > 0.0 else "the mesh volume is zero",
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Voxel-centre statistics: centroid, principal axes, centre of mass shift
+
+
+@dataclass(frozen=True)
+class VoxelShape:
+    """Voxel count, centroid (mm, array frame) and covariance eigenvalues (ascending, mm^2) of a mask's voxel centres."""
+
+    n_voxels: int
+    centroid: np.ndarray
+    eigenvalues: np.ndarray
+
+    @classmethod
+    def of(cls, mask: np.ndarray, spacing: tuple[float, float, float]) -> "VoxelShape":
+        count, first, second = _index_moments(mask)
+        scale = np.asarray(spacing, dtype=np.float64)
+        mean = first / count
+        if count > 1:
+            # unbiased covariance, in index units about the centroid, then scaled to mm
+            cov = (second - count * np.outer(mean, mean)) / (count - 1)
+            cov = cov * np.outer(scale, scale)
+            eigenvalues = np.clip(np.linalg.eigvalsh(cov), 0.0, None)
+        else:
+            eigenvalues = np.zeros(3)
+        return cls(int(count), mean * scale, eigenvalues)
+
+
+@numba.njit(cache=True, nogil=True)
+def _index_moments(mask: np.ndarray):
+    """Voxel count, sum of index vectors and sum of their outer products over ``mask`` (indices about the array centre,
+    which keeps the second moments small and the covariance free of cancellation)."""
+    nz, ny, nx = mask.shape
+    oz, oy, ox = (nz - 1) * 0.5, (ny - 1) * 0.5, (nx - 1) * 0.5
+    count = 0
+    first = np.zeros(3)
+    second = np.zeros((3, 3))
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                if mask[z, y, x]:
+                    p0, p1, p2 = z - oz, y - oy, x - ox
+                    count += 1
+                    first[0] += p0
+                    first[1] += p1
+                    first[2] += p2
+                    second[0, 0] += p0 * p0
+                    second[0, 1] += p0 * p1
+                    second[0, 2] += p0 * p2
+                    second[1, 1] += p1 * p1
+                    second[1, 2] += p1 * p2
+                    second[2, 2] += p2 * p2
+    second[1, 0], second[2, 0], second[2, 1] = second[0, 1], second[0, 2], second[1, 2]
+    origin = np.array([oz, oy, ox])
+    # back to plain array indices: sum(p + o) and sum((p + o)(p + o)^T)
+    second_abs = second + np.outer(first, origin) + np.outer(origin, first) + count * np.outer(origin, origin)
+    return count, first + count * origin, second_abs
+
+
+@numba.njit(cache=True, nogil=True)
+def _weighted_index_sum(mask: np.ndarray, image: np.ndarray):
+    """sum(X_i) and sum(X_i * index_i) over ``mask``."""
+    total = 0.0
+    weighted = np.zeros(3)
+    nz, ny, nx = mask.shape
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                if mask[z, y, x]:
+                    v = image[z, y, x]
+                    total += v
+                    weighted[0] += v * z
+                    weighted[1] += v * y
+                    weighted[2] += v * x
+    return total, weighted
+
+
+def centre_of_mass_shift(roi: RoiData, geometric_centre: np.ndarray) -> float | str:
+    """Centre of mass shift, IBSI KLMA: distance (mm) between the centroid of the morphological mask's voxel centres
+    and the intensity-weighted centroid sum(X_i r_i) / sum(X_i) of the intensity mask's voxels."""
+    total, weighted = _weighted_index_sum(roi.int_mask, roi.image)
+    if total == 0.0:
+        return "the intensities of the intensity mask sum to zero: no intensity-weighted centre"
+    intensity_centre = weighted / total * np.asarray(roi.spacing)
+    return float(np.linalg.norm(geometric_centre - intensity_centre))
+
+
+def principal_axes(eigenvalues: np.ndarray) -> dict[str, float | str]:
+    """TDIC, P9VJ, 7J51 (4 sqrt(lambda)) and elongation Q3CK, flatness N17B (sqrt of eigenvalue ratios)."""
+    least, minor, major = eigenvalues
+    flat = "the ROI has a single voxel: no principal axes"
+    return {
+        "TDIC": 4.0 * math.sqrt(major),
+        "P9VJ": 4.0 * math.sqrt(minor),
+        "7J51": 4.0 * math.sqrt(least),
+        "Q3CK": math.sqrt(minor / major) if major > 0.0 else flat,
+        "N17B": math.sqrt(least / major) if major > 0.0 else flat,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Volume and area densities
+
+
+def densities(surface: meshes.Mesh, eigenvalues: np.ndarray) -> dict[str, float | str]:
+    """Volume and area densities of the mesh against enclosing shapes: AABB, OMBB, AEE, MVEE, convex hull."""
+    v, a = surface.volume, surface.area
+    hull = surface.hull
+    out: dict[str, float | str] = {}
+    aabb = np.ptp(surface.vertices, axis=0)
+    out["PBX1"] = _ratio(v, float(np.prod(aabb)), "the bounding box is flat")
+    out["R59B"] = _ratio(a, _box_area(aabb), "the bounding box has no area")
+    ombb = hull.min_oriented_box
+    out["ZH1A"] = _ratio(v, float(np.prod(ombb)), "the bounding box is flat")
+    out["IQYR"] = _ratio(a, _box_area(ombb), "the bounding box has no area")
+    aee = 2.0 * np.sqrt(eigenvalues[::-1])  # semi-axes: half the major, minor and least axis lengths
+    flat = "the approximate enclosing ellipsoid is flat (a principal axis has zero length)"
+    out["6BDE"] = _ratio(v, meshes.ellipsoid_volume(aee), flat)
+    out["RDD2"] = _ratio(a, meshes.ellipsoid_area(aee), flat) if aee[2] > 0.0 else flat
+    mvee = hull.min_enclosing_ellipsoid
+    out["SWZ1"] = _ratio(v, meshes.ellipsoid_volume(mvee), "the enclosing ellipsoid is flat")
+    out["BRI8"] = _ratio(a, meshes.ellipsoid_area(mvee), "the enclosing ellipsoid is flat") if mvee[2] > 0.0 \
+        else "the enclosing ellipsoid is flat"
+    out["R3ER"] = _ratio(v, hull.volume, "the convex hull is flat")
+    out["7T7F"] = _ratio(a, hull.area, "the convex hull is flat")
+    return out
+
+
+def _box_area(edges: np.ndarray) -> float:
+    x, y, z = edges
+    return 2.0 * (x * y + y * z + x * z)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Intensity-based morphology
+
+
+def integrated_intensity(mesh_volume: float, roi: RoiData) -> float:
+    """Integrated intensity, IBSI 99N0: V * mu, mu the mean intensity of the intensity mask."""
+    return mesh_volume * float(roi.image[roi.int_mask].mean())
+
+
+def spatial_autocorrelation(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, float, float],
+                            exact_max_voxels: int, seed: int) -> dict[str, float | str]:
+    """Moran's I (IBSI N365) and Geary's C (IBSI NPT7) over the voxels of ``mask``, inverse-distance weights (mm).
+
+    Both need the sums over all ordered voxel pairs i != j of w_ij, w_ij z_i z_j and w_ij (z_i - z_j)^2 (z = X - mu),
+    O(N_v^2) pairs. They are computed exactly by one of:
+      * the direct pair sum (numba, no pair matrix), for up to PAIR_SUM_MAX_VOXELS voxels;
+      * FFT correlation: on a regular grid w_ij = K(r_i - r_j) with K(d) = 1/||d|| (K(0) = 0), so each pair sum is
+        a quadratic form sum_i f_i (K * g)_i = (1/N) sum_k K^(k) conj(F(k)) G(k) (Parseval) over a zero-padded grid
+        of at least 2n - 1 cells per axis (no wrap-around); the kernel spectrum K^ is real (K is even) and comes from
+        a DCT-I of one octant. Three real FFTs (of z, z^2 and the mask), O(M log M) for M grid cells; rounding only
+        (relative difference to the pair sum < 1e-10 in the tests).
+    When the FFT grid would exceed FFT_MAX_CELLS cells (huge, sparse ROI boxes) and the ROI has more than
+    ``exact_max_voxels`` voxels, both are estimated as the exact values of a seeded uniform random subsample of
+    ``exact_max_voxels`` voxels (ratio of U-statistics, consistent); the tests measure this estimate's error.
+    """
+    values = image[mask]
+    n = values.size
+    if n < 2:
+        reason = "the intensity mask has a single voxel: no voxel pairs"
+        return {"N365": reason, "NPT7": reason}
+    deviations = values - values.mean()
+    if not np.any(deviations):
+        reason = "the intensity mask has a constant intensity: zero variance"
+        return {"N365": reason, "NPT7": reason}
+    box = bounding_box(mask)
+    grid = _fft_grid(tuple(s.stop - s.start for s in box))
+    if n <= PAIR_SUM_MAX_VOXELS or (math.prod(grid) > FFT_MAX_CELLS and n <= exact_max_voxels):
+        sums = pair_sums(np.argwhere(mask) * np.asarray(spacing), deviations)
+    elif math.prod(grid) <= FFT_MAX_CELLS:
+        sub_mask = mask[box]
+        z = np.zeros(sub_mask.shape)
+        z[sub_mask] = deviations
+        sums = fft_pair_sums(z, sub_mask, spacing, grid)
+    else:
+        rng = np.random.default_rng(seed)
+        keep = np.sort(rng.choice(n, size=exact_max_voxels, replace=False))
+        sample = values[keep]
+        deviations = sample - sample.mean()
+        n = exact_max_voxels
+        sums = pair_sums(np.argwhere(mask)[keep] * np.asarray(spacing), deviations)
+    return _moran_geary(n, float(deviations @ deviations), *sums)
+
+
+def _moran_geary(n: int, sum_sq: float, sum_w: float, sum_wzz: float, sum_wdiff: float) -> dict[str, float | str]:
+    if sum_sq <= 0.0:
+        reason = "the sampled intensities are constant: zero variance"
+        return {"N365": reason, "NPT7": reason}
+    return {
+        "N365": n / sum_w * sum_wzz / sum_sq,
+        "NPT7": (n - 1) / (2.0 * sum_w) * sum_wdiff / sum_sq,
+    }
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def pair_sums(coords: np.ndarray, z: np.ndarray) -> tuple[float, float, float]:
+    """sum_{i != j} w_ij, sum w_ij z_i z_j and sum w_ij (z_i - z_j)^2 over ordered pairs, w_ij = 1/||r_i - r_j||."""
+    n = z.shape[0]
+    sw = 0.0
+    szz = 0.0
+    sdd = 0.0
+    for i in range(n):
+        xi, yi, wi, zi = coords[i, 0], coords[i, 1], coords[i, 2], z[i]
+        for j in range(i + 1, n):
+            d0, d1, d2 = coords[j, 0] - xi, coords[j, 1] - yi, coords[j, 2] - wi
+            w = 1.0 / math.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+            zj = z[j]
+            sw += w
+            szz += w * zi * zj
+            sdd += w * (zi - zj) * (zi - zj)
+    return 2.0 * sw, 2.0 * szz, 2.0 * sdd
+
+
+def _fft_grid(shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Per axis the smallest even FFT-friendly length >= 2n - 1: linear, not circular, correlation, and even so that
+    the kernel's spectrum is one DCT-I of an octant. Axes 0 and 1 take complex FFTs (11-smooth lengths are fast),
+    the last axis the real FFT (5-smooth)."""
+    grid = []
+    for axis, n in enumerate(shape):
+        real = axis == len(shape) - 1
+        length = scipy.fft.next_fast_len(2 * n - 1, real=real)
+        while length % 2:
+            length = scipy.fft.next_fast_len(length + 1, real=real)
+        grid.append(length)
+    return tuple(grid)
+
+
+def bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
+    """The smallest box of slices holding every True voxel of a non-empty 3D ``mask``."""
+    box = []
+    for axis in range(3):
+        present = np.flatnonzero(np.any(mask, axis=tuple(a for a in range(3) if a != axis)))
+        box.append(slice(int(present[0]), int(present[-1]) + 1))
+    return tuple(box)
+
+
+def inverse_distance_spectrum(grid: tuple[int, int, int], spacing: tuple[float, float, float]) -> np.ndarray:
+    """One octant, k_a = 0 .. N_a / 2 on every axis, of the DFT of the periodic kernel K(d) = 1/||d|| (mm), K(0) = 0,
+    on ``grid``. The DFT is real and even since K is even, and the DFT of an even sequence of even length N is the
+    DCT-I of its first N/2 + 1 samples, axis by axis: so only one octant of the kernel is built and transformed."""
+    axes = [np.arange(n // 2 + 1) * s for n, s in zip(grid, spacing)]
+    dist2 = axes[0][:, None, None] ** 2 + axes[1][None, :, None] ** 2 + axes[2][None, None, :] ** 2
+    dist2[0, 0, 0] = np.inf
+    return scipy.fft.dctn(1.0 / np.sqrt(dist2), type=1, workers=1, overwrite_x=True)
+
+
+def _zero_padded_rfftn(values: np.ndarray, grid: tuple[int, int, int]) -> np.ndarray:
+    """rfftn of ``values`` zero-padded to ``grid``, in single precision, one axis at a time from the last: each 1D
+    pass transforms only the rows that hold data (about half the work of a plain rfftn of the padded array)."""
+    spectrum = scipy.fft.rfft(values.astype(np.float32), n=grid[2], axis=2, workers=1)
+    spectrum = scipy.fft.fft(spectrum, n=grid[1], axis=1, workers=1, overwrite_x=True)
+    return scipy.fft.fft(spectrum, n=grid[0], axis=0, workers=1, overwrite_x=True)
+
+
+def fft_pair_sums(z: np.ndarray, mask: np.ndarray, spacing: tuple[float, float, float],
+                  grid: tuple[int, int, int]) -> tuple[float, float, float]:
+    """The three pair sums of ``pair_sums`` by FFT correlation (see ``spatial_autocorrelation``).
+
+    With S(f, g) = sum_{i != j} w_ij f_i g_j: sum w = S(m, m), sum w z z = S(z, z) and
+    sum w (z_i - z_j)^2 = 2 S(z^2, m) - 2 S(z, z), m the mask indicator. The transforms are single precision
+    (3x faster than double) and the spectral sums double: Moran's I and Geary's C then differ from the double
+    precision pair sums by < 1e-6 relative (measured in the tests and on IBSI configuration A: 2e-8).
+    """
+    kernel = inverse_distance_spectrum(grid, spacing)
+    m_hat = _zero_padded_rfftn(mask, grid)
+    sum_w = _spectral_form(kernel, m_hat, m_hat)
+    z_hat = _zero_padded_rfftn(z, grid)
+    sum_zz = _spectral_form(kernel, z_hat, z_hat)
+    del z_hat
+    z2_hat = _zero_padded_rfftn(z * z, grid)
+    sum_z2m = _spectral_form(kernel, z2_hat, m_hat)
+    scale = 1.0 / math.prod(grid)
+    return sum_w * scale, sum_zz * scale, 2.0 * (sum_z2m - sum_zz) * scale
+
+
+@numba.njit(cache=True, nogil=True)
+def _spectral_form(octant: np.ndarray, f: np.ndarray, g: np.ndarray) -> float:
+    """sum over the full spectrum of K^(k) Re(conj(F(k)) G(k)) from rfftn halves F, G and the kernel's octant:
+    K^ is even, so K^(k_0, k_1, k_2) = octant[min(k_0, N_0 - k_0), min(k_1, N_1 - k_1), k_2]; the last axis' columns
+    1 .. N/2 - 1 stand for themselves and their conjugate mirror, so they count twice."""
+    n0, n1, n2 = f.shape
+    total = 0.0
+    for a in range(n0):
+        ka = min(a, n0 - a)
+        for b in range(n1):
+            kb = min(b, n1 - b)
+            row = 0.0
+            for c in range(n2):
+                fc, gc = f[a, b, c], g[a, b, c]
+                term = octant[ka, kb, c] * (float(fc.real) * float(gc.real) + float(fc.imag) * float(gc.imag))
+                row += term if (c == 0 or c == n2 - 1) else 2.0 * term
+            total += row
+    return total
