@@ -180,3 +180,44 @@ def test_prepare_on_the_roi_window_equals_the_whole_grid(configuration, ct_phant
     assert windowed.image.shape == full.image.shape
     for field in ("image", "morph_mask", "int_mask", "levels"):
         assert np.array_equal(getattr(windowed, field), getattr(full, field)), field
+
+
+def _blob(shape=(9, 12, 14), seed=4) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    smooth = ndimage.gaussian_filter(rng.normal(size=shape), 1.5)
+    mask = np.zeros(shape, np.uint8)
+    mask[2:-2, 2:-2, 2:-2] = smooth[2:-2, 2:-2, 2:-2] > 0
+    return mask * 3  # any non-zero label is in the ROI
+
+
+def test_mask_interpolated_only_where_it_reaches_equals_the_whole_mask():
+    mask_array = _blob()
+    spacing = (0.9, 1.1, 2.5)
+    image, mask = _image(mask_array.astype(np.int16), spacing), _image(mask_array, spacing)
+    settings = _settings(spacing_mm=[0.7, 1.3, 1.0])
+    _, fraction, new_spacing = resampling.resample_image_and_mask(image, mask, settings)
+    grids = resampling.grid_for(mask_array.shape, spacing[::-1], new_spacing)
+    coords = np.meshgrid(*(g.coordinates() for g in grids), indexing="ij")
+    expected = ndimage.map_coordinates((mask_array != 0).astype(float), coords, order=1, mode="nearest")
+    np.testing.assert_allclose(fraction, expected, rtol=0, atol=1e-12)
+
+
+def test_cubic_mask_ringing_far_from_the_roi_is_dropped():
+    mask_array = _blob()
+    image, mask = _image(mask_array.astype(np.int16)), _image(mask_array)
+    settings = _settings(spacing_mm=[0.6, 0.6, 0.6], mask_interpolator="cubic")
+    _, fraction, new_spacing = resampling.resample_image_and_mask(image, mask, settings)
+    grids = resampling.grid_for(mask_array.shape, (1.0, 1.0, 1.0), new_spacing)
+    coords = np.meshgrid(*(g.coordinates() for g in grids), indexing="ij")
+    expected = ndimage.map_coordinates((mask_array != 0).astype(float), coords, order=3, mode="nearest")
+    assert np.abs(fraction - expected).max() < 0.01
+    assert np.array_equal(fraction >= 0.5, expected >= 0.5)
+
+
+def test_identity_grid_does_not_alias_the_input():
+    array = np.array([[[0.4, 1.6]]])
+    image = _image(array)
+    out, _, _ = resampling.resample_image_and_mask(image, _image(np.ones((1, 1, 2), np.uint8)), _settings(
+        spacing_mm=[1.0, 1.0, 1.0]))
+    assert out.tolist() == [[[0.0, 2.0]]]
+    assert sitk.GetArrayViewFromImage(image).tolist() == [[[0.4, 1.6]]]

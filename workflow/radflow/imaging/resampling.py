@@ -216,6 +216,8 @@ def resample_array(
     if binary:
         out = (out != 0).view(np.uint8)
     moving = [a for a in range(out.ndim) if not grids[a].is_identity]
+    if not moving:  # never hand back a view of the caller's (or SimpleITK's) buffer
+        return np.array(out, dtype=np.float64, order="C", copy=True)
     for axis in sorted(moving, key=lambda a: (windows[a][1] - windows[a][0]) / out.shape[a]):
         out = resample_axis(out, axis, grids[axis], order, windows[axis])
     return np.ascontiguousarray(out, dtype=np.float64)
