@@ -8,7 +8,8 @@ source-voxel index coordinates new voxel j sits at
 
 ``dimensions: 2D`` resamples in-plane only (the slice spacing is kept). Interpolators are the tensor-product
 B-splines of order 0 (nearest), 1 (linear) and 3 (cubic spline, with the spline prefilter); outside the image the
-edge value is used (scipy's ``mode="nearest"``, as MIRP, the IBSI reference implementation, does). CT intensities
+edge value is used (scipy's ``mode="nearest"``, as MIRP, one of the IBSI reference implementations, does; it
+also reproduces the IBSI diagnostic image means better than mirroring or a constant). CT intensities
 are rounded to integers after interpolation; the mask is interpolated as a float partial-volume fraction, which the
 caller thresholds (``partial_volume_threshold``).
 
