@@ -86,11 +86,13 @@ def test_rdf_types_every_value_with_its_radiomics_ontology_class(demo_run):
     n_features = con.execute("SELECT count(*) FROM features").fetchone()[0]
     has_value = rdflib.URIRef("http://www.cancerdata.org/roo/P100042")
     typed = graph.query(
-        "SELECT (count(?v) AS ?n) WHERE { ?v <http://www.cancerdata.org/roo/P100042> ?x ; a ?c . "
+        "SELECT (count(?v) AS ?n) WHERE { ?v <http://www.cancerdata.org/roo/P100042> ?x ; a ?c ; "
+        "<http://www.radiomics.org/RO/P00578> ?settings . "
         "FILTER(STRSTARTS(STR(?c), 'http://www.radiomics.org/RO/')) }"
     )
     assert int(next(iter(typed))[0]) == n_features
-    assert len(set(graph.subjects(predicate=has_value))) == n_features
+    settings_parameters = 1  # the fixed-bin-size parameter node of the one settings document also has a value
+    assert len(set(graph.subjects(predicate=has_value))) == n_features + settings_parameters
     mesh_volumes = list(graph.subjects(rdflib.RDF.type, rdflib.URIRef("http://www.radiomics.org/RO/RNU0")))
     assert len(mesh_volumes) == 2 * N_PATIENTS
     versions = {str(v) for v in graph.objects(predicate=rdflib.URIRef("http://schema.org/softwareVersion"))}
