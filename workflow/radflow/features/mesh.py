@@ -133,7 +133,8 @@ def min_oriented_box_extents(hull: Hull) -> np.ndarray:
     sides of it), found in O(facets) per normal, so no per-normal sort of all hull vertices is needed.
     Accuracy: O'Rourke (1985) shows the true minimum box has two adjacent faces flush with hull *edges*, not
     necessarily a face flush with a facet, so this is an upper bound of the minimum volume. It is exact for boxes
-    and prisms, and in the tests never more than 1 % above the best of many random orientations.
+    and prisms, and in the tests (random blobs, the IBSI CT phantom, a 1 M-voxel blob) it equals, to 1e-12, the best
+    of a random-orientation search refined by Nelder-Mead, and beats the unrefined search by 1-8 %.
     """
     centred = hull.points - hull.points.mean(axis=0)
     _, _, principal = np.linalg.svd(centred, full_matrices=False)
@@ -402,13 +403,15 @@ def ellipsoid_volume(semi_axes: np.ndarray) -> float:
 
 
 def ellipsoid_area(semi_axes: np.ndarray, terms: int = ELLIPSOID_AREA_TERMS) -> float:
-    """Surface area of an ellipsoid with semi-axes a >= b >= c, by IBSI's Legendre series (IBSI 3.1.19):
+    """Surface area of an ellipsoid with semi-axes a >= b >= c as IBSI defines it (3.1.19), a Legendre series:
 
         A = 4 pi a b sum_{nu=0}^{20} (alpha beta)^nu / (1 - 4 nu^2) P_nu((alpha^2 + beta^2) / (2 alpha beta)),
         alpha = sqrt(1 - b^2/a^2), beta = sqrt(1 - c^2/a^2).
 
+    This is not the exact ellipsoid area (+1.3 % for semi-axes 6:5:4, exact for a sphere), but it is what the IBSI
+    reference values use: the exact area would give 1.30 for the digital phantom's RDD2 against the reference 1.36.
     (alpha beta)^nu P_nu(x) is evaluated by the Legendre recurrence multiplied through by (alpha beta)^nu, which stays
-    finite when alpha beta = 0 (a spheroid or a sphere), where the series' argument itself is infinite.
+    finite, and continuous, when alpha beta = 0 (two equal axes), where the series' argument itself is infinite.
     """
     a, b, c = sorted((float(s) for s in semi_axes), reverse=True)
     if a <= 0.0:

@@ -272,7 +272,10 @@ def spatial_autocorrelation(image: np.ndarray, mask: np.ndarray, spacing: tuple[
         (relative difference to the pair sum < 1e-10 in the tests).
     When the FFT grid would exceed FFT_MAX_CELLS cells (huge, sparse ROI boxes) and the ROI has more than
     ``exact_max_voxels`` voxels, both are estimated as the exact values of a seeded uniform random subsample of
-    ``exact_max_voxels`` voxels (ratio of U-statistics, consistent); the tests measure this estimate's error.
+    ``exact_max_voxels`` voxels (ratio of U-statistics, consistent but noisy). Measured on IBSI CT configuration A
+    (114 596 voxels, seeds 0-4): with 20 000 voxels |relative error| up to 4.1 % for Moran's I and 0.3 % for Geary's
+    C, with 5 000 up to 8.8 % and 0.6 % — Moran's I would miss the IBSI tolerance (0.6 %), which is why the exact FFT
+    is used whenever it fits.
     """
     values = image[mask]
     n = values.size
