@@ -64,7 +64,7 @@ def feature_distributions_png(con: duckdb.DuckDBPyConnection, out: Path) -> None
             "AND isfinite(value) ORDER BY scan, case_id",
             [settings_id, code, aggregation],
         ).fetchall()
-        scans = sorted({s for s, _ in data})
+        scans = sorted({s for s, _ in data}, key=lambda s: (s != "test", s != "retest", s))
         ax.set_visible(True)
         ax.boxplot([[v for s, v in data if s == scan] for scan in scans], tick_labels=scans)
         title = name if aggregation == "none" else f"{name}\n({aggregation})"

@@ -1,0 +1,58 @@
+"""`radflow extract` as a user runs it: a real subprocess, CSV out, every IBSI reference row checked."""
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from ibsi_reference import IBSI, references, round3, within_tolerance
+
+PHANTOM_ROWS = references("digital_phantom")
+
+
+def run_extract(tmp_path: Path, *args: str) -> dict[tuple[str, str], float]:
+    out = tmp_path / "features.csv"
+    result = subprocess.run([sys.executable, "-m", "radflow", "extract", *args, "--out", str(out)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with out.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows and list(rows[0]) == ["family", "feature", "ibsi_code", "aggregation", "value"]
+    return {(r["ibsi_code"], r["aggregation"]): float(r["value"]) for r in rows}
+
+
+@pytest.fixture(scope="module")
+def phantom_csv(tmp_path_factory):
+    if not IBSI.exists():
+        pytest.skip("../shared/ibsi is absent")
+    return run_extract(
+        tmp_path_factory.mktemp("extract"),
+        str(IBSI / "digital_phantom" / "image.nii.gz"), str(IBSI / "digital_phantom" / "mask.nii.gz"),
+        "--settings", str(REPO / "config" / "ibsi" / "digital_phantom.yaml"),
+    )
+
+
+@pytest.mark.parametrize("ref", PHANTOM_ROWS, ids=[r.id for r in PHANTOM_ROWS])
+def test_extract_reports_the_ibsi_digital_phantom_value(phantom_csv, ref):
+    value = phantom_csv.get((ref.ibsi_code, ref.aggregation))
+    assert value is not None, f"{ref.feature} ({ref.aggregation}) missing from the CSV"
+    assert within_tolerance(value, ref), f"{ref.feature} [{ref.aggregation}]: {value} (round3 {round3(value)}) vs {ref.value}"
+
+
+def test_extract_reads_a_dicom_series_and_its_rtstruct(tmp_path):
+    """CT phantom from its DICOM folder + RTSTRUCT ROI GTV-1 with configuration A: the morphology and statistics
+    rows of configuration A pass (the rasterised mask equals the NIfTI mask)."""
+    dicom = IBSI / "ct_phantom" / "dicom"
+    if not dicom.exists():
+        pytest.skip("../shared/ibsi is absent")
+    settings = tmp_path / "A_first_order.yaml"
+    settings.write_text((REPO / "config" / "ibsi" / "A.yaml").read_text() + "families: [morphology, statistics]\n")
+    values = run_extract(tmp_path, str(dicom / "image"), str(dicom / "mask" / "DCM_RS_00060.dcm"),
+                         "--roi", "GTV-1", "--settings", str(settings))
+    rows = references("A", family_code="HCUG") + references("A", family_code="UHIW")
+    failing = [r.feature for r in rows if not within_tolerance(values[(r.ibsi_code, r.aggregation)], r)]
+    assert not failing
