@@ -27,6 +27,15 @@ def read_image(path: Path) -> sitk.Image:
     return sitk.ReadImage(str(path))
 
 
+def _the_label(labels: list[str], wanted: str | None, kind: str) -> str:
+    """The ROI a user asked for, or the only one there is."""
+    if wanted is not None:
+        return wanted
+    if len(labels) != 1:
+        raise InputError(f"the {kind} has ROIs {labels}: choose one with --roi")
+    return labels[0]
+
+
 def read_mask(path: Path, reference: sitk.Image, roi: str | None = None) -> sitk.Image:
     """A label image on the grid of ``reference``: NIfTI/NRRD (non-zero voxels are the ROI), RTSTRUCT or SEG."""
     if path.is_file() and pydicom.misc.is_dicom(path):
@@ -34,21 +43,11 @@ def read_mask(path: Path, reference: sitk.Image, roi: str | None = None) -> sitk
         if modality == "RTSTRUCT":
             from radflow.dicom import rtstruct
 
-            names = rtstruct.roi_names(path)
-            if roi is None:
-                if len(names) != 1:
-                    raise InputError(f"the RTSTRUCT has ROIs {names}: choose one with --roi")
-                roi = names[0]
-            return rtstruct.rasterise(path, roi, reference)
+            return rtstruct.rasterise(path, _the_label(rtstruct.roi_names(path), roi, "RTSTRUCT"), reference)
         if modality == "SEG":
             from radflow.dicom import seg
 
-            labels = seg.segment_labels(path)
-            if roi is None:
-                if len(labels) != 1:
-                    raise InputError(f"the SEG has segments {labels}: choose one with --roi")
-                roi = labels[0]
-            return seg.read_segment(path, roi, reference)
+            return seg.read_segment(path, _the_label(seg.segment_labels(path), roi, "SEG"), reference)
         raise InputError(f"a DICOM mask must be RTSTRUCT or SEG, not {modality or 'unknown'}")
     mask = sitk.ReadImage(str(path))
     if mask.GetSize() != reference.GetSize():
