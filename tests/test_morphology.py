@@ -320,7 +320,7 @@ def _degenerate(name: str) -> RoiData:
     else:  # constant intensity
         mask = np.zeros((5, 9, 9), bool)
         mask[1:4, 1:8, 1:8] = True
-        return _roi(mask, np.full(mask.shape, 7.0))
+        return _roi(mask, np.full(mask.shape, 0.1))  # 0.1 - mean(0.1, ...) is not exactly 0 in floating point
     return _roi(mask, _smooth_field(mask.shape, 15))
 
 

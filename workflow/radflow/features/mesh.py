@@ -55,14 +55,21 @@ def roi_mesh(mask: np.ndarray, spacing: tuple[float, float, float]) -> Mesh:
 
     The mask is cropped to its bounding box first: marching cubes then scans only the ROI's box.
     """
+    box = bounding_box(mask)
+    padded = np.zeros(tuple(s.stop - s.start + 2 for s in box), dtype=np.float32)
+    padded[1:-1, 1:-1, 1:-1] = mask[box]
+    vertices, faces, _, _ = measure.marching_cubes(padded, level=0.5, spacing=tuple(float(s) for s in spacing))
+    return Mesh(vertices.astype(np.float64), faces.astype(np.int64))
+
+
+def bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
+    """The smallest box of slices holding every True voxel of a non-empty 3D ``mask`` (by axis projections, a few
+    times faster than ``np.nonzero`` on a large ROI)."""
     box = []
     for axis in range(3):
         present = np.flatnonzero(np.any(mask, axis=tuple(a for a in range(3) if a != axis)))
         box.append(slice(int(present[0]), int(present[-1]) + 1))
-    padded = np.zeros(tuple(s.stop - s.start + 2 for s in box), dtype=np.float32)
-    padded[1:-1, 1:-1, 1:-1] = mask[tuple(box)]
-    vertices, faces, _, _ = measure.marching_cubes(padded, level=0.5, spacing=tuple(float(s) for s in spacing))
-    return Mesh(vertices.astype(np.float64), faces.astype(np.int64))
+    return tuple(box)
 
 
 @dataclass(frozen=True)
