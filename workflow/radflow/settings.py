@@ -52,7 +52,9 @@ DEFAULTS: dict[str, Any] = {
         "zone_aggregations": list(ZONE_AGGREGATIONS),
     },
     "morphology": {
-        # Moran's I / Geary's C are O(n^2) in voxels: exact up to this many, seeded subsampling above it.
+        # Moran's I / Geary's C are exact (pair sum or FFT); only when the FFT grid would exceed
+        # morphology.FFT_MAX_CELLS and the ROI has more voxels than this, a seeded subsample of this many
+        # voxels estimates them.
         "spatial_autocorrelation_exact_max_voxels": 20000,
         "seed": 0,
     },
