@@ -88,7 +88,8 @@ def test_sphere_volume_area_sphericity_close_to_analytic(spacing):
     overestimates the area of a curved surface (staircase): +8.5 % isotropic, +16 % at 0.8 x 0.8 x 2.5 mm, so the
     area and sphericity are checked against those known biases rather than against 4 pi R^2 and 1."""
     radius = 20.0
-    values = {v.ibsi_code: v.value for v in morphology.compute(_roi(_ball(radius, spacing), np.ones(_ball(radius, spacing).shape), spacing), SETTINGS)}
+    ball = _ball(radius, spacing)
+    values = {v.ibsi_code: v.value for v in morphology.compute(_roi(ball, np.ones(ball.shape), spacing), SETTINGS)}
     assert values["RNU0"] == pytest.approx(4 / 3 * math.pi * radius**3, rel=0.006)
     area_bias, sphericity = (0.085, 0.919) if spacing == (1.0, 1.0, 1.0) else (0.164, 0.857)
     assert values["C0JK"] / (4 * math.pi * radius**2) - 1 == pytest.approx(area_bias, abs=0.01)
@@ -234,7 +235,7 @@ def test_ellipsoid_area_series_limits_and_its_known_bias():
     assert meshes.ellipsoid_area(np.array([6.0, 5.0, 4.0])) / exact - 1 == pytest.approx(0.0133, abs=5e-4)
 
 
-# --- Moran's I and Geary's C ---------------------------------------------------------------------------------------------
+# --- Moran's I and Geary's C ----------------------------------------------------------------------------------------
 
 
 def _naive_moran_geary(mask: np.ndarray, image: np.ndarray, spacing) -> tuple[float, float]:

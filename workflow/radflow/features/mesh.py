@@ -150,7 +150,8 @@ def min_oriented_box_extents(hull: Hull) -> np.ndarray:
 
 
 def _unique_axes(normals: np.ndarray) -> np.ndarray:
-    """Unit normals with n and -n identified and (numerically) equal normals merged: coplanar hull triangles share one."""
+    """Unit normals with n and -n identified and (numerically) equal normals merged (coplanar hull triangles share
+    one)."""
     sign = np.where(np.abs(normals[:, 0]) > 1e-12, np.sign(normals[:, 0]),
                     np.where(np.abs(normals[:, 1]) > 1e-12, np.sign(normals[:, 1]), np.sign(normals[:, 2])))
     canonical = normals * sign[:, None]
@@ -306,6 +307,8 @@ def mvee_semi_axes(points: np.ndarray, tol: float = MVEE_TOLERANCE) -> np.ndarra
     centred = np.ascontiguousarray(points - points.mean(axis=0))
     lifted = np.hstack([centred, np.ones((centred.shape[0], 1))])
     core = _axis_extreme_points(centred)
+    if np.linalg.matrix_rank(lifted[core]) < _LIFTED_DIM:  # extremes in one plane: start from every point
+        core = np.arange(centred.shape[0])
     while True:
         u_core = _todd_yildirim(np.ascontiguousarray(lifted[core]), tol, MVEE_MAX_ITERATIONS)
         x = (lifted[core] * u_core[:, None]).T @ lifted[core]

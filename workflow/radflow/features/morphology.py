@@ -37,7 +37,7 @@ mu their mean over the intensity mask, w_ij = 1 / ||r_i - r_j|| the inverse dist
 | 7T7F | Area density (convex hull)     | A / convex hull area                                         |
 | 99N0 | Integrated intensity           | V * mu                                                       |
 | N365 | Moran's I index                | N_v / sum w_ij * sum_{i != j} w_ij (X_i - mu)(X_j - mu) / sum (X_i - mu)^2 |
-| NPT7 | Geary's C measure              | (N_v - 1) / (2 sum w_ij) * sum_{i != j} w_ij (X_i - X_j)^2 / sum (X_i - mu)^2 |
+| NPT7 | Geary's C measure              | (N_v - 1) / (2 sum w_ij) * sum_{i != j} w_ij (X_i - X_j)^2 / sum (X_i - mu)^2
 
 The mesh of a non-empty mask is a closed surface with extent along every axis (one voxel gives an octahedron), so
 V, A, the convex hull and the bounding boxes and MVEE are never flat; only the AEE can be (a line or a single slice
@@ -117,7 +117,8 @@ def size_and_sphericity(surface: meshes.Mesh, voxel_volume_total: float) -> dict
 
 @dataclass(frozen=True)
 class VoxelShape:
-    """Voxel count, centroid (mm, array frame) and covariance eigenvalues (ascending, mm^2) of a mask's voxel centres."""
+    """Voxel count, centroid (mm, array frame) and covariance eigenvalues (ascending, mm^2) of a mask's voxel
+    centres."""
 
     n_voxels: int
     centroid: np.ndarray
