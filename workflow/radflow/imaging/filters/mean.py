@@ -1,0 +1,20 @@
+"""Mean filter (IBSI-2): the average over an M-voxel cube (3D) or square (2D, axial plane), M odd.
+
+``scipy.ndimage.uniform_filter`` is exact here (a running sum per axis, O(1) per voxel whatever M).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from radflow.imaging.filters.boundary import ndimage_mode
+
+
+def mean(image: np.ndarray, support: int, axes: tuple[int, ...], boundary: str) -> np.ndarray:
+    if support < 1 or support % 2 == 0:
+        raise ValueError(f"mean filter support must be an odd number of voxels, got {support}")
+    size = [1] * image.ndim
+    for axis in axes:
+        size[axis] = int(support)
+    return ndimage.uniform_filter(np.asarray(image, dtype=np.float64), size=size, mode=ndimage_mode(boundary),
+                                  cval=0.0)

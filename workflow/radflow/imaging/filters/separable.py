@@ -1,0 +1,116 @@
+"""Separable convolution (one 1D pass per axis, scipy.ndimage.convolve1d: exact and O(M) per voxel) and its
+rotation-invariant form, the pooled responses of the 24 (3D) or 4 (2D) right-angle rotations of the kernel.
+
+Rotating a separable kernel permutes its 1D factors among the axes and reverses some of them. A reversed
+symmetric factor is the factor itself and a reversed antisymmetric one its negative, so many rotations give the
+same map up to sign (Laws kernels: 6 distinct maps out of 24); each distinct map is computed once, and the 1D passes
+shared by rotations with the same factors on the first axes are computed once too (depth-first, so that at most
+one partial result per axis is held in memory).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from radflow.imaging.filters.boundary import ndimage_mode
+from radflow.imaging.filters.rotations import Pool, right_angle_rotations
+
+
+@dataclass(frozen=True)
+class Factor:
+    """A 1D kernel factor with the ``origin`` scipy should centre it at (0 for odd lengths)."""
+
+    taps: tuple[float, ...]
+    origin: int = 0
+
+    @property
+    def array(self) -> np.ndarray:
+        return np.asarray(self.taps, dtype=np.float64)
+
+    def reversed(self) -> "Factor":
+        # Reversal mirrors the kernel about its centre; for an even length the centre moves by one tap.
+        shift = 0 if len(self.taps) % 2 else 1
+        return Factor(self.taps[::-1], -self.origin - shift if shift else -self.origin)
+
+
+def convolve_axis(image: np.ndarray, factor: Factor, axis: int, boundary: str) -> np.ndarray:
+    return ndimage.convolve1d(image, factor.array, axis=axis, mode=ndimage_mode(boundary), cval=0.0,
+                              origin=factor.origin)
+
+
+def convolve_separable(image: np.ndarray, factors: dict[int, Factor], boundary: str) -> np.ndarray:
+    """``image`` convolved (kernel reversed, as IBSI-2 defines filtering) with one 1D factor per listed axis."""
+    out = np.asarray(image, dtype=np.float64)
+    for axis in sorted(factors):
+        out = convolve_axis(out, factors[axis], axis, boundary)
+    return out
+
+
+def _signed_form(factor: Factor, reverse: bool) -> tuple[Factor, int]:
+    if not reverse:
+        return factor, 1
+    taps = np.asarray(factor.taps)
+    if len(taps) % 2 and factor.origin == 0:  # only an odd, centred factor maps onto itself when reversed
+        if np.array_equal(taps[::-1], taps):
+            return factor, 1
+        if np.array_equal(taps[::-1], -taps):
+            return factor, -1
+    return factor.reversed(), 1
+
+
+def rotated_chains(stages: list[dict[int, Factor]], axes: tuple[int, ...]) -> dict[tuple, list[int]]:
+    """Distinct chains of 1D passes over all right-angle rotations (in ``axes``) of a filter given as successive
+    separable stages, each chain with the signs it carries (a rotation reverses factors; see module docstring)."""
+    distinct: dict[tuple, list[int]] = {}
+    for perm, signs in right_angle_rotations(len(axes)):
+        chain, total_sign = [], 1
+        for stage in stages:
+            for i, axis in enumerate(axes):
+                source = stage.get(axes[perm[i]])
+                if source is None:
+                    continue
+                factor, sign = _signed_form(source, signs[i] < 0)
+                chain.append((axis, factor))
+                total_sign *= sign
+        key = tuple(chain)
+        if total_sign not in distinct.setdefault(key, []):
+            distinct[key].append(total_sign)
+    return distinct
+
+
+def rotation_invariant(
+    image: np.ndarray, stages: dict[int, Factor] | list[dict[int, Factor]], axes: tuple[int, ...], boundary: str,
+    pooling: str,
+) -> np.ndarray:
+    """Pooled response of every right-angle rotation (in ``axes``) of a separable filter.
+
+    ``stages``: one factor dict, or several applied in turn (each under the boundary condition, as the levels of an
+    undecimated wavelet decomposition); a rotation rotates every stage alike, and only the final maps are pooled.
+    """
+    stages = [stages] if isinstance(stages, dict) else list(stages)
+    distinct = rotated_chains(stages, axes)
+    pool = Pool(pooling)
+    prefix_cache: dict[tuple, np.ndarray] = {}
+    source = np.asarray(image, dtype=np.float64)
+    for key in sorted(distinct, key=_sort_key):
+        out = source
+        for depth in range(len(key)):
+            prefix = key[: depth + 1]
+            cached = prefix_cache.get(prefix)
+            if cached is None:
+                axis, factor = key[depth]
+                cached = convolve_axis(out, factor, axis, boundary)
+                # Keys are visited in sorted order: a new prefix at this depth retires every cached prefix as deep.
+                for stale in [p for p in prefix_cache if len(p) > depth]:
+                    del prefix_cache[stale]
+                prefix_cache[prefix] = cached
+            out = cached
+        for sign in distinct[key]:
+            pool.add(out if sign == 1 else -out)
+    return pool.value()
+
+
+def _sort_key(key: tuple) -> tuple:
+    return tuple((axis, factor.taps, factor.origin) for axis, factor in key)
