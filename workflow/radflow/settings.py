@@ -17,6 +17,8 @@ import yaml
 
 from radflow.features.base import MATRIX_AGGREGATIONS, ZONE_AGGREGATIONS
 from radflow.features.registry import FAMILIES
+from radflow.imaging.filters.spec import DEFAULT_FILTER, FilterSpec
+from radflow.imaging.filters.spec import normalise as normalise_filter
 
 DISCRETISATION_METHODS = ("fixed_bin_size", "fixed_bin_number", "none")
 INTERPOLATORS = ("nearest", "linear", "cubic")
@@ -59,6 +61,9 @@ DEFAULTS: dict[str, Any] = {
         "seed": 0,
     },
     "local_intensity": {"sphere_volume_cm3": 1.0},
+    # IBSI-2 convolutional filter applied after interpolation (and re-segmentation, which uses the unfiltered
+    # intensities); features are computed on its response map. Keys and defaults: imaging/filters/spec.py.
+    "filter": copy.deepcopy(DEFAULT_FILTER),
     "families": list(FAMILIES),
 }
 
@@ -107,6 +112,10 @@ def _validate(doc: dict) -> None:
     rng = doc["resegmentation"]["range"]
     if rng is not None and (len(rng) != 2 or (None not in rng and rng[0] >= rng[1])):
         raise SettingsError("resegmentation.range must be [low, high] with low < high")
+    try:
+        FilterSpec.from_settings(doc["filter"])
+    except (ValueError, TypeError) as exc:
+        raise SettingsError(f"filter: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -119,6 +128,7 @@ class Settings:
     @classmethod
     def from_dict(cls, given: dict | None, name: str = "") -> "Settings":
         doc = _merge(DEFAULTS, given or {}, "")
+        doc["filter"] = normalise_filter(doc["filter"])  # "pi/4" and 0.785... hash alike
         _validate(doc)
         return cls(doc=doc, name=name)
 
