@@ -4,6 +4,13 @@ Order (IBSI 3): interpolation (with MR intensity normalisation) -> morphological
 -> re-segmentation (intensity mask) -> crop to the ROI with a margin -> discretisation. ``radflow extract`` and the
 pipeline both call ``prepare``. With interpolation on, only the target grid around the ROI (plus the local-intensity
 margin) is computed: the result is the same as interpolating the whole image and cropping, at a fraction of the cost.
+
+With an IBSI-2 ``filter`` configured, the image is filtered after interpolation and re-segmentation: the
+re-segmentation range applies to the original intensities (IBSI-2 phase 2 re-segments to [-1000, 400] HU and then
+reports filtered values far outside that range, e.g. Laws energies up to 525), and ``RoiData.image`` is the
+response map, which the families (intensity statistics, and texture where configured) and the discretisation then
+see. Finite-support filters are computed on the ROI crop grown by the filter's support (exactly the values the
+whole image would give there); Fourier-domain filters (Simoncelli, Riesz) on the whole grid.
 """
 from __future__ import annotations
 
@@ -14,7 +21,11 @@ import SimpleITK as sitk
 
 from radflow.features.base import RoiData
 from radflow.imaging import discretisation, normalisation, resegmentation
+from radflow.imaging.filters import FilterSpec, apply_filter, support_margin
 from radflow.settings import Settings
+
+
+PARTIAL_VOLUME_EPSILON = 1e-6
 
 
 class EmptyRoiError(ValueError):
@@ -59,14 +70,42 @@ def interpolate(
     return resampling.resample_image_and_mask(image, mask, settings, roi_margin_mm=roi_margin_mm)
 
 
+def filter_margin_mm(spec: FilterSpec, image: sitk.Image, settings: Settings) -> float | None:
+    """The filter's support in mm on the grid ``prepare`` will use (None: the filter needs the whole image)."""
+    spacing = tuple(float(s) for s in reversed(image.GetSpacing()))
+    if settings["interpolation"]["enabled"]:
+        from radflow.imaging.resampling import target_spacing_zyx
+
+        spacing = target_spacing_zyx(spacing, settings)
+    margin = support_margin(spec, spacing)
+    return None if margin is None else max(m * s for m, s in zip(margin, spacing))
+
+
+def filtered(image_array, morph_mask, int_mask, spacing, spec: FilterSpec, margin):
+    """(response map, morph_mask, int_mask), cropped to the ROI plus ``margin`` and the filter support when the
+    filter has a finite support, so that only that window is filtered."""
+    support = support_margin(spec, spacing)
+    if support is not None:
+        box = crop_box(morph_mask, tuple(m + f for m, f in zip(margin, support)))
+        image_array, morph_mask, int_mask = image_array[box], morph_mask[box], int_mask[box]
+    return apply_filter(image_array, spacing, spec), morph_mask, int_mask
+
+
 def prepare(image: sitk.Image, mask: sitk.Image, settings: Settings) -> RoiData:
     radius = local_intensity_radius_mm(settings)
-    image_array, mask_fraction, spacing = interpolate(image, mask, settings, roi_margin_mm=radius)
+    spec = FilterSpec.from_settings(settings["filter"])
+    window_mm: float | None = radius
+    if spec.active:
+        extra = filter_margin_mm(spec, image, settings)
+        window_mm = None if extra is None else radius + extra
+    image_array, mask_fraction, spacing = interpolate(image, mask, settings, roi_margin_mm=window_mm)
     method = settings["intensity_normalisation"]
     if method != "none":  # fitted on the whole original image, not on the ROI window
         image_array = normalisation.fit(sitk.GetArrayViewFromImage(image), method).apply(image_array)
     threshold = settings["interpolation"]["partial_volume_threshold"] if settings["interpolation"]["enabled"] else 0.5
-    morph_mask = mask_fraction >= threshold
+    # On grids that share voxel centres (3 mm -> 2 mm, say) many interpolated mask values are exactly the threshold
+    # in exact arithmetic; geometry read from DICOM decimal strings (3 vs 2.9999999999998 mm) must not flip them.
+    morph_mask = mask_fraction >= threshold - PARTIAL_VOLUME_EPSILON
     if not morph_mask.any():
         raise EmptyRoiError("the ROI mask is empty")
     reseg = settings["resegmentation"]
@@ -75,13 +114,17 @@ def prepare(image: sitk.Image, mask: sitk.Image, settings: Settings) -> RoiData:
         raise EmptyRoiError("no ROI voxel is left after re-segmentation")
 
     margin = tuple(int(math.ceil(radius / s)) for s in spacing)
+    if spec.active:
+        image_array, morph_mask, int_mask = filtered(image_array, morph_mask, int_mask, spacing, spec, margin)
     box = crop_box(morph_mask, margin)
     image_array, morph_mask, int_mask = image_array[box], morph_mask[box], int_mask[box]
 
     disc = settings["discretisation"]["texture"]
     lower_bound = disc["lower_bound"]
-    if disc["method"] == "fixed_bin_size" and lower_bound is None and reseg["range"] is not None:
-        lower_bound = reseg["range"][0]  # IBSI: FBS starts at the re-segmentation range's lower bound
+    if disc["method"] == "fixed_bin_size" and lower_bound is None and reseg["range"] is not None and not spec.active:
+        # IBSI: FBS starts at the re-segmentation range's lower bound; with a filter that range is in original
+        # intensities, not response values, so the bins start at the ROI minimum of the response instead.
+        lower_bound = reseg["range"][0]
     levels, n_levels = discretisation.discretise(
         image_array, int_mask, disc["method"], bin_width=disc["bin_width"], n_bins=disc["n_bins"], lower_bound=lower_bound
     )
