@@ -27,4 +27,5 @@ rule all:
         DATABASE,
         RDF_FILE,
         REPORT_FILES,
+        overlay_files,
     default_target: True

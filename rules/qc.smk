@@ -1,5 +1,11 @@
+def overlay_files(wildcards):
+    """The mask-overlay contact sheet of every batch (for `rule all` and the report)."""
+    return [f"{REPORT_DIR}/overlays/{batch}.png" for batch in batch_ids(wildcards)]
+
+
 rule qc:
-    """Check each scan and mask of a batch; write the cases, scans, masks and qc tables of the batch."""
+    """Check each scan and mask of a batch; write the cases, scans, masks and qc tables of the batch and its mask
+    overlay contact sheet."""
     input:
         manifest=f"{INTERIM}/batches/{{batch}}/ingest.json",
         volumes=f"{INTERIM}/batches/{{batch}}/volumes",
@@ -8,14 +14,20 @@ rule qc:
         scans=f"{INTERIM}/batches/{{batch}}/scans.parquet",
         masks=f"{INTERIM}/batches/{{batch}}/masks.parquet",
         qc=f"{INTERIM}/batches/{{batch}}/qc.parquet",
+        overlays=report(
+            f"{REPORT_DIR}/overlays/{{batch}}.png",
+            caption="../workflow/report/overlays.rst",
+            category="Quality control",
+            subcategory="Mask overlays",
+        ),
     params:
         radflow=RADFLOW,
         outdir=lambda wildcards: f"{INTERIM}/batches/{wildcards.batch}",
-        min_roi_volume=config["qc"]["min_roi_volume_mm3"],
+        qc=json.dumps(config["qc"]),
     log:
         f"{LOGS}/qc/{{batch}}.log",
     conda:
         CONDA_ENV
     shell:
-        "{params.radflow} qc {input.manifest:q} {params.outdir}"
-        " --min-roi-volume {params.min_roi_volume} > {log} 2>&1"
+        "{params.radflow} qc {input.manifest:q} {params.outdir} --qc {params.qc:q}"
+        " --overlays {output.overlays:q} > {log} 2>&1"

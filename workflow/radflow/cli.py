@@ -46,15 +46,28 @@ def cmd_extract(args) -> None:
 def cmd_discover(args) -> None:
     from radflow.pipeline.discover import discover
 
-    discover(Path(args.input_dir), Path(args.inventory), batch_size=args.batch_size, rois=json.loads(args.rois),
-             key=_key(args), mapping_file=Path(args.mapping_file) if args.mapping_file else None)
+    discover(Path(args.input_dir) if args.input_dir else None, Path(args.inventory), batch_size=args.batch_size,
+             rois=json.loads(args.rois), key=_key(args),
+             mapping_file=Path(args.mapping_file) if args.mapping_file else None,
+             series_rules=json.loads(args.series), roi_aliases=json.loads(args.roi_aliases),
+             input_manifest=Path(args.input_manifest) if args.input_manifest else None, dates=args.dates)
+
+
+def _thresholds(args):
+    from radflow.qc import Thresholds
+
+    doc = json.loads(args.qc)
+    if args.spacing_tolerance is not None:
+        doc["slice_spacing_tolerance_mm"] = args.spacing_tolerance
+    if getattr(args, "min_roi_volume", None) is not None:
+        doc["min_roi_volume_mm3"] = args.min_roi_volume
+    return Thresholds.from_config(doc)
 
 
 def cmd_ingest(args) -> None:
     from radflow.pipeline.ingest import ingest_batch
 
-    ingest_batch(Path(args.inventory), args.batch, Path(args.manifest), Path(args.volumes),
-                 spacing_tolerance_mm=args.spacing_tolerance)
+    ingest_batch(Path(args.inventory), args.batch, Path(args.manifest), Path(args.volumes), _thresholds(args))
 
 
 def cmd_clinical(args) -> None:
@@ -66,7 +79,8 @@ def cmd_clinical(args) -> None:
 def cmd_qc(args) -> None:
     from radflow.pipeline.qc import qc_batch
 
-    qc_batch(Path(args.manifest), Path(args.outdir), min_roi_volume_mm3=args.min_roi_volume)
+    qc_batch(Path(args.manifest), Path(args.outdir), _thresholds(args),
+             overlay_png=Path(args.overlays) if args.overlays else None)
 
 
 def cmd_features(args) -> None:
@@ -121,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=10)
     p.add_argument("--rois", required=True, help='JSON list of {"name", "pattern"}')
     p.add_argument("--mapping-file", default="")
+    p.add_argument("--series", default="{}", help="JSON series rules (modalities, min_slices, skip_localizers, ...)")
+    p.add_argument("--roi-aliases", default="{}", help='JSON {"attribute": ..., "centres": {centre: {roi: [...]}}}')
+    p.add_argument("--input-manifest", default="", help="CSV of NIfTI/NRRD image and mask files")
+    p.add_argument("--dates", choices=["shift", "drop"], default="shift", help="per-patient date shift or none")
     _key_arguments(p)
     p.set_defaults(func=cmd_discover)
 
@@ -129,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("batch")
     p.add_argument("manifest")
     p.add_argument("volumes")
-    p.add_argument("--spacing-tolerance", type=float, default=0.01, help="mm a slice gap may deviate")
+    p.add_argument("--spacing-tolerance", type=float, default=None, help="mm a slice gap may deviate")
+    p.add_argument("--qc", default="{}", help="JSON of the config's qc thresholds")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("clinical", help="pipeline: pseudonymise the clinical CSV")
@@ -141,7 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("qc", help="pipeline: QC one batch")
     p.add_argument("manifest")
     p.add_argument("outdir")
-    p.add_argument("--min-roi-volume", type=float, default=100.0)
+    p.add_argument("--min-roi-volume", type=float, default=None)
+    p.add_argument("--spacing-tolerance", type=float, default=None)
+    p.add_argument("--qc", default="{}", help="JSON of the config's qc thresholds")
+    p.add_argument("--overlays", default="", help="PNG contact sheet of mask overlays to write")
     p.set_defaults(func=cmd_qc)
 
     p = sub.add_parser("features", help="pipeline: features of one batch")

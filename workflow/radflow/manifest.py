@@ -23,6 +23,7 @@ class ScanEntry:
     case_id: str
     scan: str  # test | retest | scan3 ...
     status: str = "ok"  # ok | fail
+    modality: str = ""
     error_code: str = ""
     error_message: str = ""
     image: str = ""
@@ -30,6 +31,7 @@ class ScanEntry:
     meta: dict = field(default_factory=dict)
     masks: list[MaskEntry] = field(default_factory=list)
     roi_errors: list[dict] = field(default_factory=list)  # {"roi", "code", "message"}
+    warnings: list[dict] = field(default_factory=list)  # {"code", "message", "value"}: read, but noticed
 
 
 @dataclass

@@ -1,16 +1,63 @@
-"""Quality control: one function per check, each returning ``QCResult``s with a stable code.
+"""Quality control: every check has a stable code, a severity and a one-sentence message (table ``qc``).
 
-Severity ``fail`` removes the scan (or ROI) from feature extraction; ``warn`` is recorded and the case goes on.
-Ingest problems (unreadable series, ROI not found, ...) arrive as results with their own codes and are merged here.
+Severity ``fail`` removes the scan (or, for a ROI-level check, the ROI) from feature extraction; ``warn`` is recorded
+and the case goes on; ``pass`` rows document that a check ran. ``CHECKS`` lists every code radflow writes, with the
+severity it has when the check does not pass; ingest problems (a series that cannot be read, a mask that cannot be
+placed) arrive with their own codes from ``radflow.dicom`` and are merged here. Thresholds come from the ``qc:``
+section of the workflow configuration (``Thresholds``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 import numpy as np
 import SimpleITK as sitk
 
 FAIL, WARN, PASS = "fail", "warn", "pass"
+
+#: code -> (severity when the check does not pass, what it means). Codes are stable: reports and users filter on them.
+CHECKS: dict[str, tuple[str, str]] = {
+    # discovery
+    "NO_IMAGE_SERIES": (FAIL, "no image series of the patient passes the series rules (modality, slices, type)"),
+    "MASK_NOT_FOUND": (FAIL, "no RTSTRUCT or SEG references the scan"),
+    "MASK_UNLINKED": (FAIL, "a mask object of the patient references a series or frame of reference that is not "
+                            "among the patient's selected series"),
+    "ROI_NOT_FOUND": (FAIL, "no ROI / segment label matches the configured pattern or centre alias"),
+    # reading the series
+    "SERIES_READ": (FAIL, "the series was read into one regular volume"),
+    "SERIES_UNREADABLE": (FAIL, "reading the series failed in an unexpected way (the message names the error type)"),
+    "FILE_UNREADABLE": (FAIL, "a file of the series cannot be parsed as DICOM"),
+    "FILE_TRUNCATED": (FAIL, "a file of the series ends before its pixel data does"),
+    "TAGS_MISSING": (FAIL, "a required attribute (position, orientation, pixel spacing, ...) is missing or invalid"),
+    "PIXEL_DATA_UNREADABLE": (FAIL, "pixel data missing or not decodable (transfer syntax without a decoder?)"),
+    "NOT_QUANTITATIVE": (FAIL, "colour or otherwise non-quantitative image"),
+    "SERIES_MIXED": (FAIL, "files of several series were given as one"),
+    "MIXED_GEOMETRY": (FAIL, "slices differ in orientation, matrix or pixel spacing, or form several stacks"),
+    "SLICE_DUPLICATE": (FAIL, "two slices at the same position"),
+    "SLICES_MISSING": (FAIL, "gaps that are whole multiples of the slice spacing: slices missing"),
+    "SLICE_SPACING_NONUNIFORM": (FAIL, "slice gaps deviate from the regular spacing beyond the tolerance"),
+    "GANTRY_TILT": (FAIL, "slices shifted in-plane in proportion to their position: a tilted (sheared) stack"),
+    "DUPLICATE_INSTANCE": (WARN, "the same SOP instance stored in several files (read once)"),
+    "ORIENTATION_NON_AXIAL": (WARN, "the grid is oblique or not axial: 2D features follow the acquired planes"),
+    "INTENSITY_IMPLAUSIBLE": (FAIL, "intensities outside the plausible range of the modality (wrong rescale?)"),
+    "IMAGE_UNREADABLE": (FAIL, "an image file of the input manifest cannot be read as a 3D volume"),
+    # masks
+    "MASK_UNREADABLE": (FAIL, "the mask object cannot be parsed or decoded"),
+    "MASK_GEOMETRY": (FAIL, "the mask is not on the image grid (other series, resampled, other dimensions)"),
+    "MASK_OUTSIDE_IMAGE": (FAIL, "the mask lies (partly) beyond the first or last image slice"),
+    "MASK_EMPTY": (FAIL, "the mask has no voxels"),
+    "MASK_AT_BORDER": (WARN, "the mask touches the image border: the lesion may be cut off"),
+    "ROI_TOO_SMALL": (FAIL, "the ROI volume is below the configured minimum"),
+    # case
+    "RETEST_MISSING": (WARN, "no retest scan: the case gives no test-retest pair"),
+    "QC_ERROR": (FAIL, "the QC step itself failed on this scan (a bug or unexpected input)"),
+    "FEATURE_EXTRACTION": (FAIL, "feature extraction raised for this ROI"),
+}
+
+#: Default plausible intensity ranges by modality (modality units after rescale). CT: HU from air (-1024, minus
+#: noise) to dense bone/contrast (metal may exceed: hence the outside fraction). PT: SUV or Bq/ml, never far below 0.
+DEFAULT_INTENSITY_RANGE = {"CT": (-1100.0, 4000.0), "PT": (-5.0, math.inf)}
 
 
 @dataclass(frozen=True)
@@ -22,6 +69,33 @@ class QCResult:
     roi: str = ""
 
 
+@dataclass(frozen=True)
+class Thresholds:
+    """The ``qc:`` section of the configuration."""
+
+    slice_spacing_tolerance_mm: float = 0.05
+    min_roi_volume_mm3: float = 100.0
+    oblique_tolerance_deg: float = 1.0
+    intensity_range: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_INTENSITY_RANGE))
+    intensity_outside_fraction: float = 0.01
+    geometry_tolerance_mm: float = 1e-3
+
+    @classmethod
+    def from_config(cls, doc: dict | None) -> "Thresholds":
+        """From the config's ``qc`` mapping; in ``intensity_range`` a null bound means unbounded."""
+        doc = dict(doc or {})
+        if "intensity_range" in doc:
+            doc["intensity_range"] = {
+                modality: (-math.inf if low is None else float(low), math.inf if high is None else float(high))
+                for modality, (low, high) in doc["intensity_range"].items()}
+        return cls(**{k: v for k, v in doc.items() if k in cls.__dataclass_fields__})
+
+
+def result(code: str, ok: bool, message: str, value: float | None = None, roi: str = "") -> QCResult:
+    """A result of check ``code``: ``pass`` when ``ok``, else the code's severity from ``CHECKS``."""
+    return QCResult(code, PASS if ok else CHECKS[code][0], message, value, roi)
+
+
 def same_geometry(image: sitk.Image, mask: sitk.Image, tolerance: float = 1e-3) -> bool:
     return (
         image.GetSize() == mask.GetSize()
@@ -31,14 +105,15 @@ def same_geometry(image: sitk.Image, mask: sitk.Image, tolerance: float = 1e-3) 
     )
 
 
-def mask_geometry(image: sitk.Image, mask: sitk.Image, roi: str) -> QCResult:
+def mask_geometry(image: sitk.Image, mask: sitk.Image, roi: str, tolerance: float = 1e-3) -> QCResult:
     """MASK_GEOMETRY: the mask must lie on the image grid (same size, spacing, origin, direction)."""
-    if same_geometry(image, mask):
-        return QCResult("MASK_GEOMETRY", PASS, "mask on the image grid", roi=roi)
-    return QCResult(
-        "MASK_GEOMETRY", FAIL,
-        f"mask grid {mask.GetSize()} @ {np.round(mask.GetOrigin(), 2).tolist()} differs from image grid "
-        f"{image.GetSize()} @ {np.round(image.GetOrigin(), 2).tolist()}",
+    if same_geometry(image, mask, tolerance):
+        return result("MASK_GEOMETRY", True, "mask on the image grid", roi=roi)
+    return result(
+        "MASK_GEOMETRY", False,
+        f"mask grid {mask.GetSize()} x {np.round(mask.GetSpacing(), 3).tolist()} mm @ "
+        f"{np.round(mask.GetOrigin(), 2).tolist()} differs from image grid {image.GetSize()} x "
+        f"{np.round(image.GetSpacing(), 3).tolist()} mm @ {np.round(image.GetOrigin(), 2).tolist()}",
         roi=roi,
     )
 
@@ -47,31 +122,54 @@ def mask_not_empty(mask_array: np.ndarray, roi: str) -> QCResult:
     """MASK_EMPTY: a mask without voxels cannot give features."""
     count = int(np.count_nonzero(mask_array))
     if count == 0:
-        return QCResult("MASK_EMPTY", FAIL, "the mask has no voxels", 0.0, roi)
-    return QCResult("MASK_EMPTY", PASS, f"{count} voxels", float(count), roi)
+        return result("MASK_EMPTY", False, "the mask has no voxels", 0.0, roi)
+    return result("MASK_EMPTY", True, f"{count} voxels", float(count), roi)
+
+
+def border_voxels(mask_array: np.ndarray) -> int:
+    """Mask voxels on the outer faces of the volume (each voxel counted once)."""
+    inner = mask_array[tuple(slice(1, -1) if n > 2 else slice(0, 0) for n in mask_array.shape)]
+    return int(np.count_nonzero(mask_array)) - int(np.count_nonzero(inner))
 
 
 def mask_inside_image(mask_array: np.ndarray, roi: str) -> QCResult:
-    """MASK_AT_BORDER: a mask touching the image border is probably cut off (warning)."""
-    touches = any(
-        mask_array.take(index, axis=axis).any() for axis in range(mask_array.ndim) for index in (0, -1)
-    )
-    if touches:
-        return QCResult("MASK_AT_BORDER", WARN, "the mask touches the image border (lesion may be cut off)", 1.0, roi)
-    return QCResult("MASK_AT_BORDER", PASS, "mask inside the image", 0.0, roi)
+    """MASK_AT_BORDER: a mask touching the image border (first/last slice, row or column) is probably cut off."""
+    touching = border_voxels(mask_array)
+    if touching:
+        return result("MASK_AT_BORDER", False, f"{touching} mask voxel(s) on the image border (lesion may be cut "
+                      "off, or the contour was clipped to the image)", float(touching), roi)
+    return result("MASK_AT_BORDER", True, "mask inside the image", 0.0, roi)
 
 
 def roi_volume(mask_array: np.ndarray, voxel_volume_mm3: float, min_volume_mm3: float, roi: str) -> QCResult:
     """ROI_TOO_SMALL: texture on a handful of voxels is noise."""
     volume = float(np.count_nonzero(mask_array)) * voxel_volume_mm3
     if volume < min_volume_mm3:
-        return QCResult("ROI_TOO_SMALL", FAIL, f"ROI volume {volume:.1f} mm3 below the minimum {min_volume_mm3} mm3", volume, roi)
-    return QCResult("ROI_TOO_SMALL", PASS, f"ROI volume {volume:.1f} mm3", volume, roi)
+        return result("ROI_TOO_SMALL", False, f"ROI volume {volume:.1f} mm3 below the minimum {min_volume_mm3:g} mm3",
+                      volume, roi)
+    return result("ROI_TOO_SMALL", True, f"ROI volume {volume:.1f} mm3", volume, roi)
 
 
-def check_roi(image: sitk.Image, mask: sitk.Image, roi: str, min_volume_mm3: float) -> list[QCResult]:
+def intensity_plausible(image_array: np.ndarray, modality: str, thresholds: Thresholds) -> QCResult | None:
+    """INTENSITY_IMPLAUSIBLE: more than ``intensity_outside_fraction`` of the voxels outside the modality's range
+    (a missing or doubled rescale, a wrong sign convention); None when the modality has no range (MR)."""
+    bounds = thresholds.intensity_range.get(modality)
+    if bounds is None:
+        return None
+    low, high = bounds
+    finite = np.isfinite(image_array)
+    outside = int(np.count_nonzero(~finite | (image_array < low) | (image_array > high)))
+    fraction = outside / max(image_array.size, 1)
+    lo, hi = (float(image_array[finite].min()), float(image_array[finite].max())) if finite.any() else (math.nan,) * 2
+    message = (f"{100 * fraction:.3g}% of voxels outside [{low:g}, {high:g}] for {modality} "
+               f"(range {lo:.6g} to {hi:.6g})")
+    return result("INTENSITY_IMPLAUSIBLE", fraction <= thresholds.intensity_outside_fraction, message, fraction)
+
+
+def check_roi(image: sitk.Image, mask: sitk.Image, roi: str, min_volume_mm3: float,
+              geometry_tolerance_mm: float = 1e-3) -> list[QCResult]:
     """All mask checks for one ROI, stopping at the first failure that makes the rest meaningless."""
-    geometry = mask_geometry(image, mask, roi)
+    geometry = mask_geometry(image, mask, roi, geometry_tolerance_mm)
     if geometry.severity == FAIL:
         return [geometry]
     mask_array = sitk.GetArrayViewFromImage(mask)
@@ -79,7 +177,15 @@ def check_roi(image: sitk.Image, mask: sitk.Image, roi: str, min_volume_mm3: flo
     if empty.severity == FAIL:
         return [geometry, empty]
     voxel_volume = float(np.prod(image.GetSpacing()))
-    return [geometry, empty, mask_inside_image(mask_array, roi), roi_volume(mask_array, voxel_volume, min_volume_mm3, roi)]
+    return [geometry, empty, mask_inside_image(mask_array, roi),
+            roi_volume(mask_array, voxel_volume, min_volume_mm3, roi)]
+
+
+def retest_present(scan_names: set[str]) -> QCResult:
+    """RETEST_MISSING: test-retest stability needs a second scan (warning: the case still gives features)."""
+    if "retest" in scan_names:
+        return result("RETEST_MISSING", True, "retest scan present")
+    return result("RETEST_MISSING", False, "no retest scan for this case")
 
 
 def worst(results: list[QCResult]) -> str:

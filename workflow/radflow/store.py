@@ -24,6 +24,8 @@ SCHEMA: dict[str, tuple[list[tuple[str, str]], list[str]]] = {
             ("manufacturer", "VARCHAR"), ("convolution_kernel", "VARCHAR"), ("kvp", "DOUBLE"),
             ("n_slices", "INTEGER"), ("spacing_x", "DOUBLE"), ("spacing_y", "DOUBLE"), ("spacing_z", "DOUBLE"),
             ("image_sha256", "VARCHAR"), ("status", "VARCHAR"),
+            # shifted per patient by a keyed number of days (config pseudonymisation.dates), NULL when dropped
+            ("acquisition_datetime", "VARCHAR"),
         ],
         ["case_id", "scan"],
     ),

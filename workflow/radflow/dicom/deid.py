@@ -136,3 +136,27 @@ REMOVED_TAGS: tuple[str, ...] = tuple(k for k, a in BASIC_PROFILE_ACTIONS.items(
 UID_TAGS: tuple[str, ...] = tuple(k for k, a in BASIC_PROFILE_ACTIONS.items() if a == "U")
 #: Attributes kept present but emptied or given a dummy value.
 EMPTIED_TAGS: tuple[str, ...] = tuple(k for k, a in BASIC_PROFILE_ACTIONS.items() if a[0] in "ZD")
+
+
+# ------------------------------------------------------------------------------------------ dates
+
+#: Largest per-patient date shift (days). A year keeps seasons roughly and intervals exactly.
+MAX_DATE_SHIFT_DAYS = 365
+
+
+def date_shift_days(patient_id: str, key: bytes, max_days: int = MAX_DATE_SHIFT_DAYS) -> int:
+    """A keyed per-patient shift of 1..``max_days`` days into the past: the same for every date of a patient (so
+    intervals between scans survive), unpredictable without the key, never 0 (which would keep the real date)."""
+    number = int.from_bytes(_digest("date-shift:" + patient_id, key)[:8], "big")
+    return -(1 + number % max_days)
+
+
+def shift_iso_datetime(value: str, days: int) -> str:
+    """'YYYY-MM-DD[THH:MM[:SS]]' moved by ``days`` whole days (time of day kept); '' stays ''."""
+    import datetime as dt
+
+    if not value:
+        return ""
+    date, _, time = value.partition("T")
+    shifted = dt.date.fromisoformat(date) + dt.timedelta(days=days)
+    return shifted.isoformat() + (f"T{time}" if time else "")

@@ -4,10 +4,13 @@ No naming assumptions: every regular file is tried (with or without a .dcm suffi
 listed as skipped, DICOMDIR files and non-image objects (plans, reports, presentation states …) too. Only headers are
 read (``stop_before_pixels`` and ``specific_tags``), so a scan costs about a millisecond per file.
 
-Image files are grouped by (StudyInstanceUID, SeriesInstanceUID). Each mask object is linked to an image series:
-by the series UID it references if that series is in the inventory, else by frame of reference when exactly one
-series (preferring the mask's own study) shares it. Identifiers are kept in the inventory (the pipeline needs
-them to pseudonymise) but never logged.
+Image files are grouped by (StudyInstanceUID, SeriesInstanceUID), so several series interleaved in one folder (or
+one series spread over several) come apart cleanly. Each series is then judged by ``SeriesRules`` (modality, a
+minimum number of slices, no localisers/scouts, no derived or secondary-capture images); a series that fails a rule
+stays in the inventory with its ``excluded`` reason. Each mask object is linked to a selected image series of the
+same patient: by the series UID it references if that series is in the inventory, else by frame of reference when
+exactly one selected series (preferring the mask's own study) shares it. Identifiers are kept in the inventory (the
+pipeline needs them to pseudonymise) but never logged.
 """
 from __future__ import annotations
 
@@ -24,11 +27,14 @@ from radflow.dicom.deid import identifiers_unlogged
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+#: Secondary Capture Image Storage and its multi-frame variants (screenshots, scanned documents, exported views).
+SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
 
 HEADER_TAGS = [
     "SOPClassUID", "SOPInstanceUID", "Modality", "PatientID", "StudyInstanceUID", "SeriesInstanceUID",
     "FrameOfReferenceUID", "SeriesDescription", "SeriesNumber", "SeriesDate", "SeriesTime", "AcquisitionDate",
     "AcquisitionTime", "AcquisitionDateTime", "StudyDate", "StudyTime", "Rows", "Columns", "NumberOfFrames",
+    "ImageType",
     # RTSTRUCT
     "StructureSetROISequence", "ReferencedFrameOfReferenceSequence",
     # SEG
@@ -53,6 +59,9 @@ class Header:
     series_datetime: str
     acquisition_datetime: str
     is_image: bool
+    image_type: tuple[str, ...] = ()  # ImageType values, upper case
+    n_frames: int = 1
+    centre: str = ""  # value of the attribute that tells centres apart (``scan(centre_attribute=...)``)
     labels: tuple[str, ...] = ()  # ROI names (RTSTRUCT) or segment labels (SEG)
     referenced_series_uids: tuple[str, ...] = ()
     referenced_frame_of_reference_uids: tuple[str, ...] = ()
@@ -70,6 +79,11 @@ class ImageSeries:
     series_datetime: str  # ISO 8601 (YYYY-MM-DDTHH:MM:SS), '' if unknown
     acquisition_datetime: str  # earliest acquisition time over the files, ISO 8601, '' if unknown
     files: list[Path] = field(default_factory=list)
+    sop_class_uid: str = ""
+    image_type: tuple[str, ...] = ()
+    centre: str = ""
+    n_slices: int = 0  # frames over all files (a multi-frame file counts its frames)
+    excluded: str = ""  # why SeriesRules leave this series out ('' = selected)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -116,6 +130,45 @@ class Inventory:
     def masks_for(self, series: ImageSeries) -> list[MaskObject]:
         return [m for m in self.masks if m.linked_series == series.key]
 
+    @property
+    def selected(self) -> list[ImageSeries]:
+        return [s for s in self.series if not s.excluded]
+
+
+@dataclass(frozen=True)
+class SeriesRules:
+    """Which image series are candidates for feature extraction (config ``series``)."""
+
+    modalities: tuple[str, ...] = ("CT", "MR", "PT")
+    min_slices: int = 1
+    skip_localizers: bool = True
+    skip_derived: bool = True
+
+    @classmethod
+    def from_config(cls, doc: dict | None) -> "SeriesRules":
+        doc = doc or {}
+        return cls(modalities=tuple(doc.get("modalities", cls.modalities)),
+                   min_slices=int(doc.get("min_slices", cls.min_slices)),
+                   skip_localizers=bool(doc.get("skip_localizers", cls.skip_localizers)),
+                   skip_derived=bool(doc.get("skip_derived", cls.skip_derived)))
+
+
+def exclusion(series: ImageSeries, rules: SeriesRules) -> str:
+    """Why ``rules`` leave ``series`` out, or '' when it is a candidate."""
+    if series.modality not in rules.modalities:
+        return f"modality {series.modality or 'missing'} not in {list(rules.modalities)}"
+    if rules.skip_localizers and "LOCALIZER" in series.image_type:
+        return "localizer (ImageType LOCALIZER)"
+    if rules.skip_derived and series.sop_class_uid.startswith(SECONDARY_CAPTURE_PREFIX):
+        return "secondary capture"
+    if rules.skip_derived and series.image_type[:1] == ("DERIVED",):
+        return "derived image (ImageType DERIVED)"
+    if rules.skip_derived and series.image_type[1:2] == ("SECONDARY",):
+        return "secondary image (ImageType SECONDARY)"
+    if series.n_slices < rules.min_slices:
+        return f"{series.n_slices} slice(s), fewer than {rules.min_slices} (scout or partial series?)"
+    return ""
+
 
 class NotDicom(Exception):
     """Raised for files that are not DICOM (skipped, not 'unreadable')."""
@@ -138,13 +191,13 @@ def looks_like_raw_dicom(path: Path) -> bool:
     return len(start) == 4 and start[:2] in (b"\x08\x00", b"\x00\x08")
 
 
-def read_header(path: Path) -> pydicom.Dataset:
+def read_header(path: Path, tags: list[str] = HEADER_TAGS) -> pydicom.Dataset:
     try:
-        return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=HEADER_TAGS)
+        return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=tags)
     except InvalidDicomError:
         if not looks_like_raw_dicom(path):
             raise NotDicom("not a DICOM file") from None
-        return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=HEADER_TAGS, force=True)
+        return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=tags, force=True)
 
 
 def iso_datetime(date: str, time: str = "") -> str:
@@ -184,7 +237,23 @@ def rtstruct_references(ds: pydicom.Dataset) -> tuple[tuple[str, ...], tuple[str
     return _unique(series), _unique(frames)
 
 
-def header_from_dataset(path: Path, ds: pydicom.Dataset) -> Header:
+def _values(ds: pydicom.Dataset, keyword: str) -> tuple[str, ...]:
+    """A multi-valued attribute as upper-case strings (a single value as a 1-tuple, absent as ())."""
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return ()
+    values = value if isinstance(value, pydicom.multival.MultiValue | list | tuple) else [value]
+    return tuple(str(v).strip().upper() for v in values)
+
+
+def _frames(ds: pydicom.Dataset) -> int:
+    try:
+        return max(int(ds.get("NumberOfFrames", 1) or 1), 1)
+    except (TypeError, ValueError):
+        return 1
+
+
+def header_from_dataset(path: Path, ds: pydicom.Dataset, centre_attribute: str = "") -> Header:
     sop_class = _text(ds, "SOPClassUID") or _text(getattr(ds, "file_meta", pydicom.Dataset()),
                                                     "MediaStorageSOPClassUID")
     modality = _text(ds, "Modality")
@@ -213,6 +282,9 @@ def header_from_dataset(path: Path, ds: pydicom.Dataset) -> Header:
         acquisition_datetime=iso_datetime(_text(ds, "AcquisitionDateTime"))
         or iso_datetime(_text(ds, "AcquisitionDate"), _text(ds, "AcquisitionTime")),
         is_image="Rows" in ds and "Columns" in ds,
+        image_type=_values(ds, "ImageType"),
+        n_frames=_frames(ds),
+        centre=_text(ds, centre_attribute) if centre_attribute else "",
         labels=labels,
         referenced_series_uids=referenced_series,
         referenced_frame_of_reference_uids=referenced_frames,
@@ -241,11 +313,13 @@ def group_series(headers: Iterable[Header]) -> list[ImageSeries]:
                 modality=h.modality, patient_id=h.patient_id, study_uid=h.study_uid, series_uid=h.series_uid,
                 frame_of_reference_uid=h.frame_of_reference_uid, series_description=h.series_description,
                 series_number=h.series_number, series_datetime=h.series_datetime,
-                acquisition_datetime=h.acquisition_datetime)
+                acquisition_datetime=h.acquisition_datetime, sop_class_uid=h.sop_class_uid,
+                image_type=h.image_type, centre=h.centre)
         elif h.acquisition_datetime and (not series.acquisition_datetime
                                          or h.acquisition_datetime < series.acquisition_datetime):
             series.acquisition_datetime = h.acquisition_datetime
         series.files.append(h.path)
+        series.n_slices += h.n_frames
     return list(groups.values())
 
 
@@ -257,15 +331,19 @@ def mask_from_header(h: Header, kind: str) -> MaskObject:
 
 
 def link_mask(mask: MaskObject, series: list[ImageSeries]) -> tuple[tuple[str, str] | None, str]:
-    """(series key, method) for a mask: its referenced series first, else the one series sharing its frame of
-    reference (same study preferred); 'ambiguous' when several remain, 'unlinked' when none."""
+    """(series key, method) for a mask: its referenced series first, else the one selected series sharing its frame
+    of reference (same study preferred); 'ambiguous' when several remain, 'excluded_series' when it references a
+    series the rules left out, 'unlinked' when none. Masks never link across patients."""
+    series = [s for s in series if not (mask.patient_id and s.patient_id and s.patient_id != mask.patient_id)]
     for uid in mask.referenced_series_uids:
         matches = [s for s in series if s.series_uid == uid]
         if matches:
             same_study = [s for s in matches if s.study_uid == mask.study_uid]
-            return (same_study or matches)[0].key, "referenced_series"
+            chosen = (same_study or matches)[0]
+            return (chosen.key, "referenced_series") if not chosen.excluded else (None, "excluded_series")
     if mask.frame_of_reference_uid:
-        candidates = [s for s in series if s.frame_of_reference_uid == mask.frame_of_reference_uid]
+        candidates = [s for s in series if s.frame_of_reference_uid == mask.frame_of_reference_uid
+                      and not s.excluded]
         same_study = [s for s in candidates if s.study_uid == mask.study_uid]
         candidates = same_study or candidates
         if len(candidates) == 1:
@@ -276,8 +354,14 @@ def link_mask(mask: MaskObject, series: list[ImageSeries]) -> tuple[tuple[str, s
 
 
 @identifiers_unlogged()
-def scan(root: Path | str) -> Inventory:
-    """Inventory every DICOM file under ``root`` (see the module docstring)."""
+def scan(root: Path | str, rules: SeriesRules | None = None, centre_attribute: str = "") -> Inventory:
+    """Inventory every DICOM file under ``root`` (see the module docstring).
+
+    ``rules`` decide which image series are candidates (default ``SeriesRules()``); ``centre_attribute`` names a
+    header attribute (e.g. InstitutionName) whose value is kept per series to choose per-centre ROI aliases.
+    """
+    rules = rules or SeriesRules()
+    tags = HEADER_TAGS + ([centre_attribute] if centre_attribute and centre_attribute not in HEADER_TAGS else [])
     images: list[Header] = []
     masks: list[MaskObject] = []
     unreadable: list[SkippedFile] = []
@@ -287,14 +371,14 @@ def scan(root: Path | str) -> Inventory:
             skipped.append(SkippedFile(path, "DICOMDIR"))
             continue
         try:
-            ds = read_header(path)
+            ds = read_header(path, tags)
         except NotDicom as exc:
             skipped.append(SkippedFile(path, str(exc)))
             continue
         except Exception as exc:  # pydicom raises many types for truncated or corrupt files
             unreadable.append(SkippedFile(path, f"{type(exc).__name__}: {exc}"[:200]))
             continue
-        header = header_from_dataset(path, ds)
+        header = header_from_dataset(path, ds, centre_attribute)
         kind = classify(header)
         if header.sop_class_uid == DICOMDIR_SOP_CLASS:
             skipped.append(SkippedFile(path, "DICOMDIR"))
@@ -307,6 +391,8 @@ def scan(root: Path | str) -> Inventory:
         else:
             skipped.append(SkippedFile(path, f"not an image or mask (Modality {header.modality or 'missing'})"))
     series = group_series(images)
+    for s in series:
+        s.excluded = exclusion(s, rules)
     for mask in masks:
         mask.linked_series, mask.link_method = link_mask(mask, series)
     return Inventory(series=series, masks=masks, unreadable=unreadable, skipped=skipped)

@@ -27,7 +27,12 @@ PLANE_TOLERANCE_MM = 0.1
 
 
 class RtstructError(ValueError):
-    """The RTSTRUCT or ROI cannot be rasterised on the reference; the message says why (shown in QC tables)."""
+    """The RTSTRUCT or ROI cannot be rasterised on the reference; ``code`` is the QC code (ROI_NOT_FOUND,
+    MASK_EMPTY, MASK_GEOMETRY, MASK_OUTSIDE_IMAGE, MASK_UNREADABLE), the message says why (shown in QC tables)."""
+
+    def __init__(self, message: str, code: str = "MASK_UNREADABLE"):
+        super().__init__(message)
+        self.code = code
 
 
 @identifiers_unlogged()
@@ -42,7 +47,7 @@ def roi_number(ds: pydicom.Dataset, roi_name: str) -> int:
         if str(item.get("ROIName", "")) == roi_name:
             return int(item.ROINumber)
     names = [str(item.get("ROIName", "")) for item in ds.get("StructureSetROISequence", [])]
-    raise RtstructError(f"no ROI named {roi_name!r}; the structure set has {names}")
+    raise RtstructError(f"no ROI named {roi_name!r}; the structure set has {names}", "ROI_NOT_FOUND")
 
 
 def contour_points(contour: pydicom.Dataset) -> np.ndarray:
@@ -105,9 +110,9 @@ def contours_by_slice(contours: Sequence[np.ndarray], reference: sitk.Image,
             planes.setdefault(k, []).append(index[:, :2])
     if off_plane:
         raise RtstructError(f"{off_plane} contour(s) lie between image slices (more than {plane_tolerance_mm:g} mm "
-                            "from any slice plane): drawn on another series or grid?")
+                            "from any slice plane): drawn on another series or grid?", "MASK_GEOMETRY")
     if outside:
-        raise RtstructError(f"{outside} contour(s) lie beyond the first or last image slice")
+        raise RtstructError(f"{outside} contour(s) lie beyond the first or last image slice", "MASK_OUTSIDE_IMAGE")
     return planes
 
 
@@ -169,7 +174,7 @@ def rasterise(path: Path | str, roi_name: str, reference: sitk.Image,
         raise RtstructError(f"not an RTSTRUCT (Modality {ds.get('Modality', 'missing')})")
     contours = closed_contours(ds, roi_number(ds, roi_name))
     if not contours:
-        raise RtstructError(f"ROI {roi_name!r} has no closed planar contours")
+        raise RtstructError(f"ROI {roi_name!r} has no closed planar contours", "MASK_EMPTY")
     planes = contours_by_slice(contours, reference, plane_tolerance_mm)
     n_cols, n_rows, n_slices = reference.GetSize()
     mask = np.zeros((n_slices, n_rows, n_cols), dtype=np.uint8)

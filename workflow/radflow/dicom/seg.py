@@ -25,7 +25,12 @@ ORIENTATION_TOLERANCE = 1e-4
 
 
 class SegError(ValueError):
-    """The SEG or segment cannot be placed on the reference; the message says why (shown in QC tables)."""
+    """The SEG or segment cannot be placed on the reference; ``code`` is the QC code (ROI_NOT_FOUND,
+    MASK_GEOMETRY, MASK_OUTSIDE_IMAGE, MASK_UNREADABLE), the message says why (shown in QC tables)."""
+
+    def __init__(self, message: str, code: str = "MASK_UNREADABLE"):
+        super().__init__(message)
+        self.code = code
 
 
 @identifiers_unlogged()
@@ -40,7 +45,7 @@ def segment_number(ds: pydicom.Dataset, label: str) -> int:
                if str(item.get("SegmentLabel", "")) == label]
     if not numbers:
         labels = [str(item.get("SegmentLabel", "")) for item in ds.get("SegmentSequence", [])]
-        raise SegError(f"no segment labelled {label!r}; the SEG has {labels}")
+        raise SegError(f"no segment labelled {label!r}; the SEG has {labels}", "ROI_NOT_FOUND")
     if len(numbers) > 1:
         raise SegError(f"{len(numbers)} segments are labelled {label!r}")
     return numbers[0]
@@ -114,17 +119,20 @@ def check_same_plane(ds: pydicom.Dataset, reference: sitk.Image) -> None:
         iop = np.asarray([float(v) for v in orientation.ImageOrientationPatient])
         if (np.abs(iop[:3] - direction[:, 0]).max() > ORIENTATION_TOLERANCE
                 or np.abs(iop[3:] - direction[:, 1]).max() > ORIENTATION_TOLERANCE):
-            raise SegError("the SEG frames are not oriented like the reference image")
+            raise SegError("the SEG frames are not oriented like the reference image", "MASK_GEOMETRY")
     if measures is not None and "PixelSpacing" in measures:
         spacing_yx = [float(v) for v in measures.PixelSpacing]
         if not np.allclose(spacing_yx, reference.GetSpacing()[1::-1], rtol=0, atol=1e-4):
             raise SegError(f"SEG pixel spacing {spacing_yx} mm differs from the reference's "
-                           f"{list(reference.GetSpacing()[1::-1])} mm")
+                           f"{list(reference.GetSpacing()[1::-1])} mm", "MASK_GEOMETRY")
 
 
 def frame_masks(ds: pydicom.Dataset, number: int, fraction_threshold: float) -> np.ndarray:
     """(n_frames, rows, columns) bool: where each frame marks segment ``number``."""
-    pixels = ds.pixel_array
+    try:
+        pixels = ds.pixel_array
+    except Exception as exc:  # wrong Rows/Columns/NumberOfFrames for the data, undecodable syntax, ...
+        raise SegError(f"SEG pixel data not decodable: {type(exc).__name__}", "MASK_UNREADABLE") from exc
     if pixels.ndim == 2:
         pixels = pixels[np.newaxis]
     seg_type = str(ds.get("SegmentationType", "BINARY"))
@@ -161,10 +169,12 @@ def read_segment(path: Path | str, label: str, reference: sitk.Image,
     index = (positions - origin) @ np.linalg.inv(direction * spacing).T  # continuous (x, y, z) of frame origins
     nearest = np.round(index).astype(np.int64)
     if (np.abs(index - nearest) * spacing).max() > plane_tolerance_mm:
-        raise SegError("SEG frames do not sit on the reference voxel grid (another series or resampled grid?)")
+        raise SegError("SEG frames do not sit on the reference voxel grid (another series or resampled grid?)",
+                       "MASK_GEOMETRY")
     outside = (nearest[:, 2] < 0) | (nearest[:, 2] >= n_slices)
     if outside.any():
-        raise SegError(f"{int(outside.sum())} SEG frame(s) lie beyond the first or last reference slice")
+        raise SegError(f"{int(outside.sum())} SEG frame(s) lie beyond the first or last reference slice",
+                       "MASK_OUTSIDE_IMAGE")
     frame_rows, frame_cols = masks.shape[1:]
     for frame, (i0, j0, k) in zip(wanted, nearest):
         # in-plane offset: the frame's (0, 0) pixel sits at reference (j0, i0); clip what falls outside

@@ -1,6 +1,8 @@
 """Pipeline rule `ingest`: read a batch of cases into NIfTI volumes and masks, with pseudonymised metadata only.
 
-A scan that cannot be read is recorded with its reason in the manifest (QC marks it failed); the batch goes on.
+A scan that cannot be read is recorded in the manifest with the specific QC code of what went wrong (see
+``radflow.qc.CHECKS``) and its reason; a mask that cannot be placed is recorded for its ROI. Nothing about one case
+stops the batch: QC marks the scan failed, later stages skip it, and the other cases go on.
 """
 from __future__ import annotations
 
@@ -13,9 +15,11 @@ import pydicom
 import SimpleITK as sitk
 
 from radflow.dicom import rtstruct, seg
-from radflow.dicom.series import read_series
+from radflow.dicom.deid import identifiers_unlogged
+from radflow.dicom.series import load_series
 from radflow.manifest import Manifest, MaskEntry, ScanEntry
 from radflow.pipeline.store import sha256_of
+from radflow.qc import Thresholds
 
 log = logging.getLogger(__name__)
 
@@ -24,21 +28,71 @@ ACQUISITION_TAGS = {"Manufacturer": "manufacturer", "ConvolutionKernel": "convol
                     "Modality": "modality"}
 
 
+class InputFileError(ValueError):
+    """An image or mask file of the input manifest cannot be used; ``code`` is the QC code."""
+
+    def __init__(self, message: str, code: str):
+        super().__init__(message)
+        self.code = code
+
+
+@identifiers_unlogged()
 def acquisition_meta(first_file: str) -> dict:
-    ds = pydicom.dcmread(first_file, stop_before_pixels=True, specific_tags=list(ACQUISITION_TAGS))
+    try:
+        ds = pydicom.dcmread(first_file, stop_before_pixels=True, specific_tags=list(ACQUISITION_TAGS))
+    except Exception:  # the series reader has already judged the file; metadata is optional
+        return {}
     meta = {}
     for tag, name in ACQUISITION_TAGS.items():
         value = ds.get(tag)
         if isinstance(value, pydicom.multival.MultiValue):
             value = "\\".join(str(v) for v in value)
-        meta[name] = None if value in (None, "") else (float(value) if name == "kvp" else str(value))
+        try:
+            meta[name] = None if value in (None, "") else (float(value) if name == "kvp" else str(value))
+        except (TypeError, ValueError):
+            meta[name] = None
     return meta
+
+
+def read_image_file(path: str) -> sitk.Image:
+    """A 3D image of the input manifest (NIfTI, NRRD, MHA ...) as float32."""
+    try:
+        image = sitk.ReadImage(path)
+    except RuntimeError as exc:
+        raise InputFileError("the image file cannot be read (missing, or not a format SimpleITK reads)",
+                             "IMAGE_UNREADABLE") from exc
+    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputFileError("the image file is not a scalar 3D volume "
+                             f"({image.GetDimension()}D, {image.GetNumberOfComponentsPerPixel()} component(s))",
+                             "IMAGE_UNREADABLE")
+    return sitk.Cast(image, sitk.sitkFloat32)
+
+
+def read_mask_file(path: str, label: str) -> sitk.Image:
+    """One ROI of a (multi-)label mask file as uint8 0/1 on the mask's own grid (QC compares it to the image)."""
+    try:
+        labels = sitk.ReadImage(path)
+    except RuntimeError as exc:
+        raise InputFileError("the mask file cannot be read (missing, or not a format SimpleITK reads)",
+                             "MASK_UNREADABLE") from exc
+    if labels.GetDimension() != 3:
+        raise InputFileError(f"the mask file is {labels.GetDimension()}D, not 3D", "MASK_GEOMETRY")
+    array = sitk.GetArrayViewFromImage(labels)
+    try:
+        selected = array != 0 if label == "" else array == float(label)
+    except ValueError:
+        raise InputFileError(f"label {label!r} is not a number", "MASK_UNREADABLE") from None
+    mask = sitk.GetImageFromArray(selected.astype(np.uint8))
+    mask.CopyInformation(labels)
+    return mask
 
 
 def read_mask(selection: dict, image: sitk.Image, source_files: list[str]) -> sitk.Image:
     if selection["kind"] == "RTSTRUCT":
         return rtstruct.rasterise(selection["path"], selection["label"], image)
-    return seg.read_segment(selection["path"], selection["label"], image, source_files=source_files)
+    if selection["kind"] == "SEG":
+        return seg.read_segment(selection["path"], selection["label"], image, source_files=source_files)
+    return read_mask_file(selection["path"], selection["label"])
 
 
 def write_volume(image: sitk.Image, path: Path) -> str:
@@ -46,33 +100,54 @@ def write_volume(image: sitk.Image, path: Path) -> str:
     return sha256_of(path)
 
 
-def ingest_scan(case_id: str, scan: dict, volumes: Path, spacing_tolerance_mm: float) -> ScanEntry:
-    entry = ScanEntry(case_id=case_id, scan=scan["scan"], roi_errors=list(scan["roi_errors"]))
+def error_code(exc: Exception, default: str) -> str:
+    return getattr(exc, "code", None) or default
+
+
+def error_message(exc: Exception) -> str:
+    """radflow's own errors carry a message written for QC tables; anything else may quote a path or a header
+    value, so only its type is recorded."""
+    if getattr(exc, "code", None):
+        return str(exc)
+    return f"unexpected {type(exc).__name__} while reading"
+
+
+def read_scan_image(scan: dict, thresholds: Thresholds) -> tuple[sitk.Image, list[dict], dict]:
+    """(volume, warnings, acquisition metadata) of one scan from DICOM files or an image file."""
+    if scan.get("source", "dicom") == "file":
+        return read_image_file(scan["files"][0]), [], {"modality": scan.get("modality") or None}
+    volume = load_series(scan["files"], spacing_tolerance_mm=thresholds.slice_spacing_tolerance_mm,
+                         oblique_tolerance_deg=thresholds.oblique_tolerance_deg)
+    warnings = [{"code": w.code, "message": w.message, "value": w.value} for w in volume.warnings]
+    return volume.image, warnings, acquisition_meta(scan["files"][0])
+
+
+def ingest_scan(case_id: str, scan: dict, volumes: Path, thresholds: Thresholds) -> ScanEntry:
+    entry = ScanEntry(case_id=case_id, scan=scan["scan"], modality=scan.get("modality", ""),
+                      roi_errors=list(scan["roi_errors"]))
+    entry.meta = {"series_uid": scan.get("series_uid") or None, "modality": scan.get("modality") or None,
+                  "acquisition_datetime": scan.get("acquisition_datetime")}
     if scan["error"]:
         entry.status, entry.error_code, entry.error_message = "fail", scan["error"]["code"], scan["error"]["message"]
         return entry
     try:
-        image = read_series(scan["files"], spacing_tolerance_mm=spacing_tolerance_mm)
+        image, entry.warnings, meta = read_scan_image(scan, thresholds)
     except Exception as exc:  # a broken series fails this scan only
-        entry.status, entry.error_code = "fail", "SERIES_UNREADABLE"
-        entry.error_message = f"{type(exc).__name__}: {exc}"
+        entry.status, entry.error_code, entry.error_message = "fail", error_code(exc, "SERIES_UNREADABLE"), \
+            error_message(exc)
         return entry
     stem = f"{case_id}_{scan['scan']}"
     entry.image = f"{volumes.name}/{stem}_image.nii.gz"
     entry.image_sha256 = write_volume(image, volumes / f"{stem}_image.nii.gz")
-    entry.meta = {
-        **acquisition_meta(scan["files"][0]),
-        "series_uid": scan["series_uid"],
-        "n_slices": image.GetSize()[2],
-        "spacing_mm": list(image.GetSpacing()),
-        "roi_voxels": {},
-    }
+    entry.meta.update({k: v for k, v in meta.items() if v is not None or k not in entry.meta})
+    entry.modality = entry.meta.get("modality") or entry.modality
+    entry.meta.update({"n_slices": image.GetSize()[2], "spacing_mm": list(image.GetSpacing()), "roi_voxels": {}})
     for selection in scan["rois"]:
         try:
             mask = read_mask(selection, image, scan["files"])
         except Exception as exc:
-            entry.roi_errors.append({"roi": selection["roi"], "code": "MASK_UNREADABLE",
-                                     "message": f"{selection['kind']}: {type(exc).__name__}: {exc}"})
+            entry.roi_errors.append({"roi": selection["roi"], "code": error_code(exc, "MASK_UNREADABLE"),
+                                     "message": f"{selection['kind']}: {error_message(exc)}"})
             continue
         name = f"{volumes.name}/{stem}_{selection['roi']}_mask.nii.gz"
         sha = write_volume(mask, volumes.parent / name)
@@ -82,13 +157,18 @@ def ingest_scan(case_id: str, scan: dict, volumes: Path, spacing_tolerance_mm: f
 
 
 def ingest_batch(inventory_path: Path, batch: str, manifest_path: Path, volumes: Path,
-                 spacing_tolerance_mm: float) -> None:
+                 thresholds: Thresholds | None = None) -> None:
+    thresholds = thresholds or Thresholds()
     cases = json.loads(inventory_path.read_text())["batches"][batch]
     volumes.mkdir(parents=True, exist_ok=True)
     scans = []
     for case in cases:
         for scan in case["scans"]:
-            entry = ingest_scan(case["case_id"], scan, volumes, spacing_tolerance_mm)
+            try:
+                entry = ingest_scan(case["case_id"], scan, volumes, thresholds)
+            except Exception as exc:  # writing or bookkeeping failed: still only this scan
+                entry = ScanEntry(case_id=case["case_id"], scan=scan["scan"], status="fail",
+                                  error_code="SERIES_UNREADABLE", error_message=error_message(exc))
             if entry.status != "ok":
                 log.warning("%s/%s failed: %s", entry.case_id, entry.scan, entry.error_code)
             scans.append(entry)

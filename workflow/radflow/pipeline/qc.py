@@ -1,6 +1,13 @@
-"""Pipeline rule `qc`: check every scan and mask of a batch and write the batch's cases/scans/masks/qc tables."""
+"""Pipeline rule `qc`: check every scan and mask of a batch; write the batch's cases/scans/masks/qc tables and its
+overlay contact sheet.
+
+Per scan: ingest's verdict (the specific code of what stopped reading, or SERIES_READ plus the warnings noticed
+while reading), the intensity plausibility for the modality, then the mask checks of every ROI. Per case: the
+retest check and the case status. A scan whose QC itself raises is recorded as QC_ERROR; the batch goes on.
+"""
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -9,27 +16,68 @@ import SimpleITK as sitk
 
 from radflow import qc, store
 from radflow.manifest import Manifest, ScanEntry
+from radflow.overlay import OverlayRow, contact_sheet, overlay_row
+
+log = logging.getLogger(__name__)
 
 
-def check_scan(manifest: Manifest, scan: ScanEntry, min_roi_volume_mm3: float) -> list[qc.QCResult]:
-    """Ingest's verdict (series geometry, slice spacing, masks found), then the mask checks of every ROI."""
+def ingest_results(scan: ScanEntry) -> list[qc.QCResult]:
+    """What ingest found: one failure with its code, or SERIES_READ and the warnings, plus ROI-level errors."""
     if scan.status != "ok":
         return [qc.QCResult(scan.error_code, qc.FAIL, scan.error_message)]
-    results = [qc.QCResult("SERIES_READ", qc.PASS, "series read: geometry and slice spacing consistent")]
+    results = [qc.result("SERIES_READ", True, "series read: geometry and slice spacing consistent")]
+    results += [qc.QCResult(w["code"], qc.CHECKS.get(w["code"], (qc.WARN, ""))[0], w["message"], w.get("value"))
+                for w in scan.warnings]
     results += [qc.QCResult(e["code"], qc.FAIL, e["message"], roi=e["roi"]) for e in scan.roi_errors]
-    image = sitk.ReadImage(str(manifest.path_of(scan.image)))
-    for mask_entry in scan.masks:
-        mask = sitk.ReadImage(str(manifest.path_of(mask_entry.path)))
-        results += qc.check_roi(image, mask, mask_entry.roi, min_roi_volume_mm3)
     return results
 
 
-def retest_present(case_scans: list[ScanEntry]) -> qc.QCResult:
-    """RETEST_MISSING: test-retest stability needs a second scan (warning: the case still gives features)."""
-    names = {s.scan for s in case_scans}
-    if "retest" in names:
-        return qc.QCResult("RETEST_MISSING", qc.PASS, "retest scan present")
-    return qc.QCResult("RETEST_MISSING", qc.WARN, "no retest scan for this case")
+def check_scan(manifest: Manifest, scan: ScanEntry, thresholds: qc.Thresholds,
+               overlays: list[OverlayRow] | None = None) -> list[qc.QCResult]:
+    """All QC results of one scan; appends its overlay rows to ``overlays`` when given."""
+    results = ingest_results(scan)
+    if scan.status != "ok":
+        return results
+    image = sitk.ReadImage(str(manifest.path_of(scan.image)))
+    image_array = sitk.GetArrayViewFromImage(image)
+    modality = scan.meta.get("modality") or scan.modality
+    intensity = qc.intensity_plausible(image_array, modality, thresholds)
+    if intensity is not None:
+        results.append(intensity)
+    for mask_entry in scan.masks:
+        mask = sitk.ReadImage(str(manifest.path_of(mask_entry.path)))
+        roi_results = qc.check_roi(image, mask, mask_entry.roi, thresholds.min_roi_volume_mm3,
+                                   thresholds.geometry_tolerance_mm)
+        results += roi_results
+        if overlays is not None:
+            relevant = [r for r in results if r.roi in ("", mask_entry.roi)]
+            title = f"{scan.case_id}  {scan.scan}  {mask_entry.roi}"
+            if roi_results[0].severity == qc.FAIL:  # not on the image grid: nothing to draw
+                overlays.append(OverlayRow(title, qc.worst(relevant), _note(relevant)))
+            else:
+                overlays.append(overlay_row(title, qc.worst(relevant), _note(relevant), image_array,
+                                            sitk.GetArrayViewFromImage(mask), tuple(image.GetSpacing()[::-1]),
+                                            modality or ""))
+    return results
+
+
+def _note(results: list[qc.QCResult]) -> str:
+    """The codes that did not pass, with the first message, for an overlay row."""
+    bad = [r for r in results if r.severity != qc.PASS]
+    if not bad:
+        return ""
+    first = bad[0].message if len(bad[0].message) <= 90 else bad[0].message[:87] + "..."
+    return ", ".join(dict.fromkeys(r.code for r in bad)) + f"\n{first}"
+
+
+def scan_status(scan: ScanEntry, results: list[qc.QCResult]) -> str:
+    """fail when a scan-level check failed or no ROI is usable; else the worst severity."""
+    scan_level = [r for r in results if not r.roi]
+    roi_failed = {r.roi for r in results if r.roi and r.severity == qc.FAIL}
+    usable = {m.roi for m in scan.masks} - roi_failed
+    if qc.worst(scan_level) == qc.FAIL or not usable:
+        return qc.FAIL
+    return qc.worst(results)
 
 
 def case_status(scan_statuses: list[str], retest_severity: str) -> str:
@@ -41,38 +89,63 @@ def case_status(scan_statuses: list[str], retest_severity: str) -> str:
     return qc.PASS
 
 
-def qc_batch(manifest_path: Path, outdir: Path, min_roi_volume_mm3: float) -> None:
+def failure_rows(scan: ScanEntry, results: list[qc.QCResult], status: str) -> list[OverlayRow]:
+    """Overlay rows for a scan without pictures (failed reading) and for ROIs that never became a mask."""
+    rows = []
+    title = f"{scan.case_id}  {scan.scan}"
+    if scan.status != "ok":
+        rows.append(OverlayRow(title=title, status=status, note=_note(results)))
+        return rows
+    for r in results:
+        if r.roi and r.severity == qc.FAIL and r.roi not in {m.roi for m in scan.masks}:
+            rows.append(OverlayRow(title=f"{title}  {r.roi}", status=qc.FAIL, note=_note([r])))
+    return rows
+
+
+def qc_batch(manifest_path: Path, outdir: Path, thresholds: qc.Thresholds | None = None,
+             overlay_png: Path | None = None) -> None:
+    thresholds = thresholds or qc.Thresholds()
     manifest = Manifest.read(manifest_path)
     qc_rows, scan_rows, mask_rows, case_rows = [], [], [], []
+    overlay_rows: list[OverlayRow] = []
     by_case: dict[str, list[ScanEntry]] = {}
     for scan in manifest.scans:
         by_case.setdefault(scan.case_id, []).append(scan)
     for case_id, scans in sorted(by_case.items()):
         case_results = []
         for scan in scans:
-            results = check_scan(manifest, scan, min_roi_volume_mm3)
-            scan_level = [r for r in results if not r.roi]
-            roi_usable = {m.roi for m in scan.masks} - {r.roi for r in results if r.roi and r.severity == qc.FAIL}
-            status = qc.FAIL if qc.worst(scan_level) == qc.FAIL or not roi_usable else qc.worst(results)
+            pictures: list[OverlayRow] = []
+            try:
+                results = check_scan(manifest, scan, thresholds, pictures)
+            except Exception as exc:  # QC of one scan must not stop the batch
+                log.warning("QC of %s/%s raised %s", case_id, scan.scan, type(exc).__name__)
+                results = [qc.result("QC_ERROR", False, f"QC raised {type(exc).__name__}")]
+                pictures = []
+            status = scan_status(scan, results)
             case_results.append(status)
+            overlay_rows += pictures + failure_rows(scan, results, status)
             qc_rows += [(case_id, scan.scan, r.roi, r.code, r.severity, r.message, r.value) for r in results]
             meta = scan.meta
             spacing = meta.get("spacing_mm", [None, None, None])
             scan_rows.append((
                 case_id, scan.scan, meta.get("series_uid"), meta.get("modality"), meta.get("manufacturer"),
                 meta.get("convolution_kernel"), meta.get("kvp"), meta.get("n_slices"), *spacing,
-                scan.image_sha256, status,
+                scan.image_sha256 or None, status, meta.get("acquisition_datetime"),
             ))
             for m in scan.masks:
                 count = int(meta.get("roi_voxels", {}).get(m.roi, 0))
                 volume = count * math.prod(spacing) if None not in spacing else None
                 mask_rows.append((case_id, scan.scan, m.roi, m.source, m.source_roi_name, count, volume, m.sha256))
-        retest = retest_present(scans)
+        retest = qc.retest_present({s.scan for s in scans})
         qc_rows.append((case_id, "", "", retest.code, retest.severity, retest.message, retest.value))
         case_rows.append((case_id, len(scans), case_status(case_results, retest.severity)))
 
     outdir.mkdir(parents=True, exist_ok=True)
     tables = {"cases": case_rows, "scans": scan_rows, "masks": mask_rows, "qc": qc_rows}
     for name, rows in tables.items():
-        frame = pd.DataFrame(rows, columns=store.columns(name)) if rows else store.empty_frame(name)
+        columns = store.columns(name)
+        rows = [row[:len(columns)] for row in rows]  # a store schema without the newest columns still loads
+        frame = pd.DataFrame(rows, columns=columns) if rows else store.empty_frame(name)
         frame.to_parquet(outdir / f"{name}.parquet", index=False)
+    if overlay_png is not None:
+        contact_sheet(overlay_rows, overlay_png, title=f"batch {manifest.batch}: mask contours (red) on the image")
