@@ -1,0 +1,91 @@
+"""From the long feature table to repeated-measurement arrays: which rows are the k measurements of one subject.
+
+Three designs (the ``method`` of a stability result):
+
+* ``test-retest``: subject = case, measurements = its ``test`` and ``retest`` scans, per ROI.
+* ``segmentation``: subject = case (first scan, ``test``), measurements = the ROIs that
+  ``stability.segmentation_groups`` names as observers' masks of one lesion; results carry the lesion's name as roi.
+* ``perturbation``: subject = case (its ``test`` scan), measurements = the perturbed copies (``perturbation`` column).
+
+Every design is one pivot of long rows into an array ``(features, subjects, k)`` by integer codes (no per-feature
+Python loop); a missing row becomes NaN and the statistics leave that subject out for that feature.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+
+METHODS = ("test-retest", "segmentation", "perturbation")
+FEATURE_KEY = ["family", "feature", "ibsi_code", "aggregation"]
+TEST_RETEST = ["test", "retest"]
+FIRST_SCAN = "test"
+
+
+@dataclass(frozen=True)
+class Design:
+    """Repeated measurements of one (settings id, roi, method): ``values[f, i, j]`` is feature ``features.iloc[f]``
+    of subject ``subjects[i]`` in measurement ``measurements[j]``."""
+
+    settings_id: str
+    roi: str
+    method: str
+    features: pd.DataFrame  # FEATURE_KEY columns
+    subjects: list[str]  # case ids
+    measurements: list[str]
+    values: np.ndarray
+
+    def subjects_used(self) -> list[str]:
+        """Cases with all k measurements of at least one feature."""
+        complete = np.isfinite(self.values).all(axis=2).any(axis=0)
+        return [s for s, used in zip(self.subjects, complete) if used]
+
+
+def pivot(rows: pd.DataFrame, subject: str, measurement: str, measurements: list[str]) -> tuple[pd.DataFrame, list[str], np.ndarray]:
+    """(feature keys, subjects, values (F, n, k)) of long ``rows``; rows of other measurements are ignored.
+
+    Features and subjects are sorted, so the arrays do not depend on the row order of the input.
+    """
+    rows = rows[rows[measurement].isin(measurements)]
+    duplicated = rows.duplicated([*FEATURE_KEY, subject, measurement])
+    if duplicated.any():
+        example = rows.loc[duplicated, [*FEATURE_KEY, subject, measurement]].iloc[0].to_dict()
+        raise ValueError(f"more than one value for the same feature, subject and measurement: {example}")
+    keys = rows[FEATURE_KEY].drop_duplicates().sort_values(["ibsi_code", "aggregation"]).reset_index(drop=True)
+    feature_index = pd.MultiIndex.from_frame(keys[["ibsi_code", "aggregation"]])
+    f = feature_index.get_indexer(pd.MultiIndex.from_frame(rows[["ibsi_code", "aggregation"]]))
+    subjects = sorted(rows[subject].unique())
+    i = pd.Index(subjects).get_indexer(rows[subject])
+    j = pd.Index(measurements).get_indexer(rows[measurement])
+    values = np.full((len(keys), len(subjects), len(measurements)), np.nan)
+    values[f, i, j] = rows["value"].to_numpy(dtype=np.float64, na_value=np.nan)
+    return keys, subjects, values
+
+
+def designs_for_test_retest(features: pd.DataFrame) -> Iterator[Design]:
+    """One design per (settings id, roi): the test and retest scans of every case."""
+    for (settings_id, roi), rows in features.groupby(["settings_id", "roi"], sort=True):
+        keys, subjects, values = pivot(rows, "case_id", "scan", TEST_RETEST)
+        yield Design(settings_id, roi, "test-retest", keys, subjects, list(TEST_RETEST), values)
+
+
+def designs_for_segmentation(features: pd.DataFrame, groups: dict[str, list[str]]) -> Iterator[Design]:
+    """One design per (settings id, lesion): the observers' ROIs of the lesion on each case's first scan."""
+    first = features[features["scan"] == FIRST_SCAN]
+    for lesion, observers in sorted(groups.items()):
+        if len(observers) < 2:
+            raise ValueError(f"segmentation group {lesion!r} needs at least two ROIs, got {observers}")
+        for settings_id, rows in first[first["roi"].isin(observers)].groupby("settings_id", sort=True):
+            keys, subjects, values = pivot(rows, "case_id", "roi", list(observers))
+            yield Design(settings_id, lesion, "segmentation", keys, subjects, list(observers), values)
+
+
+def designs_for_perturbation(perturbed: pd.DataFrame) -> Iterator[Design]:
+    """One design per (settings id, roi): the perturbed copies of each case's first scan."""
+    perturbed = perturbed[perturbed["scan"] == FIRST_SCAN]
+    for (settings_id, roi), rows in perturbed.groupby(["settings_id", "roi"], sort=True):
+        labels = sorted(rows["perturbation"].unique())
+        keys, subjects, values = pivot(rows, "case_id", "perturbation", labels)
+        yield Design(settings_id, roi, "perturbation", keys, subjects, labels, values)
