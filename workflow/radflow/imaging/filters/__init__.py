@@ -4,7 +4,7 @@ Filters (``spec.FILTER_TYPES``): mean, Laplacian of Gaussian (with an optional R
 maps, rotation invariance), Gabor (orientation pooling, orthogonal planes), separable undecimated wavelets
 (any PyWavelets family, any sub-band and level, rotation invariance) and the Simoncelli wavelet (with an optional
 Riesz transform); each 2D (slice-wise, axial plane) or 3D, under the IBSI boundary conditions zero, nearest, periodic
-and mirror. Arrays are (z, y, x) as everywhere in radflow; kernel names and orders keep IBSI's (x, y, z) order.
+and mirror (Fourier-domain stages, Simoncelli and Riesz, are periodic by construction: see ``fourier``). Arrays are (z, y, x) as everywhere in radflow; kernel names and orders keep IBSI's (x, y, z) order.
 
 ``apply_filter(image, spacing, spec)`` is the single entry point; ``support_margin`` tells how many voxels around a
 region its response there depends on (None: the whole image), so callers may filter a crop and get the same values.
@@ -40,7 +40,7 @@ def apply_filter(image: np.ndarray, spacing: tuple[float, float, float], spec: F
         from radflow.imaging.filters.fourier import apply_transfer
         from radflow.imaging.filters.riesz import riesz_transfer
 
-        return apply_transfer(response, riesz_transfer(spec.riesz_order), axes, boundary)
+        return apply_transfer(response, riesz_transfer(spec.riesz_order), axes)
     if spec.type == "laws":
         from radflow.imaging.filters.laws import laws
 
@@ -63,7 +63,7 @@ def apply_filter(image: np.ndarray, spacing: tuple[float, float, float], spec: F
         from radflow.imaging.filters.simoncelli import simoncelli
 
         riesz = None if spec.riesz_order is None else riesz_transfer(spec.riesz_order)
-        return simoncelli(image, int(spec.wavelet_level), axes, boundary, riesz)
+        return simoncelli(image, int(spec.wavelet_level), axes, riesz)
     raise ValueError(f"unknown filter type {spec.type!r}")
 
 

@@ -8,8 +8,8 @@ array axes 2 and 1 of an axial (z, y, x) slice. Rotation invariance pools the mo
 theta = k delta_theta; with ``orthogonal_planes`` the axial, coronal and sagittal responses are averaged.
 
 The kernel is not separable for a general theta, and with sigma of several voxels it spans tens of voxels per side,
-so the convolution is done with FFTs (scipy.signal.fftconvolve, exact to rounding) on the image padded by the kernel
-radius under the boundary condition, a slab of slices at a time to bound memory. Orientations theta and theta + pi
+so the convolution is done with FFTs (exact to rounding) on the image padded by the kernel radius under the
+boundary condition, a slab of slices at a time to bound memory, one forward transform per slab for all orientations. Orientations theta and theta + pi
 give conjugate kernels and so the same modulus: each is computed once and counted with its multiplicity.
 """
 from __future__ import annotations
@@ -17,14 +17,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.signal import fftconvolve
+import scipy.fft
 
 from radflow.imaging.filters.boundary import pad
 from radflow.imaging.filters.rotations import Pool
 
 # Planes as (y-axis, x-axis) of the 2D filter in (z, y, x) arrays: axial, coronal, sagittal.
 PLANES = ((1, 2), (0, 2), (0, 1))
-_SLAB_VOXELS = 8_000_000  # complex work arrays per slab stay around 0.25 GB
+_SLAB_VOXELS = 4_000_000  # complex work arrays per slab stay around 0.2 GB
 
 
 def gabor_kernel(sigma: tuple[float, float], wavelength: tuple[float, float], gamma: float, theta: float,
@@ -62,17 +62,39 @@ def orientations(theta: float, delta_theta: float | None) -> list[tuple[float, i
     return sorted(counts.items())
 
 
-def _plane_modulus(image: np.ndarray, kernel: np.ndarray, plane: tuple[int, int], boundary: str) -> np.ndarray:
+def _centred_spectrum(kernel: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """2D FFT of ``kernel`` placed with its centre at index (0, 0) of a ``shape`` grid (circular convolution)."""
     ry, rx = kernel.shape[0] // 2, kernel.shape[1] // 2
+    grid = np.zeros(shape, dtype=np.complex128)
+    grid[: kernel.shape[0], : kernel.shape[1]] = kernel
+    return scipy.fft.fft2(np.roll(grid, (-ry, -rx), axis=(0, 1)))
+
+
+def _plane_response(image: np.ndarray, kernels: list[tuple[np.ndarray, int]], plane: tuple[int, int], boundary: str,
+                    pooling: str) -> np.ndarray:
+    """Pooled moduli of ``image`` convolved slice-wise in ``plane`` with each (kernel, multiplicity).
+
+    Each slab of slices is padded by the kernel radius under the boundary condition and transformed once; every
+    orientation then costs one product and one inverse FFT. A circular convolution on the padded grid equals the
+    linear one on the unpadded voxels, which are never closer than the kernel radius to the wrap-around."""
+    ry, rx = kernels[0][0].shape[0] // 2, kernels[0][0].shape[1] // 2
     other = ({0, 1, 2} - set(plane)).pop()
     moved = np.moveaxis(image, (other, plane[0], plane[1]), (0, 1, 2))
+    n, h, w = moved.shape
+    shape = (scipy.fft.next_fast_len(h + 2 * ry), scipy.fft.next_fast_len(w + 2 * rx))
+    spectra = [(_centred_spectrum(kernel, shape), multiplicity) for kernel, multiplicity in kernels]
     out = np.empty(moved.shape, dtype=np.float64)
-    per_slice = (moved.shape[1] + 2 * ry) * (moved.shape[2] + 2 * rx)
-    step = max(1, _SLAB_VOXELS // per_slice)
-    for start in range(0, moved.shape[0], step):
+    step = max(1, _SLAB_VOXELS // (shape[0] * shape[1]))
+    for start in range(0, n, step):
         slab = pad(moved[start:start + step], ((0, 0), (ry, ry), (rx, rx)), boundary)
-        response = fftconvolve(slab, kernel[None], mode="valid", axes=(1, 2))
-        out[start:start + step] = np.abs(response)
+        spectrum = scipy.fft.fft2(slab, s=shape, axes=(1, 2))
+        pool = Pool(pooling)
+        for kernel_spectrum, multiplicity in spectra:
+            response = scipy.fft.ifft2(spectrum * kernel_spectrum, axes=(1, 2))[:, ry:ry + h, rx:rx + w]
+            modulus = np.abs(response)
+            for _ in range(multiplicity):
+                pool.add(modulus)
+        out[start:start + step] = pool.value()
     return np.moveaxis(out, (0, 1, 2), (other, plane[0], plane[1]))
 
 
@@ -90,14 +112,11 @@ def gabor(
     for plane in planes:
         sy, sx = sigma_mm / spacing[plane[0]], sigma_mm / spacing[plane[1]]
         radius = (kernel_radius(sy, gamma, cutoff), kernel_radius(sx, gamma, cutoff))
-        pool = Pool(pooling)
-        for angle, multiplicity in orientations(theta, delta_theta):
-            kernel = gabor_kernel((sy, sx), (wavelength_mm / spacing[plane[0]], wavelength_mm / spacing[plane[1]]),
-                                  gamma, angle, radius)
-            modulus = _plane_modulus(image, kernel, plane, boundary)
-            for _ in range(multiplicity):
-                pool.add(modulus)
+        wavelength = (wavelength_mm / spacing[plane[0]], wavelength_mm / spacing[plane[1]])
+        kernels = [(gabor_kernel((sy, sx), wavelength, gamma, angle, radius), multiplicity)
+                   for angle, multiplicity in orientations(theta, delta_theta)]
+        response = _plane_response(image, kernels, plane, boundary, pooling)
         if total is None:
-            return pool.value()
-        total += pool.value()
+            return response
+        total += response
     return total / len(planes)

@@ -3,7 +3,8 @@
     psi_j(w) = cos(pi/2 * log2(2 |w'| / pi))   for pi/4 < |w'| <= pi,  0 otherwise,   w' = 2^(j-1) w,
 
 with |w| the norm of the angular frequency over the filtered axes (all three in 3D, the axial plane in 2D). It is
-defined in the Fourier domain, so it is applied there (see ``fourier`` for the frequency grid and the boundary).
+defined in the Fourier domain, so it is applied there (see ``fourier``: frequency grid; periodic whatever the
+boundary condition).
 """
 from __future__ import annotations
 
@@ -26,9 +27,9 @@ def simoncelli_transfer(level: int):
     return transfer
 
 
-def simoncelli(image: np.ndarray, level: int, axes: tuple[int, ...], boundary: str, riesz_transfer=None) -> np.ndarray:
+def simoncelli(image: np.ndarray, level: int, axes: tuple[int, ...], riesz_transfer=None) -> np.ndarray:
     """Band-pass map of ``level``; ``riesz_transfer`` (optional) is multiplied in the same spectrum."""
     band = simoncelli_transfer(level)
     if riesz_transfer is None:
-        return apply_transfer(image, band, axes, boundary)
-    return apply_transfer(image, lambda w: band(w) * riesz_transfer(w), axes, boundary)
+        return apply_transfer(image, band, axes)
+    return apply_transfer(image, lambda w: band(w) * riesz_transfer(w), axes)
