@@ -43,6 +43,19 @@ def cmd_extract(args) -> None:
         table[columns].to_csv(sys.stdout, index=False, float_format="%.17g")
 
 
+def cmd_filter(args) -> None:
+    import SimpleITK as sitk
+
+    from radflow.imaging.filters.image import response_map
+    from radflow.io import read_image
+    from radflow.settings import Settings
+
+    settings = Settings.from_yaml(args.settings)
+    if settings["filter"]["type"] == "none":
+        raise SystemExit(f"{args.settings} configures no filter (filter.type is none)")
+    sitk.WriteImage(response_map(read_image(Path(args.image)), settings), args.out, useCompression=True)
+
+
 def cmd_discover(args) -> None:
     from radflow.pipeline.discover import discover
 
@@ -128,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--roi", help="ROI name in an RTSTRUCT or segment label in a SEG")
     p.add_argument("--out", help="CSV file (default: standard output)")
     p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("filter", help="IBSI-2 filter response map of one image (settings' interpolation, then filter)")
+    p.add_argument("image", help="DICOM series folder, NIfTI or NRRD")
+    p.add_argument("--settings", required=True, help="settings YAML with a 'filter' group")
+    p.add_argument("--out", required=True, help="response map, e.g. MAP.nii.gz (float32)")
+    p.set_defaults(func=cmd_filter)
 
     p = sub.add_parser("discover", help="pipeline: find series and masks, pseudonymise, batch")
     p.add_argument("input_dir")
