@@ -17,6 +17,7 @@ include: "rules/demo.smk"
 include: "rules/ingest.smk"
 include: "rules/qc.smk"
 include: "rules/features.smk"
+include: "rules/stability.smk"
 include: "rules/store.smk"
 include: "rules/rdf.smk"
 include: "rules/report.smk"
@@ -27,5 +28,6 @@ rule all:
         DATABASE,
         RDF_FILE,
         REPORT_FILES,
+        STABILITY_FIGURE,
         overlay_files,
     default_target: True

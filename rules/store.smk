@@ -9,14 +9,16 @@ rule store:
         feature_errors=batch_files("features_qc.parquet"),
         clinical=f"{INTERIM}/clinical.parquet",
         settings=settings_files(),
+        stability=list(STABILITY_TABLES.values()),
     output:
         database=DATABASE,
     params:
         radflow=RADFLOW,
+        tables=" ".join(f"{name}={path}" for name, path in STABILITY_TABLES.items()),
     log:
         f"{LOGS}/store.log",
     conda:
         CONDA_ENV
     shell:
         "{params.radflow} store {output.database:q} --batches {input.cases:q} --clinical {input.clinical:q}"
-        " --settings {input.settings:q} > {log} 2>&1"
+        " --settings {input.settings:q} --tables {params.tables} > {log} 2>&1"

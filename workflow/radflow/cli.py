@@ -1,5 +1,6 @@
 """The ``radflow`` command. Each subcommand parses its arguments and calls one function; the pipeline's rules call
-the pipeline subcommands (``discover``, ``ingest``, ``qc``, ``features``, ``store``, ``rdf``, ``report-figures``)."""
+the pipeline subcommands (``discover``, ``ingest``, ``qc``, ``features``, ``perturb``, ``stability``, ``store``,
+``rdf``, ``report-figures``, ``stability-report``)."""
 from __future__ import annotations
 
 import argparse
@@ -107,8 +108,35 @@ def cmd_features(args) -> None:
 def cmd_store(args) -> None:
     from radflow.pipeline.store import store_run
 
+    tables = dict(item.split("=", 1) for item in args.tables)
     store_run(Path(args.database), [Path(p).parent for p in args.batches], Path(args.clinical),
-              [Path(p) for p in args.settings])
+              [Path(p) for p in args.settings], {name: Path(path) for name, path in tables.items()})
+
+
+def cmd_perturb(args) -> None:
+    from radflow.pipeline.perturb import perturb_batch
+    from radflow.stability.options import StabilityOptions
+
+    options = StabilityOptions.from_dict(json.loads(args.options))
+    table = perturb_batch(Path(args.manifest), Path(args.qc), [Path(p) for p in args.settings],
+                          options.perturbation, seed=options.seed)
+    table.to_parquet(args.out, index=False)
+
+
+def cmd_stability(args) -> None:
+    from radflow.pipeline.stability import run_stability
+    from radflow.stability.options import StabilityOptions
+
+    run_stability(StabilityOptions.from_dict(json.loads(args.options)), [Path(p) for p in args.features],
+                  [Path(p) for p in args.perturbed], Path(args.stability), Path(args.stable), Path(args.cases))
+
+
+def cmd_stability_report(args) -> None:
+    from radflow.stability.figure import write_stability_figure
+    from radflow.stability.options import StabilityOptions
+
+    options = StabilityOptions.from_dict(json.loads(args.options))
+    write_stability_figure(Path(args.stability), Path(args.stable), options.min_icc_ci_low, Path(args.png))
 
 
 def cmd_rdf(args) -> None:
@@ -198,7 +226,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batches", nargs="+", required=True, help="the cases.parquet of each batch")
     p.add_argument("--clinical", required=True)
     p.add_argument("--settings", nargs="+", required=True)
+    p.add_argument("--tables", nargs="*", default=[], help="NAME=PARQUET of cohort-level tables (stability, ...)")
     p.set_defaults(func=cmd_store)
+
+    options_help = "JSON of the config's stability block"
+    p = sub.add_parser("perturb", help="pipeline: features of perturbed copies of each test scan of one batch")
+    p.add_argument("manifest")
+    p.add_argument("qc")
+    p.add_argument("out")
+    p.add_argument("--settings", nargs="+", required=True)
+    p.add_argument("--options", default="{}", help=options_help)
+    p.set_defaults(func=cmd_perturb)
+
+    p = sub.add_parser("stability", help="pipeline: feature stability (ICC, CCC, wCV, Bland-Altman), stable set")
+    p.add_argument("stability", help="stability.parquet to write")
+    p.add_argument("stable", help="stable_features.parquet to write")
+    p.add_argument("cases", help="stability_cases.parquet to write")
+    p.add_argument("--features", nargs="*", default=[], help="features.parquet of every batch")
+    p.add_argument("--perturbed", nargs="*", default=[], help="perturbed_features.parquet of every batch")
+    p.add_argument("--options", default="{}", help=options_help)
+    p.set_defaults(func=cmd_stability)
+
+    p = sub.add_parser("stability-report", help="pipeline: ICC per feature family and fraction kept, as PNG")
+    p.add_argument("stability")
+    p.add_argument("stable")
+    p.add_argument("png")
+    p.add_argument("--options", default="{}", help=options_help)
+    p.set_defaults(func=cmd_stability_report)
 
     p = sub.add_parser("rdf", help="pipeline: RDF export of the database")
     p.add_argument("database")

@@ -56,11 +56,36 @@ SCHEMA: dict[str, tuple[list[tuple[str, str]], list[str]]] = {
         [("settings_id", "VARCHAR"), ("name", "VARCHAR"), ("document", "JSON")],
         ["settings_id"],
     ),
+    # Feature stability (stage `stability`): one row per feature, roi, settings id and method.
+    "stability": (
+        [
+            ("settings_id", "VARCHAR"), ("roi", "VARCHAR"), ("family", "VARCHAR"), ("feature", "VARCHAR"),
+            ("ibsi_code", "VARCHAR"), ("aggregation", "VARCHAR"), ("method", "VARCHAR"), ("icc_form", "VARCHAR"),
+            ("n", "INTEGER"), ("k", "INTEGER"), ("icc", "DOUBLE"), ("ci_low", "DOUBLE"), ("ci_high", "DOUBLE"),
+            ("ccc", "DOUBLE"), ("ccc_ci_low", "DOUBLE"), ("ccc_ci_high", "DOUBLE"), ("wcv", "DOUBLE"),
+            ("ba_bias", "DOUBLE"), ("ba_loa_low", "DOUBLE"), ("ba_loa_high", "DOUBLE"),
+        ],
+        ["settings_id", "roi", "ibsi_code", "aggregation", "method"],
+    ),
+    "stable_features": (
+        [
+            ("settings_id", "VARCHAR"), ("roi", "VARCHAR"), ("family", "VARCHAR"), ("ibsi_code", "VARCHAR"),
+            ("aggregation", "VARCHAR"), ("feature", "VARCHAR"), ("methods", "VARCHAR"), ("min_ci_low", "DOUBLE"),
+        ],
+        ["settings_id", "roi", "ibsi_code", "aggregation"],
+    ),
+    # The cases each stability analysis used (for provenance).
+    "stability_cases": (
+        [("settings_id", "VARCHAR"), ("roi", "VARCHAR"), ("method", "VARCHAR"), ("case_id", "VARCHAR")],
+        ["settings_id", "roi", "method", "case_id"],
+    ),
     "software": ([("package", "VARCHAR"), ("version", "VARCHAR")], ["package"]),
     # Every file the store job loaded, with its checksum (provenance of the database's contents).
     "files": ([("path", "VARCHAR"), ("sha256", "VARCHAR"), ("stage", "VARCHAR")], ["path"]),
 }
 PER_CASE_TABLES = ("scans", "masks", "qc")
+# Tables a later stage computes over the whole cohort (one Parquet file each): replaced per settings id.
+COHORT_TABLES = ("stability", "stable_features", "stability_cases")
 
 
 def columns(table: str) -> list[str]:
@@ -98,11 +123,13 @@ def load_results(
     clinical: pd.DataFrame | None,
     software: dict[str, str],
     files: list[tuple[str, str, str]],
+    cohort_tables: dict[str, Path] | None = None,
 ) -> None:
     """Load per-batch Parquet folders into ``database``, replacing the rows of the cases and settings they carry.
 
     ``settings_docs``: [{"settings_id", "name", "document"}]; ``clinical``: pseudonymised clinical table with a
-    ``case_id`` column (replaces the whole ``clinical`` table); ``files``: (path, sha256, stage) of the inputs.
+    ``case_id`` column (replaces the whole ``clinical`` table); ``files``: (path, sha256, stage) of the inputs;
+    ``cohort_tables``: {table in COHORT_TABLES: Parquet file}, replacing that table's rows of these settings ids.
     """
     database.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(database))
@@ -111,6 +138,7 @@ def load_results(
         con.execute("BEGIN TRANSACTION")
         try:
             _replace(con, batch_dirs, settings_docs, clinical, software, files)
+            _replace_cohort_tables(con, cohort_tables or {}, [doc["settings_id"] for doc in settings_docs])
         except Exception:
             con.execute("ROLLBACK")
             raise
@@ -151,3 +179,12 @@ def _replace(con, batch_dirs, settings_docs, clinical, software, files) -> None:
         con.execute("CREATE OR REPLACE TABLE clinical AS SELECT * FROM clinical_frame")
         con.unregister("clinical_frame")
     con.execute("DROP TABLE incoming_cases")
+
+
+def _replace_cohort_tables(con, cohort_tables: dict[str, Path], settings_ids: list[str]) -> None:
+    unknown = set(cohort_tables) - set(COHORT_TABLES)
+    if unknown:
+        raise ValueError(f"unknown cohort tables {sorted(unknown)}; known: {COHORT_TABLES}")
+    for table, path in sorted(cohort_tables.items()):
+        con.execute(f"DELETE FROM {table} WHERE list_contains(?, settings_id)", [settings_ids])
+        _load(con, table, [Path(path)])

@@ -16,6 +16,9 @@ RECORDED_PACKAGES = (
     "pyarrow", "duckdb", "rdflib", "snakemake",
 )
 
+# The stage that writes each cohort-level table (store.COHORT_TABLES).
+COHORT_STAGE = {"stability": "stability", "stable_features": "stability", "stability_cases": "stability"}
+
 
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
@@ -35,7 +38,10 @@ def software_versions() -> dict[str, str]:
     return versions
 
 
-def store_run(database: Path, batch_dirs: list[Path], clinical_path: Path, settings_paths: list[Path]) -> None:
+def store_run(database: Path, batch_dirs: list[Path], clinical_path: Path, settings_paths: list[Path],
+              cohort_tables: dict[str, Path] | None = None) -> None:
+    """Load the batches, the clinical table, the settings and the cohort-level tables (``{table: Parquet}``)."""
+    cohort_tables = cohort_tables or {}
     settings_docs = []
     for path in settings_paths:
         settings = Settings.from_yaml(path)
@@ -47,5 +53,7 @@ def store_run(database: Path, batch_dirs: list[Path], clinical_path: Path, setti
         for name, stage in stage_of.items()
     ]
     files.append((str(clinical_path), sha256_of(clinical_path), "ingest"))
+    files += [(str(path), sha256_of(path), COHORT_STAGE.get(table, table))
+              for table, path in sorted(cohort_tables.items())]
     store.load_results(database, sorted(batch_dirs), settings_docs, pd.read_parquet(clinical_path),
-                       software_versions(), files)
+                       software_versions(), files, cohort_tables)

@@ -14,6 +14,7 @@ from rdflib import BNode, Graph, Literal, Namespace, URIRef
 
 from radflow.features import registry
 from radflow.provenance import vocabulary as V
+from radflow.provenance.stability_rdf import add_stability
 from radflow.provenance.vocabulary import DCTERMS, PROV, RDF, RDFS, SCHEMA, SPDX, XSD
 
 
@@ -150,6 +151,8 @@ def build_graph(database: Path, namespace: str) -> Graph:
             graph.add((node, V.HAS_FEATURE_SPACE, rf[f"settings/{settings_id}"]))
             graph.add((node, PROV.wasGeneratedBy, activities["features"]))
             graph.add((node, PROV.wasDerivedFrom, rf[f"mask/{_slug(case_id, scan, roi)}"]))
+
+        add_stability(graph, con, rf)
 
         for path, sha256, stage in con.execute("SELECT path, sha256, stage FROM files ORDER BY path").fetchall():
             node = rf[f"file/{path}"]
