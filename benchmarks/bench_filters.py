@@ -5,8 +5,8 @@ in the same run.
 Each case runs in a fresh process (so that its peak RSS is its own): radflow's in radflow's .venv, PyRadiomics' in
 benchmarks/.venv-peers (made by benchmarks/setup_peers.sh; skipped with a note when absent). Every case reads the same
 int16 NIfTI first; "base" is the RSS after reading (the image as float64 is 600 MB), then the peak RSS is reset
-(Linux clear_refs) and read again at the end, so peak - base is what the filter itself needed. Single-threaded throughout (scipy's ndimage and FFT are; ITK
-is told to use one thread; NUMBA/OMP/OPENBLAS threads set to 1).
+(Linux clear_refs) and read again at the end, so peak - base is what the filter itself needed. Single-threaded
+throughout (scipy's ndimage and FFT are; ITK is told to use one thread; NUMBA/OMP/OPENBLAS threads set to 1).
 
 radflow filters the whole image here (``apply_filter``); the pipeline filters only the ROI crop grown by the filter
 support (``prepare``), timed as the "prepare" cases on the 25 mm lesion. PyRadiomics' wavelet yields all 8 level-1

@@ -4,7 +4,8 @@ Filters (``spec.FILTER_TYPES``): mean, Laplacian of Gaussian (with an optional R
 maps, rotation invariance), Gabor (orientation pooling, orthogonal planes), separable undecimated wavelets
 (any PyWavelets family, any sub-band and level, rotation invariance) and the Simoncelli wavelet (with an optional
 Riesz transform); each 2D (slice-wise, axial plane) or 3D, under the IBSI boundary conditions zero, nearest, periodic
-and mirror (Fourier-domain stages, Simoncelli and Riesz, are periodic by construction: see ``fourier``). Arrays are (z, y, x) as everywhere in radflow; kernel names and orders keep IBSI's (x, y, z) order.
+and mirror (Fourier-domain stages, Simoncelli and Riesz, are periodic by construction: see ``fourier``). Arrays are
+(z, y, x) as everywhere in radflow; kernel names and orders keep IBSI's (x, y, z) order.
 
 ``apply_filter(image, spacing, spec)`` is the single entry point; ``support_margin`` tells how many voxels around a
 region its response there depends on (None: the whole image), so callers may filter a crop and get the same values.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from radflow.imaging.filters.spec import DEFAULT_FILTER, FILTER_TYPES, FilterSpec
+from radflow.imaging.filters.spec import DEFAULT_FILTER, FILTER_TYPES, FOURIER_TYPES, FilterSpec
 
 __all__ = ["DEFAULT_FILTER", "FILTER_TYPES", "FilterSpec", "apply_filter", "support_margin"]
 
@@ -74,7 +75,7 @@ def support_margin(spec: FilterSpec, spacing: tuple[float, float, float]) -> tup
     whole image would give inside the region, also for chained stages (their radii add up)."""
     if not spec.active:
         return (0, 0, 0)
-    if spec.type in ("simoncelli",) or spec.riesz_order is not None:
+    if spec.type in FOURIER_TYPES or spec.riesz_order is not None:
         return None
     radius = [0, 0, 0]
     axes = spec.axes

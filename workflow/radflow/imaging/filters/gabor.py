@@ -9,8 +9,9 @@ theta = k delta_theta; with ``orthogonal_planes`` the axial, coronal and sagitta
 
 The kernel is not separable for a general theta, and with sigma of several voxels it spans tens of voxels per side,
 so the convolution is done with FFTs (exact to rounding) on the image padded by the kernel radius under the
-boundary condition, a slab of slices at a time to bound memory, one forward transform per slab for all orientations. Orientations theta and theta + pi
-give conjugate kernels and so the same modulus: each is computed once and counted with its multiplicity.
+boundary condition, a slab of slices at a time to bound memory, one forward transform per slab for all orientations.
+Orientations theta and theta + pi give conjugate kernels and so the same modulus: each is computed once and counted
+with its multiplicity.
 """
 from __future__ import annotations
 

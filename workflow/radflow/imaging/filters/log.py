@@ -38,12 +38,16 @@ def laplacian_of_gaussian(
 ) -> np.ndarray:
     if sigma_mm <= 0:
         raise ValueError(f"LoG sigma must be positive, got {sigma_mm} mm")
-    smoothed = np.asarray(image, dtype=np.float64)
-    laplacian = None
+    image = np.asarray(image, dtype=np.float64)
+    smoothed, laplacian, term = image, None, None
     for n, axis in enumerate(axes):
         g, g2 = gaussian_factors(sigma_mm / spacing[axis], cutoff)
-        term = convolve_axis(smoothed, g2, axis, boundary)
-        laplacian = term if laplacian is None else convolve_axis(laplacian, g, axis, boundary) + term
+        if laplacian is None:
+            laplacian = convolve_axis(smoothed, g2, axis, boundary)
+        else:  # in place, with one scratch volume: three volumes besides the input at most
+            convolve_axis(laplacian, g, axis, boundary, output=laplacian)
+            term = convolve_axis(smoothed, g2, axis, boundary, output=term)
+            laplacian += term
         if n < len(axes) - 1:
-            smoothed = convolve_axis(smoothed, g, axis, boundary)
+            smoothed = convolve_axis(smoothed, g, axis, boundary, output=None if smoothed is image else smoothed)
     return laplacian

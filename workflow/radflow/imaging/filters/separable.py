@@ -3,9 +3,9 @@ rotation-invariant form, the pooled responses of the 24 (3D) or 4 (2D) right-ang
 
 Rotating a separable kernel permutes its 1D factors among the axes and reverses some of them. A reversed
 symmetric factor is the factor itself and a reversed antisymmetric one its negative, so many rotations give the
-same map up to sign (Laws kernels: 6 distinct maps out of 24); each distinct map is computed once, and the 1D passes
-shared by rotations with the same factors on the first axes are computed once too (depth-first, so that at most
-one partial result per axis is held in memory).
+same map up to sign (Laws kernels: 6 distinct maps out of 24); each distinct map is computed once, and the first
+1D passes shared by rotations with the same leading factors are computed once too (depth-first, so that at most one
+partial result per depth is held in memory).
 """
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ from scipy import ndimage
 
 from radflow.imaging.filters.boundary import ndimage_mode
 from radflow.imaging.filters.rotations import Pool, right_angle_rotations
+
+# Partial results (after the first 1, 2, 3 passes) kept for the rotations that share them; deeper passes go to one
+# scratch volume. Bounds memory at about 5 volumes (cache, scratch, pooled map) whatever the chain length.
+MAX_CACHED_DEPTH = 3
 
 
 @dataclass(frozen=True)
@@ -35,16 +39,19 @@ class Factor:
         return Factor(self.taps[::-1], -self.origin - shift if shift else -self.origin)
 
 
-def convolve_axis(image: np.ndarray, factor: Factor, axis: int, boundary: str) -> np.ndarray:
-    return ndimage.convolve1d(image, factor.array, axis=axis, mode=ndimage_mode(boundary), cval=0.0,
+def convolve_axis(image: np.ndarray, factor: Factor, axis: int, boundary: str, output: np.ndarray | None = None
+                  ) -> np.ndarray:
+    """One 1D convolution pass; ``output`` may be ``image`` itself (ndimage filters a line at a time through a
+    line buffer, so in place is safe) to spare a volume of memory."""
+    return ndimage.convolve1d(image, factor.array, axis=axis, output=output, mode=ndimage_mode(boundary), cval=0.0,
                               origin=factor.origin)
 
 
 def convolve_separable(image: np.ndarray, factors: dict[int, Factor], boundary: str) -> np.ndarray:
     """``image`` convolved (kernel reversed, as IBSI-2 defines filtering) with one 1D factor per listed axis."""
     out = np.asarray(image, dtype=np.float64)
-    for axis in sorted(factors):
-        out = convolve_axis(out, factors[axis], axis, boundary)
+    for n, axis in enumerate(sorted(factors)):
+        out = convolve_axis(out, factors[axis], axis, boundary, output=None if n == 0 else out)
     return out
 
 
@@ -94,21 +101,28 @@ def rotation_invariant(
     pool = Pool(pooling)
     prefix_cache: dict[tuple, np.ndarray] = {}
     source = np.asarray(image, dtype=np.float64)
+    scratch = np.empty_like(source)
     for key in sorted(distinct, key=_sort_key):
         out = source
         for depth in range(len(key)):
+            axis, factor = key[depth]
+            if depth >= min(len(key) - 1, MAX_CACHED_DEPTH):  # not shared (enough) to keep: the scratch volume
+                out = convolve_axis(out, factor, axis, boundary, output=scratch)
+                continue
             prefix = key[: depth + 1]
             cached = prefix_cache.get(prefix)
             if cached is None:
-                axis, factor = key[depth]
-                cached = convolve_axis(out, factor, axis, boundary)
                 # Keys are visited in sorted order: a new prefix at this depth retires every cached prefix as deep.
                 for stale in [p for p in prefix_cache if len(p) > depth]:
                     del prefix_cache[stale]
-                prefix_cache[prefix] = cached
+                cached = prefix_cache[prefix] = convolve_axis(out, factor, axis, boundary)
             out = cached
-        for sign in distinct[key]:
-            pool.add(out if sign == 1 else -out)
+        if out is not scratch:  # a one-pass chain: keep the cached prefix intact
+            np.copyto(scratch, out)
+        for sign in sorted(distinct[key], reverse=True):  # +1 first, then negate in place
+            if sign == -1:
+                np.negative(scratch, out=scratch)
+            pool.add(scratch)
     return pool.value()
 
 

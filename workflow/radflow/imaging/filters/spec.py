@@ -13,7 +13,7 @@ from radflow.imaging.filters.boundary import BOUNDARY_CONDITIONS
 from radflow.imaging.filters.rotations import POOLINGS
 
 FILTER_TYPES = ("none", "mean", "laplacian_of_gaussian", "laws", "gabor", "separable_wavelet", "simoncelli")
-FOURIER_TYPES = ("simoncelli",)  # defined by a transfer function: need the whole image
+FOURIER_TYPES = ("simoncelli",)  # defined by a transfer function: need the whole image (so does a Riesz order)
 
 # The settings group with its defaults ("none": no filtering, the other keys are then ignored but still hashed).
 DEFAULT_FILTER: dict = {
