@@ -1,5 +1,7 @@
+import hashlib
 import json
 import os
+import shlex
 from pathlib import Path
 
 RESULTS = config.get("results_dir", "results")
@@ -53,3 +55,38 @@ def batch_files(name):
         return [f"{INTERIM}/batches/{batch}/{name}" for batch in batch_ids(wildcards)]
 
     return inputs
+
+
+def discover_inputs():
+    """The DICOM folder tree (`dicom`) and/or the image/mask manifest CSV (`manifest`) the configuration names."""
+    inputs = {"dicom": config["input_dir"], "manifest": config.get("input_manifest")}
+    return {name: path for name, path in inputs.items() if path}
+
+
+def input_fingerprint():
+    """Digest of the path, size and modification time of every input file, so that a fixed, added or removed file
+    anywhere in the tree reruns discovery (a folder's own mtime only sees its direct entries). The generated demo
+    cohort is exempt: it does not exist yet when the first run builds its DAG."""
+    if USE_DEMO:
+        return "demo"
+    digest = hashlib.sha256()
+    for root in discover_inputs().values():
+        if os.path.isfile(root):
+            stat = os.stat(root)
+            digest.update(f"{root}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            continue
+        for folder, dirs, files in os.walk(root):
+            dirs.sort()
+            for name in sorted(files):
+                path = os.path.join(folder, name)
+                try:
+                    stat = os.stat(path)
+                except OSError:
+                    continue
+                digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def overlay_files(wildcards):
+    """The mask-overlay contact sheet of every batch (for `rule all` and the report)."""
+    return [f"{REPORT_DIR}/overlays/{batch}.png" for batch in batch_ids(wildcards)]

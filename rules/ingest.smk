@@ -1,41 +1,8 @@
-import hashlib
-import shlex
-
-
-def discover_inputs():
-    """The DICOM folder tree and/or the image/mask manifest CSV the configuration names."""
-    return [path for path in (config["input_dir"], config.get("input_manifest")) if path]
-
-
-def input_fingerprint():
-    """Digest of the path, size and modification time of every input file, so that a fixed, added or removed file
-    anywhere in the tree reruns discovery (a folder's own mtime only sees its direct entries). The generated demo
-    cohort is exempt: it does not exist yet when the first run builds its DAG."""
-    if USE_DEMO:
-        return "demo"
-    digest = hashlib.sha256()
-    for root in discover_inputs():
-        if os.path.isfile(root):
-            stat = os.stat(root)
-            digest.update(f"{root}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-            continue
-        for folder, dirs, files in os.walk(root):
-            dirs.sort()
-            for name in sorted(files):
-                path = os.path.join(folder, name)
-                try:
-                    stat = os.stat(path)
-                except OSError:
-                    continue
-                digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
-
-
 checkpoint discover:
     """Find image series and their RTSTRUCT/SEG masks (and listed NIfTI/NRRD pairs), group them into pseudonymised
     cases and batches."""
     input:
-        discover_inputs(),
+        **discover_inputs(),
     output:
         inventory=f"{INTERIM}/inventory.json",
     params:
@@ -45,9 +12,9 @@ checkpoint discover:
         rois=json.dumps(config["rois"]),
         series=json.dumps(config["series"]),
         roi_aliases=json.dumps(config["roi_aliases"]),
-        input_dir=shlex.quote(config["input_dir"] or ""),  # '' (an empty argument) without DICOM input
-        input_manifest=(
-            f"--input-manifest {shlex.quote(config['input_manifest'])}" if config.get("input_manifest") else ""
+        input_dir=lambda wildcards, input: shlex.quote(input.dicom) if "dicom" in input.keys() else "''",
+        input_manifest=lambda wildcards, input: (
+            f"--input-manifest {shlex.quote(input.manifest)}" if "manifest" in input.keys() else ""
         ),
         dates=config["pseudonymisation"]["dates"],
         fingerprint=input_fingerprint(),

@@ -1,8 +1,3 @@
-def overlay_files(wildcards):
-    """The mask-overlay contact sheet of every batch (for `rule all` and the report)."""
-    return [f"{REPORT_DIR}/overlays/{batch}.png" for batch in batch_ids(wildcards)]
-
-
 rule qc:
     """Check each scan and mask of a batch; write the cases, scans, masks and qc tables of the batch and its mask
     overlay contact sheet."""

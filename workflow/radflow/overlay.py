@@ -6,6 +6,7 @@ failed QC get a row saying why instead of pictures. The picture holds pseudonyms
 """
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 WINDOWS = {"CT": (-1000.0, 400.0)}
 PANELS = 3
 CELL_INCHES = 1.7
+NOTE_ROW_RATIO = 0.3  # height of a row without pictures, relative to a picture row
+NOTE_WIDTH = 90  # characters per line of a row's note
 
 
 @dataclass(frozen=True)
@@ -102,13 +105,14 @@ def draw_row(axes, row: OverlayRow) -> None:
         ax.set_xticks([])
         ax.set_yticks([])
     axes[0].set_title(row.title, fontsize=7, loc="left", color=colour)
-    if not row.panels:
-        for ax in axes:
-            ax.set_facecolor("#f2f2f2")
-            for side in ax.spines.values():
-                side.set_visible(False)
-        axes[0].text(0.02, 0.5, f"{row.status.upper()}: {row.note}", fontsize=6.5, color=colour,
-                     transform=axes[0].transAxes, va="center", ha="left", wrap=True)
+    if not row.panels:  # one text line across the row instead of pictures
+        for ax in axes[1:]:
+            ax.set_visible(False)
+        axes[0].set_axis_off()
+        text = textwrap.fill(f"{row.status.upper()}: {row.note}".replace("\n", " "), NOTE_WIDTH, max_lines=3,
+                             placeholder=" ...")
+        axes[0].text(0.0, 0.9, text, fontsize=6.5, color=colour, transform=axes[0].transAxes, va="top", ha="left",
+                     clip_on=False)
         return
     low, high = row.window
     for ax, panel in zip(axes, row.panels):
@@ -128,8 +132,10 @@ def contact_sheet(rows: list[OverlayRow], out: Path, title: str = "") -> None:
     """Write the contact sheet PNG (no timestamp metadata, so reruns give the same bytes)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     n = max(len(rows), 1)
-    fig, axes = plt.subplots(n, PANELS, figsize=(PANELS * CELL_INCHES, n * (CELL_INCHES + 0.25) + 0.4),
-                             squeeze=False)
+    # rows without pictures are a line of text: give them a third of a picture row
+    ratios = [1.0 if row.panels else NOTE_ROW_RATIO for row in rows] or [1.0]
+    fig, axes = plt.subplots(n, PANELS, figsize=(PANELS * CELL_INCHES, sum(ratios) * (CELL_INCHES + 0.25) + 0.4),
+                             squeeze=False, gridspec_kw={"height_ratios": ratios})
     for ax_row, row in zip(axes, rows):
         draw_row(ax_row, row)
     if not rows:
@@ -137,8 +143,11 @@ def contact_sheet(rows: list[OverlayRow], out: Path, title: str = "") -> None:
             ax.set_visible(False)
         axes[0][0].set_visible(True)
         axes[0][0].text(0.5, 0.5, "no cases", ha="center")
+    height = fig.get_figheight()
     if title:
-        fig.suptitle(title, fontsize=8)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
+        fig.suptitle(title, fontsize=8, y=1 - 0.12 / height)
+    # fixed margins (tight_layout gives up on long notes): room for each row's title above its panels
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.08 / height, top=1 - 0.5 / height, wspace=0.04,
+                        hspace=0.25 / (CELL_INCHES * sum(ratios) / n))
     fig.savefig(out, dpi=100, metadata={"Software": None})
     plt.close(fig)

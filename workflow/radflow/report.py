@@ -14,29 +14,64 @@ import matplotlib.pyplot as plt  # noqa: E402
 SHOWCASE = ["RNU0", "Q4LE", "ECT3", "TLU2", "ACUI", "IB1Z", "QCDE", "HV1J"]
 
 
-def qc_summary_html(con: duckdb.DuckDBPyConnection) -> str:
+def _table(header: list[str], rows) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape('' if c is None else str(c))}</td>" for c in row) + "</tr>"
+                   for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = ? AND column_name = ?",
+                            [table, column]).fetchone()[0])
+
+
+def qc_summary_html(con: duckdb.DuckDBPyConnection, overlays: list[str] | None = None) -> str:
+    """The cohort's QC at a glance: cases and scans by status (per centre when the clinical table has one), every
+    check with what it means and its pass/warn/fail counts, every failure and warning with its reason, and links
+    to the mask-overlay contact sheets (``overlays``: paths relative to the HTML file)."""
+    from radflow.qc import CHECKS
+
+    n_cases, n_ok = con.execute("SELECT count(*), count(*) FILTER (status != 'fail') FROM cases").fetchone()
+    by_status = con.execute(
+        "SELECT 'cases', count(*) FILTER (status = 'pass'), count(*) FILTER (status = 'warn'), "
+        "count(*) FILTER (status = 'fail') FROM cases UNION ALL "
+        "SELECT 'scans', count(*) FILTER (status = 'pass'), count(*) FILTER (status = 'warn'), "
+        "count(*) FILTER (status = 'fail') FROM scans").fetchall()
+    per_centre = []
+    if _has_column(con, "clinical", "centre"):
+        per_centre = con.execute(
+            "SELECT coalesce(CAST(k.centre AS VARCHAR), '(not in clinical table)'), count(*), "
+            "count(*) FILTER (c.status = 'pass'), count(*) FILTER (c.status = 'warn'), "
+            "count(*) FILTER (c.status = 'fail') FROM cases c LEFT JOIN clinical k USING (case_id) "
+            "GROUP BY ALL ORDER BY 1").fetchall()
     counts = con.execute(
         "SELECT check_code, count(*) FILTER (severity = 'pass'), count(*) FILTER (severity = 'warn'), "
         "count(*) FILTER (severity = 'fail') FROM qc GROUP BY check_code ORDER BY check_code"
     ).fetchall()
-    failures = con.execute(
-        "SELECT case_id, scan, roi, check_code, message FROM qc WHERE severity = 'fail' ORDER BY case_id, scan, roi"
-    ).fetchall()
-    n_cases, n_ok = con.execute("SELECT count(*), count(*) FILTER (status != 'fail') FROM cases").fetchone()
-
-    def table(header, rows):
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
+    counts = [(code, CHECKS.get(code, ("", ""))[1], p, w, f) for code, p, w, f in counts]
+    problems = {
+        severity: con.execute(
+            "SELECT case_id, scan, roi, check_code, message FROM qc WHERE severity = ? ORDER BY case_id, scan, roi, "
+            "check_code", [severity]).fetchall()
+        for severity in ("fail", "warn")
+    }
+    sheets = "".join(f"<li><a href='{html.escape(p)}'>{html.escape(Path(p).stem)}</a></li>" for p in overlays or [])
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>radflow QC summary</title>"
         "<style>body{font-family:sans-serif}table{border-collapse:collapse;margin:1em 0}"
-        "td,th{border:1px solid #999;padding:2px 8px}</style></head><body>"
-        f"<h1>QC summary</h1><p>{n_ok} of {n_cases} cases usable.</p>"
-        + table(["check", "pass", "warn", "fail"], counts)
+        "td,th{border:1px solid #999;padding:2px 8px;text-align:left}</style></head><body>"
+        f"<h1>QC summary</h1><p>{n_ok} of {n_cases} cases usable (pass or warn).</p>"
+        + _table(["", "pass", "warn", "fail"], by_status)
+        + (("<h2>Cases by centre</h2>" + _table(["centre", "cases", "pass", "warn", "fail"], per_centre))
+           if per_centre else "")
+        + "<h2>Checks</h2>"
+        + _table(["check", "what it means when it does not pass", "pass", "warn", "fail"], counts)
         + "<h2>Failures</h2>"
-        + (table(["case", "scan", "roi", "check", "reason"], failures) if failures else "<p>none</p>")
+        + (_table(["case", "scan", "roi", "check", "reason"], problems["fail"]) if problems["fail"] else "<p>none</p>")
+        + "<h2>Warnings</h2>"
+        + (_table(["case", "scan", "roi", "check", "reason"], problems["warn"]) if problems["warn"] else "<p>none</p>")
+        + ("<h2>Mask overlays</h2><ul>" + sheets + "</ul>" if sheets else "")
         + "</body></html>\n"
     )
 
@@ -82,7 +117,8 @@ def write_report_figures(database: Path, qc_html: Path, distributions_png: Path)
     qc_html.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(database), read_only=True)
     try:
-        qc_html.write_text(qc_summary_html(con))
+        overlays = sorted(qc_html.parent.glob("overlays/*.png"))  # written by the qc jobs, before the store job
+        qc_html.write_text(qc_summary_html(con, [str(p.relative_to(qc_html.parent)) for p in overlays]))
         feature_distributions_png(con, distributions_png)
     finally:
         con.close()

@@ -66,7 +66,7 @@ def _note(results: list[qc.QCResult]) -> str:
     bad = [r for r in results if r.severity != qc.PASS]
     if not bad:
         return ""
-    first = bad[0].message if len(bad[0].message) <= 90 else bad[0].message[:87] + "..."
+    first = bad[0].message if len(bad[0].message) <= 170 else bad[0].message[:167] + "..."
     return ", ".join(dict.fromkeys(r.code for r in bad)) + f"\n{first}"
 
 
