@@ -42,14 +42,13 @@ class CccResult:
 
 
 def _moments(m: Measurements):
-    """Per-feature means (F, k), variances (F, k) and the variance of the subjects' sums (F,), all with 1/n."""
+    """Per-feature means (F, k), variances (F, k), the variance of the subjects' sums (F,) and the covariance of
+    the first two measurements (F,), all with 1/n."""
     n = np.where(m.n >= 2, m.n, np.nan).astype(np.float64)
-    means = m.values.sum(axis=1) / n[:, None]
-    centred = (m.values - means[:, None, :]) * m.used[..., None]
-    variances = np.einsum("fij,fij->fj", centred, centred) / n[:, None]
-    sums = centred.sum(axis=2)
-    variance_of_sum = np.einsum("fi,fi->f", sums, sums) / n
-    return means, variances, variance_of_sum, centred
+    mo = m.moments
+    variances = np.diagonal(mo.cross_products, axis1=1, axis2=2) / n[:, None]
+    variance_of_sum = mo.cross_products.sum(axis=(1, 2)) / n
+    return mo.measurement_means, variances, variance_of_sum, mo.cross_products[:, 0, 1] / n
 
 
 def _fisher_z_interval(rho_c, r, u, n, z_q):
@@ -69,14 +68,13 @@ def ccc_from(m: Measurements, confidence: float = 0.95) -> CccResult:
     k = m.k
     z_q = stats.norm.ppf((1 + confidence) / 2)
     with np.errstate(divide="ignore", invalid="ignore"):
-        means, variances, variance_of_sum, centred = _moments(m)
+        means, variances, variance_of_sum, covariance = _moments(m)
         sum_variances = variances.sum(axis=1)
         mean_spread = k * ((means - means.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)  # sum_{j<l} (m_j - m_l)^2
         rho_c = (variance_of_sum - sum_variances) / ((k - 1) * sum_variances + mean_spread)
         low = high = np.full_like(rho_c, np.nan)
         if k == 2:
             n = m.n.astype(np.float64)
-            covariance = np.einsum("fi,fi->f", centred[..., 0], centred[..., 1]) / n
             product_sd = np.sqrt(variances[:, 0] * variances[:, 1])
             r = covariance / product_sd
             u = (means[:, 0] - means[:, 1]) / np.sqrt(product_sd)

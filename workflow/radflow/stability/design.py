@@ -43,25 +43,36 @@ class Design:
         return [s for s, used in zip(self.subjects, complete) if used]
 
 
+def _codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(integer code per row, sorted distinct values): codes follow the sorted order."""
+    codes, uniques = pd.factorize(column, sort=True)
+    return codes.astype(np.int64), np.asarray(uniques)
+
+
 def pivot(rows: pd.DataFrame, subject: str, measurement: str, measurements: list[str]) -> tuple[pd.DataFrame, list[str], np.ndarray]:
     """(feature keys, subjects, values (F, n, k)) of long ``rows``; rows of other measurements are ignored.
 
-    Features and subjects are sorted, so the arrays do not depend on the row order of the input.
+    Features (by IBSI code, then aggregation) and subjects are sorted, so the arrays do not depend on the row order
+    of the input. Every step works on integer codes: 4 M rows pivot in about a second.
     """
     rows = rows[rows[measurement].isin(measurements)]
-    duplicated = rows.duplicated([*FEATURE_KEY, subject, measurement])
-    if duplicated.any():
-        example = rows.loc[duplicated, [*FEATURE_KEY, subject, measurement]].iloc[0].to_dict()
-        raise ValueError(f"more than one value for the same feature, subject and measurement: {example}")
-    keys = rows[FEATURE_KEY].drop_duplicates().sort_values(["ibsi_code", "aggregation"]).reset_index(drop=True)
-    feature_index = pd.MultiIndex.from_frame(keys[["ibsi_code", "aggregation"]])
-    f = feature_index.get_indexer(pd.MultiIndex.from_frame(rows[["ibsi_code", "aggregation"]]))
-    subjects = sorted(rows[subject].unique())
-    i = pd.Index(subjects).get_indexer(rows[subject])
+    code, codes = _codes(rows["ibsi_code"])
+    aggregation, aggregations = _codes(rows["aggregation"])
+    combined = code * len(aggregations) + aggregation
+    feature_ids, first_row, f = np.unique(combined, return_index=True, return_inverse=True)
+    i, subjects = _codes(rows[subject])
     j = pd.Index(measurements).get_indexer(rows[measurement])
-    values = np.full((len(keys), len(subjects), len(measurements)), np.nan)
-    values[f, i, j] = rows["value"].to_numpy(dtype=np.float64, na_value=np.nan)
-    return keys, subjects, values
+    n, k = len(subjects), len(measurements)
+    flat = (f * n + i) * k + j
+    counts = np.bincount(flat, minlength=len(feature_ids) * n * k)
+    if counts.size and counts.max() > 1:
+        where = int(np.flatnonzero(counts[flat] > 1)[0])
+        example = rows[[*FEATURE_KEY, subject, measurement]].iloc[where].to_dict()
+        raise ValueError(f"more than one value for the same feature, subject and measurement: {example}")
+    values = np.full(len(feature_ids) * n * k, np.nan)
+    values[flat] = rows["value"].to_numpy(dtype=np.float64, na_value=np.nan)
+    keys = rows[FEATURE_KEY].iloc[first_row].reset_index(drop=True)
+    return keys, [str(s) for s in subjects], values.reshape(len(feature_ids), n, k)
 
 
 def designs_for_test_retest(features: pd.DataFrame) -> Iterator[Design]:
