@@ -111,6 +111,24 @@ def test_stability_stage_keeps_the_reproducible_features(tmp_path):
     assert kept.loc["statistics", "fraction_kept"] == 0.5
 
 
+def test_segmentation_and_test_retest_together(tmp_path):
+    # Three observers' ROIs of one lesion on test and retest scans: both methods, one stable set per roi name.
+    rows = long_rows(np.random.default_rng(4), n_cases=30, rois=("GTV_a", "GTV_b", "GTV_c"))
+    rows.to_parquet(tmp_path / "features.parquet", index=False)
+    options = StabilityOptions.from_dict({"method": ["segmentation", "test-retest"], "icc_form": "ICC(3,1)",
+                                          "segmentation_groups": {"GTV": ["GTV_a", "GTV_b", "GTV_c"]}})
+    outputs = [tmp_path / name for name in ("stability.parquet", "stable.parquet", "cases.parquet")]
+    run_stability(options, [tmp_path / "features.parquet"], [], *outputs)
+    stability, stable, cases = (pd.read_parquet(p) for p in outputs)
+    counts = stability.groupby(["roi", "method", "k"]).size().to_dict()
+    assert counts == {("GTV", "segmentation", 3): 6, ("GTV_a", "test-retest", 2): 6,
+                      ("GTV_b", "test-retest", 2): 6, ("GTV_c", "test-retest", 2): 6}
+    assert set(stability.icc_form) == {"ICC(3,1)"}
+    assert stability[stability.method == "segmentation"].ccc_ci_low.isna().all()  # no interval for k = 3
+    assert set(stable.roi) == {"GTV", "GTV_a", "GTV_b", "GTV_c"}
+    assert len(cases) == 4 * 30
+
+
 def test_a_feature_must_pass_every_method_and_nan_fails():
     base = {"settings_id": "s1", "roi": "GTV", "family": "glcm", "feature": "Contrast", "aggregation": "3D"}
     stability = pd.DataFrame([

@@ -12,11 +12,14 @@ Python loop); a missing row becomes NaN and the statistics leave that subject ou
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
 import pandas as pd
+
+log = logging.getLogger(__name__)
 
 METHODS = ("test-retest", "segmentation", "perturbation")
 FEATURE_KEY = ["family", "feature", "ibsi_code", "aggregation"]
@@ -88,6 +91,10 @@ def designs_for_segmentation(features: pd.DataFrame, groups: dict[str, list[str]
     for lesion, observers in sorted(groups.items()):
         if len(observers) < 2:
             raise ValueError(f"segmentation group {lesion!r} needs at least two ROIs, got {observers}")
+        missing = sorted(set(observers) - set(first["roi"]))
+        if missing:
+            log.warning("segmentation group %s: no features of ROI(s) %s (ROI names come from config rois)",
+                        lesion, missing)
         for settings_id, rows in first[first["roi"].isin(observers)].groupby("settings_id", sort=True):
             keys, subjects, values = pivot(rows, "case_id", "roi", list(observers))
             yield Design(settings_id, lesion, "segmentation", keys, subjects, list(observers), values)
