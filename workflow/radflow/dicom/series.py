@@ -275,10 +275,24 @@ def stored_pixels(ds: pydicom.Dataset) -> np.ndarray:
     return stored if stored.ndim == 3 else stored[np.newaxis]
 
 
-def rescale(stored: np.ndarray, slope: float, intercept: float) -> np.ndarray:
-    if slope == 1.0 and intercept == 0.0:
-        return stored.astype(np.float32)
-    return (stored.astype(np.float64) * slope + intercept).astype(np.float32)
+def rescale(stored: np.ndarray, slope: float, intercept: float, out: np.ndarray | None = None) -> np.ndarray:
+    """``stored * slope + intercept`` as float32, into ``out`` when given.
+
+    Integer slope and intercept on integer values below 2**24 are exact in float32, so CT is rescaled in float32
+    directly (no float64 temporary); other slopes go through float64 and are rounded once.
+    """
+    out = np.empty(stored.shape, dtype=np.float32) if out is None else out
+    exact = (slope.is_integer() and intercept.is_integer() and stored.dtype.kind in "iu"
+             and stored.dtype.itemsize <= 2 and abs(slope) <= 256 and abs(intercept) < 2**23)
+    if exact:
+        out[...] = stored
+        if slope != 1.0:
+            out *= np.float32(slope)
+        if intercept != 0.0:
+            out += np.float32(intercept)
+    else:
+        np.add(stored.astype(np.float64) * slope, intercept, out=out, casting="same_kind")
+    return out
 
 
 def _float_tag(ds: pydicom.Dataset, keyword: str, default: float) -> float:
@@ -289,12 +303,12 @@ def _float_tag(ds: pydicom.Dataset, keyword: str, default: float) -> float:
         raise SeriesError(f"{keyword} is not numeric", TAGS_MISSING) from None
 
 
-def rescaled_pixels(ds: pydicom.Dataset) -> np.ndarray:
+def rescaled_pixels(ds: pydicom.Dataset, out: np.ndarray | None = None) -> np.ndarray:
     """Stored pixel values of a single-frame image -> modality values (e.g. HU) as float32 (rows, columns)."""
     if int(ds.get("NumberOfFrames", 1) or 1) > 1:
         raise SeriesError("a multi-frame image among single-frame slices", MIXED_GEOMETRY)
     stored = stored_pixels(ds)[0]
-    return rescale(stored, _float_tag(ds, "RescaleSlope", 1.0), _float_tag(ds, "RescaleIntercept", 0.0))
+    return rescale(stored, _float_tag(ds, "RescaleSlope", 1.0), _float_tag(ds, "RescaleIntercept", 0.0), out)
 
 
 def check_one_series(datasets: Sequence[pydicom.Dataset]) -> None:
@@ -362,7 +376,7 @@ def multi_frame_slices(ds: pydicom.Dataset) -> tuple[list[SliceGeometry], np.nda
         raise SeriesError(f"{stored.shape[0]} frames decoded, NumberOfFrames says {n_frames}", PIXEL_DATA_UNREADABLE)
     frames = np.empty(stored.shape, dtype=np.float32)
     for f in range(n_frames):
-        frames[f] = rescale(stored[f], *frame_rescale(ds, f))
+        rescale(stored[f], *frame_rescale(ds, f), out=frames[f])
     return geometries, frames
 
 
@@ -422,7 +436,9 @@ def load_series(paths: Sequence[Path | str], spacing_tolerance_mm: float = SPACI
     if multi_frame:
         volume = np.ascontiguousarray(frames[geometry.order])
     else:
-        volume = np.stack([rescaled_pixels(datasets[i]) for i in geometry.order])
+        volume = np.empty((len(datasets), *geometries[0].shape), dtype=np.float32)
+        for k, i in enumerate(geometry.order):
+            rescaled_pixels(datasets[i], out=volume[k])
     image = sitk.GetImageFromArray(volume)
     image.SetOrigin(geometry.origin)
     image.SetSpacing(geometry.spacing)
