@@ -52,6 +52,18 @@ def test_rotation_invariance_matches_explicitly_rotated_kernels(boundary, poolin
     np.testing.assert_allclose(got, expected, atol=1e-10)
 
 
+@pytest.mark.parametrize("pooling", ["max", "average"])
+def test_2d_rotation_invariance_matches_the_four_quarter_turns(pooling):
+    image = RNG.normal(size=(4, 10, 11))
+    fy, fx = RNG.normal(size=5), RNG.normal(size=3)
+    kernel = np.einsum("j,k->jk", fy, fx)[None]
+    turns = [np.rot90(kernel, k, axes=(1, 2)) for k in range(4)]
+    responses = [ndimage.convolve(image, k, mode="reflect") for k in turns]
+    expected = {"max": np.max, "average": np.mean}[pooling](responses, axis=0)
+    got = rotation_invariant(image, {1: Factor(tuple(fy)), 2: Factor(tuple(fx))}, (1, 2), "mirror", pooling)
+    np.testing.assert_allclose(got, expected, atol=1e-10)
+
+
 def test_even_length_factor_reversal_is_the_mirrored_filter():
     image = RNG.normal(size=(12, 5, 4))
     factor = Factor(tuple(RNG.normal(size=4)))

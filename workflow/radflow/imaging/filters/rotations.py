@@ -13,7 +13,7 @@ import numpy as np
 POOLINGS = ("max", "average", "min")
 
 
-def _parity(perm: tuple[int, ...]) -> int:
+def parity(perm: tuple[int, ...]) -> int:
     inversions = sum(1 for i, j in itertools.combinations(range(len(perm)), 2) if perm[i] > perm[j])
     return -1 if inversions % 2 else 1
 
@@ -23,7 +23,7 @@ def right_angle_rotations(n_axes: int) -> list[tuple[tuple[int, ...], tuple[int,
     rotations = []
     for perm in itertools.permutations(range(n_axes)):
         for signs in itertools.product((1, -1), repeat=n_axes):
-            if _parity(perm) * int(np.prod(signs)) == 1:
+            if parity(perm) * int(np.prod(signs)) == 1:
                 rotations.append((perm, signs))
     return rotations
 
