@@ -38,10 +38,9 @@ def apply_filter(image: np.ndarray, spacing: tuple[float, float, float], spec: F
         response = laplacian_of_gaussian(image, float(spec.sigma_mm), spacing, axes, boundary, spec.cutoff_sigma)
         if spec.riesz_order is None:
             return response
-        from radflow.imaging.filters.fourier import apply_transfer
-        from radflow.imaging.filters.riesz import riesz_transfer
+        from radflow.imaging.filters.riesz import riesz
 
-        return apply_transfer(response, riesz_transfer(spec.riesz_order), axes)
+        return riesz(response, spec.riesz_order, axes)
     if spec.type == "laws":
         from radflow.imaging.filters.laws import laws
 
@@ -60,11 +59,9 @@ def apply_filter(image: np.ndarray, spacing: tuple[float, float, float], spec: F
         return separable_wavelet(image, spec.wavelet, spec.wavelet_map, int(spec.wavelet_level), axes, boundary,
                                  rotation_invariance=spec.rotation_invariance, pooling=spec.pooling or "average")
     if spec.type == "simoncelli":
-        from radflow.imaging.filters.riesz import riesz_transfer
         from radflow.imaging.filters.simoncelli import simoncelli
 
-        riesz = None if spec.riesz_order is None else riesz_transfer(spec.riesz_order)
-        return simoncelli(image, int(spec.wavelet_level), axes, riesz)
+        return simoncelli(image, int(spec.wavelet_level), axes, spec.riesz_order)
     raise ValueError(f"unknown filter type {spec.type!r}")
 
 

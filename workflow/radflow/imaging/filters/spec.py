@@ -117,7 +117,10 @@ class FilterSpec:
         need(self.riesz_order is None or self.type in ("laplacian_of_gaussian", "simoncelli"),
              "riesz_order applies to laplacian_of_gaussian and simoncelli")
         if self.riesz_order is not None:
+            from radflow.imaging.filters.riesz import check_order
+
             need(len(self.riesz_order) == len(self.axes), f"riesz_order needs {len(self.axes)} entries (x, y, z order)")
+            check_order(self.riesz_order)
         if self.type == "mean":
             need(int(self.support_voxels) >= 1 and int(self.support_voxels) % 2 == 1, "support_voxels must be odd")
         if self.type in ("laplacian_of_gaussian", "gabor"):
