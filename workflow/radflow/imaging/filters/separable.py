@@ -5,7 +5,8 @@ Rotating a separable kernel permutes its 1D factors among the axes and reverses 
 symmetric factor is the factor itself and a reversed antisymmetric one its negative, so many rotations give the
 same map up to sign (Laws kernels: 6 distinct maps out of 24); each distinct map is computed once, and the first
 1D passes shared by rotations with the same leading factors are computed once too (depth-first, so that at most one
-partial result per depth is held in memory).
+partial result per depth is held in memory). Average pooling of a one-stage filter takes a shortcut by linearity
+(``_average_by_linearity``): 12 separable filters instead of 24 rotations in 3D.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ class Factor:
     def reversed(self) -> "Factor":
         # Reversal mirrors the kernel about its centre; for an even length the centre moves by one tap.
         shift = 0 if len(self.taps) % 2 else 1
-        return Factor(self.taps[::-1], -self.origin - shift if shift else -self.origin)
+        return Factor(self.taps[::-1], -self.origin - shift)
 
 
 def convolve_axis(image: np.ndarray, factor: Factor, axis: int, boundary: str, output: np.ndarray | None = None
