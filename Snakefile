@@ -18,6 +18,7 @@ include: "rules/ingest.smk"
 include: "rules/qc.smk"
 include: "rules/features.smk"
 include: "rules/stability.smk"
+include: "rules/model.smk"
 include: "rules/store.smk"
 include: "rules/rdf.smk"
 include: "rules/report.smk"
@@ -29,5 +30,6 @@ rule all:
         RDF_FILE,
         REPORT_FILES,
         STABILITY_FIGURE,
+        MODEL_FIGURES,
         overlay_files,
     default_target: True

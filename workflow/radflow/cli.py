@@ -139,6 +139,23 @@ def cmd_stability_report(args) -> None:
     write_stability_figure(Path(args.stability), Path(args.stable), options.min_icc_ci_low, Path(args.png))
 
 
+def cmd_model(args) -> None:
+    from radflow.pipeline.model import model_stage
+
+    model_stage([Path(p) for p in args.features], [Path(p) for p in args.qc], Path(args.clinical),
+                Path(args.stable) if args.stable else None, json.loads(args.options), Path(args.outdir),
+                Path(args.models_dir), n_jobs=args.jobs)
+
+
+def cmd_model_figures(args) -> None:
+    import pandas as pd
+
+    from radflow.modelling.plots import write_model_figures
+
+    write_model_figures(pd.read_parquet(args.predictions), pd.read_parquet(args.metrics), Path(args.roc_png),
+                        Path(args.calibration_png))
+
+
 def cmd_rdf(args) -> None:
     from radflow.provenance.rdf import write_rdf
 
@@ -253,6 +270,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("png")
     p.add_argument("--options", default="{}", help=options_help)
     p.set_defaults(func=cmd_stability_report)
+
+    p = sub.add_parser("model", help="pipeline: outcome models (nested CV, metrics, final fitted models)")
+    p.add_argument("outdir", help="folder for models/model_features/predictions/metrics.parquet")
+    p.add_argument("models_dir", help="folder for the final fitted models (<model_id>.joblib)")
+    p.add_argument("--features", nargs="+", required=True, help="features.parquet of each batch")
+    p.add_argument("--qc", nargs="*", default=[], help="qc.parquet of each batch")
+    p.add_argument("--clinical", required=True, help="pseudonymised clinical.parquet")
+    p.add_argument("--stable", default="", help="stable_features.parquet (default: every feature)")
+    p.add_argument("--options", default="{}", help="the `model` configuration as JSON")
+    p.add_argument("--jobs", type=int, default=1, help="parallel workers for folds and permutations")
+    p.set_defaults(func=cmd_model)
+
+    p = sub.add_parser("model-figures", help="pipeline: ROC and calibration figures of the binary models")
+    p.add_argument("predictions")
+    p.add_argument("metrics")
+    p.add_argument("roc_png")
+    p.add_argument("calibration_png")
+    p.set_defaults(func=cmd_model_figures)
 
     p = sub.add_parser("rdf", help="pipeline: RDF export of the database")
     p.add_argument("database")

@@ -79,6 +79,42 @@ SCHEMA: dict[str, tuple[list[tuple[str, str]], list[str]]] = {
         [("settings_id", "VARCHAR"), ("roi", "VARCHAR"), ("method", "VARCHAR"), ("case_id", "VARCHAR")],
         ["settings_id", "roi", "method", "case_id"],
     ),
+    # Outcome models (modelling stage; radflow.modelling): one row per configured model, its final fitted file.
+    "models": (
+        [
+            ("model_id", "VARCHAR"), ("task", "VARCHAR"), ("learner", "VARCHAR"), ("feature_set", "VARCHAR"),
+            ("status", "VARCHAR"), ("n_cases", "INTEGER"), ("n_events", "INTEGER"), ("n_external_cases", "INTEGER"),
+            ("n_candidate_features", "INTEGER"), ("params", "JSON"), ("threshold", "DOUBLE"), ("seed", "BIGINT"),
+            ("config", "JSON"), ("model_file", "VARCHAR"), ("model_sha256", "VARCHAR"),
+        ],
+        ["model_id"],
+    ),
+    # Features a model's learner received: final-model weight, and how often outer CV folds selected it.
+    "model_features": (
+        [
+            ("model_id", "VARCHAR"), ("feature_key", "VARCHAR"), ("settings_id", "VARCHAR"), ("roi", "VARCHAR"),
+            ("ibsi_code", "VARCHAR"), ("aggregation", "VARCHAR"), ("feature", "VARCHAR"),
+            ("in_final_model", "BOOLEAN"), ("weight", "DOUBLE"), ("weight_kind", "VARCHAR"),
+            ("selection_frequency", "DOUBLE"),
+        ],
+        ["model_id", "feature_key"],
+    ),
+    # Out-of-fold (validation 'cv') and held-out-centre ('external') predictions, with the outcome scored against.
+    "predictions": (
+        [
+            ("model_id", "VARCHAR"), ("validation", "VARCHAR"), ("repeat", "INTEGER"), ("fold", "INTEGER"),
+            ("case_id", "VARCHAR"), ("outcome", "DOUBLE"), ("survival_time", "DOUBLE"), ("probability", "DOUBLE"),
+            ("risk_score", "DOUBLE"), ("threshold", "DOUBLE"), ("predicted_class", "DOUBLE"),
+        ],
+        ["model_id", "validation", "repeat", "case_id"],
+    ),
+    "metrics": (
+        [
+            ("model_id", "VARCHAR"), ("validation", "VARCHAR"), ("metric", "VARCHAR"), ("value", "DOUBLE"),
+            ("ci_lower", "DOUBLE"), ("ci_upper", "DOUBLE"), ("n_cases", "INTEGER"),
+        ],
+        ["model_id", "validation", "metric"],
+    ),
     "software": ([("package", "VARCHAR"), ("version", "VARCHAR")], ["package"]),
     # Every file the store job loaded, with its checksum (provenance of the database's contents).
     "files": ([("path", "VARCHAR"), ("sha256", "VARCHAR"), ("stage", "VARCHAR")], ["path"]),
@@ -86,6 +122,8 @@ SCHEMA: dict[str, tuple[list[tuple[str, str]], list[str]]] = {
 PER_CASE_TABLES = ("scans", "masks", "qc")
 # Tables a later stage computes over the whole cohort (one Parquet file each): replaced per settings id.
 COHORT_TABLES = ("stability", "stable_features", "stability_cases")
+# Cohort-level tables recomputed whole by every run of their stage (the modelling stage): replaced entirely.
+WHOLE_TABLES = ("models", "model_features", "predictions", "metrics")
 
 
 def columns(table: str) -> list[str]:
@@ -182,9 +220,12 @@ def _replace(con, batch_dirs, settings_docs, clinical, software, files) -> None:
 
 
 def _replace_cohort_tables(con, cohort_tables: dict[str, Path], settings_ids: list[str]) -> None:
-    unknown = set(cohort_tables) - set(COHORT_TABLES)
+    unknown = set(cohort_tables) - set(COHORT_TABLES) - set(WHOLE_TABLES)
     if unknown:
-        raise ValueError(f"unknown cohort tables {sorted(unknown)}; known: {COHORT_TABLES}")
+        raise ValueError(f"unknown cohort tables {sorted(unknown)}; known: {COHORT_TABLES + WHOLE_TABLES}")
     for table, path in sorted(cohort_tables.items()):
-        con.execute(f"DELETE FROM {table} WHERE list_contains(?, settings_id)", [settings_ids])
+        if table in WHOLE_TABLES:
+            con.execute(f"DELETE FROM {table}")
+        else:
+            con.execute(f"DELETE FROM {table} WHERE list_contains(?, settings_id)", [settings_ids])
         _load(con, table, [Path(path)])

@@ -13,11 +13,12 @@ from radflow.settings import Settings
 # The packages whose versions decide the numbers; recorded in DuckDB and RDF (constraints.txt pins them).
 RECORDED_PACKAGES = (
     "numpy", "numba", "llvmlite", "scipy", "scikit-image", "SimpleITK", "pydicom", "highdicom", "pandas",
-    "pyarrow", "duckdb", "rdflib", "snakemake",
+    "pyarrow", "duckdb", "rdflib", "snakemake", "scikit-learn", "scikit-survival", "joblib",
 )
 
 # The stage that writes each cohort-level table (store.COHORT_TABLES).
-COHORT_STAGE = {"stability": "stability", "stable_features": "stability", "stability_cases": "stability"}
+COHORT_STAGE = {"stability": "stability", "stable_features": "stability", "stability_cases": "stability",
+                "models": "model", "model_features": "model", "predictions": "model", "metrics": "model"}
 
 
 def sha256_of(path: Path) -> str:

@@ -13,6 +13,7 @@ import duckdb
 from rdflib import BNode, Graph, Literal, Namespace, URIRef
 
 from radflow.features import registry
+from radflow.modelling.rdf import add_models
 from radflow.provenance import vocabulary as V
 from radflow.provenance.stability_rdf import add_stability
 from radflow.provenance.vocabulary import DCTERMS, PROV, RDF, RDFS, SCHEMA, SPDX, XSD
@@ -153,6 +154,7 @@ def build_graph(database: Path, namespace: str) -> Graph:
             graph.add((node, PROV.wasDerivedFrom, rf[f"mask/{_slug(case_id, scan, roi)}"]))
 
         add_stability(graph, con, rf)
+        add_models(graph, con, rf)
 
         for path, sha256, stage in con.execute("SELECT path, sha256, stage FROM files ORDER BY path").fetchall():
             node = rf[f"file/{path}"]

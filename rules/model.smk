@@ -1,0 +1,57 @@
+# Outcome modelling (config `model`): nested cross-validation of the configured models on the QC-passed test scans'
+# stable features (harmonisation, redundancy reduction and selection inside the folds), metrics with bootstrap CIs,
+# the outcome-permutation test, external validation on a held-out centre, and the final fitted models.
+MODEL = config.get("model", {})
+MODEL_DIR = f"{INTERIM}/model"
+MODEL_TABLES = {name: f"{MODEL_DIR}/{name}.parquet" for name in ("models", "model_features", "predictions", "metrics")}
+MODEL_FILES_DIR = f"{RESULTS}/models"
+MODEL_FIGURES = [f"{REPORT_DIR}/roc.png", f"{REPORT_DIR}/calibration.png"]
+
+
+rule model:
+    """Nested CV estimates, permutation test and final fit of every configured model (see radflow.modelling)."""
+    input:
+        features=batch_files("features.parquet"),
+        qc=batch_files("qc.parquet"),
+        clinical=f"{INTERIM}/clinical.parquet",
+        stable=STABILITY_TABLES["stable_features"] if MODEL.get("use_stable_features", True) else [],
+    output:
+        models=MODEL_TABLES["models"],
+        model_features=MODEL_TABLES["model_features"],
+        predictions=MODEL_TABLES["predictions"],
+        metrics=MODEL_TABLES["metrics"],
+        fitted=directory(MODEL_FILES_DIR),
+    threads: 2
+    resources:
+        mem_mb=4000,
+    params:
+        radflow=RADFLOW,
+        outdir=lambda wildcards, output: os.path.dirname(output.models),
+        options=json.dumps(MODEL, sort_keys=True),
+        stable=lambda wildcards, input: f"--stable {input.stable}" if input.stable else "",
+    log:
+        f"{LOGS}/model.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "{params.radflow} model {params.outdir:q} {output.fitted:q} --features {input.features:q} --qc {input.qc:q}"
+        " --clinical {input.clinical:q} {params.stable} --options {params.options:q} --jobs {threads} > {log} 2>&1"
+
+
+rule model_figures:
+    """ROC and calibration curves of the binary models' out-of-fold predictions, for `snakemake --report`."""
+    input:
+        predictions=MODEL_TABLES["predictions"],
+        metrics=MODEL_TABLES["metrics"],
+    output:
+        roc=report(MODEL_FIGURES[0], caption="../workflow/report/roc.rst", category="Modelling"),
+        calibration=report(MODEL_FIGURES[1], caption="../workflow/report/calibration.rst", category="Modelling"),
+    params:
+        radflow=RADFLOW,
+    log:
+        f"{LOGS}/model_figures.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "{params.radflow} model-figures {input.predictions:q} {input.metrics:q} {output.roc:q} {output.calibration:q}"
+        " > {log} 2>&1"

@@ -1,0 +1,268 @@
+"""Nested cross-validation, threshold choice on training data, the outcome-permutation test and external
+validation.
+
+Outer loop: repeated stratified K-fold (``RepeatedStratifiedKFold``, seeded) estimates performance. In each outer
+training fold the inner loop (stratified K-fold, seeded per outer fold) tunes the learner: for every inner split the
+preprocessing (harmonisation, scaling, redundancy reduction, selection) is fitted on the inner training part only,
+every grid candidate is fitted on its output, and the held-out inner part is predicted. The candidate with the best
+pooled inner out-of-fold score (AUC, or Harrell's C for survival; the first, most regularised, on ties) wins; the
+classification threshold is the Youden-optimal one on those same inner out-of-fold predictions, so it is chosen on
+training data only. The whole pipeline is then refitted on the outer training fold with the winning
+hyper-parameters and predicts the outer test fold. Nothing fitted ever sees a test case.
+
+Strata: outcome (or event) x centre when every such stratum has at least as many cases as folds, else outcome
+(event) alone, so each training fold holds every centre ComBat must estimate.
+
+Every random choice is seeded from the configured seed, the outer repeat and fold (``numpy.random.SeedSequence``
+entropy lists), and workers run with one BLAS thread, so results do not depend on the number of jobs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from sklearn.base import clone
+from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedKFold
+from threadpoolctl import threadpool_limits
+
+from radflow.modelling import metrics
+from radflow.modelling.models import input_features, predict_scores
+from radflow.modelling.targets import BINARY, SURVIVAL, is_survival, survival_arrays, task_of
+
+
+@dataclass(frozen=True)
+class CVSettings:
+    outer_folds: int = 5
+    outer_repeats: int = 2
+    inner_folds: int = 3
+    seed: int = 0
+
+
+@dataclass
+class FoldResult:
+    repeat: int
+    fold: int
+    test_index: np.ndarray
+    prediction: np.ndarray
+    threshold: float
+    params: dict
+    features: list[str] = field(default_factory=list)
+
+
+def derived_seed(*parts: int) -> int:
+    """A 31-bit seed from integers (stable across runs, independent streams for different parts)."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def outcome_labels(y) -> np.ndarray:
+    """The class (binary) or event indicator (survival) used to stratify folds."""
+    if is_survival(y):
+        return survival_arrays(y)[1].astype(int)
+    return np.asarray(y).astype(int)
+
+
+def strata(y, centre: np.ndarray | None, n_folds: int) -> np.ndarray:
+    """Stratification labels: outcome x centre if every stratum has >= n_folds cases, else the outcome."""
+    labels = outcome_labels(y).astype(str)
+    if centre is not None:
+        joint = np.char.add(np.char.add(labels, "|"), np.asarray(centre).astype(str))
+        if np.unique(joint, return_counts=True)[1].min() >= n_folds:
+            return joint
+    return labels
+
+
+def feasibility(y, n_outer: int, n_inner: int) -> str | None:
+    """Why nested CV cannot run on this outcome, or None if it can."""
+    labels = outcome_labels(y)
+    counts = np.bincount(labels, minlength=2)
+    smallest = int(counts.min())
+    if smallest < n_outer:
+        return f"the smaller outcome class has {smallest} cases, fewer than the {n_outer} outer folds"
+    if smallest * (n_outer - 1) // n_outer < n_inner:
+        return f"the smaller outcome class has too few cases ({smallest}) for {n_inner} inner folds"
+    return None
+
+
+def score(y, prediction: np.ndarray) -> float:
+    """Tuning score: AUC (binary) or Harrell's C (survival)."""
+    if is_survival(y):
+        time, event = survival_arrays(y)
+        return metrics.harrell_c(time, event, prediction)
+    return metrics.auc(np.asarray(y), prediction)
+
+
+def _subset(y, index: np.ndarray):
+    return np.asarray(y)[index]
+
+
+def tune(model, grid: tuple[dict, ...], x: pd.DataFrame, y, strata_labels: np.ndarray, n_inner: int,
+         seed: int) -> tuple[dict, float, float]:
+    """(best learner hyper-parameters, threshold chosen on the inner out-of-fold predictions, best inner score)."""
+    task = task_of(y)
+    candidates = list(grid) or [{}]
+    oof = np.full((len(candidates), len(x)), np.nan)
+    splitter = StratifiedKFold(n_splits=n_inner, shuffle=True, random_state=seed)
+    for train, held_out in splitter.split(np.zeros(len(x)), strata_labels):
+        preprocess = clone(model.named_steps["preprocess"])
+        y_train = _subset(y, train)
+        z_train = preprocess.fit_transform(x.iloc[train], y_train)
+        z_held_out = preprocess.transform(x.iloc[held_out])
+        for c, params in enumerate(candidates):
+            learner = clone(model.named_steps["learner"]).set_params(**params)
+            learner.fit(z_train, y_train)
+            if task == BINARY:
+                oof[c, held_out] = learner.predict_proba(z_held_out)[:, 1]
+            else:
+                oof[c, held_out] = learner.predict(z_held_out)
+    scores = np.array([score(y, oof[c]) for c in range(len(candidates))])
+    best = int(np.argmax(np.where(np.isfinite(scores), scores, -np.inf)))
+    threshold = metrics.youden_threshold(np.asarray(y), oof[best]) if task == BINARY else float("nan")
+    return dict(candidates[best]), threshold, float(scores[best])
+
+
+def fit_tuned(model, grid, x: pd.DataFrame, y, centre: np.ndarray | None, n_inner: int, seed: int):
+    """Tune on (x, y) with inner CV, refit the whole pipeline with the winner; (fitted model, params, threshold)."""
+    params, threshold, _ = tune(model, grid, x, y, strata(y, centre, n_inner), n_inner, seed)
+    fitted = clone(model).set_params(**{f"learner__{k}": v for k, v in params.items()})
+    fitted.fit(x, y)
+    return fitted, params, threshold
+
+
+def _outer_fold(model, grid, x, y, centre, repeat, fold, train, test, cv: CVSettings) -> FoldResult:
+    with threadpool_limits(1):
+        fitted, params, threshold = fit_tuned(
+            model, grid, x.iloc[train], _subset(y, train), None if centre is None else centre[train],
+            cv.inner_folds, derived_seed(cv.seed, 1, repeat, fold))
+        prediction = predict_scores(fitted, x.iloc[test], task_of(y))
+    return FoldResult(repeat, fold, test, prediction, threshold, params, input_features(fitted))
+
+
+def outer_splits(y, centre, cv: CVSettings) -> list[tuple[int, int, np.ndarray, np.ndarray]]:
+    labels = strata(y, centre, cv.outer_folds)
+    splitter = RepeatedStratifiedKFold(n_splits=cv.outer_folds, n_repeats=cv.outer_repeats, random_state=cv.seed)
+    return [(i // cv.outer_folds, i % cv.outer_folds, train, test)
+            for i, (train, test) in enumerate(splitter.split(np.zeros(len(labels)), labels))]
+
+
+def nested_cv(model, grid, x: pd.DataFrame, y, centre: np.ndarray | None, cv: CVSettings,
+              n_jobs: int = 1) -> list[FoldResult]:
+    """Out-of-fold predictions of every outer fold of every repeat (see the module docstring)."""
+    splits = outer_splits(y, centre, cv)
+    if n_jobs == 1:
+        return [_outer_fold(model, grid, x, y, centre, r, f, tr, te, cv) for r, f, tr, te in splits]
+    return Parallel(n_jobs=n_jobs)(
+        delayed(_outer_fold)(model, grid, x, y, centre, r, f, tr, te, cv) for r, f, tr, te in splits)
+
+
+def oof_matrix(folds: list[FoldResult], n_cases: int, n_repeats: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(predictions, thresholds, fold numbers), each (repeats x cases): every case is predicted once per repeat."""
+    predictions = np.full((n_repeats, n_cases), np.nan)
+    thresholds = np.full((n_repeats, n_cases), np.nan)
+    fold_of = np.zeros((n_repeats, n_cases), dtype=int)
+    for f in folds:
+        predictions[f.repeat, f.test_index] = f.prediction
+        thresholds[f.repeat, f.test_index] = f.threshold
+        fold_of[f.repeat, f.test_index] = f.fold
+    return predictions, thresholds, fold_of
+
+
+def cv_statistic(y, folds: list[FoldResult], n_repeats: int) -> float:
+    """The reported CV statistic: fold-averaged AUC (binary) or pooled C-index (survival), mean over repeats."""
+    predictions, _, fold_of = oof_matrix(folds, len(y), n_repeats)
+    if is_survival(y):
+        return float(np.mean([score(y, predictions[r]) for r in range(n_repeats)]))
+    return fold_mean_auc(np.asarray(y).astype(int), predictions, fold_of, np.arange(len(y)))
+
+
+def permuted_target(y, rng: np.random.Generator):
+    """The outcome shuffled over cases (survival: time and event move together)."""
+    return np.asarray(y)[rng.permutation(len(y))]
+
+
+def _permutation_statistic(model, grid, x, y, centre, cv: CVSettings, k: int) -> float:
+    y_k = permuted_target(y, np.random.default_rng([cv.seed, 2, k]))
+    return cv_statistic(y_k, nested_cv(model, grid, x, y_k, centre, cv, n_jobs=1), cv.outer_repeats)
+
+
+def permutation_test(model, grid, x: pd.DataFrame, y, centre, cv: CVSettings, observed: float,
+                     n_permutations: int, n_jobs: int = 1) -> tuple[float, np.ndarray]:
+    """p-value of the observed CV statistic: the whole nested CV is rerun on ``n_permutations`` shuffles of the
+    outcome (same folds procedure, same seeds) and p = (1 + #{permuted >= observed}) / (1 + n_permutations)."""
+    if n_permutations <= 0:
+        return float("nan"), np.zeros(0)
+    permuted = np.asarray(Parallel(n_jobs=n_jobs)(
+        delayed(_permutation_statistic)(model, grid, x, y, centre, cv, k) for k in range(n_permutations)))
+    return metrics.permutation_p_value(observed, permuted), permuted
+
+
+# ----------------------------------------------------------------------------------------------- metrics
+
+def _binary_metric_functions(thresholded: bool):
+    functions = {
+        "brier": lambda y, p, hit: metrics.brier(y, p),
+        "calibration_slope": lambda y, p, hit: metrics.calibration_slope(y, p),
+        "calibration_intercept": lambda y, p, hit: metrics.calibration_intercept(y, p),
+    }
+    if thresholded:
+        functions["sensitivity"] = lambda y, p, hit: metrics.sensitivity_specificity(y, hit)[0]
+        functions["specificity"] = lambda y, p, hit: metrics.sensitivity_specificity(y, hit)[1]
+    return functions
+
+
+def fold_mean_auc(y: np.ndarray, predictions: np.ndarray, folds: np.ndarray, index: np.ndarray) -> float:
+    """Mean over repeats of the mean over test folds of the AUC within each fold, for the cases ``index``."""
+    per_repeat = []
+    for r in range(predictions.shape[0]):
+        fold_of, p, labels = folds[r, index], predictions[r, index], y[index]
+        values = [metrics.auc(labels[fold_of == f], p[fold_of == f]) for f in np.unique(fold_of)]
+        values = [v for v in values if np.isfinite(v)]
+        per_repeat.append(np.mean(values) if values else np.nan)
+    return float(np.mean(per_repeat))
+
+
+def performance(y, predictions: np.ndarray, thresholds: np.ndarray | None, folds: np.ndarray | None,
+                n_bootstrap: int, seed) -> list[dict]:
+    """Metric rows {metric, value, ci_lower, ci_upper, n_cases}.
+
+    ``predictions``, ``thresholds``, ``folds``: (repeats x cases) arrays (one row for external validation; folds
+    None there). AUC is computed within each test fold and averaged over folds and repeats: pooling predictions of
+    different fold models before ranking is biased downwards when the models differ in calibration (a model that
+    learned nothing predicts its training prevalence, which anti-correlates with the test fold's; Forman & Scholz
+    2010). The other binary metrics and the C-index use the pooled out-of-fold predictions of each repeat, averaged
+    over repeats. 95% CIs: percentile bootstrap over cases (resampled with replacement, each keeping its fold; the
+    same resample applied to every repeat).
+    """
+    predictions = np.atleast_2d(predictions)
+    n = predictions.shape[1]
+    folds = np.zeros_like(predictions, dtype=int) if folds is None else np.atleast_2d(folds)
+    rows = []
+    if is_survival(y):
+        time, event = survival_arrays(y)
+
+        def c_index(index):
+            return float(np.mean([metrics.harrell_c(time[index], event[index], p[index]) for p in predictions]))
+
+        low, high = metrics.bootstrap_ci(c_index, n, n_bootstrap, [seed, 3])
+        rows.append({"metric": "c_index", "value": c_index(np.arange(n)), "ci_lower": low, "ci_upper": high})
+    else:
+        y = np.asarray(y).astype(int)
+
+        def auc(index):
+            return fold_mean_auc(y, predictions, folds, index)
+
+        low, high = metrics.bootstrap_ci(auc, n, n_bootstrap, [seed, 4])
+        rows.append({"metric": "auc", "value": auc(np.arange(n)), "ci_lower": low, "ci_upper": high})
+        hits = None if thresholds is None else predictions >= np.atleast_2d(thresholds)
+        for i, (name, function) in enumerate(_binary_metric_functions(hits is not None).items()):
+            def statistic(index, function=function):
+                return float(np.mean([function(y[index], predictions[r, index],
+                                               None if hits is None else hits[r, index])
+                                      for r in range(predictions.shape[0])]))
+
+            low, high = metrics.bootstrap_ci(statistic, n, n_bootstrap, [seed, 5, i])
+            rows.append({"metric": name, "value": statistic(np.arange(n)), "ci_lower": low, "ci_upper": high})
+    for row in rows:
+        row["n_cases"] = n
+    return rows
