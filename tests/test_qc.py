@@ -191,3 +191,22 @@ def test_date_shift_is_per_patient_keyed_and_keeps_intervals():
     assert shift_iso_datetime("2024-03-01T10:15:00", -1) == "2024-02-29T10:15:00"
     assert shift_iso_datetime("2024-03-01", -366) == "2023-03-01"
     assert shift_iso_datetime("", -5) == ""
+
+
+def test_unreadable_files_beside_a_series_are_noted_on_its_scan(tmp_path):
+    from radflow.dicom.discovery import scan
+    from radflow.pipeline.discover import cases_from_inventory
+    from test_dicom_reading import rtstruct, stored_values, write_ct
+
+    study, frame = "1.2.3.4", "1.2.3.5"
+    ct = write_ct(tmp_path / "PAT" / "ct", stored_values(), study=study, frame=frame, series="1.2.3.6")
+    rtstruct(tmp_path / "PAT" / "rs", {"GTV": [np.array([[0.0, 0.0, -20.0], [1.0, 0.0, -20.0], [1.0, 1.0, -20.0]])]},
+             study=study, series="1.2.3.6", frame=frame)
+    broken = ct[0].with_name("broken")
+    broken.write_bytes(ct[0].read_bytes()[:140])  # preamble, DICM and a torn file meta group
+    inventory = scan(tmp_path, discovery.SeriesRules(min_slices=1))
+    assert [f.path.name for f in inventory.unreadable] == ["broken"]
+    (case,) = cases_from_inventory(inventory, [{"name": "GTV", "pattern": "^gtv"}], DEMO_KEY).values()
+    (entry,) = case["scans"]
+    assert [(w["code"], w["value"]) for w in entry["warnings"]] == [("UNREADABLE_FILES_NEARBY", 1.0)]
+    assert entry["acquisition_datetime"] is not None and not entry["acquisition_datetime"].startswith("2024-01-02")

@@ -38,6 +38,7 @@ CHECKS: dict[str, tuple[str, str]] = {
     "SLICES_MISSING": (FAIL, "gaps that are whole multiples of the slice spacing: slices missing"),
     "SLICE_SPACING_NONUNIFORM": (FAIL, "slice gaps deviate from the regular spacing beyond the tolerance"),
     "GANTRY_TILT": (FAIL, "slices shifted in-plane in proportion to their position: a tilted (sheared) stack"),
+    "UNREADABLE_FILES_NEARBY": (WARN, "files in the series' folders could not be read as DICOM at all"),
     "DUPLICATE_INSTANCE": (WARN, "the same SOP instance stored in several files (read once)"),
     "ORIENTATION_NON_AXIAL": (WARN, "the grid is oblique or not axial: 2D features follow the acquired planes"),
     "INTENSITY_IMPLAUSIBLE": (FAIL, "intensities outside the plausible range of the modality (wrong rescale?)"),

@@ -371,14 +371,13 @@ def scan(root: Path | str, rules: SeriesRules | None = None, centre_attribute: s
             skipped.append(SkippedFile(path, "DICOMDIR"))
             continue
         try:
-            ds = read_header(path, tags)
+            header = header_from_dataset(path, read_header(path, tags), centre_attribute)
         except NotDicom as exc:
             skipped.append(SkippedFile(path, str(exc)))
             continue
-        except Exception as exc:  # pydicom raises many types for truncated or corrupt files
+        except Exception as exc:  # pydicom raises many types for truncated or corrupt files (values are lazy)
             unreadable.append(SkippedFile(path, f"{type(exc).__name__}: {exc}"[:200]))
             continue
-        header = header_from_dataset(path, ds, centre_attribute)
         kind = classify(header)
         if header.sop_class_uid == DICOMDIR_SOP_CLASS:
             skipped.append(SkippedFile(path, "DICOMDIR"))

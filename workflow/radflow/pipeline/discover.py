@@ -112,6 +112,18 @@ def _no_series_message(excluded: list[discovery.ImageSeries], n_masks: int) -> s
     return "no series passes the series rules: " + "; ".join(f"{n} x {r}" for r, n in sorted(reasons.items()))
 
 
+def unreadable_nearby(inventory: discovery.Inventory, series: discovery.ImageSeries) -> list[dict]:
+    """A warning when files in the series' folders could not be read as DICOM at all: if the series then misses
+    slices, this says why (the files may be truncated copies of its slices)."""
+    folders = {path.parent for path in series.files}
+    count = sum(1 for f in inventory.unreadable if f.path.parent in folders)
+    if not count:
+        return []
+    return [{"code": "UNREADABLE_FILES_NEARBY", "value": float(count),
+             "message": f"{count} file(s) in this series' folder(s) could not be read as DICOM (truncated copies "
+                        "of its slices?)"}]
+
+
 def patient_scans(inventory: discovery.Inventory, series_list: list[discovery.ImageSeries],
                   masks: list[discovery.MaskObject], rois: list[dict], key: bytes, date_shift: int | None,
                   roi_aliases: dict | None) -> list[dict]:
@@ -132,6 +144,7 @@ def patient_scans(inventory: discovery.Inventory, series_list: list[discovery.Im
     scans = []
     for name, series in zip(scan_names(len(chosen)), chosen):
         entry = _scan_entry(name, series, key, date_shift)
+        entry["warnings"] = unreadable_nearby(inventory, series)
         series_masks = inventory.masks_for(series)
         if not series_masks and unlinked:
             methods = Counter(m.link_method for m in unlinked)

@@ -130,8 +130,10 @@ def ingest_scan(case_id: str, scan: dict, volumes: Path, thresholds: Thresholds)
     if scan["error"]:
         entry.status, entry.error_code, entry.error_message = "fail", scan["error"]["code"], scan["error"]["message"]
         return entry
+    entry.warnings = list(scan.get("warnings", []))  # noticed at discovery, kept whatever happens next
     try:
-        image, entry.warnings, meta = read_scan_image(scan, thresholds)
+        image, warnings, meta = read_scan_image(scan, thresholds)
+        entry.warnings += warnings
     except Exception as exc:  # a broken series fails this scan only
         entry.status, entry.error_code, entry.error_message = "fail", error_code(exc, "SERIES_UNREADABLE"), \
             error_message(exc)

@@ -23,11 +23,11 @@ log = logging.getLogger(__name__)
 
 def ingest_results(scan: ScanEntry) -> list[qc.QCResult]:
     """What ingest found: one failure with its code, or SERIES_READ and the warnings, plus ROI-level errors."""
-    if scan.status != "ok":
-        return [qc.QCResult(scan.error_code, qc.FAIL, scan.error_message)]
-    results = [qc.result("SERIES_READ", True, "series read: geometry and slice spacing consistent")]
-    results += [qc.QCResult(w["code"], qc.CHECKS.get(w["code"], (qc.WARN, ""))[0], w["message"], w.get("value"))
+    warnings = [qc.QCResult(w["code"], qc.CHECKS.get(w["code"], (qc.WARN, ""))[0], w["message"], w.get("value"))
                 for w in scan.warnings]
+    if scan.status != "ok":
+        return [qc.QCResult(scan.error_code, qc.FAIL, scan.error_message), *warnings]
+    results = [qc.result("SERIES_READ", True, "series read: geometry and slice spacing consistent"), *warnings]
     results += [qc.QCResult(e["code"], qc.FAIL, e["message"], roi=e["roi"]) for e in scan.roi_errors]
     return results
 
