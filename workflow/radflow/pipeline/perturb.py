@@ -51,6 +51,9 @@ def perturbed_features(image: sitk.Image, mask: sitk.Image, all_settings: list[S
     """Feature tables (with a ``perturbation`` column) of every perturbation of one image and ROI."""
     image_array = sitk.GetArrayFromImage(image).astype(np.float64)
     mask_array = sitk.GetArrayFromImage(mask) != 0
+    if not mask_array.any():
+        log.warning("%s/%s: empty mask, no perturbations", case_id, roi)
+        return []
     spacing = tuple(float(s) for s in reversed(image.GetSpacing()))
     noise_sd = P.estimate_noise_sd(image_array) if settings.noise else 0.0
     window = P.roi_window(mask_array, spacing, WINDOW_MARGIN_MM)

@@ -138,7 +138,7 @@ def rotate_translate(
     spacing, c the centroid and t the translation in mm. Image: trilinear, edge values outside; mask: trilinear
     partial-volume fraction thresholded at 0.5.
     """
-    if angle_deg == 0.0 and not any(translation_vox):
+    if (angle_deg == 0.0 and not any(translation_vox)) or not mask.any():
         return image.astype(np.float64), mask.astype(bool)
     s = np.asarray(spacing, dtype=np.float64)
     theta = math.radians(angle_deg)
