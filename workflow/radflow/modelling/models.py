@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.decomposition import PCA
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -67,9 +68,11 @@ LEARNERS: dict[str, Learner] = {
     "random_forest": Learner(
         BINARY, lambda s: RandomForestClassifier(n_estimators=200, max_features="sqrt", random_state=s, n_jobs=1),
         tuple({"min_samples_leaf": m} for m in (5, 1))),
+    # RBF SVM with Platt-scaled probabilities (sigmoid fitted on internal 3-fold decision values).
     "svm": Learner(
-        BINARY, lambda s: SVC(kernel="rbf", gamma="scale", probability=True, random_state=s),
-        tuple({"C": c} for c in (0.1, 1.0, 10.0))),
+        BINARY, lambda s: CalibratedClassifierCV(SVC(kernel="rbf", gamma="scale"), method="sigmoid", cv=3,
+                                                 ensemble=False),
+        tuple({"estimator__C": c} for c in (0.1, 1.0, 10.0))),
     "gradient_boosting": Learner(
         BINARY, lambda s: GradientBoostingClassifier(n_estimators=100, learning_rate=0.05, subsample=0.8,
                                                      random_state=s),
