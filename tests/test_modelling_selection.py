@@ -119,3 +119,9 @@ def test_selectors_keep_k_and_name_their_columns():
         step.fit(x, y)
         assert step.transform(x).shape == (x.shape[0], 4)
         assert list(step.get_feature_names_out(names)) == [names[i] for i in step.support_]
+
+
+def test_column_ranks_match_scipy_with_and_without_ties():
+    x = _correlated(9)
+    x[:, 4] = np.round(x[:, 4])  # heavy ties
+    np.testing.assert_array_equal(redundancy.column_ranks(x), rankdata(x, axis=0))

@@ -18,11 +18,10 @@ Ties in every ranking go to the first column (columns are in the fixed feature-k
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.linear_model import LogisticRegression
 
-from radflow.modelling.redundancy import abs_spearman
+from radflow.modelling.redundancy import abs_spearman, column_ranks
 from radflow.modelling.targets import is_survival, survival_arrays
 
 
@@ -32,14 +31,14 @@ def auc_relevance(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     n1, n0 = int(y.sum()), int((~y).sum())
     if n1 == 0 or n0 == 0:
         return np.zeros(x.shape[1])
-    ranks = rankdata(x, axis=0)
+    ranks = column_ranks(x)
     auc = (ranks[y].sum(axis=0) - n1 * (n1 + 1) / 2) / (n1 * n0)
     return np.abs(auc - 0.5)
 
 
 def cox_score_relevance(x: np.ndarray, time: np.ndarray, event: np.ndarray) -> np.ndarray:
     """|z| of the univariate Cox score test (beta = 0) for the standardised ranks of every column of ``x``."""
-    ranks = rankdata(x, axis=0)
+    ranks = column_ranks(x)
     sd = ranks.std(axis=0)
     ranks = (ranks - ranks.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
     order = np.argsort(time, kind="stable")
