@@ -65,6 +65,7 @@ ONE_THREAD = {name: "1" for name in (
 @dataclass
 class Run:
     seconds: float
+    cpu_s: float  # user + system CPU seconds of the child
     peak_mb: float
     returncode: int
     stdout: str
@@ -77,7 +78,9 @@ class Row:
     tool: str
     n_features: int = 0
     warm_s: float = math.nan
+    warm_cpu_s: float = math.nan
     whole_s: float = math.nan
+    whole_cpu_s: float = math.nan
     peak_mb: float = math.nan
     warm_peak_mb: float = math.nan
     note: str = ""
@@ -111,7 +114,7 @@ def run_child(cmd: list[str], env: dict[str, str], timeout_s: float = 1800.0) ->
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return Run(seconds, usage.ru_maxrss / 1024.0, proc.returncode, out.read().decode(errors="replace"),
+        return Run(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0, proc.returncode, out.read().decode(errors="replace"),
                    err.read().decode(errors="replace"))
 
 
@@ -130,16 +133,19 @@ def warm(python: Path, tool: str, image: Path, mask: Path, settings: Path | None
     return json.loads(lines[-1][len("BENCH "):]), run
 
 
-def whole(cmd: list[str], repeats: int, budget: float, env: dict[str, str] | None = None) -> tuple[float, float, list[float]]:
-    """Median wall seconds and the largest peak MB of up to ``repeats`` whole-process runs within ``budget`` s."""
-    times, peaks = [], []
-    while len(times) < repeats and (not times or sum(times) < budget):
-        run = run_child(cmd, env or child_env())
+def whole(row: "Row", cmd: list[str], repeats: int, budget: float) -> None:
+    """Median wall and CPU seconds and the largest peak MB of up to ``repeats`` whole-process runs (within
+    ``budget`` s), into ``row``."""
+    runs: list[Run] = []
+    while len(runs) < repeats and (not runs or sum(r.seconds for r in runs) < budget):
+        run = run_child(cmd, child_env())
         if run.returncode != 0:
             raise RuntimeError(f"whole-process run failed (exit {run.returncode}): {' '.join(cmd)}\n{run.stderr[-3000:]}")
-        times.append(run.seconds)
-        peaks.append(run.peak_mb)
-    return statistics.median(times), max(peaks), times
+        runs.append(run)
+    row.whole_s = statistics.median(r.seconds for r in runs)
+    row.whole_cpu_s = statistics.median(r.cpu_s for r in runs)
+    row.peak_mb = max(r.peak_mb for r in runs)
+    row.detail["whole_times"] = [r.seconds for r in runs]
 
 
 def radflow_extract_cmd(image: Path, mask: Path, settings: Path, out_csv: Path) -> list[str]:
@@ -187,7 +193,9 @@ def first_use(paths: dict[str, Path], outdir: Path) -> dict[str, float]:
         if cold.returncode != 0:
             raise RuntimeError(f"first-use run failed:\n{cold.stderr[-3000:]}")
         again = run_child(cmd, env)
-        return {"cold_s": cold.seconds, "cached_s": again.seconds, "compile_s": cold.seconds - again.seconds,
+        third = run_child(cmd, env)
+        return {"cold_s": cold.seconds, "cold_cpu_s": cold.cpu_s, "cached_s": again.seconds, "third_s": third.seconds,
+                "compile_s": cold.seconds - again.seconds,
                 "cache_mb": sum(f.stat().st_size for f in cache.rglob("*") if f.is_file()) / 2**20}
     finally:
         shutil.rmtree(cache, ignore_errors=True)
@@ -201,10 +209,10 @@ def bench_size(size: str, paths: dict[str, Path], tools: list[str], args, outdir
         if name == "radflow PyRad-eq" and "pyradiomics" not in tools and not args.all_radflow:
             continue
         report, run = warm(RADFLOW_PY, "radflow", image, mask, settings, repeats, args.budget)
-        row = Row(size, name, report["n_features"], report["median_s"], warm_peak_mb=run.peak_mb, detail=report)
+        row = Row(size, name, report["n_features"], report["median_s"], report["median_cpu_s"],
+                  warm_peak_mb=run.peak_mb, detail=report)
         out_csv = outdir / f"radflow_{settings.stem}_{size}.csv"
-        row.whole_s, row.peak_mb, row.detail["whole_times"] = whole(
-            radflow_extract_cmd(image, mask, settings, out_csv), args.whole_repeats, args.budget)
+        whole(row, radflow_extract_cmd(image, mask, settings, out_csv), args.whole_repeats, args.budget)
         rows.append(row)
         print(f"  {size:6s} {name:20s} warm {row.warm_s:8.4f} s  whole {row.whole_s:7.2f} s  "
               f"peak {row.peak_mb:6.0f} MB", flush=True)
@@ -221,11 +229,10 @@ def bench_size(size: str, paths: dict[str, Path], tools: list[str], args, outdir
         out_csv = outdir / f"{tool}_{size}.csv"
         try:
             report, run = warm(python, tool, image, mask, None, repeats, args.budget)
-            row.n_features, row.warm_s, row.warm_peak_mb, row.detail = (
-                report["n_features"], report["median_s"], run.peak_mb, report)
-            row.whole_s, row.peak_mb, row.detail["whole_times"] = whole(
-                [str(python), str(DRIVER), tool, "once", str(image), str(mask), "--csv", str(out_csv)],
-                args.whole_repeats, args.budget)
+            row.n_features, row.warm_s, row.warm_cpu_s, row.warm_peak_mb, row.detail = (
+                report["n_features"], report["median_s"], report["median_cpu_s"], run.peak_mb, report)
+            whole(row, [str(python), str(DRIVER), tool, "once", str(image), str(mask), "--csv", str(out_csv)],
+                  args.whole_repeats, args.budget)
         except RuntimeError as exc:
             row.note = str(exc).splitlines()[0]
             print(str(exc)[-2000:], file=sys.stderr)
@@ -240,61 +247,67 @@ def bench_size(size: str, paths: dict[str, Path], tools: list[str], args, outdir
 
 
 def ratio(a: float, b: float) -> str:
-    return f"{a / b:7.1f}x" if math.isfinite(a) and math.isfinite(b) and b > 0 else "      -"
+    return f"{a / b:.2f}x" if math.isfinite(a) and math.isfinite(b) and b > 0 else "-"
 
 
 def print_table(rows: list[Row], rois: dict[str, dict]) -> None:
-    print("\nTimes (single thread; warm = median in-process extraction after a warm-up, inputs already read except "
-          "MIRP, which reads on every call;\nwhole = fresh process: start, imports, kernel-cache load, read, extract, "
-          "write CSV; peak = whole-process max RSS)")
-    header = (f"{'size':>8s} {'voxels':>9s}  {'tool':20s} {'values':>6s} {'warm s':>9s} {'whole s':>8s} "
-              f"{'peak MB':>8s}  {'warm ratio':>10s} {'whole ratio':>11s}  vs")
+    print("\nTimes, single thread. warm = median in-process extraction after a warm-up, inputs already read (MIRP "
+          "reads its files on every call);\nwhole = a fresh process: start, imports, kernel-cache load, read, extract, "
+          "write CSV; cpu = user + system CPU seconds of the same runs;\npeak = max RSS of the whole process")
+    header = (f"{'size':>6s} {'voxels':>8s}  {'tool':18s} {'values':>6s} {'warm s':>8s} {'cpu':>8s} {'whole s':>7s} "
+              f"{'cpu':>6s} {'peak MB':>7s}  {'ratio warm':>10s} {'whole':>6s}  vs")
     print(header)
     print("-" * len(header))
     for row in rows:
         base = next((r for r in rows if r.size == row.size and r.tool == BASELINE.get(row.tool)), None)
-        warm_ratio = ratio(row.warm_s, base.warm_s) if base else "      -"
-        whole_ratio = ratio(row.whole_s, base.whole_s) if base else "      -"
-        print(f"{row.size:>8s} {rois[row.size]['voxels']:9d}  {row.tool:20s} {row.n_features:6d} "
-              f"{row.warm_s:9.4f} {row.whole_s:8.2f} {row.peak_mb:8.0f}  {warm_ratio:>10s} {whole_ratio:>11s}  "
-              f"{BASELINE.get(row.tool, '')}{('  ' + row.note) if row.note else ''}")
-    print("ratio = peer time / time of the radflow row doing the same families and aggregations (> 1: radflow "
-          "faster)")
+        warm_ratio = ratio(row.warm_s, base.warm_s) if base else "-"
+        whole_ratio = ratio(row.whole_s, base.whole_s) if base else "-"
+        print(f"{row.size:>6s} {rois[row.size]['voxels']:8d}  {row.tool:18s} {row.n_features:6d} {row.warm_s:8.4f} "
+              f"{row.warm_cpu_s:8.4f} {row.whole_s:7.2f} {row.whole_cpu_s:6.2f} {row.peak_mb:7.0f}  {warm_ratio:>10s} "
+              f"{whole_ratio:>6s}  {BASELINE.get(row.tool, '')}{('  ' + row.note) if row.note else ''}")
+    print("ratio = peer wall time / wall time of the radflow row doing the same families and aggregations (> 1: "
+          "radflow faster)")
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs "
+          "(other processes inflate wall times; compare the cpu columns)")
 
 
 def print_targets(rows: list[Row], first: dict | None) -> None:
-    print("\nTargets (single thread)")
+    print("\nTargets (single thread; wall seconds, CPU seconds in brackets)")
     for size, limit in TARGET_WARM_S.items():
         full = next((r for r in rows if r.size == size and r.tool == "radflow IBSI full"), None)
         picto = next((r for r in rows if r.size == size and r.tool == "pictologics"), None)
         if full is None:
             continue
-        vs = (f"Pictologics {picto.warm_s:.4f} s -> {picto.warm_s / full.warm_s:.2f}x (target >= 2x)"
+        vs = (f"Pictologics {picto.warm_s:.4f} s ({picto.warm_cpu_s:.4f}) -> {picto.warm_s / full.warm_s:.2f}x "
+              f"({picto.warm_cpu_s / full.warm_cpu_s:.2f}x), target >= 2x"
               if picto and math.isfinite(picto.warm_s) else "Pictologics not run")
-        print(f"  {size:6s} full IBSI set warm {full.warm_s:.4f} s (target <= {limit:g} s: "
-              f"{'met' if full.warm_s <= limit else 'MISSED'}); {vs}")
+        print(f"  {size:6s} full IBSI set warm {full.warm_s:.4f} s ({full.warm_cpu_s:.4f}), target <= {limit:g} s: "
+              f"{'met' if full.warm_cpu_s <= limit else 'MISSED'}; {vs}")
     large = next((r for r in rows if r.size == "large" and r.tool == "radflow IBSI full"), None)
     if large:
-        print(f"  large  full IBSI set, fresh process, warm kernel cache: {large.whole_s:.2f} s "
-              f"(target <= {TARGET_WHOLE_LARGE_S} s: {'met' if large.whole_s <= TARGET_WHOLE_LARGE_S else 'MISSED'})")
+        print(f"  large  full IBSI set, fresh process, warm kernel cache: {large.whole_s:.2f} s ({large.whole_cpu_s:.2f})"
+              f", target <= {TARGET_WHOLE_LARGE_S} s: {'met' if large.whole_cpu_s <= TARGET_WHOLE_LARGE_S else 'MISSED'}")
     if first:
-        print(f"  first use with an empty kernel cache: {first['cold_s']:.1f} s, then {first['cached_s']:.2f} s with "
-              f"the cache it wrote ({first['cache_mb']:.0f} MB) -> compilation {first['compile_s']:.1f} s "
-              f"(target <= {TARGET_FIRST_USE_S:.0f} s: {'met' if first['compile_s'] <= TARGET_FIRST_USE_S else 'MISSED'})")
+        print(f"  first use with an empty kernel cache: {first['cold_s']:.1f} s ({first['cold_cpu_s']:.1f}), then "
+              f"{first['cached_s']:.2f} s with the cache it wrote ({first['cache_mb']:.0f} MB) -> compilation "
+              f"{first['compile_s']:.1f} s, target <= {TARGET_FIRST_USE_S:.0f} s: "
+              f"{'met' if first['compile_s'] <= TARGET_FIRST_USE_S else 'MISSED'}; a third run in a fresh process "
+              f"{first['third_s']:.2f} s (no compilation again)")
 
 
 def print_breakdown(rows: list[Row]) -> None:
-    """Where radflow's time goes: prepare and each family (warm medians), and the fresh process's parts."""
+    """Where radflow's warm time goes: prepare and each family's compute (medians)."""
     full = [r for r in rows if r.tool == "radflow IBSI full" and "family_s" in r.detail]
     if not full:
         return
     families = list(full[0].detail["family_s"])
-    print("\nradflow, full IBSI set: warm seconds per step (median; prepare = read arrays, masks, crop, discretise)")
+    print("\nradflow, full IBSI set: warm CPU seconds per step (median; prepare = image and mask to arrays, masks, crop, "
+          "discretise)")
     print(f"{'step':>20s} " + " ".join(f"{r.size:>10s}" for r in full))
     for fam in families:
         print(f"{fam:>20s} " + " ".join(f"{r.detail['family_s'].get(fam, math.nan):10.4f}" for r in full))
     print(f"{'sum of steps':>20s} " + " ".join(f"{sum(r.detail['family_s'].values()):10.4f}" for r in full))
-    print(f"{'extract_pair':>20s} " + " ".join(f"{r.warm_s:10.4f}" for r in full))
+    print(f"{'extract_pair (cpu)':>20s} " + " ".join(f"{r.warm_cpu_s:10.4f}" for r in full))
 
 
 def print_process_parts(rows: list[Row], size: str) -> None:
