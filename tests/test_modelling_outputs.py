@@ -1,0 +1,131 @@
+"""The modelling stage's outputs end to end on a small synthetic cohort: Parquet tables in the store schema, loaded
+into DuckDB (replaced whole on reload), metrics recomputable from the stored predictions, the saved model files,
+the RDF of models and metrics with their PROV links, and the report figures."""
+from __future__ import annotations
+
+import duckdb
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import rdflib
+from rdflib import RDF, Namespace, URIRef
+
+from radflow import store
+from radflow.modelling import metrics
+from radflow.modelling.plots import write_model_figures
+from radflow.modelling.rdf import MLS, add_models
+from radflow.pipeline.model import OUTPUT_TABLES, model_stage
+from radflow.pipeline.store import sha256_of
+from test_modelling_validation import cohort
+
+PROV = Namespace("http://www.w3.org/ns/prov#")
+CONFIG = {"outer_folds": 4, "outer_repeats": 2, "inner_folds": 3, "n_bootstrap": 50, "n_permutations": 2,
+          "binary_models": ["logistic_l1/radiomics", "logistic_l2/clinical"], "survival_models": ["cox_ridge/combined"],
+          "held_out_centre": None, "seed": 9}
+
+
+@pytest.fixture(scope="module")
+def stage(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model_stage")
+    frame, catalogue, clinical = cohort(11, n=56, p=16)
+    long = frame.drop(columns=[c for c in frame.columns if c.startswith("clinical:")]).stack().rename("value")
+    long = long.reset_index().rename(columns={"level_1": "key"})
+    parts = long["key"].str.split("|", expand=True)
+    features = pd.DataFrame({"case_id": long["case_id"], "scan": "test", "roi": parts[0], "settings_id": parts[1],
+                             "family": "synthetic", "feature": "f " + parts[2], "ibsi_code": parts[2],
+                             "aggregation": parts[3], "value": long["value"], "reason": None})
+    features.to_parquet(folder / "features.parquet", index=False)
+    clinical.to_parquet(folder / "clinical.parquet", index=False)
+    out = model_stage([folder / "features.parquet"], [], folder / "clinical.parquet", None, CONFIG,
+                      folder / "tables", folder / "models")
+    database = folder / "radflow.duckdb"
+    con = duckdb.connect(str(database))
+    store.create_schema(con)
+    tables = {name: folder / "tables" / f"{name}.parquet" for name in OUTPUT_TABLES}
+    for _ in range(2):  # a reload replaces, never duplicates
+        store._replace_cohort_tables(con, tables, [])
+    con.close()
+    return folder, out, database
+
+
+def test_tables_follow_the_store_schema_and_load_once(stage):
+    folder, out, database = stage
+    con = duckdb.connect(str(database), read_only=True)
+    for name in OUTPUT_TABLES:
+        assert list(out[name].columns) == store.columns(name)
+        assert con.execute(f"SELECT count(*) FROM {name}").fetchone()[0] == len(out[name]) > 0
+    # every case predicted once per repeat, per model
+    per_case = con.execute("SELECT model_id, case_id, count(*) FROM predictions WHERE validation = 'cv' "
+                           "GROUP BY ALL").fetchall()
+    assert {n for *_, n in per_case} == {CONFIG["outer_repeats"]}
+    con.close()
+
+
+def test_stored_predictions_reproduce_the_stored_metrics(stage):
+    _, out, _ = stage
+    predictions, table = out["predictions"], out["metrics"]
+    model = predictions[predictions["model_id"] == "binary.logistic_l1.radiomics"]
+    fold_aucs = [metrics.auc(g["outcome"], g["probability"]) for _, g in model.groupby(["repeat", "fold"])]
+    pooled_brier = np.mean([metrics.brier(g["outcome"], g["probability"]) for _, g in model.groupby("repeat")])
+    row = table.set_index(["model_id", "metric"]).loc["binary.logistic_l1.radiomics"]
+    assert row.at["auc", "value"] == pytest.approx(np.mean(fold_aucs), abs=1e-12)
+    assert row.at["brier", "value"] == pytest.approx(pooled_brier, abs=1e-12)
+    sens = np.mean([metrics.sensitivity_specificity(g["outcome"], g["predicted_class"])[0]
+                    for _, g in model.groupby("repeat")])
+    assert row.at["sensitivity", "value"] == pytest.approx(sens, abs=1e-12)
+    assert 0 < row.at["permutation_p_value", "value"] <= 1
+    survival = predictions[predictions["model_id"] == "survival.cox_ridge.combined"]
+    c = np.mean([metrics.harrell_c(g["survival_time"], g["outcome"].astype(bool), g["risk_score"])
+                 for _, g in survival.groupby("repeat")])
+    assert table.set_index(["model_id", "metric"]).at[("survival.cox_ridge.combined", "c_index"), "value"] == \
+        pytest.approx(c, abs=1e-12)
+
+
+def test_saved_models_match_their_checksums_and_predict(stage):
+    folder, out, _ = stage
+    frame, _, _ = cohort(11, n=56, p=16)
+    for row in out["models"].itertuples():
+        assert sha256_of(row.model_file) == row.model_sha256
+        model = joblib.load(row.model_file)
+        if row.task == "binary":
+            p = model.predict_proba(frame)[:, 1]
+            assert np.all((p >= 0) & (p <= 1))
+
+
+def test_rdf_links_models_and_metrics_to_features_settings_and_cases(stage):
+    _, out, database = stage
+    rf = Namespace("https://example.org/radflow/")
+    graph = rdflib.Graph()
+    con = duckdb.connect(str(database), read_only=True)
+    assert add_models(graph, con, rf) == len(out["models"])
+    con.close()
+    model = rf["model/binary.logistic_l1.radiomics"]
+    activity = rf["activity/model/binary.logistic_l1.radiomics"]
+    assert (model, RDF.type, MLS.Model) in graph
+    assert (model, PROV.wasGeneratedBy, activity) in graph
+    used = set(graph.objects(activity, PROV.used))
+    assert rf["settings/s1"] in used
+    n_cases = out["models"].set_index("model_id").at["binary.logistic_l1.radiomics", "n_cases"]
+    assert len([u for u in used if str(u).startswith(str(rf["case/"]))]) == n_cases
+    final = out["model_features"].query("model_id == 'binary.logistic_l1.radiomics' and in_final_model")
+    values = [u for u in used if str(u).startswith(str(rf["value/"]))]
+    assert len(values) == n_cases * len(final)
+    evaluation = rf["evaluation/binary.logistic_l1.radiomics/cv/auc"]
+    assert (evaluation, RDF.type, MLS.ModelEvaluation) in graph
+    assert (evaluation, PROV.wasDerivedFrom, model) in graph
+    auc = out["metrics"].query("model_id == 'binary.logistic_l1.radiomics' and metric == 'auc'")["value"].iloc[0]
+    assert float(graph.value(evaluation, MLS.hasValue)) == pytest.approx(auc)
+    features = list(graph.objects(model, URIRef("https://w3id.org/radflow/vocab#hasModelFeature")))
+    assert len(features) == (out["model_features"]["model_id"] == "binary.logistic_l1.radiomics").sum()
+    graph.serialize(format="turtle")  # every minted IRI is serialisable
+
+
+def test_report_figures_are_written(stage, tmp_path):
+    _, out, _ = stage
+    write_model_figures(out["predictions"], out["metrics"], tmp_path / "roc.png", tmp_path / "cal.png")
+    for name in ("roc.png", "cal.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    empty = {name: store.empty_frame(name) for name in ("predictions", "metrics")}
+    write_model_figures(empty["predictions"], empty["metrics"], tmp_path / "none.png", tmp_path / "none2.png")
+    assert (tmp_path / "none.png").stat().st_size > 1000
