@@ -15,8 +15,8 @@ import pandas as pd
 
 from radflow.modelling import validation
 from radflow.modelling.harmonisation import META_PREFIX
-from radflow.modelling.models import FEATURE_SETS, LEARNERS, Preprocessing, feature_weights, make_model
-from radflow.modelling.models import predict_scores
+from radflow.modelling.models import (FEATURE_SETS, LEARNERS, Preprocessing, feature_weights, make_model,
+                                      predict_scores)
 from radflow.modelling.targets import BINARY, SURVIVAL, is_survival, survival_arrays, survival_target
 from radflow.modelling.validation import CVSettings, derived_seed
 

@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 
 from radflow.modelling import metrics
 from radflow.modelling.models import input_features, predict_scores
-from radflow.modelling.targets import BINARY, SURVIVAL, is_survival, survival_arrays, task_of
+from radflow.modelling.targets import BINARY, is_survival, survival_arrays, task_of
 
 
 @dataclass(frozen=True)

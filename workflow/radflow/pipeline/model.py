@@ -7,7 +7,6 @@ the models table. A cohort too small for nested cross-validation gives empty tab
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
