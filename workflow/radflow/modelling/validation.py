@@ -232,7 +232,11 @@ def performance(y, predictions: np.ndarray, thresholds: np.ndarray | None, folds
     learned nothing predicts its training prevalence, which anti-correlates with the test fold's; Forman & Scholz
     2010). The other binary metrics and the C-index use the pooled out-of-fold predictions of each repeat, averaged
     over repeats. 95% CIs: percentile bootstrap over cases (resampled with replacement, each keeping its fold; the
-    same resample applied to every repeat).
+    same resample applied to every repeat). They are conditional on the fitted fold models (training-set variation
+    is not resampled), and cross-validated AUCs of small cohorts sit a little below 0.5 under the null (a held-out
+    case's own class lost it from the training data), so for "is there signal" the permutation p-value, which
+    reruns the whole procedure on shuffled outcomes, is the calibrated answer; ``permutation_null_mean`` shows where
+    chance lands.
     """
     predictions = np.atleast_2d(predictions)
     n = predictions.shape[1]
