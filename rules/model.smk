@@ -2,8 +2,9 @@
 # stable features (harmonisation, redundancy reduction and selection inside the folds), metrics with bootstrap CIs,
 # the outcome-permutation test, external validation on a held-out centre, and the final fitted models.
 # The negative control (outcome shuffled before modelling) is the top-level switch `model_permute_outcome`, so that
-# `--config model_permute_outcome=True` works (Snakemake reads nested --config values as text).
-MODEL = {**config.get("model", {}), "permute_outcome": config.get("model_permute_outcome", False)}
+# `--config model_permute_outcome=true` works (Snakemake reads nested --config values, and lowercase true, as text).
+MODEL = {**config.get("model", {}),
+         "permute_outcome": str(config.get("model_permute_outcome", False)).lower() == "true"}
 MODEL_DIR = f"{INTERIM}/model"
 MODEL_TABLES = {name: f"{MODEL_DIR}/{name}.parquet" for name in ("models", "model_features", "predictions", "metrics")}
 MODEL_FILES_DIR = f"{RESULTS}/models"
