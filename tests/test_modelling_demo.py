@@ -75,6 +75,7 @@ def test_planted_signal_is_found_and_reruns_are_identical(demo_inputs):
     again = run(demo_inputs, "again")
     for name in ("metrics", "predictions", "model_features"):
         pd.testing.assert_frame_equal(first[name], again[name])
+    assert first["models"]["model_sha256"].tolist() == again["models"]["model_sha256"].tolist()  # same bytes
     models = first["models"].set_index("model_id")
     for model_id, path in models["model_file"].items():
         assert sha256_of(path) == models.at[model_id, "model_sha256"]
