@@ -12,7 +12,8 @@ import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 from scipy.stats import rankdata
-from sklearn.base import BaseEstimator, TransformerMixin
+
+from radflow.modelling.columns import ColumnSelector
 
 
 def column_ranks(x: np.ndarray) -> np.ndarray:
@@ -70,24 +71,14 @@ def cluster_representatives(abs_corr: np.ndarray, labels: np.ndarray) -> np.ndar
     return np.sort(np.asarray(chosen, dtype=int))
 
 
-class CorrelationReducer(TransformerMixin, BaseEstimator):
+class CorrelationReducer(ColumnSelector):
     """Keep one representative feature per cluster of features with |Spearman rho| >= ``threshold``."""
 
     def __init__(self, threshold: float = 0.9):
         self.threshold = threshold
 
     def fit(self, X, y=None):
-        x = np.asarray(X, dtype=float)
-        self.n_features_in_ = x.shape[1]
-        corr = abs_spearman(x)
+        corr = abs_spearman(self._remember(X))
         self.labels_ = correlation_clusters(corr, self.threshold)
         self.support_ = cluster_representatives(corr, self.labels_)
         return self
-
-    def transform(self, X) -> np.ndarray:
-        return np.asarray(X, dtype=float)[:, self.support_]
-
-    def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        names = np.asarray(input_features if input_features is not None
-                           else [f"x{i}" for i in range(self.n_features_in_)], dtype=object)
-        return names[self.support_]

@@ -18,9 +18,9 @@ Ties in every ranking go to the first column (columns are in the fixed feature-k
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.linear_model import LogisticRegression
 
+from radflow.modelling.columns import ColumnSelector
 from radflow.modelling.redundancy import abs_spearman, column_ranks
 from radflow.modelling.targets import is_survival, survival_arrays
 
@@ -93,24 +93,7 @@ def mrmr_order(x: np.ndarray, y, k: int) -> np.ndarray:
     return np.asarray(chosen, dtype=int)
 
 
-class _ColumnSelector(TransformerMixin, BaseEstimator):
-    """Shared plumbing: the kept columns (``support_``, in column order); names come from the previous step."""
-
-    def _remember(self, X) -> np.ndarray:
-        x = np.asarray(X, dtype=float)
-        self.n_features_in_ = x.shape[1]
-        return x
-
-    def transform(self, X) -> np.ndarray:
-        return np.asarray(X, dtype=float)[:, self.support_]
-
-    def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        names = np.asarray(input_features if input_features is not None
-                           else [f"x{i}" for i in range(self.n_features_in_)], dtype=object)
-        return names[self.support_]
-
-
-class UnivariateFilter(_ColumnSelector):
+class UnivariateFilter(ColumnSelector):
     def __init__(self, k: int = 10):
         self.k = k
 
@@ -121,7 +104,7 @@ class UnivariateFilter(_ColumnSelector):
         return self
 
 
-class MRMRSelector(_ColumnSelector):
+class MRMRSelector(ColumnSelector):
     def __init__(self, k: int = 10):
         self.k = k
 
@@ -132,7 +115,7 @@ class MRMRSelector(_ColumnSelector):
         return self
 
 
-class LassoSelector(_ColumnSelector):
+class LassoSelector(ColumnSelector):
     def __init__(self, k: int = 10, c: float = 0.5, alpha: float = 0.1, random_state: int = 0):
         self.k = k
         self.c = c

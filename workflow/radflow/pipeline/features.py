@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -24,37 +26,52 @@ def failed_keys(qc: pd.DataFrame) -> tuple[set, set]:
     return scan_level, roi_level
 
 
-def extract_batch(manifest_path: Path, qc_path: Path, settings_paths: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Features of every QC-passed scan and ROI in a batch, for every settings document.
+@dataclass(frozen=True)
+class UsableRoi:
+    case_id: str
+    scan: str
+    roi: str
+    image: sitk.Image
+    mask: sitk.Image
 
-    Returns (features, extraction_qc): a ROI whose extraction raises is recorded as a FEATURE_EXTRACTION failure
-    and the batch goes on.
-    """
+
+def usable_rois(manifest_path: Path, qc_path: Path, scans: set[str] | None = None) -> Iterator[UsableRoi]:
+    """Every ROI of a batch that QC let through (optionally only of the named scans), with its image and mask."""
     manifest = Manifest.read(manifest_path)
     scan_failed, roi_failed = failed_keys(pd.read_parquet(qc_path))
-    all_settings = [Settings.from_yaml(p) for p in settings_paths]
-    frames, errors = [], {}
     for scan in manifest.scans:
-        if scan.status != "ok" or (scan.case_id, scan.scan) in scan_failed:
+        if scan.status != "ok" or (scan.case_id, scan.scan) in scan_failed or (scans and scan.scan not in scans):
             continue
         image = sitk.ReadImage(str(manifest.path_of(scan.image)))
         for mask_entry in scan.masks:
             if (scan.case_id, scan.scan, mask_entry.roi) in roi_failed:
                 continue
             mask = sitk.ReadImage(str(manifest.path_of(mask_entry.path)))
-            for settings in all_settings:
-                try:
-                    table = extract_pair(image, mask, settings)
-                except (ValueError, ArithmeticError) as exc:  # bad data in one ROI: recorded in QC, the batch goes on
-                    log.warning("feature extraction failed for %s/%s/%s: %s", scan.case_id, scan.scan, mask_entry.roi, exc)
-                    key = (scan.case_id, scan.scan, mask_entry.roi)
-                    errors.setdefault(key, []).append(f"{settings.name}: {type(exc).__name__}: {exc}")
-                    continue
-                table.insert(0, "settings_id", settings.settings_id)
-                table.insert(0, "roi", mask_entry.roi)
-                table.insert(0, "scan", scan.scan)
-                table.insert(0, "case_id", scan.case_id)
-                frames.append(table)
+            yield UsableRoi(scan.case_id, scan.scan, mask_entry.roi, image, mask)
+
+
+def extract_batch(manifest_path: Path, qc_path: Path, settings_paths: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Features of every QC-passed scan and ROI in a batch, for every settings document.
+
+    Returns (features, extraction_qc): a ROI whose extraction raises is recorded as a FEATURE_EXTRACTION failure
+    and the batch goes on.
+    """
+    all_settings = [Settings.from_yaml(p) for p in settings_paths]
+    frames, errors = [], {}
+    for usable in usable_rois(manifest_path, qc_path):
+        key = (usable.case_id, usable.scan, usable.roi)
+        for settings in all_settings:
+            try:
+                table = extract_pair(usable.image, usable.mask, settings)
+            except (ValueError, ArithmeticError) as exc:  # bad data in one ROI: recorded in QC, the batch goes on
+                log.warning("feature extraction failed for %s/%s/%s: %s", *key, exc)
+                errors.setdefault(key, []).append(f"{settings.name}: {type(exc).__name__}: {exc}")
+                continue
+            table.insert(0, "settings_id", settings.settings_id)
+            table.insert(0, "roi", usable.roi)
+            table.insert(0, "scan", usable.scan)
+            table.insert(0, "case_id", usable.case_id)
+            frames.append(table)
     features = pd.concat(frames, ignore_index=True) if frames else store.empty_frame("features")
     extraction_qc = pd.DataFrame(
         [(*key, "FEATURE_EXTRACTION", FAIL, "; ".join(messages), None) for key, messages in errors.items()],

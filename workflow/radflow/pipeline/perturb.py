@@ -16,8 +16,7 @@ import SimpleITK as sitk
 
 from radflow import store
 from radflow.extraction import extract_pair
-from radflow.manifest import Manifest
-from radflow.pipeline.features import failed_keys
+from radflow.pipeline.features import usable_rois
 from radflow.settings import Settings
 from radflow.stability import perturbation as P
 from radflow.stability.design import FIRST_SCAN
@@ -87,23 +86,15 @@ def perturbed_features(image: sitk.Image, mask: sitk.Image, all_settings: list[S
 def perturb_batch(manifest_path: Path, qc_path: Path, settings_paths: list[Path],
                   settings: P.PerturbationSettings, seed: int) -> pd.DataFrame:
     """Perturbed-copy features of the QC-passed test scan of every case in a batch."""
-    manifest = Manifest.read(manifest_path)
-    scan_failed, roi_failed = failed_keys(pd.read_parquet(qc_path))
     all_settings = [Settings.from_yaml(p) for p in settings_paths]
     frames = []
-    for scan in manifest.scans:
-        if scan.scan != FIRST_SCAN or scan.status != "ok" or (scan.case_id, scan.scan) in scan_failed:
-            continue
-        image = sitk.ReadImage(str(manifest.path_of(scan.image)))
-        for mask_entry in scan.masks:
-            if (scan.case_id, scan.scan, mask_entry.roi) in roi_failed:
-                continue
-            mask = sitk.ReadImage(str(manifest.path_of(mask_entry.path)))
-            for table in perturbed_features(image, mask, all_settings, settings, seed, scan.case_id, mask_entry.roi):
-                table.insert(0, "roi", mask_entry.roi)
-                table.insert(0, "scan", scan.scan)
-                table.insert(0, "case_id", scan.case_id)
-                frames.append(table)
+    for usable in usable_rois(manifest_path, qc_path, scans={FIRST_SCAN}):
+        for table in perturbed_features(usable.image, usable.mask, all_settings, settings, seed, usable.case_id,
+                                        usable.roi):
+            table.insert(0, "roi", usable.roi)
+            table.insert(0, "scan", usable.scan)
+            table.insert(0, "case_id", usable.case_id)
+            frames.append(table)
     if not frames:
         empty = store.empty_frame("features")
         empty.insert(4, "perturbation", pd.Series(dtype="object"))

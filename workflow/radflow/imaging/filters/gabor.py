@@ -33,7 +33,7 @@ def gabor_kernel(sigma: tuple[float, float], wavelength: tuple[float, float], ga
     """The kernel on a (2 ry + 1, 2 rx + 1) grid indexed (y, x); sigma and lambda in voxels per axis (y, x).
 
     Coordinates are scaled to mm-consistent units by expressing y in x-voxel units when the spacing differs."""
-    (ry, rx), (sy, sx), (ly, lx) = radius, sigma, wavelength
+    (ry, rx), (sy, sx), (_, lx) = radius, sigma, wavelength  # the wave runs along the rotated x axis
     # Work in units where sigma is 1 along each axis, so anisotropic in-plane spacing stays physical.
     y = np.arange(-ry, ry + 1, dtype=np.float64)[:, None] / sy
     x = np.arange(-rx, rx + 1, dtype=np.float64)[None, :] / sx
