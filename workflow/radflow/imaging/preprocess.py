@@ -38,20 +38,34 @@ def local_intensity_radius_mm(settings: Settings) -> float:
     return (3.0 * volume_mm3 / (4.0 * math.pi)) ** (1.0 / 3.0)
 
 
-def crop_box(mask: np.ndarray, margin: tuple[int, int, int]) -> tuple[slice, ...]:
-    """Bounding box of ``mask`` grown by ``margin`` voxels per axis, clipped to the array."""
-    where = np.nonzero(mask)
+def crop_box(mask: np.ndarray, margin: tuple[int, int, int]) -> tuple[slice, ...] | None:
+    """Bounding box of the non-zero voxels of ``mask`` grown by ``margin`` voxels per axis, clipped to the array
+    (None for an empty mask). Found without a full-size temporary: the slice range first, then rows and columns
+    within that slab only."""
+    z = np.flatnonzero(mask.any(axis=(1, 2)))
+    if z.size == 0:
+        return None
+    slab = mask[z[0]:z[-1] + 1]
+    y, x = np.flatnonzero(slab.any(axis=(0, 2))), np.flatnonzero(slab.any(axis=(0, 1)))
     return tuple(
-        slice(max(int(idx.min()) - m, 0), min(int(idx.max()) + m + 1, size))
-        for idx, m, size in zip(where, margin, mask.shape)
+        slice(max(int(idx[0]) - m, 0), min(int(idx[-1]) + m + 1, size))
+        for idx, m, size in zip((z, y, x), margin, mask.shape)
     )
 
 
-def arrays_from_images(image: sitk.Image, mask: sitk.Image) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
-    image_array = sitk.GetArrayFromImage(image).astype(np.float64)
-    mask_array = sitk.GetArrayFromImage(mask)
+def arrays_from_images(
+    image: sitk.Image, mask: sitk.Image, roi_margin_mm: float | None = None
+) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
+    """Image (float64) and mask arrays; with ``roi_margin_mm`` only the ROI's box grown by that margin, cut from
+    views of the SimpleITK buffers before any conversion (a small ROI in a large CT costs what the ROI costs)."""
     spacing_zyx = tuple(float(s) for s in reversed(image.GetSpacing()))
-    return image_array, mask_array, spacing_zyx
+    image_view, mask_view = sitk.GetArrayViewFromImage(image), sitk.GetArrayViewFromImage(mask)
+    box = None
+    if roi_margin_mm is not None:
+        box = crop_box(mask_view, tuple(int(math.ceil(roi_margin_mm / s)) for s in spacing_zyx))
+    if box is None:  # whole image asked for, or an empty mask (reported as such by prepare)
+        box = (slice(None),) * 3
+    return image_view[box].astype(np.float64), np.array(mask_view[box]), spacing_zyx
 
 
 def interpolate(
@@ -63,7 +77,7 @@ def interpolate(
     """
     interp = settings["interpolation"]
     if not interp["enabled"]:
-        image_array, mask_array, spacing = arrays_from_images(image, mask)
+        image_array, mask_array, spacing = arrays_from_images(image, mask, roi_margin_mm)
         return image_array, mask_array.astype(np.float64), spacing
     from radflow.imaging import resampling  # the IBSI grid resampler
 
