@@ -29,19 +29,19 @@ def cmd_demo_cohort(args) -> None:
 
 
 def cmd_extract(args) -> None:
-    from radflow.extraction import extract_pair
+    from radflow.extraction import extract_columns, write_csv
     from radflow.io import read_image, read_mask
     from radflow.settings import Settings
 
     settings = Settings.from_yaml(args.settings) if args.settings else Settings.from_dict({})
     image = read_image(Path(args.image))
     mask = read_mask(Path(args.mask), image, roi=args.roi)
-    table = extract_pair(image, mask, settings)
-    columns = ["family", "feature", "ibsi_code", "aggregation", "value"]
+    table = extract_columns(image, mask, settings)
     if args.out:
-        table[columns].to_csv(args.out, index=False, float_format="%.17g")
+        with open(args.out, "w", newline="") as fh:
+            write_csv(table, fh)
     else:
-        table[columns].to_csv(sys.stdout, index=False, float_format="%.17g")
+        write_csv(table, sys.stdout)
 
 
 def cmd_filter(args) -> None:

@@ -1,9 +1,11 @@
-"""Reading one image and one mask from whatever a user has: a DICOM series folder, NIfTI, NRRD, RTSTRUCT or SEG."""
+"""Reading one image and one mask from whatever a user has: a DICOM series folder, NIfTI, NRRD, RTSTRUCT or SEG.
+
+pydicom is imported only for DICOM input: reading NIfTI does not need it (its import costs a fresh process ~0.15 s).
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
-import pydicom
 import SimpleITK as sitk
 
 
@@ -11,8 +13,15 @@ class InputError(ValueError):
     pass
 
 
+def is_dicom(path: Path) -> bool:
+    """A file with the DICOM preamble ('DICM' after 128 bytes), the test ``pydicom.misc.is_dicom`` makes."""
+    with open(path, "rb") as fh:
+        fh.read(128)
+        return fh.read(4) == b"DICM"
+
+
 def _dicom_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and pydicom.misc.is_dicom(p))
+    return sorted(p for p in folder.rglob("*") if p.is_file() and is_dicom(p))
 
 
 def read_image(path: Path) -> sitk.Image:
@@ -38,7 +47,9 @@ def _the_label(labels: list[str], wanted: str | None, kind: str) -> str:
 
 def read_mask(path: Path, reference: sitk.Image, roi: str | None = None) -> sitk.Image:
     """A label image on the grid of ``reference``: NIfTI/NRRD (non-zero voxels are the ROI), RTSTRUCT or SEG."""
-    if path.is_file() and pydicom.misc.is_dicom(path):
+    if path.is_file() and is_dicom(path):
+        import pydicom
+
         modality = str(pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality"]).get("Modality", ""))
         if modality == "RTSTRUCT":
             from radflow.dicom import rtstruct
