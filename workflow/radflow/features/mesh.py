@@ -16,7 +16,8 @@ from functools import cached_property
 import numba
 import numpy as np
 from scipy.spatial import ConvexHull
-from skimage import measure
+
+from radflow.features.marching_cubes import marching_cubes
 
 # Khachiyan/Todd-Yildirim stops when every point lies within (1 + tol)(d + 1) of the lifted ellipsoid and every support
 # point beyond (1 - tol)(d + 1): the enclosing ellipsoid's volume is then within ~(1 + tol)^2 of the minimum.
@@ -34,16 +35,18 @@ class Mesh:
     faces: np.ndarray
 
     @cached_property
+    def _volume_and_area(self) -> tuple[float, float]:
+        return _volume_and_area(self.vertices, self.faces)
+
+    @property
     def volume(self) -> float:
         """Volume (mesh), IBSI RNU0: V = 1/6 |sum_faces a . (b x c)| (signed tetrahedra from the origin)."""
-        a, b, c = (self.vertices[self.faces[:, k]] for k in range(3))
-        return abs(float(np.einsum("ij,ij->", a, np.cross(b, c)))) / 6.0
+        return self._volume_and_area[0]
 
-    @cached_property
+    @property
     def area(self) -> float:
         """Surface area (mesh), IBSI C0JK: A = 1/2 sum_faces |(b - a) x (c - a)|."""
-        a, b, c = (self.vertices[self.faces[:, k]] for k in range(3))
-        return 0.5 * float(np.linalg.norm(np.cross(b - a, c - a), axis=1).sum())
+        return self._volume_and_area[1]
 
     @cached_property
     def hull(self) -> "Hull":
@@ -51,15 +54,42 @@ class Mesh:
 
 
 def roi_mesh(mask: np.ndarray, spacing: tuple[float, float, float]) -> Mesh:
-    """The IBSI ROI mesh: marching cubes (Lewiner) on the zero-padded mask at level 0.5, vertices in mm.
+    """The IBSI ROI mesh: marching cubes (Lewiner, as scikit-image computes it) on the zero-padded mask at level 0.5,
+    vertices in mm.
 
     The mask is cropped to its bounding box first: marching cubes then scans only the ROI's box.
     """
     box = bounding_box(mask)
-    padded = np.zeros(tuple(s.stop - s.start + 2 for s in box), dtype=np.float32)
+    padded = np.zeros(tuple(s.stop - s.start + 2 for s in box), dtype=np.bool_)
     padded[1:-1, 1:-1, 1:-1] = mask[box]
-    vertices, faces, _, _ = measure.marching_cubes(padded, level=0.5, spacing=tuple(float(s) for s in spacing))
-    return Mesh(vertices.astype(np.float64), faces.astype(np.int64))
+    vertices, faces = marching_cubes(padded, spacing)
+    return Mesh(vertices, faces)
+
+
+@numba.njit(cache=True, nogil=True)
+def _volume_and_area(vertices: np.ndarray, faces: np.ndarray) -> tuple[float, float]:
+    """(V, A) of a closed, consistently oriented triangle mesh (formulas in ``Mesh.volume`` and ``Mesh.area``).
+
+    Both sums are compensated (Neumaier): hundreds of thousands of terms summed in order would otherwise lose up to
+    ~1e-12 relative, which ratios such as compactness 2 (V^2 / A^3) amplify."""
+    signed, signed_error = 0.0, 0.0
+    doubled, doubled_error = 0.0, 0.0
+    for f in range(faces.shape[0]):
+        a0, a1, a2 = vertices[faces[f, 0], 0], vertices[faces[f, 0], 1], vertices[faces[f, 0], 2]
+        b0, b1, b2 = vertices[faces[f, 1], 0], vertices[faces[f, 1], 1], vertices[faces[f, 1], 2]
+        c0, c1, c2 = vertices[faces[f, 2], 0], vertices[faces[f, 2], 1], vertices[faces[f, 2], 2]
+        term = a0 * (b1 * c2 - b2 * c1) + a1 * (b2 * c0 - b0 * c2) + a2 * (b0 * c1 - b1 * c0)
+        total = signed + term
+        signed_error += (signed - total) + term if abs(signed) >= abs(term) else (term - total) + signed
+        signed = total
+        u0, u1, u2 = b0 - a0, b1 - a1, b2 - a2
+        w0, w1, w2 = c0 - a0, c1 - a1, c2 - a2
+        n0, n1, n2 = u1 * w2 - u2 * w1, u2 * w0 - u0 * w2, u0 * w1 - u1 * w0
+        term = math.sqrt(n0 * n0 + n1 * n1 + n2 * n2)
+        total = doubled + term
+        doubled_error += (doubled - total) + term if doubled >= term else (term - total) + doubled
+        doubled = total
+    return abs(signed + signed_error) / 6.0, 0.5 * (doubled + doubled_error)
 
 
 def bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
