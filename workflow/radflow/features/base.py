@@ -6,7 +6,7 @@ them, and ``spacing`` is (z, y, x) in millimetres. 2D and 2.5D texture aggregati
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -49,6 +49,9 @@ class RoiData:
     levels      int32 discretised grey levels, 1..n_levels inside int_mask, 0 outside.
     n_levels    number of grey levels of the discretisation (FBN: the bin count; FBS: the highest bin reached;
                 none: the highest level).
+    cache       intermediate results that several families share (e.g. the zones GLSZM and GLDZM both count), keyed
+                by the helper that computes them; not part of the ROI's value. A prepared RoiData is therefore
+                treated as read-only: change its arrays and the cache would be stale.
     """
 
     image: np.ndarray
@@ -57,6 +60,7 @@ class RoiData:
     spacing: tuple[float, float, float]
     levels: np.ndarray
     n_levels: int
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def voxel_volume(self) -> float:

@@ -41,7 +41,7 @@ from radflow.features import zones
 from radflow.features.base import FeatureValue, RoiData
 from radflow.settings import Settings
 
-# generic name -> IBSI code in ``zones.count_matrix_features`` (column value j = zone distance).
+# generic name -> IBSI code in ``zones.cell_features`` (column value j = zone distance).
 CODE_OF = {
     "small": "0GBI",
     "large": "MB4I",
@@ -64,9 +64,9 @@ CODES = tuple(CODE_OF.values())
 
 
 def distance_zones(roi: RoiData, linkage: int, planar: bool) -> zones.Zones:
-    """Zones of the intensity mask, each with its minimum distance to the edge of the morphological mask."""
-    distance_map = zones.edge_distance_map(roi.morph_mask, planar)
-    return zones.label_zones(roi.levels, roi.int_mask, linkage, planar, distance_map=distance_map)
+    """Zones of the intensity mask, each with its minimum distance to the edge of the morphological mask (shared
+    with the GLSZM through ``zones.roi_zones``)."""
+    return zones.roi_zones(roi, linkage, planar, with_distance=True)
 
 
 def distance_zone_matrix(zone_table: zones.Zones, n_levels: int) -> tuple[np.ndarray, np.ndarray]:

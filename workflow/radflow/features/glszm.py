@@ -39,7 +39,7 @@ from radflow.features import zones
 from radflow.features.base import FeatureValue, RoiData
 from radflow.settings import Settings
 
-# generic name -> IBSI code in ``zones.count_matrix_features`` (column value j = zone size).
+# generic name -> IBSI code in ``zones.cell_features`` (column value j = zone size).
 CODE_OF = {
     "small": "5QRC",
     "large": "48P8",
@@ -72,15 +72,17 @@ def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:
     aggregations = settings["texture"]["zone_aggregations"]
     linkage = settings["texture"]["zone_linkage"]
     n_voxels = int(np.count_nonzero(roi.int_mask))
+    # GLDZM counts the same zones: label them with its distances when it runs too, so that it reuses them
+    with_distance = "gldzm" in settings["families"]
     planar = None
     if {"2D", "2.5D"} & set(aggregations):
-        planar = zones.label_zones(roi.levels, roi.int_mask, linkage, planar=True)
+        planar = zones.roi_zones(roi, linkage, planar=True, with_distance=with_distance)
 
     def values_for(aggregation: str) -> zones.Values:
         if aggregation == "2D":
             return zones.slice_matrix_values(planar.slice, planar.level, planar.size, roi.int_mask, roi.n_levels,
                                              CODE_OF)
-        found = planar if aggregation == "2.5D" else zones.label_zones(roi.levels, roi.int_mask, linkage, planar=False)
+        found = planar if aggregation == "2.5D" else zones.roi_zones(roi, linkage, False, with_distance)
         return zones.matrix_values(found.level, found.size, n_voxels, roi.n_levels, CODE_OF)
 
     return zones.feature_values(CODES, aggregations, values_for)

@@ -44,7 +44,7 @@ from radflow.features import zones
 from radflow.features.base import FeatureValue, RoiData
 from radflow.settings import Settings
 
-# generic name -> IBSI code in ``zones.count_matrix_features`` (column value j = dependence count).
+# generic name -> IBSI code in ``zones.cell_features`` (column value j = dependence count).
 CODE_OF = {
     "small": "SODN",
     "large": "IMOQ",
@@ -110,9 +110,9 @@ def dependence_counts(roi: RoiData, distance: int, alpha: float, planar: bool) -
 
 def _features(counts: np.ndarray, n_voxels) -> dict[str, np.ndarray]:
     """Features of NGLDM ``counts[..., grey level, j]`` as ``dependence_counts`` indexes them (non-empty)."""
-    matrix = counts[..., 1:, 1:].astype(np.float64)
+    matrix = counts.reshape(-1, *counts.shape[-2:])[:, 1:, 1:]  # a stack, even of one matrix
     dependence = np.arange(1, matrix.shape[-1] + 1, dtype=np.float64)
-    return zones.count_matrix_features(matrix, dependence, n_voxels)
+    return zones.cell_features(zones.Cells.of_dense(matrix, dependence), n_voxels)
 
 
 def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:

@@ -22,7 +22,7 @@ from typing import Callable
 import numba
 import numpy as np
 
-from radflow.features.base import FeatureValue
+from radflow.features.base import FeatureValue, RoiData
 
 # Grey levels outside the intensity mask are 0 in ``RoiData.levels``; the kernels rely on that sentinel.
 OUTSIDE = 0
@@ -55,13 +55,21 @@ def neighbour_offsets(distance: int, planar: bool) -> np.ndarray:
     return np.array(offsets, dtype=np.int64)
 
 
-def padded_levels(levels: np.ndarray, mask: np.ndarray, pad: int) -> np.ndarray:
+def padded_levels(levels: np.ndarray, mask: np.ndarray, pad: int, dtype=np.int32) -> np.ndarray:
     """Grey levels inside ``mask``, OUTSIDE elsewhere, padded by ``pad`` OUTSIDE voxels on every side.
 
     The padding lets the kernels read any neighbour within ``pad`` without bounds checks.
     """
-    inside = np.where(mask, levels, OUTSIDE).astype(np.int32)
-    return np.pad(inside, pad, mode="constant", constant_values=OUTSIDE)
+    padded = np.zeros(tuple(n + 2 * pad for n in levels.shape), dtype=dtype)
+    inner = padded[pad:padded.shape[0] - pad, pad:padded.shape[1] - pad, pad:padded.shape[2] - pad]
+    np.copyto(inner, levels, where=mask, casting="unsafe")
+    return padded
+
+
+def signed_level_dtype(n_levels: int):
+    """The smallest signed integer type holding grey levels 1..n_levels and their negatives (the flood fill marks
+    visited voxels by negation): less memory to stream than int32."""
+    return np.int8 if n_levels <= 127 else np.int16 if n_levels <= 32767 else np.int32
 
 
 def flat_offsets(offsets: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
@@ -112,14 +120,20 @@ def _city_block_distance(inside: np.ndarray, planar: bool) -> np.ndarray:
     return dist
 
 
-def edge_distance_map(mask: np.ndarray, planar: bool) -> np.ndarray:
+def edge_distance_map(mask: np.ndarray, planar: bool, pad: int = 0) -> np.ndarray:
     """IBSI GLDZM distance map: taxicab distance of every ``mask`` voxel to the nearest voxel outside it.
 
     Edge voxels (a face neighbour outside the mask, the image border included) get 1; outside voxels 0. ``planar``
     measures within each axial slice (4-connectedness, for 2D and 2.5D), otherwise in the volume (6-connectedness).
+    With ``pad`` >= 1 the map comes padded by ``pad`` zeros on every side (the frame of ``padded_levels``).
     """
-    inside = np.pad(mask.astype(np.bool_), 1, mode="constant", constant_values=False)
-    return _city_block_distance(inside, planar)[1:-1, 1:-1, 1:-1]
+    frame = max(int(pad), 1)
+    inside = np.pad(mask.astype(np.bool_), frame, mode="constant", constant_values=False)
+    distance = _city_block_distance(inside, planar)
+    if pad == frame:
+        return distance
+    cut = frame - pad
+    return distance[cut:-cut, cut:-cut, cut:-cut]
 
 
 # ------------------------------------------------------------------------------------------------- zone labelling
@@ -184,32 +198,52 @@ class Zones:
 
 
 def label_zones(
-    levels: np.ndarray, mask: np.ndarray, linkage: int, planar: bool, distance_map: np.ndarray | None = None
+    levels: np.ndarray, mask: np.ndarray, linkage: int, planar: bool, distance_map: np.ndarray | None = None,
+    distance_mask: np.ndarray | None = None, n_levels: int | None = None,
 ) -> Zones:
     """Zones of ``levels`` inside ``mask``: maximal sets of equal-level voxels linked by Chebyshev steps of at most
     ``linkage`` (1: 8-connectivity in a slice when ``planar``, 26-connectivity in the volume otherwise).
 
-    With ``distance_map`` (same shape as ``levels``) each zone also gets the minimum distance of its voxels.
+    Each zone also gets the minimum distance of its voxels in ``distance_map`` (same shape as ``levels``), or in the
+    ``edge_distance_map`` of ``distance_mask`` with the same ``planar``. ``n_levels`` (default: the largest level)
+    chooses the narrowest integer type for the kernel.
     """
     pad = int(linkage)
     offsets = neighbour_offsets(linkage, planar)
-    padded = padded_levels(levels, mask, pad)
+    top = int(levels.max(initial=0)) if n_levels is None else int(n_levels)
+    padded = padded_levels(levels, mask, pad, dtype=signed_level_dtype(top))
     shape = padded.shape
-    if distance_map is None:
-        dist_flat = np.empty(0, dtype=np.int32)
-    else:
+    if distance_mask is not None:
+        dist_flat = edge_distance_map(distance_mask, planar, pad=pad).ravel()
+    elif distance_map is not None:
         dist_flat = np.pad(distance_map.astype(np.int32), pad, mode="constant").ravel()
+    else:
+        dist_flat = np.empty(0, dtype=np.int32)
     n_inside = int(np.count_nonzero(padded))
     level, size, dist, seed = _flood_zones(padded.ravel(), flat_offsets(offsets, shape), dist_flat, n_inside)
     return Zones(level, size, dist, seed // (shape[1] * shape[2]) - pad)
+
+
+def roi_zones(roi: RoiData, linkage: int, planar: bool, with_distance: bool) -> Zones:
+    """The zones of the ROI's intensity mask as GLSZM and GLDZM count them, labelled once per ROI, linkage and
+    planarity (kept in ``roi.cache``). ``with_distance`` adds each zone's minimum distance to the edge of the
+    morphological mask (GLDZM); zones labelled with distances serve a request without them too."""
+    key = ("zones", int(linkage), bool(planar))
+    cached = roi.cache.get(key)
+    if cached is not None and (cached[1] or not with_distance):
+        return cached[0]
+    found = label_zones(roi.levels, roi.int_mask, linkage, planar, n_levels=roi.n_levels,
+                        distance_mask=roi.morph_mask if with_distance else None)
+    roi.cache[key] = (found, with_distance)
+    return found
 
 
 # ------------------------------------------------------------------------------------- grey level x count matrices
 
 
 @numba.njit(cache=True, nogil=True)
-def _count_matrices(group: np.ndarray, row_levels: np.ndarray, column_values: np.ndarray, n_groups: int,
-                    n_levels: int):
+def _compact_columns(column_values: np.ndarray):
+    """(column index of every value, the distinct values ascending as float64)."""
     max_value = 0
     for k in range(column_values.size):
         max_value = max(max_value, column_values[k])
@@ -225,9 +259,19 @@ def _count_matrices(group: np.ndarray, row_levels: np.ndarray, column_values: np
     for value in range(max_value + 1):
         if column_of[value] >= 0:
             columns[column_of[value]] = value
-    matrices = np.zeros((n_groups, n_levels, n_columns), dtype=np.float64)
+    index = np.empty(column_values.size, dtype=np.int64)
     for k in range(column_values.size):
-        matrices[group[k], row_levels[k] - 1, column_of[column_values[k]]] += 1.0
+        index[k] = column_of[column_values[k]]
+    return index, columns
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_matrices(group: np.ndarray, row_levels: np.ndarray, column_values: np.ndarray, n_groups: int,
+                    n_levels: int):
+    column, columns = _compact_columns(column_values)
+    matrices = np.zeros((n_groups, n_levels, columns.size), dtype=np.float64)
+    for k in range(column_values.size):
+        matrices[group[k], row_levels[k] - 1, column[k]] += 1.0
     return matrices, columns
 
 
@@ -244,53 +288,138 @@ def count_matrices(
                            int(n_groups), int(n_levels))
 
 
-def count_matrix_features(matrix: np.ndarray, columns: np.ndarray, n_voxels: np.ndarray | int) -> dict[str, np.ndarray]:
-    """Features of grey level x count matrices m_ij (GLSZM: zone size, GLDZM: zone distance, NGLDM: dependence
-    count), with i the grey level (rows 1..N_g), j the column value, N_s = sum_ij m_ij, p_ij = m_ij / N_s,
-    m_i = sum_j m_ij, m_j = sum_i m_ij and N_v the voxel count:
+class Cells:
+    """The non-empty cells of a stack of grey level x count matrices m_ij (one matrix per group, e.g. per slice):
+    cell k lies in matrix ``group[k]``, row ``row[k]`` (grey level row[k] + 1), column ``column[k]`` (value
+    ``columns[column[k]]``) and holds ``count[k]`` > 0. A zone list's matrices are sparse (a 1 M-voxel ROI's
+    per-slice size-zone matrices: ~80 k non-empty cells of 2 M), so their features are sums over these cells."""
 
-    ``small``         sum_j m_j / j^2 / N_s                 ``large``          sum_j m_j j^2 / N_s
-    ``low``           sum_i m_i / i^2 / N_s                 ``high``           sum_i m_i i^2 / N_s
-    ``small_low``     sum_ij m_ij / (i^2 j^2) / N_s         ``small_high``     sum_ij m_ij i^2 / j^2 / N_s
-    ``large_low``     sum_ij m_ij j^2 / i^2 / N_s           ``large_high``     sum_ij m_ij i^2 j^2 / N_s
-    ``glnu``          sum_i m_i^2 / N_s                     ``glnu_norm``      sum_i m_i^2 / N_s^2
-    ``cnu``           sum_j m_j^2 / N_s                     ``cnu_norm``       sum_j m_j^2 / N_s^2
+    def __init__(self, group, row, column, count, columns, n_groups: int, n_rows: int):
+        self.group, self.row, self.column, self.count = group, row, column, count
+        self.columns = columns
+        self.n_groups, self.n_rows = int(n_groups), int(n_rows)
+
+    @classmethod
+    def of_dense(cls, matrices: np.ndarray, columns: np.ndarray) -> "Cells":
+        """Cells of dense count matrices (n, N_g, N_c) with column values ``columns``."""
+        group, row, column = np.nonzero(matrices)
+        return cls(group, row, column, matrices[group, row, column].astype(np.float64), columns.astype(np.float64),
+                   matrices.shape[0], matrices.shape[1])
+
+
+# Largest per-group scratch matrix (rows x columns) ``count_cells`` counts in; beyond it the cells come from a sort.
+MAX_SCRATCH_CELLS = 1 << 22
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_cells(group: np.ndarray, row: np.ndarray, column: np.ndarray, n_groups: int, n_rows: int,
+                 n_columns: int):
+    # items grouped by a counting sort, then each group's cells counted in one scratch matrix that only its own
+    # cells touch (cleared again cell by cell), so the work is O(items + groups), not O(groups x rows x columns)
+    n = group.size
+    start = np.zeros(n_groups + 1, dtype=np.int64)
+    for k in range(n):
+        start[group[k] + 1] += 1
+    for g in range(n_groups):
+        start[g + 1] += start[g]
+    order = np.empty(n, dtype=np.int64)
+    fill = start[:-1].copy()
+    for k in range(n):
+        order[fill[group[k]]] = k
+        fill[group[k]] += 1
+    scratch = np.zeros(n_rows * n_columns, dtype=np.int64)
+    cell_of = np.empty(n, dtype=np.int64)
+    out_group = np.empty(n, dtype=np.int64)
+    out_count = np.empty(n, dtype=np.float64)
+    n_cells = 0
+    for g in range(n_groups):
+        first = n_cells
+        for k in order[start[g]:start[g + 1]]:
+            cell = (row[k] - 1) * n_columns + column[k]
+            if scratch[cell] == 0:
+                cell_of[n_cells] = cell
+                out_group[n_cells] = g
+                n_cells += 1
+            scratch[cell] += 1
+        for c in range(first, n_cells):
+            out_count[c] = scratch[cell_of[c]]
+            scratch[cell_of[c]] = 0
+    cells = cell_of[:n_cells]
+    return out_group[:n_cells], cells // n_columns, cells % n_columns, out_count[:n_cells]
+
+
+def count_cells(group: np.ndarray, row_levels: np.ndarray, column_values: np.ndarray, n_groups: int,
+                n_levels: int) -> Cells:
+    """The non-empty cells of ``count_matrices(group, row_levels, column_values, n_groups, n_levels)``."""
+    column, columns = _compact_columns(column_values.astype(np.int64))
+    group = group.astype(np.int64)
+    row = row_levels.astype(np.int64)
+    if int(n_levels) * columns.size <= MAX_SCRATCH_CELLS:
+        cell_group, cell_row, cell_column, count = _count_cells(group, row, column, int(n_groups), int(n_levels),
+                                                                columns.size)
+    else:
+        keys, count = np.unique((group * n_levels + row - 1) * columns.size + column, return_counts=True)
+        cell_group, rest = np.divmod(keys, int(n_levels) * columns.size)
+        cell_row, cell_column = np.divmod(rest, columns.size)
+        count = count.astype(np.float64)
+    return Cells(cell_group, cell_row, cell_column, count, columns, n_groups, n_levels)
+
+
+def cell_features(cells: Cells, n_voxels: np.ndarray | int) -> dict[str, np.ndarray]:
+    """Features of grey level x count matrices m_ij (GLSZM: zone size, GLDZM: zone distance, NGLDM: dependence
+    count), one value per matrix (group), with i the grey level (rows 1..N_g), j the column value,
+    N_s = sum_ij m_ij, p_ij = m_ij / N_s, p_i = sum_j p_ij, p_j = sum_i p_ij and N_v the voxel count:
+
+    ``small``         sum_ij p_ij / j^2                     ``large``          sum_ij p_ij j^2
+    ``low``           sum_ij p_ij / i^2                     ``high``           sum_ij p_ij i^2
+    ``small_low``     sum_ij p_ij / (i^2 j^2)               ``small_high``     sum_ij p_ij i^2 / j^2
+    ``large_low``     sum_ij p_ij j^2 / i^2                 ``large_high``     sum_ij p_ij i^2 j^2
+    ``glnu``          sum_i p_i^2 N_s                       ``glnu_norm``      sum_i p_i^2
+    ``cnu``           sum_j p_j^2 N_s                       ``cnu_norm``       sum_j p_j^2
     ``percentage``    N_s / N_v
-    ``gl_variance``   sum_ij (i - mu_i)^2 p_ij, mu_i = sum_ij i p_ij
-    ``c_variance``    sum_ij (j - mu_j)^2 p_ij, mu_j = sum_ij j p_ij
+    ``gl_variance``   sum_i (i - mu_i)^2 p_i, mu_i = sum_i i p_i
+    ``c_variance``    sum_j (j - mu_j)^2 p_j, mu_j = sum_j j p_j
     ``entropy``       -sum_ij p_ij log2 p_ij                ``energy``         sum_ij p_ij^2
 
-    ``matrix`` is (N_g, N_c) or a stack (n, N_g, N_c) with ``n_voxels`` of shape (n,); every matrix must hold at
-    least one count (callers leave out empty ROIs and slices). Returns arrays of shape () or (n,).
+    The sums over ij run over the non-empty cells only. ``n_voxels`` is one count for all matrices or one per
+    matrix; every matrix must hold at least one count (callers leave out empty ROIs and slices). Returns arrays of
+    shape (number of matrices,).
     """
-    i = np.arange(1, matrix.shape[-2] + 1, dtype=np.float64)
-    j = columns
-    n_s = matrix.sum(axis=(-2, -1))
-    p = matrix / n_s[..., None, None]
-    p_i = p.sum(axis=-1)
-    p_j = p.sum(axis=-2)
-    inv_i2, inv_j2, i2, j2 = 1.0 / (i * i), 1.0 / (j * j), i * i, j * j
-    mu_i = p_i @ i
-    mu_j = p_j @ j
-    log_p = np.log2(p, out=np.zeros_like(p), where=p > 0)
+    n, g = cells.n_groups, cells.group
+    i = (cells.row + 1).astype(np.float64)
+    j = cells.columns[cells.column]
+    n_s = np.bincount(g, cells.count, n)
+    p = cells.count / n_s[g]
+    i2, j2 = i * i, j * j
+
+    def total(weights: np.ndarray) -> np.ndarray:
+        return np.bincount(g, weights, n)
+
+    p_i = np.bincount(g * cells.n_rows + cells.row, p, n * cells.n_rows).reshape(n, cells.n_rows)
+    p_j = np.bincount(g * cells.columns.size + cells.column, p, n * cells.columns.size).reshape(n, -1)
+    grey = np.arange(1, cells.n_rows + 1, dtype=np.float64)
+    mu_i = p_i @ grey
+    mu_j = p_j @ cells.columns
+    glnu_norm = (p_i * p_i).sum(axis=1)
+    cnu_norm = (p_j * p_j).sum(axis=1)
     return {
-        "small": p_j @ inv_j2,
-        "large": p_j @ j2,
-        "low": p_i @ inv_i2,
-        "high": p_i @ i2,
-        "small_low": np.einsum("i,...ij,j->...", inv_i2, p, inv_j2),
-        "small_high": np.einsum("i,...ij,j->...", i2, p, inv_j2),
-        "large_low": np.einsum("i,...ij,j->...", inv_i2, p, j2),
-        "large_high": np.einsum("i,...ij,j->...", i2, p, j2),
-        "glnu": (p_i * p_i).sum(axis=-1) * n_s,
-        "glnu_norm": (p_i * p_i).sum(axis=-1),
-        "cnu": (p_j * p_j).sum(axis=-1) * n_s,
-        "cnu_norm": (p_j * p_j).sum(axis=-1),
+        "small": total(p / j2),
+        "large": total(p * j2),
+        "low": total(p / i2),
+        "high": total(p * i2),
+        "small_low": total(p / (i2 * j2)),
+        "small_high": total(p * i2 / j2),
+        "large_low": total(p * j2 / i2),
+        "large_high": total(p * i2 * j2),
+        "glnu": glnu_norm * n_s,
+        "glnu_norm": glnu_norm,
+        "cnu": cnu_norm * n_s,
+        "cnu_norm": cnu_norm,
         "percentage": n_s / n_voxels,
-        "gl_variance": (p_i * (i - mu_i[..., None]) ** 2).sum(axis=-1),
-        "c_variance": (p_j * (j - mu_j[..., None]) ** 2).sum(axis=-1),
-        "entropy": -(p * log_p).sum(axis=(-2, -1)),
-        "energy": (p * p).sum(axis=(-2, -1)),
+        "gl_variance": (p_i * (grey - mu_i[:, None]) ** 2).sum(axis=1),
+        "c_variance": (p_j * (cells.columns - mu_j[:, None]) ** 2).sum(axis=1),
+        "entropy": -total(p * np.log2(p)),
+        "energy": total(p * p),
     }
 
 
@@ -305,8 +434,8 @@ def matrix_values(
     """Features of the one grey level x count matrix of the given items (2.5D and 3D aggregation)."""
     if row_levels.size == 0:
         return undefined(tuple(code_of.values()), "the intensity mask is empty")
-    matrices, columns = count_matrices(np.zeros(row_levels.size, np.int64), row_levels, column_values, 1, n_levels)
-    return named_mean(count_matrix_features(matrices[0], columns, n_voxels), code_of)
+    cells = count_cells(np.zeros(row_levels.size, np.int64), row_levels, column_values, 1, n_levels)
+    return named_mean(cell_features(cells, n_voxels), code_of)
 
 
 def slice_matrix_values(
@@ -315,27 +444,14 @@ def slice_matrix_values(
 ) -> Values:
     """IBSI 2D aggregation of a grey level x count family: one matrix per axial slice of ``roi_mask``, features per
     slice (N_v: the slice's voxels), averaged over slices. ``slice_of`` gives each counted item's slice."""
-    slices = slices_with_voxels(roi_mask)
+    voxels = np.count_nonzero(roi_mask, axis=(1, 2))
+    slices = np.flatnonzero(voxels)
     if slices.size == 0:
         return undefined(tuple(code_of.values()), "the intensity mask is empty")
-    voxels = roi_mask.sum(axis=(1, 2))[slices]
     rank_of_slice = np.zeros(roi_mask.shape[0], dtype=np.int64)
     rank_of_slice[slices] = np.arange(slices.size)
-    rank = rank_of_slice[slice_of]
-    n_columns = int(np.count_nonzero(np.bincount(column_values)))
-    # Slices per stack so that a stack stays below MAX_STACKED_CELLS (all slices at once in practice).
-    per_stack = max(1, MAX_STACKED_CELLS // (n_levels * n_columns))
-    chunks = []
-    for first in range(0, slices.size, per_stack):
-        n_group = min(per_stack, slices.size - first)
-        if n_group == slices.size:
-            matrices, columns = count_matrices(rank, row_levels, column_values, n_group, n_levels)
-        else:
-            items = (rank >= first) & (rank < first + n_group)
-            matrices, columns = count_matrices(rank[items] - first, row_levels[items], column_values[items], n_group,
-                                               n_levels)
-        chunks.append(count_matrix_features(matrices, columns, voxels[first:first + n_group]))
-    return {code: (float(np.mean(np.concatenate([c[name] for c in chunks]))), "") for name, code in code_of.items()}
+    cells = count_cells(rank_of_slice[slice_of], row_levels, column_values, slices.size, n_levels)
+    return named_mean(cell_features(cells, voxels[slices]), code_of)
 
 
 def undefined(codes: tuple[str, ...] | list[str], reason: str) -> Values:
