@@ -27,7 +27,7 @@ def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:
     """VJGA and 0F91 of ``roi``: sphere means over the whole (cropped) image, centred on intensity-mask voxels."""
     runs = sphere_runs(local_intensity_radius_mm(settings), roi.spacing)
     peak = float(roi.image[roi.int_mask].max())
-    local, global_ = _peaks(_prefix_sums(roi.image), roi.image, roi.int_mask, runs, peak)
+    local, global_ = _peaks(roi.image, roi.int_mask, runs, peak)
     return [FeatureValue("VJGA", NO_AGGREGATION, local), FeatureValue("0F91", NO_AGGREGATION, global_)]
 
 
@@ -48,26 +48,45 @@ def sphere_runs(radius: float, spacing: tuple[float, float, float]) -> np.ndarra
     return np.array(rows, dtype=np.int64).reshape(-1, 3)
 
 
-def _prefix_sums(image: np.ndarray) -> np.ndarray:
-    """P[z, y, x] = sum of image[z, y, :x] (a leading zero column), so a run x0..x1 sums to P[x1 + 1] - P[x0]."""
-    prefix = np.zeros(image.shape[:2] + (image.shape[2] + 1,))
-    np.cumsum(image, axis=2, out=prefix[:, :, 1:])
-    return prefix
+@numba.njit(cache=True, nogil=True)
+def _plane_prefix_sums(image: np.ndarray, z: int, out: np.ndarray) -> None:
+    """out[y, x] = sum of image[z, y, :x] (a leading zero column), so a run x0..x1 sums to out[y, x1 + 1] -
+    out[y, x0]."""
+    ny, nx = image.shape[1], image.shape[2]
+    for y in range(ny):
+        out[y, 0] = 0.0
+        acc = 0.0
+        for x in range(nx):
+            acc += image[z, y, x]
+            out[y, x + 1] = acc
 
 
 @numba.njit(cache=True, nogil=True)
-def _peaks(prefix: np.ndarray, image: np.ndarray, mask: np.ndarray, runs: np.ndarray, peak: float):
+def _peaks(image: np.ndarray, mask: np.ndarray, runs: np.ndarray, peak: float):
     """(local peak, global peak): the highest sphere mean among mask voxels of intensity ``peak``, and among all
     mask voxels. Runs are clipped at the array border (the image border, or beyond the sphere's reach).
 
     Works row by row: for each image row (z, y) the sphere sums of the row's span of mask voxels are accumulated run
-    by run in contiguous passes over x, which the compiler vectorises."""
+    by run in contiguous passes over x, which the compiler vectorises. The x-prefix sums of the planes a sphere
+    reaches (z - reach .. z + reach) are kept in a ring of 2 reach + 1 planes, computed as z advances: a few MB
+    that stay in cache, where the whole image's prefix sums would be as large as the image. The voxel count of a
+    sphere is the same for every centre of a row except where a run is clipped at the x border: only those centres
+    keep a per-voxel tally of the voxels they miss."""
     nz, ny, nx = mask.shape
+    reach = 0
+    for r in range(runs.shape[0]):
+        reach = max(reach, abs(runs[r, 0]))
+    ring = 2 * reach + 1
+    prefix = np.empty((ring, ny, nx + 1))
+    for zz in range(min(reach, nz)):
+        _plane_prefix_sums(image, zz, prefix[zz % ring])
     total = np.empty(nx)
-    count = np.empty(nx)
+    missing = np.empty(nx)
     best_local = -np.inf
     best_global = -np.inf
     for z in range(nz):
+        if z + reach < nz:
+            _plane_prefix_sums(image, z + reach, prefix[(z + reach) % ring])
         for y in range(ny):
             first, last = nx, -1
             for x in range(nx):
@@ -77,30 +96,32 @@ def _peaks(prefix: np.ndarray, image: np.ndarray, mask: np.ndarray, runs: np.nda
             if last < 0:
                 continue
             total[first : last + 1] = 0.0
-            count[first : last + 1] = 0.0
+            missing[first : last + 1] = 0.0
+            full = 0.0  # voxels of the sphere's runs that stay inside the array in z and y
             for r in range(runs.shape[0]):
                 zz = z + runs[r, 0]
                 yy = y + runs[r, 1]
                 if zz < 0 or zz >= nz or yy < 0 or yy >= ny:
                     continue
                 a = runs[r, 2]
-                row = prefix[zz, yy]
+                full += 2 * a + 1
+                row = prefix[zz % ring, yy]
                 inner_first = max(first, a)
                 inner_last = min(last, nx - 1 - a)
                 for x in range(first, min(inner_first, last + 1)):  # run clipped on the left
                     x1 = min(x + a, nx - 1)
                     total[x] += row[x1 + 1] - row[0]
-                    count[x] += x1 + 1
+                    missing[x] += 2 * a + 1 - (x1 + 1)
                 for x in range(inner_first, inner_last + 1):  # the bulk: no clipping, vectorised
                     total[x] += row[x + a + 1] - row[x - a]
-                    count[x] += 2 * a + 1
                 for x in range(max(inner_last + 1, inner_first), last + 1):  # clipped on the right (maybe both)
                     x0 = max(x - a, 0)
-                    total[x] += row[nx] - row[x0]
-                    count[x] += nx - x0
+                    x1 = min(x + a, nx - 1)
+                    total[x] += row[x1 + 1] - row[x0]
+                    missing[x] += 2 * a + 1 - (x1 + 1 - x0)
             for x in range(first, last + 1):
                 if mask[z, y, x]:
-                    mean = total[x] / count[x]
+                    mean = total[x] / (full - missing[x])
                     if mean > best_global:
                         best_global = mean
                     if image[z, y, x] == peak and mean > best_local:
