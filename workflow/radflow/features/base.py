@@ -65,3 +65,13 @@ class RoiData:
     @property
     def voxel_volume(self) -> float:
         return float(np.prod(self.spacing))
+
+
+def bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
+    """The smallest box of slices holding every True voxel of a non-empty 3D ``mask`` (by axis projections, a few
+    times faster than ``np.nonzero`` on a large ROI)."""
+    box = []
+    for axis in range(3):
+        present = np.flatnonzero(np.any(mask, axis=tuple(a for a in range(3) if a != axis)))
+        box.append(slice(int(present[0]), int(present[-1]) + 1))
+    return tuple(box)

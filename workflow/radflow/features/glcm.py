@@ -328,7 +328,7 @@ def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:
     distance = int(texture["glcm_distance"])
     if distance < 1:
         raise ValueError(f"texture.glcm_distance must be >= 1, got {distance}")
-    levels, grey = tm.compact_grey_levels(roi.levels, roi.n_levels)
+    levels, grey = tm.texture_levels(roi)
     n_grey = grey.size
     pairs = GreyLevelPairs.of(grey)
 

@@ -173,12 +173,12 @@ def features_of(runs: np.ndarray, grey: np.ndarray) -> dict[str, np.ndarray]:
 
 def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:
     """Every GLRLM feature for every aggregation in ``settings["texture"]["matrix_aggregations"]``."""
-    levels, grey = tm.compact_grey_levels(roi.levels, roi.n_levels)
+    levels, grey = tm.texture_levels(roi)
     n_grey = grey.size
     longest_possible = max(levels.shape)
 
     def build(offsets: np.ndarray, z0: int, z1: int, per_slice: bool) -> np.ndarray:
-        return tm.run_length_counts(levels, n_grey, longest_possible, offsets, z0, z1, per_slice)
+        return tm.run_length_counts(levels, n_grey, 0, offsets, z0, z1, per_slice)  # cut at the longest run
 
     def features(runs: np.ndarray) -> dict[str, np.ndarray]:
         return features_of(runs, grey)

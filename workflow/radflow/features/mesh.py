@@ -17,6 +17,7 @@ import numba
 import numpy as np
 from scipy.spatial import ConvexHull
 
+from radflow.features.base import bounding_box
 from radflow.features.marching_cubes import marching_cubes
 
 # Khachiyan/Todd-Yildirim stops when every point lies within (1 + tol)(d + 1) of the lifted ellipsoid and every support
@@ -90,16 +91,6 @@ def _volume_and_area(vertices: np.ndarray, faces: np.ndarray) -> tuple[float, fl
         doubled_error += (doubled - total) + term if doubled >= term else (term - total) + doubled
         doubled = total
     return abs(signed + signed_error) / 6.0, 0.5 * (doubled + doubled_error)
-
-
-def bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
-    """The smallest box of slices holding every True voxel of a non-empty 3D ``mask`` (by axis projections, a few
-    times faster than ``np.nonzero`` on a large ROI)."""
-    box = []
-    for axis in range(3):
-        present = np.flatnonzero(np.any(mask, axis=tuple(a for a in range(3) if a != axis)))
-        box.append(slice(int(present[0]), int(present[-1]) + 1))
-    return tuple(box)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
-from radflow.features.base import FeatureValue
+from radflow.features.base import FeatureValue, RoiData, bounding_box
 from radflow.features.directions import DIRECTIONS_2D, DIRECTIONS_3D
 
 IN_PLANE = DIRECTIONS_2D
@@ -57,14 +57,46 @@ def compact_grey_levels(levels: np.ndarray, n_levels: int) -> tuple[np.ndarray, 
     The renumbered array has the smallest unsigned type that holds G (uint8 for up to 255 levels): the kernels
     then read a quarter of the memory of int32 levels, which makes the co-occurrence kernel markedly faster.
     """
-    present = np.bincount(levels.ravel(), minlength=n_levels + 1)[1:] > 0
-    values = np.flatnonzero(present) + 1
+    present = _present_levels(levels, int(n_levels))
+    values = np.flatnonzero(present[1:]) + 1
     dtype = np.min_scalar_type(values.size)
-    if values.size == n_levels:
-        return levels.astype(dtype), values.astype(np.float64)
-    lookup = np.zeros(n_levels + 1, dtype=dtype)
+    lookup = np.zeros(int(n_levels) + 1, dtype=np.int64)
     lookup[values] = np.arange(1, values.size + 1)
-    return lookup[levels], values.astype(np.float64)
+    out = np.empty(levels.shape, dtype=dtype)
+    _renumber(levels, lookup, out)
+    return out, values.astype(np.float64)
+
+
+@numba.njit(cache=True, nogil=True)
+def _present_levels(levels: np.ndarray, n_levels: int) -> np.ndarray:
+    present = np.zeros(n_levels + 1, dtype=np.bool_)
+    for v in levels.ravel():
+        if v < 0 or v > n_levels:
+            raise ValueError("grey levels must lie in 0..n_levels")
+        present[v] = True
+    return present
+
+
+@numba.njit(cache=True, nogil=True)
+def _renumber(levels: np.ndarray, lookup: np.ndarray, out: np.ndarray) -> None:
+    nz, ny, nx = levels.shape
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                out[z, y, x] = lookup[levels[z, y, x]]
+
+
+def texture_levels(roi: RoiData) -> tuple[np.ndarray, np.ndarray]:
+    """The ROI's grey levels as the GLCM and GLRLM kernels read them: cropped to the intensity mask's bounding box
+    (the ROI array carries a margin for local intensity that holds no texture) and compacted
+    (``compact_grey_levels``). Computed once per ROI and kept in ``roi.cache``: both families use them."""
+    key = "texture_levels"
+    if key not in roi.cache:
+        levels = roi.levels
+        if roi.int_mask.any():
+            levels = levels[bounding_box(roi.int_mask)]
+        roi.cache[key] = compact_grey_levels(np.ascontiguousarray(levels), roi.n_levels)
+    return roi.cache[key]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -97,34 +129,102 @@ def cooccurrence_counts(levels, n_grey, offsets, z0, z1, per_slice):
 @numba.njit(cache=True, nogil=True)
 def run_length_counts(levels, n_grey, max_run, offsets, z0, z1, per_slice):
     """Run counts r[s, d, a-1, n-1] of runs of n voxels of level a along offsets[d] (a run stops at the mask edge).
-
-    A run is counted at its first voxel (the one whose predecessor along the direction differs), walking from there
-    to its end, so every voxel is read about twice per direction. First voxels lie in slices z0 <= z < z1;
+    The last axis has ``max_run`` columns (at least the longest run), or, with ``max_run`` <= 0, reaches the
+    longest run found: a per-slice stack sized for the longest possible run would be mostly zeros (tens of MB for a
+    large ROI). A run belongs to the slice of its first voxel; runs starting in slices z0 <= z < z1 are counted,
     s = z - z0 when ``per_slice`` and 0 otherwise.
+
+    One raster pass per direction with the run length so far, L(v) = L(v - d) + 1 when v - d has v's level and 1
+    otherwise; a run is counted at its last voxel (v + d leaves the level). A direction and its opposite give the
+    same runs, so d is taken pointing forward in raster order: v - d is visited before v, and L is kept for two
+    slices only. Every voxel is read once per direction, in memory order.
     """
+    n_dirs = offsets.shape[0]
+    out = np.zeros((z1 - z0 if per_slice else 1, n_dirs, n_grey, max_run if max_run > 0 else 64))
+    length = np.zeros((2, levels.shape[1], levels.shape[2]), dtype=np.int32)
+    first, last = _row_spans(levels)
+    longest = 1
+    for d in range(n_dirs):
+        dz, dy, dx = offsets[d, 0], offsets[d, 1], offsets[d, 2]
+        if dz < 0 or (dz == 0 and (dy < 0 or (dy == 0 and dx < 0))):
+            dz, dy, dx = -dz, -dy, -dx
+        found = _count_runs(levels, first, last, dz, dy, dx, z0, z1, per_slice, length, out[:, d])
+        if found > out.shape[3]:  # a run longer than the columns: widen and count this direction again
+            grown = np.zeros(out.shape[:3] + (max(2 * out.shape[3], found),))
+            grown[:, :, :, :out.shape[3]] = out
+            grown[:, d] = 0.0
+            out = grown
+            _count_runs(levels, first, last, dz, dy, dx, z0, z1, per_slice, length, out[:, d])
+        longest = max(longest, found)
+    return out if max_run > 0 else out[:, :, :, :longest]
+
+
+@numba.njit(cache=True, nogil=True)
+def _row_spans(levels):
+    """Per row (z, y): the first and one past the last x of a voxel in the mask (level > 0); 0, 0 when empty."""
     n_z, n_y, n_x = levels.shape
-    out = np.zeros((z1 - z0 if per_slice else 1, offsets.shape[0], n_grey, max_run))
-    for z in range(z0, z1):
-        s = z - z0 if per_slice else 0
-        for d in range(offsets.shape[0]):
-            dz, dy, dx = offsets[d, 0], offsets[d, 1], offsets[d, 2]
-            for y in range(n_y):
-                for x in range(n_x):
-                    a = levels[z, y, x]
-                    if a == 0:
+    first = np.zeros((n_z, n_y), dtype=np.int64)
+    last = np.zeros((n_z, n_y), dtype=np.int64)
+    for z in range(n_z):
+        for y in range(n_y):
+            for x in range(n_x):
+                if levels[z, y, x] != 0:
+                    if last[z, y] == 0:
+                        first[z, y] = x
+                    last[z, y] = x + 1
+    return first, last
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_runs(levels, first, last, dz, dy, dx, z0, z1, per_slice, length, counts) -> int:
+    """Adds the runs along the forward direction (dz, dy, dx) to ``counts`` [s, a - 1, n - 1] (runs longer than
+    its columns are left out) and returns the longest run found; ``length`` is scratch (2, n_y, n_x). Only the
+    span of each row that holds mask voxels is visited (``_row_spans``).
+
+    Every voxel adds one to at_least[s, a, L]: a run of n voxels passes L = 1 .. n, so runs of exactly n number
+    at_least[n] - at_least[n + 1]. That spares the test for the run's end and keeps the loop branch-light (the
+    unpredictable end test costs more than the increments)."""
+    n_z, n_y, n_x = levels.shape
+    n_out, n_grey, n_columns = counts.shape
+    at_least = np.zeros((n_out, n_grey, n_columns + 2), dtype=np.int64)
+    too_long = 0  # the longest run beyond the columns, 0 if none
+    # in-plane runs lie in their slice; a run across slices may start before z0, so follow it from slice 0
+    first_z, end_z = (0, n_z) if dz != 0 else (z0, z1)
+    for z in range(first_z, end_z):
+        here = z % 2
+        before = (z - dz) % 2
+        s = z - z0 if per_slice else 0  # the run's slice when in-plane
+        for y in range(n_y):
+            py = y - dy
+            for x in range(first[z, y], last[z, y]):
+                a = levels[z, y, x]
+                if a == 0:
+                    continue
+                px = x - dx
+                n = 1
+                if z - dz >= 0 and 0 <= py < n_y and 0 <= px < n_x and levels[z - dz, py, px] == a:
+                    n = length[before, py, px] + 1
+                length[here, y, x] = n
+                if n > n_columns + 1:
+                    too_long = max(too_long, n)
+                    continue
+                if dz != 0:  # a run across slices counts where it starts
+                    start = z - (n - 1)
+                    if start < z0 or start >= z1:
                         continue
-                    pz, py, px = z - dz, y - dy, x - dx
-                    if 0 <= pz < n_z and 0 <= py < n_y and 0 <= px < n_x and levels[pz, py, px] == a:
-                        continue
-                    n = 1
-                    qz, qy, qx = z + dz, y + dy, x + dx
-                    while 0 <= qz < n_z and 0 <= qy < n_y and 0 <= qx < n_x and levels[qz, qy, qx] == a:
-                        n += 1
-                        qz += dz
-                        qy += dy
-                        qx += dx
-                    out[s, d, a - 1, n - 1] += 1.0
-    return out
+                    s = start - z0 if per_slice else 0
+                at_least[s, a - 1, n] += 1
+    longest = too_long
+    for s in range(n_out):
+        for g in range(n_grey):
+            for n in range(1, n_columns + 2):
+                if at_least[s, g, n] > 0:
+                    longest = max(longest, n)
+    for s in range(n_out):
+        for g in range(n_grey):
+            for n in range(1, n_columns + 1):
+                counts[s, g, n - 1] += at_least[s, g, n] - at_least[s, g, n + 1]
+    return longest
 
 
 @dataclass
@@ -183,20 +283,27 @@ class MatrixAggregator:
             self.means[aggregation].add(self.features(stack[non_empty]))
 
     def add_slices(self, stack: np.ndarray) -> None:
-        """Per-slice in-plane matrices, shape (slices, len(IN_PLANE), *matrix_shape)."""
+        """Per-slice in-plane matrices, shape (slices, len(IN_PLANE), *matrix_shape); the last axis may be cut
+        short (run lengths up to the longest run: the missing columns are zero)."""
         self._average(AVERAGED_2D, stack.reshape(-1, *stack.shape[2:]))
         self._average(SLICE_MERGED_2D, stack.sum(axis=1))
-        self.in_plane += stack.sum(axis=0)
+        self.add_in_plane_volume(stack.sum(axis=0))
 
     def add_in_plane_volume(self, per_direction: np.ndarray) -> None:
-        """In-plane matrices already summed over slices, shape (len(IN_PLANE), *matrix_shape)."""
-        self.in_plane += per_direction
+        """In-plane matrices already summed over slices, shape (len(IN_PLANE), *matrix_shape), the last axis maybe
+        cut short."""
+        self.in_plane[..., :per_direction.shape[-1]] += per_direction
 
     def finish(self, out_of_plane: np.ndarray | None, undefined_reasons: dict[str, str]) -> list[FeatureValue]:
         self._average(DIRECTION_MERGED_25D, self.in_plane)
         self._average(MERGED_25D, self.in_plane.sum(axis=0, keepdims=True))
         if self.needs_out_of_plane:
-            volume = self.in_plane if out_of_plane is None else np.concatenate([out_of_plane, self.in_plane])
+            if out_of_plane is None:
+                volume = self.in_plane
+            else:
+                volume = np.zeros((len(out_of_plane) + len(self.in_plane),) + self.in_plane.shape[1:])
+                volume[:len(out_of_plane), ..., :out_of_plane.shape[-1]] = out_of_plane
+                volume[len(out_of_plane):] = self.in_plane
             self._average(AVERAGED_3D, volume)
             self._average(MERGED_3D, volume.sum(axis=0, keepdims=True))
         return [
