@@ -58,3 +58,25 @@ def test_roi_mesh_volume_and_area_match_numpy_on_skimages_mesh():
     a, b, c = (vertices[faces[:, k]] for k in range(3))
     assert mesh.volume == pytest.approx(abs(np.einsum("ij,ij->", a, np.cross(b, c))) / 6.0, rel=1e-13)
     assert mesh.area == pytest.approx(0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1).sum(), rel=1e-13)
+
+
+def test_hull_of_the_line_extremes_is_the_hull_of_all_vertices():
+    """``Mesh.hull`` runs qhull on the first and last vertex of every axis-parallel line only: the hull vertex array
+    (points and order), volume and area must be qhull's for all vertices."""
+    from scipy.spatial import ConvexHull
+
+    rng = np.random.default_rng(11)
+    for trial in range(30):
+        shape = tuple(int(n) for n in rng.integers(3, 20, 3))
+        z, y, x = np.indices(shape)
+        radii = rng.uniform(0.3, 0.6, 3) * np.array(shape)
+        blob = sum(((c - n / 2) / r) ** 2 for c, n, r in zip((z, y, x), shape, radii)) + 0.3 * rng.standard_normal(shape)
+        mask = rng.random(shape) < 0.5 if trial % 3 == 0 else blob < 1.0
+        if not mask.any():
+            continue
+        spacing = tuple(float(s) for s in rng.uniform(0.5, 3.0, 3))
+        mesh = roi_mesh(mask, spacing)
+        everything = ConvexHull(mesh.vertices)
+        np.testing.assert_array_equal(mesh.hull.points, mesh.vertices[everything.vertices])
+        assert mesh.hull.volume == pytest.approx(everything.volume, rel=1e-13)
+        assert mesh.hull.area == pytest.approx(everything.area, rel=1e-13)

@@ -30,10 +30,12 @@ ELLIPSOID_AREA_TERMS = 20
 
 @dataclass(frozen=True)
 class Mesh:
-    """A closed triangle mesh: ``vertices`` (n, 3) in mm, ``faces`` (m, 3) vertex indices, consistently oriented."""
+    """A closed triangle mesh: ``vertices`` (n, 3) in mm, ``faces`` (m, 3) vertex indices, consistently oriented;
+    ``spacing`` when the vertices lie on the half-voxel grid of that spacing (a mask's marching cubes mesh)."""
 
     vertices: np.ndarray
     faces: np.ndarray
+    spacing: tuple[float, float, float] | None = None  # of the voxel grid the vertices lie on, if they do
 
     @cached_property
     def _volume_and_area(self) -> tuple[float, float]:
@@ -51,7 +53,9 @@ class Mesh:
 
     @cached_property
     def hull(self) -> "Hull":
-        return Hull.of(self.vertices)
+        if self.spacing is None:
+            return Hull.of(self.vertices)
+        return Hull.of(self.vertices[hull_candidates(self.vertices, self.spacing)])
 
 
 def roi_mesh(mask: np.ndarray, spacing: tuple[float, float, float]) -> Mesh:
@@ -64,7 +68,46 @@ def roi_mesh(mask: np.ndarray, spacing: tuple[float, float, float]) -> Mesh:
     padded = np.zeros(tuple(s.stop - s.start + 2 for s in box), dtype=np.bool_)
     padded[1:-1, 1:-1, 1:-1] = mask[box]
     vertices, faces = marching_cubes(padded, spacing)
-    return Mesh(vertices, faces)
+    return Mesh(vertices, faces, tuple(float(s) for s in spacing))
+
+
+def hull_candidates(vertices: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """Indices (ascending) of the mesh vertices that can be convex hull vertices.
+
+    Marching-cubes vertices of a mask lie on the half-voxel grid, so many share a line parallel to an axis; a point
+    strictly between two others on such a line lies inside their segment and is no hull vertex. Keeping only the
+    first and last point of every axis-parallel line, for all three axes, leaves about a tenth of a large ROI's
+    vertices (20 k of 178 k at 1 M voxels), and qhull, which dominates ``Hull.of``, runs on those. Their relative
+    order is kept, so the hull's vertex array is the one qhull gives for all the vertices (checked in the tests).
+    """
+    grid = np.rint(vertices * (2.0 / np.asarray(spacing, dtype=np.float64))).astype(np.int64)
+    return np.flatnonzero(_line_extremes(grid))
+
+
+@numba.njit(cache=True, nogil=True)
+def _line_extremes(grid: np.ndarray) -> np.ndarray:
+    """True for the points of ``grid`` (n, 3) integer coordinates that are first or last along every axis-parallel
+    line through them."""
+    n = grid.shape[0]
+    keep = np.ones(n, dtype=np.bool_)
+    size = np.zeros(3, dtype=np.int64)
+    for i in range(n):
+        for a in range(3):
+            size[a] = max(size[a], grid[i, a] + 1)
+    for axis in range(3):
+        a = 1 if axis == 0 else 0
+        b = 1 if axis == 2 else 2
+        lowest = np.full((size[a], size[b]), np.iinfo(np.int64).max, dtype=np.int64)
+        highest = np.full((size[a], size[b]), -1, dtype=np.int64)
+        for i in range(n):
+            u, v, w = grid[i, a], grid[i, b], grid[i, axis]
+            lowest[u, v] = min(lowest[u, v], w)
+            highest[u, v] = max(highest[u, v], w)
+        for i in range(n):
+            w = grid[i, axis]
+            if w != lowest[grid[i, a], grid[i, b]] and w != highest[grid[i, a], grid[i, b]]:
+                keep[i] = False
+    return keep
 
 
 @numba.njit(cache=True, nogil=True)

@@ -64,8 +64,9 @@ PAIR_SUM_MAX_VOXELS = 2000
 # Largest zero-padded FFT grid for Moran's I / Geary's C (cells): single-precision half spectra need ~15 bytes per
 # cell at the peak, ~500 MB here. A 1 M-voxel ROI at 0.8 x 0.8 x 2.5 mm needs 19 M cells.
 FFT_MAX_CELLS = 1 << 25
-# Last-axis frequency planes transformed and summed at a time in ``fft_pair_sums`` (a few MB: stays in cache).
-FFT_PLANES_PER_CHUNK = 4
+# Bytes of the three spectra ``fft_pair_sums`` transforms and sums at a time (a few last-axis frequency planes):
+# small enough to stay in cache, large enough that a small ROI needs few FFT calls (measured best at 3-5 MB).
+FFT_CHUNK_BYTES = 4 << 20
 
 
 def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:
@@ -393,7 +394,7 @@ def fft_pair_sums(z: np.ndarray, mask: np.ndarray, spacing: tuple[float, float, 
     halves = [scipy.fft.rfft(x.transpose(2, 0, 1), n=n2, axis=0, workers=1)
               for x in (mask.astype(np.float32), z, z * z)]  # (n2 / 2 + 1, box z, box y), contiguous
     sums = np.zeros(3)
-    planes = FFT_PLANES_PER_CHUNK
+    planes = max(1, FFT_CHUNK_BYTES // (3 * np.dtype(np.complex64).itemsize * n0 * n1))
     for first in range(0, halves[0].shape[0], planes):
         m_hat, z_hat, z2_hat = (
             scipy.fft.fft(scipy.fft.fft(h[first:first + planes], n=n1, axis=2, workers=1), n=n0, axis=1, workers=1,
