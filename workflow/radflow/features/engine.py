@@ -40,9 +40,10 @@ def extract_columns(roi: RoiData, settings: Settings) -> dict[str, list]:
     table: dict[str, list] = {name: [] for name in COLUMNS}
     family, feature, code, aggregation = table["family"], table["feature"], table["ibsi_code"], table["aggregation"]
     value, reason = table["value"], table["reason"]
+    known = registry.features()
     for name in settings["families"]:
         for fv in family_module(name).compute(roi, settings):
-            feat = registry.info(fv.ibsi_code)
+            feat = known.get(fv.ibsi_code) or registry.info(fv.ibsi_code)  # info() raises for an unknown code
             family.append(feat.family)
             feature.append(feat.name)
             code.append(fv.ibsi_code)

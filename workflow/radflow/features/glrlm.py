@@ -53,7 +53,7 @@ class RunLengthStats:
         elif length_power == 0:
             total = self.r_i @ self.grey**grey_power
         else:
-            total = np.einsum("nij,i,j->n", self.r, self.grey**grey_power, self.length**length_power, optimize=True)
+            total = (self.r @ self.length**length_power) @ self.grey**grey_power
         return total / self.n_runs
 
 

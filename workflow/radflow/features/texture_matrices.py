@@ -236,11 +236,17 @@ class _FeatureMean:
     matrices: int = 0
 
     def add(self, values: dict[str, np.ndarray]) -> None:
-        for code, v in values.items():
-            finite = np.isfinite(v)
-            self.total[code] = self.total.get(code, 0.0) + float(v[finite].sum())
-            self.defined[code] = self.defined.get(code, 0) + int(finite.sum())
-        self.matrices += next(iter(values.values())).size if values else 0
+        if not values:
+            return
+        codes = list(values)
+        block = np.array([values[code] for code in codes], dtype=np.float64)  # (codes, matrices)
+        finite = np.isfinite(block)
+        totals = np.where(finite, block, 0.0).sum(axis=1).tolist()
+        counts = finite.sum(axis=1).tolist()
+        for code, total, count in zip(codes, totals, counts):
+            self.total[code] = self.total.get(code, 0.0) + total
+            self.defined[code] = self.defined.get(code, 0) + count
+        self.matrices += block.shape[1]
 
     def result(self, code: str, aggregation: str, undefined_reason: str) -> FeatureValue:
         if self.matrices == 0:
@@ -275,18 +281,35 @@ class MatrixAggregator:
     def needs_out_of_plane(self) -> bool:
         return any(agg in VOLUME_AGGREGATIONS for agg in self.aggregations)
 
-    def _average(self, aggregation: str, stack: np.ndarray) -> None:
-        if aggregation not in self.means:
+    def _average(self, *stacks: tuple[str, np.ndarray]) -> None:
+        """Adds the features of each (aggregation, stack of matrices) to that aggregation's mean, skipping empty
+        matrices and aggregations not asked for. All stacks go through ``features`` in one call: on small
+        matrices the per-call numpy overhead, not the arithmetic, is the cost."""
+        parts = []
+        for aggregation, stack in stacks:
+            if aggregation not in self.means:
+                continue
+            non_empty = stack.reshape(len(stack), -1).any(axis=1)
+            if non_empty.any():
+                parts.append((aggregation, stack[non_empty]))
+        if not parts:
             return
-        non_empty = stack.reshape(len(stack), -1).any(axis=1)
-        if non_empty.any():
-            self.means[aggregation].add(self.features(stack[non_empty]))
+        width = max(part.shape[-1] for _, part in parts)  # run length stacks may be cut at different lengths
+        combined = np.zeros((sum(len(part) for _, part in parts),) + parts[0][1].shape[1:-1] + (width,))
+        offset = 0
+        for _, part in parts:
+            combined[offset:offset + len(part), ..., :part.shape[-1]] = part
+            offset += len(part)
+        values = self.features(combined)
+        offset = 0
+        for aggregation, part in parts:
+            self.means[aggregation].add({code: v[offset:offset + len(part)] for code, v in values.items()})
+            offset += len(part)
 
     def add_slices(self, stack: np.ndarray) -> None:
         """Per-slice in-plane matrices, shape (slices, len(IN_PLANE), *matrix_shape); the last axis may be cut
         short (run lengths up to the longest run: the missing columns are zero)."""
-        self._average(AVERAGED_2D, stack.reshape(-1, *stack.shape[2:]))
-        self._average(SLICE_MERGED_2D, stack.sum(axis=1))
+        self._average((AVERAGED_2D, stack.reshape(-1, *stack.shape[2:])), (SLICE_MERGED_2D, stack.sum(axis=1)))
         self.add_in_plane_volume(stack.sum(axis=0))
 
     def add_in_plane_volume(self, per_direction: np.ndarray) -> None:
@@ -295,8 +318,7 @@ class MatrixAggregator:
         self.in_plane[..., :per_direction.shape[-1]] += per_direction
 
     def finish(self, out_of_plane: np.ndarray | None, undefined_reasons: dict[str, str]) -> list[FeatureValue]:
-        self._average(DIRECTION_MERGED_25D, self.in_plane)
-        self._average(MERGED_25D, self.in_plane.sum(axis=0, keepdims=True))
+        stacks = [(DIRECTION_MERGED_25D, self.in_plane), (MERGED_25D, self.in_plane.sum(axis=0, keepdims=True))]
         if self.needs_out_of_plane:
             if out_of_plane is None:
                 volume = self.in_plane
@@ -304,8 +326,8 @@ class MatrixAggregator:
                 volume = np.zeros((len(out_of_plane) + len(self.in_plane),) + self.in_plane.shape[1:])
                 volume[:len(out_of_plane), ..., :out_of_plane.shape[-1]] = out_of_plane
                 volume[len(out_of_plane):] = self.in_plane
-            self._average(AVERAGED_3D, volume)
-            self._average(MERGED_3D, volume.sum(axis=0, keepdims=True))
+            stacks += [(AVERAGED_3D, volume), (MERGED_3D, volume.sum(axis=0, keepdims=True))]
+        self._average(*stacks)
         return [
             self.means[agg].result(code, agg, reason)
             for agg in self.aggregations

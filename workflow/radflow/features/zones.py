@@ -425,7 +425,10 @@ def cell_features(cells: Cells, n_voxels: np.ndarray | int) -> dict[str, np.ndar
 
 def named_mean(features: dict[str, np.ndarray], code_of: dict[str, str]) -> Values:
     """Generic feature arrays -> IBSI codes, averaged over the leading (slice) axis if there is one."""
-    return {code: (float(np.mean(features[name])), "") for name, code in code_of.items()}
+    names = list(code_of)
+    block = np.array([features[name] for name in names], dtype=np.float64)
+    means = (block.mean(axis=1) if block.ndim == 2 else block).tolist()
+    return {code_of[name]: (mean, "") for name, mean in zip(names, means)}
 
 
 def matrix_values(
