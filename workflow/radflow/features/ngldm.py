@@ -102,10 +102,11 @@ def dependence_counts(roi: RoiData, distance: int, alpha: float, planar: bool) -
     neighbourhoods and a single entry.
     """
     pad = int(distance)
-    padded = zones.padded_levels(roi.levels, roi.int_mask, pad)
+    padded = zones.padded_roi_levels(roi, pad)
     offsets = zones.flat_offsets(zones.neighbour_offsets(distance, planar), padded.shape)
     # Grey levels are integers, so |difference| <= alpha is |difference| <= floor(alpha).
-    return _dependence_counts(padded, offsets, pad, planar, int(roi.n_levels), np.int32(math.floor(alpha)))
+    counts = _dependence_counts(padded, offsets, pad, planar, int(roi.n_levels), np.int32(math.floor(alpha)))
+    return zones.embed_slices(counts, roi) if planar else counts
 
 
 def _features(counts: np.ndarray, n_voxels) -> dict[str, np.ndarray]:

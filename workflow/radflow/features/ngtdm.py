@@ -77,9 +77,10 @@ def difference_sums(roi: RoiData, distance: int, planar: bool) -> tuple[np.ndarr
     and a single row.
     """
     pad = int(distance)
-    padded = zones.padded_levels(roi.levels, roi.int_mask, pad)
+    padded = zones.padded_roi_levels(roi, pad)
     offsets = zones.flat_offsets(zones.neighbour_offsets(distance, planar), padded.shape)
-    return _difference_sums(padded, offsets, pad, planar, int(roi.n_levels))
+    s, n = _difference_sums(padded, offsets, pad, planar, int(roi.n_levels))
+    return (zones.embed_slices(s, roi), zones.embed_slices(n, roi)) if planar else (s, n)
 
 
 CONSTANT_NEIGHBOURHOODS = "sum_i s_i is 0: every voxel's neighbourhood mean equals its grey level"

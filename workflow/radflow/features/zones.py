@@ -22,7 +22,7 @@ from typing import Callable
 import numba
 import numpy as np
 
-from radflow.features.base import FeatureValue, RoiData
+from radflow.features.base import FeatureValue, RoiData, bounding_box
 
 # Grey levels outside the intensity mask are 0 in ``RoiData.levels``; the kernels rely on that sentinel.
 OUTSIDE = 0
@@ -64,6 +64,34 @@ def padded_levels(levels: np.ndarray, mask: np.ndarray, pad: int, dtype=np.int32
     inner = padded[pad:padded.shape[0] - pad, pad:padded.shape[1] - pad, pad:padded.shape[2] - pad]
     np.copyto(inner, levels, where=mask, casting="unsafe")
     return padded
+
+
+def roi_box(roi: RoiData) -> tuple[slice, slice, slice]:
+    """The bounding box of the ROI's masks (the morphological mask holds the intensity mask), once per ROI: the
+    zone-type kernels work on it, not on the ROI array with its local-intensity margin (a fifth fewer voxels for a
+    large ROI). Outside it both masks are empty, so nothing they compute changes."""
+    if "box" not in roi.cache:
+        either = roi.morph_mask | roi.int_mask
+        roi.cache["box"] = bounding_box(either) if either.any() else tuple(slice(0, n) for n in either.shape)
+    return roi.cache["box"]
+
+
+def padded_roi_levels(roi: RoiData, pad: int) -> np.ndarray:
+    """``padded_levels`` of the ROI's box (``roi_box``), int16 (int32 beyond 32767 levels), once per ROI and pad:
+    NGTDM and NGLDM read the same array (kernels must not write to it)."""
+    key = ("padded_levels", int(pad))
+    if key not in roi.cache:
+        box = roi_box(roi)
+        dtype = np.int16 if roi.n_levels <= 32767 else np.int32
+        roi.cache[key] = padded_levels(roi.levels[box], roi.int_mask[box], int(pad), dtype=dtype)
+    return roi.cache[key]
+
+
+def embed_slices(per_slice: np.ndarray, roi: RoiData) -> np.ndarray:
+    """Rows for the slices of the ROI's box -> rows for every axial slice of the ROI array (zeros elsewhere)."""
+    full = np.zeros((roi.levels.shape[0],) + per_slice.shape[1:], dtype=per_slice.dtype)
+    full[roi_box(roi)[0]] = per_slice
+    return full
 
 
 def signed_level_dtype(n_levels: int):
@@ -232,8 +260,10 @@ def roi_zones(roi: RoiData, linkage: int, planar: bool, with_distance: bool) -> 
     cached = roi.cache.get(key)
     if cached is not None and (cached[1] or not with_distance):
         return cached[0]
-    found = label_zones(roi.levels, roi.int_mask, linkage, planar, n_levels=roi.n_levels,
-                        distance_mask=roi.morph_mask if with_distance else None)
+    box = roi_box(roi)
+    found = label_zones(roi.levels[box], roi.int_mask[box], linkage, planar, n_levels=roi.n_levels,
+                        distance_mask=roi.morph_mask[box] if with_distance else None)
+    found.slice += box[0].start  # slices of the ROI array
     roi.cache[key] = (found, with_distance)
     return found
 
