@@ -94,14 +94,6 @@ def marching_cubes(volume: np.ndarray, spacing: tuple[float, float, float]) -> t
 @numba.njit(cache=True, nogil=True)
 def _march(inside, edges, n_refs, midpoints_x2, slots, sz, sy, sx):
     nz, ny, nx = inside.shape
-    layer_size = ny * nx * 4
-    # vertex ids by slot of two z layers, the cube's own (z % 2) and the next; skimage's face layers
-    slot_vertex = np.full(2 * layer_size, -1, dtype=np.int64)
-    # per edge: slot offset from the cube's slot in its own layer (next layer: + layer_size, wrapped)
-    vertices = np.empty((1024, 3))
-    refs = np.empty(3072, dtype=np.int64)
-    n_vertices = 0
-    n_out = 0
     # per row (z, y): first and last x inside (nx, -1 when empty); a cube can hold surface only from the first of
     # its four rows' first voxels minus one to the last of their last voxels
     first = np.full((nz, ny), nx, dtype=np.int64)
@@ -113,10 +105,11 @@ def _march(inside, edges, n_refs, midpoints_x2, slots, sz, sy, sx):
                     last[z, y] = x
                     if first[z, y] == nx:
                         first[z, y] = x
+    # two passes over the cubes: the first counts the edge references, so that the output arrays are allocated once
+    # (growing them inside the loop would keep numba from holding them in registers)
+    configs = np.zeros((nz - 1, ny - 1, nx - 1), dtype=np.uint8)
+    total = 0
     for z in range(nz - 1):
-        own = (z % 2) * layer_size
-        following = ((z + 1) % 2) * layer_size
-        slot_vertex[following:following + layer_size] = -1
         for y in range(ny - 1):
             x0 = max(min(first[z, y], first[z, y + 1], first[z + 1, y], first[z + 1, y + 1]) - 1, 0)
             x1 = min(max(last[z, y], last[z, y + 1], last[z + 1, y], last[z + 1, y + 1]) + 1, nx - 1)
@@ -129,23 +122,28 @@ def _march(inside, edges, n_refs, midpoints_x2, slots, sz, sy, sx):
                 config = left + right
                 # the right face's corners 1, 2, 5, 6 are the next cube's left corners 0, 3, 4, 7
                 left = (right & 2) >> 1 | (right & 4) << 1 | (right & 32) >> 1 | (right & 64) << 1
-                k = n_refs[config]
-                if k == 0:
-                    continue
-                if n_out + k > refs.size:
-                    grown = np.empty(2 * refs.size, dtype=np.int64)
-                    grown[:n_out] = refs[:n_out]
-                    refs = grown
-                for r in range(k):
+                configs[z, y, x] = config
+                total += n_refs[config]
+    layer_size = ny * nx * 4
+    # vertex ids by slot of two z layers, the cube's own (z % 2) and the next; skimage's face layers
+    slot_vertex = np.full(2 * layer_size, -1, dtype=np.int64)
+    vertices = np.empty((total, 3))
+    refs = np.empty(total, dtype=np.int64)
+    n_vertices = 0
+    n_out = 0
+    for z in range(nz - 1):
+        own = (z % 2) * layer_size
+        following = ((z + 1) % 2) * layer_size
+        slot_vertex[following:following + layer_size] = -1
+        for y in range(ny - 1):
+            for x in range(nx - 1):
+                config = configs[z, y, x]
+                for r in range(n_refs[config]):
                     e = edges[config, r]
                     slot = (following if slots[e, 0] else own) + ((y + slots[e, 1]) * nx + x + slots[e, 2]) * 4 \
                         + slots[e, 3]
                     v = slot_vertex[slot]
                     if v < 0:
-                        if n_vertices == vertices.shape[0]:
-                            grown_v = np.empty((2 * n_vertices, 3))
-                            grown_v[:n_vertices] = vertices[:n_vertices]
-                            vertices = grown_v
                         vertices[n_vertices, 0] = (z + 0.5 * midpoints_x2[e, 0]) * sz
                         vertices[n_vertices, 1] = (y + 0.5 * midpoints_x2[e, 1]) * sy
                         vertices[n_vertices, 2] = (x + 0.5 * midpoints_x2[e, 2]) * sx
@@ -154,5 +152,5 @@ def _march(inside, edges, n_refs, midpoints_x2, slots, sz, sy, sx):
                         n_vertices += 1
                     refs[n_out] = v
                     n_out += 1
-    faces = refs[:n_out].reshape(-1, 3)[:, ::-1].copy()  # skimage's 'descent' orientation
+    faces = refs.reshape(-1, 3)[:, ::-1].copy()  # skimage's 'descent' orientation
     return vertices[:n_vertices].copy(), faces

@@ -117,17 +117,23 @@ def slices_with_voxels(mask: np.ndarray) -> np.ndarray:
 def _city_block_distance(inside: np.ndarray, planar: bool) -> np.ndarray:
     # Two raster passes (Rosenfeld & Pfaltz) are exact for the city-block metric. ``inside`` is padded by one
     # outside voxel on every side, so the passes never leave the array and the image border counts as ROI edge.
+    # Outside voxels stay 0, so each pass visits only the span of each row between its first and last inside voxel.
     nz, ny, nx = inside.shape
     big = nz + ny + nx
     dist = np.zeros(inside.shape, dtype=np.int32)
+    first = np.full((nz, ny), nx, dtype=np.int64)
+    last = np.full((nz, ny), -1, dtype=np.int64)
     for z in range(nz):
         for y in range(ny):
             for x in range(nx):
                 if inside[z, y, x]:
                     dist[z, y, x] = big
+                    last[z, y] = x
+                    if first[z, y] == nx:
+                        first[z, y] = x
     for z in range(1, nz - 1):
         for y in range(1, ny - 1):
-            for x in range(1, nx - 1):
+            for x in range(first[z, y], last[z, y] + 1):
                 d = dist[z, y, x]
                 if d == 0:
                     continue
@@ -137,7 +143,7 @@ def _city_block_distance(inside: np.ndarray, planar: bool) -> np.ndarray:
                 dist[z, y, x] = d
     for z in range(nz - 2, 0, -1):
         for y in range(ny - 2, 0, -1):
-            for x in range(nx - 2, 0, -1):
+            for x in range(last[z, y], first[z, y] - 1, -1):
                 d = dist[z, y, x]
                 if d == 0:
                     continue
