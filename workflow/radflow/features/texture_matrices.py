@@ -108,6 +108,7 @@ def cooccurrence_counts(levels, n_grey, offsets, z0, z1, per_slice):
     """
     n_z, n_y, n_x = levels.shape
     out = np.zeros((z1 - z0 if per_slice else 1, offsets.shape[0], n_grey, n_grey))
+    first, last = _row_spans(levels)  # only the span of each row that holds mask voxels is visited
     # slice-outer loop: one slice's matrices stay in cache while its voxels are visited once per direction
     for z in range(z0, z1):
         s = z - z0 if per_slice else 0
@@ -116,7 +117,7 @@ def cooccurrence_counts(levels, n_grey, offsets, z0, z1, per_slice):
             if not 0 <= z + dz < n_z:
                 continue
             for y in range(max(0, -dy), min(n_y, n_y - dy)):
-                for x in range(max(0, -dx), min(n_x, n_x - dx)):
+                for x in range(max(first[z, y], -dx), min(last[z, y], n_x - dx)):
                     a = levels[z, y, x]
                     if a == 0:
                         continue
