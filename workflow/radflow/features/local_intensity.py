@@ -27,8 +27,25 @@ def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:
     """VJGA and 0F91 of ``roi``: sphere means over the whole (cropped) image, centred on intensity-mask voxels."""
     runs = sphere_runs(local_intensity_radius_mm(settings), roi.spacing)
     peak = float(roi.image[roi.int_mask].max())
-    local, global_ = _peaks(roi.image, roi.int_mask, runs, peak)
+    local, global_ = _peaks(roi.image, roi.int_mask, mirrored_groups(runs), peak)
     return [FeatureValue("VJGA", NO_AGGREGATION, local), FeatureValue("0F91", NO_AGGREGATION, global_)]
+
+
+def mirrored_groups(runs: np.ndarray) -> np.ndarray:
+    """The runs of ``sphere_runs`` grouped by mirror symmetry: rows (a, n, dz_1, dy_1, ..., dz_4, dy_4) for the n
+    (1, 2 or 4) runs (+-dz, +-dy) of half-width a, unused members (0, 0) with n < 4. A sphere is symmetric, so the
+    kernel adds up to four runs per pass over a row's centres."""
+    groups: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    half_width: dict[tuple[int, int], int] = {}
+    for dz, dy, a in runs.tolist():
+        key = (abs(dz), abs(dy))
+        groups.setdefault(key, []).append((dz, dy))
+        half_width[key] = a
+    rows = []
+    for key, members in groups.items():
+        offsets = [v for member in members for v in member] + [0, 0] * (4 - len(members))
+        rows.append([half_width[key], len(members)] + offsets)
+    return np.array(rows, dtype=np.int64).reshape(-1, 10)
 
 
 def sphere_runs(radius: float, spacing: tuple[float, float, float]) -> np.ndarray:
@@ -62,26 +79,31 @@ def _plane_prefix_sums(image: np.ndarray, z: int, out: np.ndarray) -> None:
 
 
 @numba.njit(cache=True, nogil=True)
-def _peaks(image: np.ndarray, mask: np.ndarray, runs: np.ndarray, peak: float):
+def _peaks(image: np.ndarray, mask: np.ndarray, groups: np.ndarray, peak: float):
     """(local peak, global peak): the highest sphere mean among mask voxels of intensity ``peak``, and among all
-    mask voxels. Runs are clipped at the array border (the image border, or beyond the sphere's reach).
+    mask voxels. Runs (``mirrored_groups``) are clipped at the array border (the image border, or beyond the
+    sphere's reach).
 
-    Works row by row: for each image row (z, y) the sphere sums of the row's span of mask voxels are accumulated run
-    by run in contiguous passes over x, which the compiler vectorises. The x-prefix sums of the planes a sphere
-    reaches (z - reach .. z + reach) are kept in a ring of 2 reach + 1 planes, computed as z advances: a few MB
-    that stay in cache, where the whole image's prefix sums would be as large as the image. The voxel count of a
-    sphere is the same for every centre of a row except where a run is clipped at the x border: only those centres
-    keep a per-voxel tally of the voxels they miss."""
+    Works row by row: for each image row (z, y) the sphere sums of the row's span of mask voxels are accumulated
+    group by group (up to four mirrored runs of one half-width) in contiguous passes over x, which the compiler
+    vectorises. The x-prefix sums of the planes a sphere reaches (z - reach .. z + reach) are kept in a ring of
+    2 reach + 1 planes, computed as z advances: a few MB that stay in cache, where the whole image's prefix sums
+    would be as large as the image. A run that leaves the array in z or y reads a row of zeros. The voxel count of
+    a sphere is the same for every centre of a row except where a run is clipped at the x border: only those
+    centres keep a per-voxel tally of the voxels they miss."""
     nz, ny, nx = mask.shape
     reach = 0
-    for r in range(runs.shape[0]):
-        reach = max(reach, abs(runs[r, 0]))
+    for g in range(groups.shape[0]):
+        reach = max(reach, abs(groups[g, 2]))
     ring = 2 * reach + 1
     prefix = np.empty((ring, ny, nx + 1))
+    zero_row = np.zeros(nx + 1)
     for zz in range(min(reach, nz)):
         _plane_prefix_sums(image, zz, prefix[zz % ring])
     total = np.empty(nx)
     missing = np.empty(nx)
+    flat = prefix.reshape(ring * ny, nx + 1)  # row (plane % ring) * ny + y
+    plane_row = np.empty(4, dtype=np.int64)
     best_local = -np.inf
     best_global = -np.inf
     for z in range(nz):
@@ -98,27 +120,36 @@ def _peaks(image: np.ndarray, mask: np.ndarray, runs: np.ndarray, peak: float):
             total[first : last + 1] = 0.0
             missing[first : last + 1] = 0.0
             full = 0.0  # voxels of the sphere's runs that stay inside the array in z and y
-            for r in range(runs.shape[0]):
-                zz = z + runs[r, 0]
-                yy = y + runs[r, 1]
-                if zz < 0 or zz >= nz or yy < 0 or yy >= ny:
+            for g in range(groups.shape[0]):
+                a = groups[g, 0]
+                inside = 0
+                for m in range(groups[g, 1]):
+                    zz = z + groups[g, 2 + 2 * m]
+                    yy = y + groups[g, 3 + 2 * m]
+                    if 0 <= zz < nz and 0 <= yy < ny:
+                        plane_row[inside] = (zz % ring) * ny + yy
+                        inside += 1
+                if inside == 0:
                     continue
-                a = runs[r, 2]
-                full += 2 * a + 1
-                row = prefix[zz % ring, yy]
+                full += inside * (2 * a + 1)
+                r0 = flat[plane_row[0]]
+                r1 = flat[plane_row[1]] if inside > 1 else zero_row
+                r2 = flat[plane_row[2]] if inside > 2 else zero_row
+                r3 = flat[plane_row[3]] if inside > 3 else zero_row
                 inner_first = max(first, a)
                 inner_last = min(last, nx - 1 - a)
-                for x in range(first, min(inner_first, last + 1)):  # run clipped on the left
+                for x in range(first, min(inner_first, last + 1)):  # runs clipped on the left
                     x1 = min(x + a, nx - 1)
-                    total[x] += row[x1 + 1] - row[0]
-                    missing[x] += 2 * a + 1 - (x1 + 1)
+                    total[x] += (r0[x1 + 1] - r0[0] + r1[x1 + 1] - r1[0]) + (r2[x1 + 1] - r2[0] + r3[x1 + 1] - r3[0])
+                    missing[x] += inside * (2 * a + 1 - (x1 + 1))
                 for x in range(inner_first, inner_last + 1):  # the bulk: no clipping, vectorised
-                    total[x] += row[x + a + 1] - row[x - a]
+                    total[x] += ((r0[x + a + 1] - r0[x - a]) + (r1[x + a + 1] - r1[x - a])) + \
+                        ((r2[x + a + 1] - r2[x - a]) + (r3[x + a + 1] - r3[x - a]))
                 for x in range(max(inner_last + 1, inner_first), last + 1):  # clipped on the right (maybe both)
                     x0 = max(x - a, 0)
                     x1 = min(x + a, nx - 1)
-                    total[x] += row[x1 + 1] - row[x0]
-                    missing[x] += 2 * a + 1 - (x1 + 1 - x0)
+                    total[x] += (r0[x1 + 1] - r0[x0] + r1[x1 + 1] - r1[x0]) + (r2[x1 + 1] - r2[x0] + r3[x1 + 1] - r3[x0])
+                    missing[x] += inside * (2 * a + 1 - (x1 + 1 - x0))
             for x in range(first, last + 1):
                 if mask[z, y, x]:
                     mean = total[x] / (full - missing[x])
