@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -61,6 +62,12 @@ class RoiData:
     levels: np.ndarray
     n_levels: int
     cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @cached_property
+    def intensities(self) -> np.ndarray:
+        """``image[int_mask]``: the intensity mask's intensities in array order, gathered once (statistics, IVH,
+        local intensity and morphology all read them)."""
+        return self.image[self.int_mask]
 
     @property
     def voxel_volume(self) -> float:

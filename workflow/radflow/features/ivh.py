@@ -159,5 +159,5 @@ def features(ivh: IntensityVolumeHistogram) -> list[FeatureValue]:
 
 def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:
     """The intensity-volume histogram features of the intensities inside ``roi.int_mask``."""
-    ivh = build(roi.image[roi.int_mask], settings["discretisation"]["ivh"], settings["resegmentation"]["range"])
+    ivh = build(roi.intensities, settings["discretisation"]["ivh"], settings["resegmentation"]["range"])
     return features(ivh)

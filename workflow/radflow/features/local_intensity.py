@@ -26,7 +26,7 @@ from radflow.settings import Settings
 def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:
     """VJGA and 0F91 of ``roi``: sphere means over the whole (cropped) image, centred on intensity-mask voxels."""
     runs = sphere_runs(local_intensity_radius_mm(settings), roi.spacing)
-    peak = float(roi.image[roi.int_mask].max())
+    peak = float(roi.intensities.max())
     local, global_ = _peaks(roi.image, roi.int_mask, mirrored_groups(runs), peak)
     return [FeatureValue("VJGA", NO_AGGREGATION, local), FeatureValue("0F91", NO_AGGREGATION, global_)]
 

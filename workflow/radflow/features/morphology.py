@@ -82,7 +82,8 @@ def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:
     values["99N0"] = integrated_intensity(surface.volume, roi)
     opts = settings["morphology"]
     values.update(spatial_autocorrelation(roi.image, roi.int_mask, roi.spacing,
-                                          int(opts["spatial_autocorrelation_exact_max_voxels"]), int(opts["seed"])))
+                                          int(opts["spatial_autocorrelation_exact_max_voxels"]), int(opts["seed"]),
+                                          values=roi.intensities))
     return [_feature(code, values[code]) for code in registry.codes_of("morphology")]
 
 
@@ -255,11 +256,11 @@ def _box_area(edges: np.ndarray) -> float:
 
 def integrated_intensity(mesh_volume: float, roi: RoiData) -> float:
     """Integrated intensity, IBSI 99N0: V * mu, mu the mean intensity of the intensity mask."""
-    return mesh_volume * float(roi.image[roi.int_mask].mean())
+    return mesh_volume * float(roi.intensities.mean())
 
 
 def spatial_autocorrelation(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, float, float],
-                            exact_max_voxels: int, seed: int) -> dict[str, float | str]:
+                            exact_max_voxels: int, seed: int, values: np.ndarray | None = None) -> dict[str, float | str]:
     """Moran's I (IBSI N365) and Geary's C (IBSI NPT7) over the voxels of ``mask``, inverse-distance weights (mm).
 
     Both need the sums over all ordered voxel pairs i != j of w_ij, w_ij z_i z_j and w_ij (z_i - z_j)^2 (z = X - mu),
@@ -278,7 +279,7 @@ def spatial_autocorrelation(image: np.ndarray, mask: np.ndarray, spacing: tuple[
     C, with 5 000 up to 8.8 % and 0.6 % — Moran's I would miss the IBSI tolerance (0.6 %), which is why the exact FFT
     is used whenever it fits.
     """
-    values = image[mask]
+    values = image[mask] if values is None else values  # ``values``: image[mask], when the caller has it
     n = values.size
     if n < 2:
         reason = "the intensity mask has a single voxel: no voxel pairs"

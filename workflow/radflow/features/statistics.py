@@ -262,4 +262,4 @@ def evaluate(table: dict[str, tuple[Callable[[Sample], float], str]], sample: Sa
 
 def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:
     """The 18 intensity-based statistical features of the intensities inside ``roi.int_mask``."""
-    return evaluate(FEATURES, Distribution.from_samples(roi.image[roi.int_mask]))
+    return evaluate(FEATURES, Distribution.from_samples(roi.intensities))
