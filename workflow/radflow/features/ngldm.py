@@ -80,15 +80,21 @@ def _dependence_counts(padded: np.ndarray, offsets: np.ndarray, pad: int, per_sl
     for z in range(pad, nz - pad):
         out = z - pad if per_slice else 0
         for y in range(pad, ny - pad):
-            start = (z * ny + y) * nx + pad
-            centre = flat[start:start + width]
-            dependent[:] = 1
+            # only the span of the row between its first and last voxel in the mask has centres
+            row_start = (z * ny + y) * nx + pad
+            first, last = zones.row_span(flat, row_start, width)
+            if last < 0:
+                continue
+            start = row_start + first
+            span = last - first + 1
+            centre = flat[start:start + span]
+            dependent[:span] = 1
             for k in range(offsets.size):
-                row = flat[start + offsets[k]:start + offsets[k] + width]
-                for x in range(width):
+                row = flat[start + offsets[k]:start + offsets[k] + span]
+                for x in range(span):
                     level = row[x]
                     dependent[x] += np.int32((level != 0) & (abs(level - centre[x]) <= alpha))
-            for x in range(width):
+            for x in range(span):
                 c = centre[x]
                 if c != 0:
                     counts[out, c, dependent[x]] += 1

@@ -52,17 +52,23 @@ def _difference_sums(padded: np.ndarray, offsets: np.ndarray, pad: int, per_slic
     for z in range(pad, nz - pad):
         out = z - pad if per_slice else 0
         for y in range(pad, ny - pad):
-            start = (z * ny + y) * nx + pad
-            total[:] = 0
-            count[:] = 0
+            # only the span of the row between its first and last voxel in the mask has centres
+            row_start = (z * ny + y) * nx + pad
+            first, last = zones.row_span(flat, row_start, width)
+            if last < 0:
+                continue
+            start = row_start + first
+            span = last - first + 1
+            total[:span] = 0
+            count[:span] = 0
             for k in range(offsets.size):
-                row = flat[start + offsets[k]:start + offsets[k] + width]
-                for x in range(width):
+                row = flat[start + offsets[k]:start + offsets[k] + span]
+                for x in range(span):
                     level = row[x]
                     total[x] += level
                     count[x] += np.int32(level != 0)
-            centre = flat[start:start + width]
-            for x in range(width):
+            centre = flat[start:start + span]
+            for x in range(span):
                 c = centre[x]
                 if c != 0 and count[x] > 0:
                     s[out, c] += abs(c - total[x] / count[x])

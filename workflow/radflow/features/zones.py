@@ -105,6 +105,18 @@ def signed_level_dtype(n_levels: int):
     return np.int8 if n_levels <= 127 else np.int16 if n_levels <= 32767 else np.int32
 
 
+@numba.njit(cache=True, nogil=True)
+def row_span(flat: np.ndarray, start: int, width: int) -> tuple[int, int]:
+    """First and last x (0-based from ``start``) of a non-OUTSIDE value in flat[start:start + width]; (width, -1)
+    when there is none."""
+    first, last = width, -1
+    for x in range(width):
+        if flat[start + x] != OUTSIDE:
+            first = min(first, x)
+            last = x
+    return first, last
+
+
 def flat_offsets(offsets: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     """(dz, dy, dx) offsets as offsets into the C-order flattened array of ``shape``."""
     return (offsets[:, 0] * shape[1] + offsets[:, 1]) * shape[2] + offsets[:, 2]
