@@ -51,8 +51,9 @@ class RoiData:
     n_levels    number of grey levels of the discretisation (FBN: the bin count; FBS: the highest bin reached;
                 none: the highest level).
     cache       intermediate results that several families share (e.g. the zones GLSZM and GLDZM both count), keyed
-                by the helper that computes them; not part of the ROI's value. A prepared RoiData is therefore
-                treated as read-only: change its arrays and the cache would be stale.
+                by the helper that computes them; not part of the ROI's value and not an ``__init__`` argument
+                (``dataclasses.replace`` starts an empty one). A prepared RoiData is therefore treated as
+                read-only: change its arrays in place and the cache (and ``intensities``) would be stale.
     """
 
     image: np.ndarray
@@ -61,7 +62,7 @@ class RoiData:
     spacing: tuple[float, float, float]
     levels: np.ndarray
     n_levels: int
-    cache: dict = field(default_factory=dict, repr=False, compare=False)
+    cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # fresh for every RoiData
 
     @cached_property
     def intensities(self) -> np.ndarray:
