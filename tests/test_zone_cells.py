@@ -89,3 +89,18 @@ def test_glszm_and_gldzm_label_the_zones_once_per_roi(monkeypatch):
     assert sorted(planar_flags) == [False, True]  # one planar and one volume labelling for both families
     assert [(v.ibsi_code, v.aggregation, v.value) for v in shared] == \
         [(v.ibsi_code, v.aggregation, v.value) for v in alone]
+
+
+def test_a_replaced_roi_does_not_inherit_the_cache():
+    import dataclasses
+
+    levels = np.array([[[1, 2], [2, 2]]], dtype=np.int32)
+    mask = levels > 0
+    roi = RoiData(levels.astype(np.float64), mask, mask, (1.0, 1.0, 1.0), levels, 2)
+    first = zones.roi_zones(roi, 1, planar=False, with_distance=False)
+    other_levels = np.full_like(levels, 1)
+    changed = dataclasses.replace(roi, levels=other_levels, image=other_levels.astype(np.float64))
+    assert changed.cache == {}
+    assert zones.roi_zones(changed, 1, planar=False, with_distance=False).size.tolist() == [4]
+    assert sorted(first.size.tolist()) == [1, 3]
+    assert changed.intensities.tolist() == [1.0] * 4
