@@ -19,6 +19,7 @@ import pydicom
 import SimpleITK as sitk
 
 from radflow.dicom.deid import identifiers_unlogged
+from radflow.dicom.series import functional_group_item as _functional
 
 PLANE_TOLERANCE_MM = 0.1
 ORIENTATION_TOLERANCE = 1e-4
@@ -49,17 +50,6 @@ def segment_number(ds: pydicom.Dataset, label: str) -> int:
     if len(numbers) > 1:
         raise SegError(f"{len(numbers)} segments are labelled {label!r}")
     return numbers[0]
-
-
-def _functional(ds: pydicom.Dataset, frame: int, sequence: str) -> pydicom.Dataset | None:
-    """Item of a functional group macro for one frame: the per-frame group first, else the shared one."""
-    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
-    shared = ds.get("SharedFunctionalGroupsSequence")
-    for group in (per_frame[frame] if per_frame and frame < len(per_frame) else None,
-                  shared[0] if shared else None):
-        if group is not None and sequence in group and len(group[sequence].value):
-            return group[sequence].value[0]
-    return None
 
 
 def frame_segment_numbers(ds: pydicom.Dataset, n_frames: int) -> np.ndarray:

@@ -332,7 +332,7 @@ def drop_duplicate_instances(datasets: list[pydicom.Dataset]) -> tuple[list[pydi
 
 # ------------------------------------------------------------------------------------------ multi-frame
 
-def _functional(ds: pydicom.Dataset, frame: int, sequence: str) -> pydicom.Dataset | None:
+def functional_group_item(ds: pydicom.Dataset, frame: int, sequence: str) -> pydicom.Dataset | None:
     """Item of a functional group macro for one frame: the per-frame group first, else the shared one."""
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     shared = ds.get("SharedFunctionalGroupsSequence")
@@ -345,9 +345,9 @@ def _functional(ds: pydicom.Dataset, frame: int, sequence: str) -> pydicom.Datas
 
 def frame_geometry(ds: pydicom.Dataset, frame: int) -> SliceGeometry:
     """Geometry of one frame of an enhanced (or legacy-converted enhanced) multi-frame image."""
-    plane = _functional(ds, frame, "PlanePositionSequence")
-    orientation = _functional(ds, frame, "PlaneOrientationSequence")
-    measures = _functional(ds, frame, "PixelMeasuresSequence")
+    plane = functional_group_item(ds, frame, "PlanePositionSequence")
+    orientation = functional_group_item(ds, frame, "PlaneOrientationSequence")
+    measures = functional_group_item(ds, frame, "PixelMeasuresSequence")
     missing = [name for name, item, tag in (
         ("ImagePositionPatient", plane, "ImagePositionPatient"),
         ("ImageOrientationPatient", orientation, "ImageOrientationPatient"),
@@ -360,7 +360,7 @@ def frame_geometry(ds: pydicom.Dataset, frame: int) -> SliceGeometry:
 
 
 def frame_rescale(ds: pydicom.Dataset, frame: int) -> tuple[float, float]:
-    item = _functional(ds, frame, "PixelValueTransformationSequence")
+    item = functional_group_item(ds, frame, "PixelValueTransformationSequence")
     source = item if item is not None else ds
     return _float_tag(source, "RescaleSlope", 1.0), _float_tag(source, "RescaleIntercept", 0.0)
 
@@ -381,7 +381,7 @@ def multi_frame_slices(ds: pydicom.Dataset) -> tuple[list[SliceGeometry], np.nda
 
 
 def slice_thickness(ds: pydicom.Dataset) -> float:
-    measures = _functional(ds, 0, "PixelMeasuresSequence") if "SharedFunctionalGroupsSequence" in ds else None
+    measures = functional_group_item(ds, 0, "PixelMeasuresSequence") if "SharedFunctionalGroupsSequence" in ds else None
     source = measures if measures is not None and "SliceThickness" in measures else ds
     return _float_tag(source, "SliceThickness", 1.0) or 1.0
 
