@@ -72,6 +72,10 @@ class SettingsError(ValueError):
     pass
 
 
+class PyRadiomicsTranslationWarning(UserWarning):
+    """A PyRadiomics behaviour radflow does not copy; the message says what radflow does instead."""
+
+
 def _merge(defaults: dict, given: dict, where: str) -> dict:
     merged = copy.deepcopy(defaults)
     for key, value in given.items():
@@ -134,11 +138,55 @@ class Settings:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "Settings":
+        """A radflow settings document, or a PyRadiomics parameter file (detected by its keys; see
+        ``from_pyradiomics``, which this calls with the file's first image type)."""
+        from radflow.pyradiomics_params import is_pyradiomics
+
         path = Path(path)
         with path.open() as fh:
             given = yaml.safe_load(fh) or {}
+        if not isinstance(given, dict):
+            raise SettingsError(f"{path}: a settings document is a mapping of keys, not {type(given).__name__}")
+        if is_pyradiomics(given):
+            return cls.from_pyradiomics(path)
         name = given.pop("name", path.stem)
-        return cls.from_dict(given, name=name)
+        try:
+            return cls.from_dict(given, name=name)
+        except SettingsError as exc:
+            raise SettingsError(f"{path}: {exc}") from None
+
+    @classmethod
+    def from_pyradiomics(cls, path: str | Path, image_type: str | None = None) -> "Settings":
+        """The radflow document for one image type of a PyRadiomics parameter file (``original``,
+        ``log-sigma-2mm``, ``wavelet-LLH``, ...; default: the first the file enables). Every PyRadiomics behaviour
+        radflow does not copy is issued as a ``PyRadiomicsTranslationWarning`` saying what radflow does instead;
+        ``radflow settings import-pyradiomics`` writes one document per image type."""
+        import warnings
+
+        from radflow.pyradiomics_params import PyRadiomicsParamsError, read
+
+        path = Path(path)
+        try:
+            translations = read(path)
+        except PyRadiomicsParamsError as exc:
+            raise SettingsError(str(exc)) from None
+        labels = [t.image_type for t in translations]
+        chosen = translations[0] if image_type is None else next(
+            (t for t in translations if t.image_type == image_type), None)
+        if chosen is None:
+            raise SettingsError(f"{path}: no image type {image_type!r}; the file enables {labels}")
+        messages = list(chosen.warnings)
+        if image_type is None and len(translations) > 1:
+            messages.append(f"{path.name} enables {len(translations)} images ({', '.join(labels)}); this uses "
+                            f"{chosen.image_type!r} only: `radflow settings import-pyradiomics` writes one radflow "
+                            "document per image")
+        for message in messages:
+            warnings.warn(f"{path.name}: {message}", PyRadiomicsTranslationWarning, stacklevel=2)
+        name = path.stem if len(translations) == 1 else f"{path.stem}-{chosen.image_type}"
+        try:
+            return cls.from_dict(chosen.doc, name=name)
+        except SettingsError as exc:
+            raise SettingsError(f"{path} ({chosen.image_type}): {exc}") from None
 
     def canonical_json(self) -> str:
         """Sorted, compact JSON of the defaults-filled document: the thing that is hashed."""

@@ -1,0 +1,100 @@
+"""The Python entry point for one image and mask: ``radflow.extract`` (what ``radflow extract`` computes, as a
+pandas DataFrame, for notebooks and scripts).
+
+Images and masks may be paths (DICOM series folder, NIfTI, NRRD; masks also RTSTRUCT or SEG with ``roi``),
+SimpleITK images, or numpy arrays. A numpy array is indexed ``[z, y, x]`` (as ``SimpleITK.GetArrayFromImage``
+returns it) and needs ``spacing`` in mm in ``(x, y, z)`` order (SimpleITK's order); a numpy mask takes the image's
+geometry.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence, Union
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    import SimpleITK as sitk
+
+    from radflow.settings import Settings
+
+    ImageLike = Union[str, Path, sitk.Image, np.ndarray]
+
+
+def _as_image(image: "ImageLike", spacing: Sequence[float] | None, origin: Sequence[float] | None) -> "sitk.Image":
+    import numpy as np
+    import SimpleITK as sitk
+
+    from radflow.io import read_image
+
+    if isinstance(image, sitk.Image):
+        return image
+    if isinstance(image, (str, Path)):
+        return read_image(Path(image))
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3:
+            raise ValueError(f"a numpy image must be 3D [z, y, x], got shape {image.shape}")
+        if spacing is None:
+            raise ValueError("a numpy image needs spacing=(x, y, z) in mm")
+        out = sitk.GetImageFromArray(np.asarray(image, dtype=np.float64))
+        out.SetSpacing(tuple(float(s) for s in spacing))
+        if origin is not None:
+            out.SetOrigin(tuple(float(o) for o in origin))
+        return out
+    raise TypeError(f"image must be a path, a SimpleITK image or a numpy array, not {type(image).__name__}")
+
+
+def _as_mask(mask: "ImageLike", reference: "sitk.Image", roi: str | int | None) -> "sitk.Image":
+    import numpy as np
+    import SimpleITK as sitk
+
+    from radflow.io import InputError, read_mask
+
+    if isinstance(mask, (str, Path)):
+        return read_mask(Path(mask), reference, roi=None if roi is None else str(roi))
+    if isinstance(mask, np.ndarray):
+        if mask.shape != sitk.GetArrayViewFromImage(reference).shape:
+            raise InputError(f"mask shape {mask.shape} differs from image shape "
+                             f"{sitk.GetArrayViewFromImage(reference).shape} ([z, y, x])")
+        labels = np.asarray(mask) != 0 if roi is None else np.asarray(mask) == int(roi)
+        out = sitk.GetImageFromArray(labels.astype(np.uint8))
+        out.CopyInformation(reference)
+        return out
+    if isinstance(mask, sitk.Image):
+        if mask.GetSize() != reference.GetSize():
+            raise InputError(f"mask size {mask.GetSize()} differs from image size {reference.GetSize()}")
+        return mask != 0 if roi is None else mask == int(roi)
+    raise TypeError(f"mask must be a path, a SimpleITK image or a numpy array, not {type(mask).__name__}")
+
+
+def _as_settings(settings: "Settings | str | Path | dict | None") -> "Settings":
+    from radflow.settings import Settings
+
+    if settings is None:
+        return Settings.from_dict({})
+    if isinstance(settings, Settings):
+        return settings
+    if isinstance(settings, dict):
+        return Settings.from_dict(settings)
+    return Settings.from_yaml(settings)
+
+
+def extract(image: "ImageLike", mask: "ImageLike", settings: "Settings | str | Path | dict | None" = None, *,
+            roi: str | int | None = None, spacing: Sequence[float] | None = None,
+            origin: Sequence[float] | None = None) -> "pd.DataFrame":
+    """IBSI features of one image and ROI, one row per feature and aggregation.
+
+    ``settings``: a ``Settings``, a settings YAML (radflow or PyRadiomics parameter file), a dict in IBSI terms,
+    or None for radflow's defaults. ``roi``: RTSTRUCT ROI name / SEG segment label / label value of a label mask
+    (default: every non-zero voxel). Returns the columns of ``radflow extract``'s CSV (``family, feature,
+    ibsi_code, aggregation, value``) with the same values, in the same order.
+    """
+    import pandas as pd
+
+    from radflow.extraction import CSV_COLUMNS, extract_columns
+
+    reference = _as_image(image, spacing, origin)
+    table = extract_columns(reference, _as_mask(mask, reference, roi), _as_settings(settings))
+    frame = pd.DataFrame({name: table[name] for name in CSV_COLUMNS})
+    frame["value"] = frame["value"].astype("float64")
+    return frame
