@@ -28,12 +28,24 @@ def cmd_demo_cohort(args) -> None:
     write_cohort(Path(args.outdir), n_patients=args.patients, seed=args.seed)
 
 
+class UsageError(Exception):
+    """A failure the user can fix (shown as one line, exit 2)."""
+
+
+def _existing(path: str, what: str) -> Path:
+    if not Path(path).exists():
+        raise UsageError(f"{what} {path} does not exist")
+    return Path(path)
+
+
 def cmd_extract(args) -> None:
     from radflow.extraction import extract_columns, write_csv
     from radflow.io import read_image, read_mask
     from radflow.settings import Settings
 
-    settings = Settings.from_yaml(args.settings) if args.settings else Settings.from_dict({})
+    _existing(args.image, "image")
+    _existing(args.mask, "mask")
+    settings = Settings.from_yaml(_existing(args.settings, "settings file")) if args.settings else Settings.from_dict({})
     image = read_image(Path(args.image))
     mask = read_mask(Path(args.mask), image, roi=args.roi)
     table = extract_columns(image, mask, settings)
@@ -51,9 +63,10 @@ def cmd_filter(args) -> None:
     from radflow.io import read_image
     from radflow.settings import Settings
 
-    settings = Settings.from_yaml(args.settings)
+    _existing(args.image, "image")
+    settings = Settings.from_yaml(_existing(args.settings, "settings file"))
     if settings["filter"]["type"] == "none":
-        raise SystemExit(f"{args.settings} configures no filter (filter.type is none)")
+        raise UsageError(f"{args.settings} configures no filter (filter.type is none)")
     sitk.WriteImage(response_map(read_image(Path(args.image)), settings), args.out, useCompression=True)
 
 
@@ -169,6 +182,41 @@ def cmd_report_figures(args) -> None:
     write_report_figures(Path(args.database), Path(args.qc_html), Path(args.distributions_png))
 
 
+def cmd_settings_import_pyradiomics(args) -> None:
+    import yaml
+
+    from radflow.pyradiomics_params import read
+    from radflow.settings import Settings
+
+    translations = read(_existing(args.params, "PyRadiomics parameter file"))
+    out = Path(args.out)
+    single = len(translations) == 1
+    written = []
+    for translation in translations:
+        path = out if single else out.with_name(f"{out.stem}-{translation.image_type}{out.suffix or '.yaml'}")
+        name = out.stem if single else f"{out.stem}-{translation.image_type}"
+        settings = Settings.from_dict(translation.doc, name=name)  # validated before anything is written
+        header = [f"# translated from the PyRadiomics parameter file {Path(args.params).name} "
+                  f"(image type {translation.image_type}) by `radflow settings import-pyradiomics`"]
+        header += [f"# not copied from PyRadiomics: {w}" for w in translation.warnings]
+        text = "\n".join(header) + "\n" + yaml.safe_dump({"name": settings.name, **translation.doc}, sort_keys=False)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        written.append(path)
+    for message in dict.fromkeys(w for t in translations for w in t.warnings):
+        print(f"radflow: warning: {message}", file=sys.stderr)
+    for path in dict.fromkeys(written):
+        print(path)
+
+
+def cmd_export_wide(args) -> None:
+    from radflow.results import write_wide
+
+    sidecar = write_wide(_existing(args.database, "results database"), args.out, args.settings_id, args.scan,
+                         args.clinical)
+    logging.info("wrote %s and its column list %s", args.out, sidecar)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="radflow", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -186,6 +234,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--roi", help="ROI name in an RTSTRUCT or segment label in a SEG")
     p.add_argument("--out", help="CSV file (default: standard output)")
     p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("settings", help="settings documents: import a PyRadiomics parameter file")
+    settings_sub = p.add_subparsers(dest="settings_command", required=True)
+    q = settings_sub.add_parser("import-pyradiomics", help="translate a PyRadiomics parameter file into radflow "
+                                "settings (one document per image type), warning about what is not copied")
+    q.add_argument("params", help="PyRadiomics parameter file (YAML or JSON)")
+    q.add_argument("-o", "--out", required=True, help="settings YAML to write; with several image types, "
+                   "<stem>-<image type>.yaml beside it (original, log-sigma-2mm, wavelet-LLH, ...)")
+    q.set_defaults(func=cmd_settings_import_pyradiomics)
+
+    p = sub.add_parser("export", help="exports of a results database")
+    export_sub = p.add_subparsers(dest="export_command", required=True)
+    q = export_sub.add_parser("wide", help="one row per case and ROI, one column per feature "
+                              "(family.feature.aggregation; IBSI codes in <out>.columns.csv)")
+    q.add_argument("database", help="results/radflow.duckdb")
+    q.add_argument("--settings-id", default=None, help="settings id (default: the only one in the database)")
+    q.add_argument("--scan", default="test", help="scan label (default: test)")
+    q.add_argument("--clinical", action="store_true", help="join the clinical table's columns on the pseudonym")
+    q.add_argument("-o", "--out", required=True, help="features.csv or features.parquet")
+    q.set_defaults(func=cmd_export_wide)
 
     p = sub.add_parser("filter", help="IBSI-2 filter response map of one image (settings' interpolation, then filter)")
     p.add_argument("image", help="DICOM series folder, NIfTI or NRRD")
@@ -303,9 +371,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _is_user_error(exc: BaseException) -> bool:
+    """Failures the user can fix: radflow's own input/settings/key errors, missing or unreadable files, malformed
+    YAML/JSON. Anything else is a bug and keeps its traceback."""
+    import json as json_module
+
+    if isinstance(exc, (UsageError, OSError, json_module.JSONDecodeError)):
+        return True
+    module = type(exc).__module__
+    if module.startswith("radflow.") and isinstance(exc, (ValueError, RuntimeError)):
+        return True
+    return module.startswith(("yaml", "jsonschema"))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}"
+    return " ".join(text.split()) or type(exc).__name__
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"radflow: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    import os
+    import warnings
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("highdicom").setLevel(logging.WARNING)  # its INFO lines quote source UIDs
+    warnings.showwarning = _show_warning
     args = build_parser().parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except BrokenPipeError:  # output piped into `head`: not an error
+        sys.stderr.close()
+        return 0
+    except Exception as exc:  # noqa: BLE001 - sorted into user errors (one line) and bugs (traceback) below
+        if not _is_user_error(exc) or os.environ.get("RADFLOW_TRACEBACK"):
+            raise
+        print(f"radflow: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
     return 0

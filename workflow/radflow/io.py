@@ -33,7 +33,16 @@ def read_image(path: Path) -> sitk.Image:
         if not files:
             raise InputError(f"no DICOM files in {path}")
         return read_series(files)
-    return sitk.ReadImage(str(path))
+    return _read_file(path, "image")
+
+
+def _read_file(path: Path, what: str) -> sitk.Image:
+    if not path.exists():
+        raise InputError(f"{what} {path} does not exist")
+    try:
+        return sitk.ReadImage(str(path))
+    except RuntimeError:
+        raise InputError(f"cannot read {what} {path}: not a DICOM series folder, NIfTI, NRRD or MHA file") from None
 
 
 def _the_label(labels: list[str], wanted: str | None, kind: str) -> str:
@@ -60,7 +69,7 @@ def read_mask(path: Path, reference: sitk.Image, roi: str | None = None) -> sitk
 
             return seg.read_segment(path, _the_label(seg.segment_labels(path), roi, "SEG"), reference)
         raise InputError(f"a DICOM mask must be RTSTRUCT or SEG, not {modality or 'unknown'}")
-    mask = sitk.ReadImage(str(path))
+    mask = _read_file(path, "mask")
     if mask.GetSize() != reference.GetSize():
         raise InputError(f"mask size {mask.GetSize()} differs from image size {reference.GetSize()}")
     return mask != 0 if roi is None else mask == int(roi)

@@ -64,6 +64,9 @@ NOT_COPIED = {
                             "(qc.min_roi_volume_mm3) instead",
     "minimumROISize": "minimumROISize ({value}) is ignored: radflow's QC checks the ROI volume (qc.min_roi_volume_mm3)",
     "preCrop": "preCrop is ignored: radflow crops to the ROI only where the result does not change",
+    "normalizeScale": "normalizeScale ({value}) is not copied: radflow's z-score has unit scale, so intensity "
+                      "features (mean, variance, energy, ...) are in SD units, not {value} times them; bin width and "
+                      "re-segmentation range were divided by {value} so the texture bins are the same",
     "removeOutliers": "removeOutliers ({value}) is not copied: radflow's z-score normalisation keeps every voxel "
                       "(use resegmentation.outlier_sigma on the ROI instead)",
     "resampledPixelSpacing": "PyRadiomics resamples onto a grid aligned to the corner of the ROI's padded bounding "
@@ -134,6 +137,10 @@ def _families(feature_class: dict | None, warnings: list[str]) -> list[str] | No
     return families
 
 
+def setting_value(number: float) -> str:
+    return f"{number:g}"
+
+
 def _common(setting: dict, warnings: list[str]) -> dict[str, Any]:
     """The parts of the document every image type shares (everything but ``filter``)."""
     setting = dict(setting)
@@ -143,6 +150,8 @@ def _common(setting: dict, warnings: list[str]) -> dict[str, Any]:
         doc["modality"] = "MR"
         doc["intensity_normalisation"] = "z_score"
         scale = float(setting.pop("normalizeScale", 1) or 1)
+        if scale != 1:
+            _warn(warnings, "normalizeScale", value=setting_value(scale))
         if setting.get("removeOutliers") is not None:
             _warn(warnings, "removeOutliers", value=setting.pop("removeOutliers"))
     else:

@@ -39,6 +39,10 @@ TABLES: dict[str, str] = {
 ID_COLUMNS = ["case_id", "roi"]
 
 
+class ResultsError(ValueError):
+    """A results query that cannot be answered (unknown settings id or scan, unsupported output format)."""
+
+
 def open_results(path: str | Path = "results/radflow.duckdb") -> "duckdb.DuckDBPyConnection":
     """A read-only DuckDB connection to a results database (tables: ``radflow.results.TABLES``)."""
     import duckdb
@@ -69,16 +73,16 @@ def wide_with_columns(con: "duckdb.DuckDBPyConnection", settings_id: str | None 
     known = _settings_ids(con)
     if settings_id is None:
         if len(known) != 1:
-            raise ValueError(f"the database holds {len(known)} settings ids {known}: choose one with settings_id")
+            raise ResultsError(f"the database holds {len(known)} settings ids {known}: choose one with settings_id")
         settings_id = known[0]
     if settings_id not in known:
-        raise ValueError(f"no settings id {settings_id!r} in the database; known: {known}")
+        raise ResultsError(f"no settings id {settings_id!r} in the database; known: {known}")
     long = con.execute(
         "SELECT case_id, roi, family, feature, ibsi_code, aggregation, value FROM features "
         "WHERE settings_id = ? AND scan = ? ORDER BY case_id, roi", [settings_id, scan]).df()
     if long.empty:
         scans = [r[0] for r in con.execute("SELECT DISTINCT scan FROM features ORDER BY scan").fetchall()]
-        raise ValueError(f"no features for settings id {settings_id} and scan {scan!r}; scans: {scans}")
+        raise ResultsError(f"no features for settings id {settings_id} and scan {scan!r}; scans: {scans}")
     catalogue = (long[["family", "feature", "ibsi_code", "aggregation"]].drop_duplicates(["ibsi_code", "aggregation"])
                  .reset_index(drop=True))
     catalogue.insert(0, "column", [column_name(*row) for row in
@@ -113,7 +117,7 @@ def write_wide(database: str | Path, out: str | Path, settings_id: str | None = 
     returns the sidecar's path."""
     out = Path(out)
     if out.suffix not in (".csv", ".parquet"):
-        raise ValueError(f"{out}: the wide export is written as .csv or .parquet")
+        raise ResultsError(f"{out}: the wide export is written as .csv or .parquet")
     con = open_results(database)
     try:
         table, catalogue = wide_with_columns(con, settings_id, scan, clinical)

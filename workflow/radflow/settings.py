@@ -177,7 +177,7 @@ class Settings:
             raise SettingsError(f"{path}: no image type {image_type!r}; the file enables {labels}")
         messages = list(chosen.warnings)
         if image_type is None and len(translations) > 1:
-            messages.append(f"{path.name} enables {len(translations)} images ({', '.join(labels)}); this uses "
+            messages.append(f"it enables {len(translations)} images ({', '.join(labels)}); this uses "
                             f"{chosen.image_type!r} only: `radflow settings import-pyradiomics` writes one radflow "
                             "document per image")
         for message in messages:
