@@ -163,13 +163,13 @@ def _common(setting: dict, warnings: list[str]) -> dict[str, Any]:
     if isinstance(interpolator, int) or interpolator not in INTERPOLATOR:
         raise PyRadiomicsParamsError(f"interpolator {interpolator!r}: radflow translates {sorted(INTERPOLATOR)}")
     if spacing:
-        spacing = [float(v) for v in spacing]
-        if len(spacing) != 3 or spacing[0] <= 0 or spacing[1] <= 0 or spacing[2] < 0:
+        if len(spacing) != 3 or not all(isinstance(v, (int, float)) for v in spacing) or min(spacing[:2]) <= 0 \
+                or spacing[2] < 0:
             raise PyRadiomicsParamsError(f"resampledPixelSpacing {spacing}: radflow needs [x, y, z] > 0 (z may be 0)")
-        two_d = spacing[2] == 0
+        two_d = spacing[2] == 0  # PyRadiomics: 0 keeps that axis' spacing; IBSI 2D interpolation keeps z's
         doc["interpolation"] = {
             "enabled": True, "dimensions": "2D" if two_d else "3D",
-            "spacing_mm": [spacing[0], spacing[1], spacing[0] if two_d else spacing[2]],
+            "spacing_mm": [spacing[0], spacing[1], None if two_d else spacing[2]],
             "image_interpolator": INTERPOLATOR[interpolator], "mask_interpolator": "nearest",
             "round_intensities": False,
         }
@@ -181,24 +181,25 @@ def _common(setting: dict, warnings: list[str]) -> dict[str, Any]:
         doc["discretisation"] = {"texture": {"method": "fixed_bin_number", "n_bins": int(bin_count),
                                              "bin_width": None}}
     else:
-        doc["discretisation"] = {"texture": {"method": "fixed_bin_size", "bin_width": float(bin_width) / scale}}
+        doc["discretisation"] = {"texture": {"method": "fixed_bin_size",
+                                             "bin_width": bin_width if scale == 1 else bin_width / scale}}
         _warn(warnings, "binWidth", value=bin_width)
 
     reseg_range = setting.pop("resegmentRange", None)
     mode = setting.pop("resegmentMode", "absolute")
     if reseg_range is not None:
-        values = [float(v) for v in reseg_range]
+        values = list(reseg_range)
         if len(values) == 1:
             values.append(None)
         if mode == "sigma":
             if values[1] is not None and values[0] != -values[1]:
                 raise PyRadiomicsParamsError(f"resegmentRange {reseg_range} in sigma mode: radflow's outlier_sigma "
                                              "is symmetric (mean +/- n SD)")
-            doc["resegmentation"] = {"outlier_sigma": abs(values[0])}
+            doc["resegmentation"] = {"outlier_sigma": abs(values[0])}  # mean +/- n SD
         else:
             if mode == "relative":
                 _warn(warnings, "resegmentMode")
-            doc["resegmentation"] = {"range": [v / scale if v is not None else None for v in values]}
+            doc["resegmentation"] = {"range": [v / scale if v is not None and scale != 1 else v for v in values]}
 
     texture: dict[str, Any] = {}
     if setting.pop("force2D", False):
@@ -248,8 +249,7 @@ def _image_types(image_types: dict, warnings: list[str]) -> list[tuple[str, dict
                 raise PyRadiomicsParamsError("imageType LoG needs a 'sigma' list (mm)")
             _warn(own, "LoG")
             for sigma in sigmas if isinstance(sigmas, list) else [sigmas]:
-                out.append((f"log-sigma-{float(sigma):g}mm",
-                            {"type": "laplacian_of_gaussian", "sigma_mm": float(sigma), "cutoff_sigma": 4.0}, own))
+                out.append((f"log-sigma-{float(sigma):g}mm", {"type": "laplacian_of_gaussian", "sigma_mm": sigma}, own))
         elif kind == "wavelet":
             wavelet = options.get("wavelet", "coif1")
             level = int(options.get("start_level", 0)) + 1
