@@ -30,6 +30,6 @@ rule all:
         RDF_FILE,
         REPORT_FILES,
         STABILITY_FIGURE,
-        MODEL_FIGURES,
+        MODEL_TARGETS,
         overlay_files,
     default_target: True

@@ -2,6 +2,7 @@ import hashlib
 import json
 import os
 import shlex
+import sys
 from pathlib import Path
 
 RESULTS = config.get("results_dir", "results")
@@ -38,6 +39,24 @@ KEY_ARGS = key_args()
 def repo_or_workdir(path):
     """A config path as given (relative to the working directory) if it exists there, else inside the repository."""
     return path if os.path.exists(path) else os.path.join(workflow.basedir, path)
+
+
+# Pre-flight, when the DAG is built and before any job runs: the key, the input paths, the settings documents and
+# the ROI patterns are checked (one line each on the terminal, exit 2), and what the configuration cannot do with the
+# clinical table at hand (no table, no outcome, no centre, ...) is said once (radflow.preflight).
+sys.path.insert(0, f"{workflow.basedir}/workflow")  # the radflow the rules run (RADFLOW above)
+from radflow.preflight import plan as preflight_plan
+
+PLAN = preflight_plan(config, USE_DEMO, repo_or_workdir, main_process=getattr(workflow, "is_main_process", True))
+for message in PLAN.errors:
+    print(f"radflow: error: {message}", file=sys.stderr)
+if PLAN.errors:
+    sys.exit(2)
+for message in PLAN.notes:
+    print(f"radflow: note: {message}", file=sys.stderr)
+CLINICAL = PLAN.clinical  # the clinical CSV, or None (modelling skipped)
+MODELLING = PLAN.modelling
+CLINICAL_TABLE = f"{INTERIM}/clinical.parquet" if CLINICAL else None
 
 
 def settings_files():

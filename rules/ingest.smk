@@ -52,18 +52,22 @@ rule ingest:
         " --qc {params.qc:q} > {log} 2>&1"
 
 
-rule clinical:
-    """Pseudonymise the clinical table with the same key as the images (PatientID -> case_id)."""
-    input:
-        clinical=config["clinical"],
-    output:
-        f"{INTERIM}/clinical.parquet",
-    params:
-        radflow=RADFLOW,
-        key=KEY_ARGS,
-    log:
-        f"{LOGS}/clinical.log",
-    conda:
-        CONDA_ENV
-    shell:
-        "{params.radflow} clinical {input.clinical:q} {output:q} {params.key} > {log} 2>&1"
+if CLINICAL:
+
+    rule clinical:
+        """Pseudonymise the clinical table with the same key as the images (PatientID -> case_id), keeping only the
+        columns the configuration names (outcome, survival, centre, covariates, clinical_keep)."""
+        input:
+            clinical=CLINICAL,
+        output:
+            CLINICAL_TABLE,
+        params:
+            radflow=RADFLOW,
+            key=KEY_ARGS,
+            keep=json.dumps(PLAN.clinical_keep),
+        log:
+            f"{LOGS}/clinical.log",
+        conda:
+            CONDA_ENV
+        shell:
+            "{params.radflow} clinical {input.clinical:q} {output:q} --keep {params.keep:q} {params.key} > {log} 2>&1"

@@ -3,12 +3,14 @@
 # the outcome-permutation test, external validation on a held-out centre, and the final fitted models.
 # The negative control (outcome shuffled before modelling) is the top-level switch `model_permute_outcome`, so that
 # `--config model_permute_outcome=true` works (Snakemake reads nested --config values, and lowercase true, as text).
-MODEL = {**config.get("model", {}),
+# PLAN.model: the configured options with the columns the clinical table lacks switched off (rules/common.smk).
+MODEL = {**PLAN.model,
          "permute_outcome": str(config.get("model_permute_outcome", False)).lower() == "true"}
 MODEL_DIR = f"{INTERIM}/model"
 MODEL_TABLES = {name: f"{MODEL_DIR}/{name}.parquet" for name in ("models", "model_features", "predictions", "metrics")}
 MODEL_FILES_DIR = f"{RESULTS}/models"
 MODEL_FIGURES = [f"{REPORT_DIR}/roc.png", f"{REPORT_DIR}/calibration.png"]
+MODEL_TARGETS = MODEL_FIGURES if MODELLING else []  # no clinical table / outcome, or model.enabled false: no model
 
 
 rule model:
@@ -16,7 +18,7 @@ rule model:
     input:
         features=batch_files("features.parquet"),
         qc=batch_files("qc.parquet"),
-        clinical=f"{INTERIM}/clinical.parquet",
+        clinical=f"{INTERIM}/clinical.parquet",  # only requested when MODELLING (a clinical table is configured)
         stable=STABILITY_TABLES["stable_features"] if MODEL.get("use_stable_features", True) else [],
     output:
         models=MODEL_TABLES["models"],

@@ -7,19 +7,22 @@ rule store:
         qc=batch_files("qc.parquet"),
         features=batch_files("features.parquet"),
         feature_errors=batch_files("features_qc.parquet"),
-        clinical=f"{INTERIM}/clinical.parquet",
+        clinical=CLINICAL_TABLE or [],
         settings=settings_files(),
         stability=list(STABILITY_TABLES.values()),
-        model=list(MODEL_TABLES.values()),
+        model=list(MODEL_TABLES.values()) if MODELLING else [],
     output:
         database=DATABASE,
     params:
         radflow=RADFLOW,
-        tables=" ".join(f"{name}={path}" for name, path in {**STABILITY_TABLES, **MODEL_TABLES}.items()),
+        tables=" ".join(
+            f"{name}={path}" for name, path in {**STABILITY_TABLES, **(MODEL_TABLES if MODELLING else {})}.items()
+        ),
+        clinical=f"--clinical {shlex.quote(CLINICAL_TABLE)}" if CLINICAL_TABLE else "",
     log:
         f"{LOGS}/store.log",
     conda:
         CONDA_ENV
     shell:
-        "{params.radflow} store {output.database:q} --batches {input.cases:q} --clinical {input.clinical:q}"
+        "{params.radflow} store {output.database:q} --batches {input.cases:q} {params.clinical}"
         " --settings {input.settings:q} --tables {params.tables} > {log} 2>&1"

@@ -100,7 +100,8 @@ def cmd_ingest(args) -> None:
 def cmd_clinical(args) -> None:
     from radflow.pipeline.discover import pseudonymise_clinical
 
-    pseudonymise_clinical(Path(args.clinical), Path(args.out), key=_key(args))
+    keep = json.loads(args.keep) if args.keep is not None else None
+    pseudonymise_clinical(_existing(args.clinical, "clinical table"), Path(args.out), key=_key(args), keep=keep)
 
 
 def cmd_qc(args) -> None:
@@ -122,7 +123,7 @@ def cmd_store(args) -> None:
     from radflow.pipeline.store import store_run
 
     tables = dict(item.split("=", 1) for item in args.tables)
-    store_run(Path(args.database), [Path(p).parent for p in args.batches], Path(args.clinical),
+    store_run(Path(args.database), [Path(p).parent for p in args.batches], Path(args.clinical) if args.clinical else None,
               [Path(p) for p in args.settings], {name: Path(path) for name, path in tables.items()})
 
 
@@ -286,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("clinical", help="pipeline: pseudonymise the clinical CSV")
     p.add_argument("clinical")
     p.add_argument("out")
+    p.add_argument("--keep", default=None, help="JSON list of the columns to keep (default: every non-identifying one)")
     _key_arguments(p)
     p.set_defaults(func=cmd_clinical)
 
@@ -309,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("store", help="pipeline: load all batches into DuckDB")
     p.add_argument("database")
     p.add_argument("--batches", nargs="+", required=True, help="the cases.parquet of each batch")
-    p.add_argument("--clinical", required=True)
+    p.add_argument("--clinical", default="", help="pseudonymised clinical.parquet (default: none, e.g. no clinical CSV)")
     p.add_argument("--settings", nargs="+", required=True)
     p.add_argument("--tables", nargs="*", default=[], help="NAME=PARQUET of cohort-level tables (stability, ...)")
     p.set_defaults(func=cmd_store)

@@ -272,12 +272,24 @@ def write_mapping(patient_ids: set[str], key: bytes, mapping_file: Path) -> None
         writer.writerows((case_id_of(p, key), p) for p in sorted(patient_ids))
 
 
-def pseudonymise_clinical(clinical_csv: Path, out: Path, key: bytes) -> None:
-    """The clinical table keyed by case_id instead of patient_id, identifying columns dropped."""
+def pseudonymise_clinical(clinical_csv: Path, out: Path, key: bytes, keep: list[str] | None = None) -> None:
+    """The clinical table keyed by case_id instead of patient_id, with only the columns in ``keep`` (None: every
+    column) and never a column whose name looks identifying (radflow.clinical_columns)."""
+    from radflow.clinical_columns import select_columns
+
     table = pd.read_csv(clinical_csv, dtype={"patient_id": str})
     if "patient_id" not in table.columns:
-        raise ValueError(f"{clinical_csv.name} has no patient_id column (columns: {list(table.columns)})")
+        raise ClinicalTableError(f"{clinical_csv.name} has no patient_id column (columns: {list(table.columns)})")
+    selection = select_columns(list(table.columns), keep)
+    summary = selection.summary(clinical_csv.name)
+    if summary:
+        log.warning("%s", summary)
+    table = table[["patient_id", *selection.kept]]
     table.insert(0, "case_id", [case_id_of(p, key) for p in table.pop("patient_id")])
     table = table.drop(columns=[c for c in table.columns if c.lower() in IDENTIFYING_COLUMNS])
     out.parent.mkdir(parents=True, exist_ok=True)
     table.sort_values("case_id").to_parquet(out, index=False)
+
+
+class ClinicalTableError(ValueError):
+    """A clinical CSV radflow cannot use (no patient_id column, ...)."""

@@ -39,9 +39,10 @@ def software_versions() -> dict[str, str]:
     return versions
 
 
-def store_run(database: Path, batch_dirs: list[Path], clinical_path: Path, settings_paths: list[Path],
+def store_run(database: Path, batch_dirs: list[Path], clinical_path: Path | None, settings_paths: list[Path],
               cohort_tables: dict[str, Path] | None = None) -> None:
-    """Load the batches, the clinical table, the settings and the cohort-level tables (``{table: Parquet}``)."""
+    """Load the batches, the clinical table (None: no clinical table, the ``clinical`` table is emptied), the
+    settings and the cohort-level tables (``{table: Parquet}``)."""
     cohort_tables = cohort_tables or {}
     settings_docs = []
     for path in settings_paths:
@@ -53,8 +54,10 @@ def store_run(database: Path, batch_dirs: list[Path], clinical_path: Path, setti
         for batch in sorted(batch_dirs)
         for name, stage in stage_of.items()
     ]
-    files.append((str(clinical_path), sha256_of(clinical_path), "ingest"))
+    if clinical_path is not None:
+        files.append((str(clinical_path), sha256_of(clinical_path), "ingest"))
+    clinical = pd.read_parquet(clinical_path) if clinical_path is not None else pd.DataFrame({"case_id": []}, dtype=str)
     files += [(str(path), sha256_of(path), COHORT_STAGE.get(table, table))
               for table, path in sorted(cohort_tables.items())]
-    store.load_results(database, sorted(batch_dirs), settings_docs, pd.read_parquet(clinical_path),
+    store.load_results(database, sorted(batch_dirs), settings_docs, clinical,
                        software_versions(), files, cohort_tables)
