@@ -154,3 +154,29 @@ def test_options_defaults_and_validation():
                          ({"method": "segmentation"}, "segmentation_groups"), ({"threshold": 0.8}, "unknown")):
         with pytest.raises(ValueError, match=message):
             StabilityOptions.from_dict(bad)
+
+
+def test_a_cohort_without_retest_scans_gets_a_message_not_nan_iccs(tmp_path, caplog):
+    rows = long_rows(np.random.default_rng(3), n_cases=10, scans=("test",))
+    path = tmp_path / "features.parquet"
+    rows.to_parquet(path, index=False)
+    outputs = [tmp_path / name for name in ("stability.parquet", "stable.parquet", "cases.parquet")]
+    with caplog.at_level("WARNING"):
+        run_stability(StabilityOptions.from_dict({}), [path], [], *outputs)
+    stability, stable = pd.read_parquet(outputs[0]), pd.read_parquet(outputs[1])
+    assert stability.empty and stable.empty
+    message = " ".join(r.getMessage() for r in caplog.records)
+    assert "0 of 10 cases have both a test and a retest scan (scans found: test)" in message
+    assert "stability.method: perturbation" in message
+
+
+def test_one_retest_pair_is_not_enough_for_an_icc(tmp_path, caplog):
+    rows = long_rows(np.random.default_rng(4), n_cases=5)
+    rows = rows[(rows.scan == "test") | (rows.case_id == "case-000")]
+    path = tmp_path / "features.parquet"
+    rows.to_parquet(path, index=False)
+    outputs = [tmp_path / name for name in ("stability.parquet", "stable.parquet", "cases.parquet")]
+    with caplog.at_level("WARNING"):
+        run_stability(StabilityOptions.from_dict({}), [path], [], *outputs)
+    assert pd.read_parquet(outputs[0]).empty
+    assert "1 of 5 cases have both" in " ".join(r.getMessage() for r in caplog.records)

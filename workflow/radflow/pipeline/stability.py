@@ -25,11 +25,28 @@ def read_tables(paths: list[Path], columns: list[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+NO_RETEST_ADVICE = ("for a cohort without retest scans set stability.method: perturbation (perturbed copies of each "
+                    "test scan, Zwanenburg et al. 2019) in the configuration")
+
+
+def with_retest_pairs(designs, scans: list[str]):
+    """The test-retest designs with at least two cases scanned twice; each other design is reported (no ICC is
+    computed from fewer than two complete pairs, instead of one NaN row per feature)."""
+    for design in designs:
+        n_pairs = len(design.subjects_used())
+        if n_pairs >= 2:
+            yield design
+            continue
+        log.warning("test-retest stability of settings %s, ROI %s skipped: %d of %d cases have both a test and a "
+                    "retest scan (scans found: %s); %s", design.settings_id, design.roi, n_pairs,
+                    len(design.subjects), ", ".join(scans) or "none", NO_RETEST_ADVICE)
+
+
 def designs(options: StabilityOptions, feature_files: list[Path], perturbed_files: list[Path]):
     if "test-retest" in options.methods or "segmentation" in options.methods:
         features = read_tables(feature_files, FEATURE_COLUMNS)
         if "test-retest" in options.methods:
-            yield from designs_for_test_retest(features)
+            yield from with_retest_pairs(designs_for_test_retest(features), sorted(set(features["scan"])))
         if "segmentation" in options.methods:
             yield from designs_for_segmentation(features, options.segmentation_groups)
     if "perturbation" in options.methods:
