@@ -1,0 +1,176 @@
+"""Pre-flight checks when Snakemake builds the DAG (radflow.preflight via rules/common.smk): real `snakemake` runs on
+non-demo input that stop before any job with one line naming the reason, and the notes said once when the clinical
+table cannot support every configured step."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+from radflow.preflight import effective_model, kept_clinical_columns, plan
+
+KEY = "preflight-test-key: long enough"
+DEMO_MODEL = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["model"]
+
+
+def snakemake(workdir: Path, *args: str, key: str | None = KEY, dry_run: bool = False):
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env.pop("RADFLOW_PSEUDONYM_KEY", None)
+    if key:
+        env["RADFLOW_PSEUDONYM_KEY"] = key
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "-c", "1",
+           *(["-n"] if dry_run else []), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.fixture
+def own_data(tmp_path) -> Path:
+    """A folder with one (empty) DICOM input folder, a clinical CSV and a valid settings file."""
+    (tmp_path / "dicom").mkdir()
+    (tmp_path / "clinical.csv").write_text("patient_id,outcome\nP1,1\n")
+    return tmp_path
+
+
+def assert_stopped_before_any_job(result, workdir: Path, message: str) -> None:
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output[-3000:]
+    assert f"radflow: error: {message}" in result.stderr, output[-3000:]
+    assert "Traceback" not in output and "Error in rule" not in output
+    assert "Job stats" not in output and not (workdir / "interim").exists() and not (workdir / "results").exists()
+
+
+def test_no_key_on_own_data_is_one_line_before_any_job(own_data):
+    result = snakemake(own_data, "--config", "input_dir=dicom", "clinical=clinical.csv", key=None)
+    assert_stopped_before_any_job(result, own_data, "no pseudonymisation key: set $RADFLOW_PSEUDONYM_KEY")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("radflow: error:")]
+    assert len(errors) == 1
+
+
+def test_missing_input_dir_is_an_error_even_beside_earlier_results(own_data):
+    (own_data / "interim").mkdir()
+    (own_data / "interim" / "inventory.json").write_text('{"batches": {}}')  # an earlier run's inventory
+    result = snakemake(own_data, "--config", "input_dir=/nonexistent/lung_ct", "clinical=null")
+    assert result.returncode == 2
+    assert "radflow: error: input_dir /nonexistent/lung_ct does not exist or is not a folder" in result.stderr
+    assert "Nothing to be done" not in result.stdout + result.stderr
+
+
+def test_settings_typo_names_file_and_key_before_any_job(own_data):
+    (own_data / "typo.yaml").write_text("discretisation:\n  texture: {method: fixed_bin_size, bin_widht: 25}\n")
+    result = snakemake(own_data, "--config", "input_dir=dicom", "clinical=null", "features=[typo.yaml]")
+    assert_stopped_before_any_job(result, own_data, "features: typo.yaml: unknown settings key "
+                                                    "discretisation.texture.'bin_widht'")
+
+
+def test_missing_settings_file(own_data):
+    result = snakemake(own_data, "--config", "input_dir=dicom", "clinical=null", "features=[nothere.yaml]")
+    assert_stopped_before_any_job(result, own_data, "features: settings file nothere.yaml does not exist")
+
+
+def test_roi_pattern_that_does_not_compile(own_data):
+    result = snakemake(own_data, "--config", "input_dir=dicom", "clinical=null",
+                       'rois=[{"name": "GTV", "pattern": "gtv[0-9"}]')
+    assert_stopped_before_any_job(result, own_data, "rois[0] (GTV): pattern 'gtv[0-9' is not a regular expression")
+
+
+def test_missing_clinical_file(own_data):
+    result = snakemake(own_data, "--config", "input_dir=dicom", "clinical=/nonexistent/clinical.csv")
+    assert_stopped_before_any_job(result, own_data, "clinical table /nonexistent/clinical.csv does not exist")
+
+
+def test_clinical_file_without_patient_id(own_data):
+    (own_data / "bad.csv").write_text("subject,outcome\nP1,1\n")
+    result = snakemake(own_data, "--config", "input_dir=dicom", "clinical=bad.csv")
+    assert_stopped_before_any_job(result, own_data, "clinical table bad.csv has no patient_id column")
+
+
+def test_clinical_null_is_no_table_and_skips_modelling(own_data):
+    result = snakemake(own_data, "--config", "input_dir=dicom", "clinical=null", dry_run=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "radflow: note: no clinical table: discovery, QC, features and stability only; modelling skipped" \
+        in result.stderr
+    jobs = result.stdout.split("Job stats:")[1].split("total")[0]
+    assert "discover" in jobs and "clinical" not in jobs and "model" not in jobs
+    assert "Missing input files" not in result.stdout + result.stderr
+
+
+def test_the_demo_clinical_table_is_not_used_for_own_data(own_data):
+    result = snakemake(own_data, "--config", "input_dir=dicom", dry_run=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "clinical is the demo table resources/demo/clinical.csv, which does not describe input_dir" in result.stderr
+    assert "Missing input files" not in result.stdout + result.stderr
+
+
+def test_model_disabled_skips_the_model_rule(own_data, tmp_path):
+    configfile = tmp_path / "c.yaml"
+    configfile.write_text(yaml.safe_dump({"input_dir": "dicom", "clinical": "clinical.csv",
+                                          "model": {"enabled": False}}))
+    result = snakemake(own_data, "--configfile", str(configfile), dry_run=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "radflow: note: model.enabled is false: modelling skipped" in result.stderr
+    jobs = result.stdout.split("Job stats:")[1].split("total")[0]
+    assert "clinical" in jobs and "model" not in jobs
+
+
+def test_demo_needs_no_key_and_has_no_notes(tmp_path):
+    result = snakemake(tmp_path, "--config", "demo_patients=2", key=None, dry_run=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "radflow: error" not in result.stderr and "radflow: note" not in result.stderr
+
+
+# --- the decisions themselves, without Snakemake ------------------------------------------------------------------
+
+def _plan(tmp_path, clinical_text: str | None, **overrides):
+    (tmp_path / "dicom").mkdir(exist_ok=True)
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config.update(input_dir=str(tmp_path / "dicom"), **overrides)
+    if clinical_text is not None:
+        (tmp_path / "clinical.csv").write_text(clinical_text)
+        config["clinical"] = str(tmp_path / "clinical.csv")
+    os.environ.setdefault("RADFLOW_PSEUDONYM_KEY", KEY)
+    return plan(config, demo=False, where=lambda p: p if os.path.exists(p) else str(REPO / p))
+
+
+def test_only_patient_id_and_outcome_models_the_outcome_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv("RADFLOW_PSEUDONYM_KEY", KEY)
+    result = _plan(tmp_path, "patient_id,outcome\nP1,1\n")
+    assert result.errors == [] and result.modelling
+    assert result.model["outcome"] == "outcome" and result.model["centre"] is None
+    assert result.model["survival_time"] is None and result.model["covariates"] == []
+    assert result.model["harmonisation"]["method"] == "none" and result.model["held_out_centre"] is None
+    assert all(m.endswith("/radiomics") for m in result.model["binary_models"])
+    assert result.clinical_keep == ["outcome"]
+    notes = "\n".join(result.notes)
+    for said in ("no survival column(s)", "no centre column 'centre': one centre assumed, so no ComBat",
+                 "no covariate column(s) ['age', 'sex']; clinical and combined models dropped"):
+        assert notes.count(said) == 1, notes
+
+
+def test_no_outcome_and_no_survival_means_no_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("RADFLOW_PSEUDONYM_KEY", KEY)
+    result = _plan(tmp_path, "patient_id,centre\nP1,A\n")
+    assert not result.modelling
+    assert sum("modelling skipped" in n for n in result.notes) == 1
+
+
+def test_clinical_keep_and_identifying_columns(tmp_path, monkeypatch):
+    monkeypatch.setenv("RADFLOW_PSEUDONYM_KEY", KEY)
+    header = "patient_id,outcome,centre,age,sex,stage,smoker,PatientName,Birth Date,notes\n"
+    result = _plan(tmp_path, header + "P1,1,A,60,F,II,yes,DOE^J,19600101,x\n", clinical_keep=["stage", "notes"])
+    assert result.clinical_keep == ["outcome", "centre", "age", "sex", "stage", "notes"]
+    summary = next(n for n in result.notes if "kept" in n)
+    assert "1 column(s) not named in the configuration dropped (smoker" in summary
+    assert "3 identifying column(s) dropped (PatientName, Birth Date, notes)" in summary
+
+
+def test_effective_model_with_every_column_changes_nothing():
+    header = ["patient_id", "outcome", "survival_time", "event", "centre", "age", "sex"]
+    model, notes = effective_model(DEMO_MODEL, header, "clinical.csv")
+    assert model == DEMO_MODEL and notes == []
+    assert kept_clinical_columns(model, []) == ["outcome", "survival_time", "event", "centre", "age", "sex"]
