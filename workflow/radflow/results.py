@@ -61,6 +61,19 @@ def column_name(family: str, feature: str, aggregation: str) -> str:
     return f"{family}.{slug(feature)}.{slug(aggregation)}"
 
 
+def _in_ibsi_order(catalogue: "pd.DataFrame") -> "pd.DataFrame":
+    """Features in IBSI document order (families, then features), each feature's aggregations in IBSI order."""
+    from radflow.features.base import MATRIX_AGGREGATIONS, ZONE_AGGREGATIONS
+    from radflow.features.registry import features
+
+    feature_rank = {code: i for i, code in enumerate(features())}
+    aggregation_rank = {a: i for i, a in enumerate(("none", *ZONE_AGGREGATIONS, *MATRIX_AGGREGATIONS))}
+    order = sorted(range(len(catalogue)), key=lambda i: (
+        feature_rank.get(catalogue["ibsi_code"].iat[i], len(feature_rank)), catalogue["ibsi_code"].iat[i],
+        aggregation_rank.get(catalogue["aggregation"].iat[i], len(aggregation_rank)), catalogue["aggregation"].iat[i]))
+    return catalogue.iloc[order].reset_index(drop=True)
+
+
 def _settings_ids(con: "duckdb.DuckDBPyConnection") -> list[str]:
     return [row[0] for row in con.execute("SELECT settings_id FROM settings ORDER BY settings_id").fetchall()]
 
@@ -83,8 +96,8 @@ def wide_with_columns(con: "duckdb.DuckDBPyConnection", settings_id: str | None 
     if long.empty:
         scans = [r[0] for r in con.execute("SELECT DISTINCT scan FROM features ORDER BY scan").fetchall()]
         raise ResultsError(f"no features for settings id {settings_id} and scan {scan!r}; scans: {scans}")
-    catalogue = (long[["family", "feature", "ibsi_code", "aggregation"]].drop_duplicates(["ibsi_code", "aggregation"])
-                 .reset_index(drop=True))
+    catalogue = _in_ibsi_order(long[["family", "feature", "ibsi_code", "aggregation"]]
+                               .drop_duplicates(["ibsi_code", "aggregation"]))
     catalogue.insert(0, "column", [column_name(*row) for row in
                                    catalogue[["family", "feature", "aggregation"]].itertuples(index=False)])
     if catalogue["column"].duplicated().any():

@@ -1,0 +1,79 @@
+"""A user's own DICOM folder with a minimal clinical CSV (patient_id, an outcome, and columns that must not leak):
+a real `snakemake` run that models the outcome alone (no centre, no covariates: said once), keeps only the
+configured clinical columns, and whose database exports as one row per case."""
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from conftest import REPO
+from radflow.demo import write_cohort
+
+pytestmark = pytest.mark.slow
+KEY = "own-data-test-key: a long enough secret"
+
+
+@pytest.fixture(scope="module")
+def own_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("own")
+    write_cohort(workdir / "archive", n_patients=3, seed=11)
+    with (workdir / "archive" / "clinical.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    with (workdir / "clinical.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["patient_id", "outcome", "Patient Name", "Birth Date", "stage"])
+        for i, row in enumerate(rows):
+            writer.writerow([row["patient_id"], row["outcome"], f"DOE^PATIENT{i}", f"1950010{i}", "II"])
+    env = dict(os.environ, RADFLOW_PSEUDONYM_KEY=KEY)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "-c", "2",
+           "--config", "input_dir=archive/dicom", "clinical=clinical.csv", "batch_size=3"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return workdir, result
+
+
+def test_missing_columns_are_said_once_before_the_jobs(own_run):
+    _, result = own_run
+    stderr = result.stderr
+    first_job = stderr.find("rule ") if "rule " in stderr else len(stderr)
+    for note in ("no centre column 'centre': one centre assumed", "no covariate column(s) ['age', 'sex']",
+                 "no survival column(s)", "kept 1 clinical column(s) (outcome)"):
+        assert stderr.count(note) == 1, stderr[:3000]
+        assert stderr.find(note) < first_job
+
+
+def test_only_the_configured_clinical_columns_reach_the_database(own_run):
+    workdir, _ = own_run
+    con = duckdb.connect(str(workdir / "results" / "radflow.duckdb"), read_only=True)
+    try:
+        columns = [r[0] for r in con.execute("DESCRIBE clinical").fetchall()]
+        assert columns == ["case_id", "outcome"]
+        assert con.execute("SELECT count(*) FROM clinical JOIN cases USING (case_id)").fetchone()[0] == 3
+        assert con.execute("SELECT count(*) FROM models").fetchone()[0] >= 1  # the model rule ran (no KeyError)
+    finally:
+        con.close()
+    for path in (workdir / "results").rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert b"DOE^PATIENT" not in data and b"19500100" not in data, path
+
+
+def test_the_database_exports_one_row_per_case(own_run, tmp_path):
+    workdir, _ = own_run
+    out = tmp_path / "wide.parquet"
+    result = subprocess.run([sys.executable, "-m", "radflow", "export", "wide",
+                             str(workdir / "results" / "radflow.duckdb"), "--clinical", "-o", str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    table = pd.read_parquet(out)
+    assert len(table) == 3 and table["case_id"].is_unique and "clinical.outcome" in table.columns
+    sidecar = pd.read_csv(out.with_name(out.name + ".columns.csv"))
+    assert len(sidecar) == table.shape[1] - 3 and sidecar["ibsi_code"].notna().all()
