@@ -174,3 +174,17 @@ def test_effective_model_with_every_column_changes_nothing():
     model, notes = effective_model(DEMO_MODEL, header, "clinical.csv")
     assert model == DEMO_MODEL and notes == []
     assert kept_clinical_columns(model, []) == ["outcome", "survival_time", "event", "centre", "age", "sex"]
+
+
+def test_retest_note_after_discovery():
+    from radflow.preflight import retest_note
+
+    def case(*scans):
+        return {"scans": [{"scan": s} for s in scans]}
+
+    no_retest = {"batches": {"b0": [case("test"), case("test")], "b1": [case("test", "retest")]}}
+    note = retest_note(no_retest, ["test-retest"])
+    assert "1 of 3 cases have both a test and a retest scan" in note and "stability.method: perturbation" in note
+    assert retest_note(no_retest, ["perturbation"]) is None
+    enough = {"batches": {"b0": [case("test", "retest"), case("retest", "test")]}}
+    assert retest_note(enough, ["test-retest", "segmentation"]) is None

@@ -194,3 +194,17 @@ def plan(config: dict, demo: bool, where, main_process: bool = True) -> Plan:
         result.modelling = True
     result.notes += notes
     return result
+
+
+def retest_note(inventory: dict, methods: list[str]) -> str | None:
+    """After discovery: the note for a test-retest analysis of a cohort with fewer than two cases scanned twice
+    (None when there are enough, or test-retest is not configured)."""
+    if "test-retest" not in methods:
+        return None
+    cases = [case for batch in inventory.get("batches", {}).values() for case in batch]
+    pairs = sum(1 for case in cases if {"test", "retest"} <= {scan.get("scan") for scan in case.get("scans", [])})
+    if pairs >= 2:
+        return None
+    return (f"stability.method test-retest, but {pairs} of {len(cases)} cases have both a test and a retest scan: "
+            "no test-retest ICCs; for a cohort without retest scans set stability.method: perturbation "
+            "(perturbed copies of each test scan)")
