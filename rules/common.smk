@@ -106,6 +106,20 @@ def input_fingerprint():
     return digest.hexdigest()
 
 
+RETEST_NOTED = []  # the no-retest note is said once, when the DAG is rebuilt after discovery
+
+
+def stability_feature_files(wildcards):
+    """The batches' feature tables; says once on the terminal when a test-retest analysis has no retest pairs."""
+    if not RETEST_NOTED:
+        with checkpoints.discover.get().output.inventory.open() as fh:  # raises until discovery has run
+            note = retest_note(json.load(fh), STABILITY_METHODS)
+        RETEST_NOTED.append(True)
+        if note:
+            print(f"radflow: note: {note}", file=sys.stderr)
+    return batch_files("features.parquet")(wildcards)
+
+
 def overlay_files(wildcards):
     """The mask-overlay contact sheet of every batch (for `rule all` and the report)."""
     return [f"{REPORT_DIR}/overlays/{batch}.png" for batch in batch_ids(wildcards)]

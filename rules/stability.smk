@@ -10,18 +10,6 @@ STABILITY_TABLES = {
     "stability_cases": f"{STABILITY_DIR}/stability_cases.parquet",
 }
 STABILITY_FIGURE = f"{REPORT_DIR}/stability.png"
-RETEST_NOTED = []  # the no-retest note is said once, when the DAG is rebuilt after discovery
-
-
-def stability_feature_files(wildcards):
-    """The batches' feature tables; says once on the terminal when a test-retest analysis has no retest pairs."""
-    if not RETEST_NOTED:
-        with checkpoints.discover.get().output.inventory.open() as fh:  # raises until discovery has run
-            note = retest_note(json.load(fh), STABILITY_METHODS)
-        RETEST_NOTED.append(True)
-        if note:
-            print(f"radflow: note: {note}", file=sys.stderr)
-    return batch_files("features.parquet")(wildcards)
 
 
 rule perturb:
