@@ -19,10 +19,11 @@ rule store:
             f"{name}={path}" for name, path in {**STABILITY_TABLES, **(MODEL_TABLES if MODELLING else {})}.items()
         ),
         clinical=f"--clinical {shlex.quote(CLINICAL_TABLE)}" if CLINICAL_TABLE else "",
+        emptied="" if MODELLING else "--emptied " + " ".join(MODEL_TABLES),
     log:
         f"{LOGS}/store.log",
     conda:
         CONDA_ENV
     shell:
         "{params.radflow} store {output.database:q} --batches {input.cases:q} {params.clinical}"
-        " --settings {input.settings:q} --tables {params.tables} > {log} 2>&1"
+        " --settings {input.settings:q} --tables {params.tables} {params.emptied} > {log} 2>&1"

@@ -77,3 +77,22 @@ def test_the_database_exports_one_row_per_case(own_run, tmp_path):
     assert len(table) == 3 and table["case_id"].is_unique and "clinical.outcome" in table.columns
     sidecar = pd.read_csv(out.with_name(out.name + ".columns.csv"))
     assert len(sidecar) == table.shape[1] - 3 and sidecar["ibsi_code"].notna().all()
+
+
+def test_a_rerun_without_clinical_table_leaves_no_earlier_models(own_run):
+    """Runs last (it changes the run folder): the earlier run's models and clinical rows do not pass for this run's."""
+    workdir, _ = own_run
+    env = dict(os.environ, RADFLOW_PSEUDONYM_KEY=KEY)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "-c", "2",
+           "--config", "input_dir=archive/dicom", "clinical=null", "batch_size=3"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "modelling skipped" in result.stderr
+    con = duckdb.connect(str(workdir / "results" / "radflow.duckdb"), read_only=True)
+    try:
+        for table in ("models", "metrics", "predictions", "clinical"):
+            assert con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table
+        assert con.execute("SELECT count(*) FROM features").fetchone()[0] > 0
+    finally:
+        con.close()

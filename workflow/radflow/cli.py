@@ -124,7 +124,8 @@ def cmd_store(args) -> None:
 
     tables = dict(item.split("=", 1) for item in args.tables)
     store_run(Path(args.database), [Path(p).parent for p in args.batches], Path(args.clinical) if args.clinical else None,
-              [Path(p) for p in args.settings], {name: Path(path) for name, path in tables.items()})
+              [Path(p) for p in args.settings], {name: Path(path) for name, path in tables.items()},
+              emptied_tables=tuple(args.emptied))
 
 
 def cmd_perturb(args) -> None:
@@ -314,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clinical", default="", help="pseudonymised clinical.parquet (default: none, e.g. no clinical CSV)")
     p.add_argument("--settings", nargs="+", required=True)
     p.add_argument("--tables", nargs="*", default=[], help="NAME=PARQUET of cohort-level tables (stability, ...)")
+    p.add_argument("--emptied", nargs="*", default=[], help="cohort-level tables this run does not produce (emptied)")
     p.set_defaults(func=cmd_store)
 
     options_help = "JSON of the config's stability block"

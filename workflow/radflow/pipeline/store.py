@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -40,10 +41,19 @@ def software_versions() -> dict[str, str]:
 
 
 def store_run(database: Path, batch_dirs: list[Path], clinical_path: Path | None, settings_paths: list[Path],
-              cohort_tables: dict[str, Path] | None = None) -> None:
+              cohort_tables: dict[str, Path] | None = None, emptied_tables: tuple[str, ...] = ()) -> None:
     """Load the batches, the clinical table (None: no clinical table, the ``clinical`` table is emptied), the
-    settings and the cohort-level tables (``{table: Parquet}``)."""
-    cohort_tables = cohort_tables or {}
+    settings and the cohort-level tables (``{table: Parquet}``). ``emptied_tables``: cohort-level tables this run
+    does not produce (modelling skipped), emptied so that an earlier run's rows are not taken for this run's."""
+    with tempfile.TemporaryDirectory() as folder:
+        empty = {table: Path(folder) / f"{table}.parquet" for table in emptied_tables}
+        for table, path in empty.items():
+            store.empty_frame(table).to_parquet(path, index=False)
+        _store(database, batch_dirs, clinical_path, settings_paths, cohort_tables or {}, empty)
+
+
+def _store(database: Path, batch_dirs: list[Path], clinical_path: Path | None, settings_paths: list[Path],
+           cohort_tables: dict[str, Path], empty_tables: dict[str, Path]) -> None:
     settings_docs = []
     for path in settings_paths:
         settings = Settings.from_yaml(path)
@@ -60,4 +70,4 @@ def store_run(database: Path, batch_dirs: list[Path], clinical_path: Path | None
     files += [(str(path), sha256_of(path), COHORT_STAGE.get(table, table))
               for table, path in sorted(cohort_tables.items())]
     store.load_results(database, sorted(batch_dirs), settings_docs, clinical,
-                       software_versions(), files, cohort_tables)
+                       software_versions(), files, {**cohort_tables, **empty_tables})
