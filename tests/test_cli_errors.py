@@ -7,7 +7,6 @@ import sys
 
 import pytest
 
-from conftest import REPO
 from ibsi_reference import IBSI
 
 PHANTOM = IBSI / "digital_phantom"

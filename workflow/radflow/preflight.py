@@ -14,7 +14,6 @@ import os
 import re
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
 # Values of `clinical` that mean "no clinical table" (Snakemake's --config passes null as the text "null").
 NO_CLINICAL = (None, "", "null", "none", "None", "NULL", "~", "false", "False")

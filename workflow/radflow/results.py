@@ -81,7 +81,6 @@ def _settings_ids(con: "duckdb.DuckDBPyConnection") -> list[str]:
 def wide_with_columns(con: "duckdb.DuckDBPyConnection", settings_id: str | None = None, scan: str = "test",
                       clinical: bool = False) -> tuple["pd.DataFrame", "pd.DataFrame"]:
     """(wide table, its column sidecar): see ``wide``."""
-    import pandas as pd
 
     known = _settings_ids(con)
     if settings_id is None:
