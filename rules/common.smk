@@ -45,7 +45,7 @@ def repo_or_workdir(path):
 # the ROI patterns are checked (one line each on the terminal, exit 2), and what the configuration cannot do with the
 # clinical table at hand (no table, no outcome, no centre, ...) is said once (radflow.preflight).
 sys.path.insert(0, f"{workflow.basedir}/workflow")  # the radflow the rules run (RADFLOW above)
-from radflow.preflight import plan as preflight_plan, retest_note
+from radflow.preflight import plan as preflight_plan, stability_after_discovery
 
 PLAN = preflight_plan(config, USE_DEMO, repo_or_workdir, main_process=getattr(workflow, "is_main_process", True))
 for message in PLAN.errors:
@@ -106,18 +106,37 @@ def input_fingerprint():
     return digest.hexdigest()
 
 
-RETEST_NOTED = []  # the no-retest note is said once, when the DAG is rebuilt after discovery
+STABILITY_DECIDED = {}  # the stability methods once discovery has run (said once on the terminal)
+
+
+def stability_methods():
+    """The stability methods after discovery: without retest pairs, test-retest becomes perturbation when
+    stability.without_retest is perturbation, otherwise the terminal says what to do (radflow.preflight)."""
+    if "methods" not in STABILITY_DECIDED:
+        with checkpoints.discover.get().output.inventory.open() as fh:  # raises until discovery has run
+            inventory = json.load(fh)
+        methods, note = stability_after_discovery(inventory, STABILITY_METHODS,
+                                                  STABILITY.get("without_retest", "message"))
+        STABILITY_DECIDED["methods"] = methods
+        if note:
+            print(f"radflow: note: {note}", file=sys.stderr)
+    return STABILITY_DECIDED["methods"]
 
 
 def stability_feature_files(wildcards):
-    """The batches' feature tables; says once on the terminal when a test-retest analysis has no retest pairs."""
-    if not RETEST_NOTED:
-        with checkpoints.discover.get().output.inventory.open() as fh:  # raises until discovery has run
-            note = retest_note(json.load(fh), STABILITY_METHODS)
-        RETEST_NOTED.append(True)
-        if note:
-            print(f"radflow: note: {note}", file=sys.stderr)
+    stability_methods()
     return batch_files("features.parquet")(wildcards)
+
+
+def perturbed_feature_files(wildcards):
+    if "perturbation" in stability_methods():
+        return batch_files("perturbed_features.parquet")(wildcards)
+    return []
+
+
+def stability_options(wildcards):
+    options = {key: value for key, value in STABILITY.items() if key != "without_retest"}
+    return json.dumps({**options, "method": stability_methods()})
 
 
 def overlay_files(wildcards):

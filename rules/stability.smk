@@ -2,7 +2,6 @@
 # (config `stability`). The stability rule writes cohort-level Parquet tables that the store rule loads.
 STABILITY = config.get("stability", {})
 STABILITY_METHODS = [STABILITY["method"]] if isinstance(STABILITY.get("method"), str) else STABILITY.get("method", [])
-USE_PERTURBATION = "perturbation" in STABILITY_METHODS
 STABILITY_DIR = f"{INTERIM}/stability"
 STABILITY_TABLES = {
     "stability": f"{STABILITY_DIR}/stability.parquet",
@@ -41,14 +40,14 @@ rule stability:
     """ICC with CI, Lin's CCC with CI, wCV and Bland-Altman per feature; the stable feature set per settings id."""
     input:
         features=stability_feature_files,
-        perturbed=batch_files("perturbed_features.parquet") if USE_PERTURBATION else [],
+        perturbed=perturbed_feature_files,
     output:
         stability=STABILITY_TABLES["stability"],
         stable=STABILITY_TABLES["stable_features"],
         cases=STABILITY_TABLES["stability_cases"],
     params:
         radflow=RADFLOW,
-        options=json.dumps(STABILITY),
+        options=stability_options,
     log:
         f"{LOGS}/stability.log",
     conda:

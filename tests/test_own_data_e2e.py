@@ -96,3 +96,35 @@ def test_a_rerun_without_clinical_table_leaves_no_earlier_models(own_run):
         assert con.execute("SELECT count(*) FROM features").fetchone()[0] > 0
     finally:
         con.close()
+
+
+def test_a_cohort_without_retest_scans_falls_back_to_perturbation_when_configured(tmp_path):
+    import json
+    import shutil
+
+    import yaml
+
+    write_cohort(tmp_path / "archive", n_patients=2, seed=5)
+    env = dict(os.environ, RADFLOW_PSEUDONYM_KEY=KEY)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text(yaml.safe_dump({
+        "input_dir": "archive/dicom", "clinical": None,
+        "stability": {"without_retest": "perturbation", "perturbation": {"n_perturbations": 3}}}))
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "-c", "2",
+           "--configfile", str(configfile)]
+    subprocess.run([*cmd, "--until", "discover"], capture_output=True, text=True, env=env, timeout=300, check=True)
+    inventory = json.loads((tmp_path / "interim" / "inventory.json").read_text())
+    for case in (c for batch in inventory["batches"].values() for c in batch):
+        for scan in case["scans"]:
+            if scan["scan"] == "retest":
+                shutil.rmtree(tmp_path / os.path.dirname(scan["files"][0]))  # this cohort was never rescanned
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert result.stderr.count("0 of 2 cases have both a test and a retest scan: perturbation stability instead") == 1
+    con = duckdb.connect(str(tmp_path / "results" / "radflow.duckdb"), read_only=True)
+    try:
+        methods = con.execute("SELECT method, count(*), count(icc) FROM stability GROUP BY 1").fetchall()
+    finally:
+        con.close()
+    assert [m[0] for m in methods] == ["perturbation"] and methods[0][2] > 0.9 * methods[0][1]

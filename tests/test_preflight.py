@@ -188,3 +188,17 @@ def test_retest_note_after_discovery():
     assert retest_note(no_retest, ["perturbation"]) is None
     enough = {"batches": {"b0": [case("test", "retest"), case("retest", "test")]}}
     assert retest_note(enough, ["test-retest", "segmentation"]) is None
+
+
+def test_stability_after_discovery_replaces_test_retest_only_when_configured():
+    from radflow.preflight import stability_after_discovery
+
+    inventory = {"batches": {"b0": [{"scans": [{"scan": "test"}]}, {"scans": [{"scan": "test"}]}]}}
+    methods, note = stability_after_discovery(inventory, ["test-retest"], "message")
+    assert methods == ["test-retest"] and "set stability.method: perturbation" in note
+    methods, note = stability_after_discovery(inventory, ["test-retest", "segmentation"], "perturbation")
+    assert methods == ["perturbation", "segmentation"]
+    assert note.endswith("0 of 2 cases have both a test and a retest scan: perturbation stability instead "
+                         "(stability.without_retest)")
+    methods, _ = stability_after_discovery(inventory, ["test-retest", "perturbation"], "perturbation")
+    assert methods == ["perturbation"]

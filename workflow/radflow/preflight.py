@@ -207,3 +207,14 @@ def retest_note(inventory: dict, methods: list[str]) -> str | None:
     return (f"stability.method test-retest, but {pairs} of {len(cases)} cases have both a test and a retest scan: "
             "no test-retest ICCs; for a cohort without retest scans set stability.method: perturbation "
             "(perturbed copies of each test scan)")
+
+
+def stability_after_discovery(inventory: dict, methods: list[str], without_retest: str) -> tuple[list[str], str | None]:
+    """(the stability methods to run, the note to say once) after discovery: test-retest is replaced by
+    perturbation when the cohort has fewer than two retest pairs and ``stability.without_retest`` is
+    ``perturbation``; with ``message`` (default) the methods stay and the note says what to do."""
+    note = retest_note(inventory, methods)
+    if note is None or without_retest != "perturbation":
+        return list(methods), note
+    replaced = list(dict.fromkeys("perturbation" if m == "test-retest" else m for m in methods))
+    return replaced, note.split(": no test-retest ICCs")[0] + ": perturbation stability instead (stability.without_retest)"
