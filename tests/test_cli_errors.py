@@ -104,3 +104,8 @@ def test_missing_database_for_export(tmp_path):
 def test_a_bug_keeps_its_traceback_when_asked(tmp_path):
     result = radflow("extract", str(tmp_path / "no.nii.gz"), "m", env_extra={"RADFLOW_TRACEBACK": "1"})
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_invalid_stability_options():
+    assert_one_line(radflow("stability", "a", "b", "c", "--options", '{"metod": "test-retest"}'),
+                    "unknown stability settings ['metod']")

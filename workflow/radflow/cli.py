@@ -385,7 +385,19 @@ def _is_user_error(exc: BaseException) -> bool:
     module = type(exc).__module__
     if module.startswith("radflow.") and isinstance(exc, (ValueError, RuntimeError)):
         return True
+    if type(exc) is ValueError and _raised_by_radflow(exc):  # a radflow check on its input, not a library's fault
+        return True
     return module.startswith(("yaml", "jsonschema"))
+
+
+def _raised_by_radflow(exc: BaseException) -> bool:
+    """Whether the innermost frame of the traceback is radflow's own code (its ``raise``)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(Path(__file__).resolve().parent)
 
 
 def _one_line(exc: BaseException) -> str:
