@@ -236,3 +236,9 @@ def test_bad_pyradiomics_values_are_settings_errors(tmp_path):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             Settings.from_pyradiomics(_write(tmp_path, "c.yaml", "imageType: {Original: {}}\n"), "wavelet-LLH")
+
+
+def test_without_feature_class_the_pyradiomics_families_are_computed():
+    doc = translate({"setting": {"binWidth": 25}})[0].doc
+    assert doc["families"] == ["morphology", "statistics", "intensity_histogram", "glcm", "glrlm", "glszm", "ngldm",
+                               "ngtdm"]

@@ -118,10 +118,11 @@ def _warn(warnings: list[str], key: str, **values) -> None:
         warnings.append(message)
 
 
-def _families(feature_class: dict | None, warnings: list[str]) -> list[str] | None:
-    """radflow families for ``featureClass``; None (every family) when the file does not restrict them."""
+def _families(feature_class: dict | None, warnings: list[str]) -> list[str]:
+    """radflow families for ``featureClass``; without one, PyRadiomics computes every class it has (so radflow
+    leaves out the families PyRadiomics lacks: local intensity, intensity-volume histogram, GLDZM)."""
     if feature_class is None:
-        return None
+        feature_class = {name: None for name in FAMILY_OF_CLASS}
     families: list[str] = []
     for name, features in feature_class.items():
         if name == "shape2D":
@@ -276,9 +277,7 @@ def translate(params: dict) -> list[Translation]:
     warnings: list[str] = []
     setting = params.get("setting") or {}
     common = _common(setting, warnings)
-    families = _families(params.get("featureClass"), warnings)
-    if families is not None:
-        common["families"] = families
+    common["families"] = _families(params.get("featureClass"), warnings)
     image_types = params.get("imageType", params.get("inputImage")) or {"Original": {}}
     translations: list[Translation] = []
     for label, filter_group, filter_warnings in _image_types(image_types, warnings):
