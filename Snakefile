@@ -1,6 +1,8 @@
 # radflow: raw DICOM -> QC -> IBSI features -> DuckDB -> RDF. Run `snakemake -c all` from the repository root for
 # the demo cohort; see README.md for configuration. This file only sets up the configuration and includes the
 # stages; every rule lives in rules/<stage>.smk and calls one `radflow` command.
+import sys
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -9,6 +11,15 @@ min_version("9.0")
 configfile: f"{workflow.basedir}/config/config.yaml"
 
 
+# Schema violations as one line each (radflow.preflight), then Snakemake's validation (fills in the defaults).
+sys.path.insert(0, f"{workflow.basedir}/workflow")  # the radflow the rules run
+from radflow.preflight import config_errors
+
+CONFIG_ERRORS = config_errors(config, f"{workflow.basedir}/config/schemas/config.schema.yaml")
+for message in CONFIG_ERRORS:
+    print(f"radflow: error: {message}", file=sys.stderr)
+if CONFIG_ERRORS:
+    sys.exit(2)
 validate(config, f"{workflow.basedir}/config/schemas/config.schema.yaml")
 
 

@@ -44,7 +44,6 @@ def repo_or_workdir(path):
 # Pre-flight, when the DAG is built and before any job runs: the key, the input paths, the settings documents and
 # the ROI patterns are checked (one line each on the terminal, exit 2), and what the configuration cannot do with the
 # clinical table at hand (no table, no outcome, no centre, ...) is said once (radflow.preflight).
-sys.path.insert(0, f"{workflow.basedir}/workflow")  # the radflow the rules run (RADFLOW above)
 from radflow.preflight import plan as preflight_plan, stability_after_discovery
 
 PLAN = preflight_plan(config, USE_DEMO, repo_or_workdir, main_process=getattr(workflow, "is_main_process", True))

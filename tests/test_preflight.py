@@ -202,3 +202,8 @@ def test_stability_after_discovery_replaces_test_retest_only_when_configured():
                          "(stability.without_retest)")
     methods, _ = stability_after_discovery(inventory, ["test-retest", "perturbation"], "perturbation")
     assert methods == ["perturbation"]
+
+
+def test_an_invalid_configuration_value_is_one_line_naming_the_key(own_data):
+    result = snakemake(own_data, "--config", "input_dir=dicom", "batch_size=0")
+    assert_stopped_before_any_job(result, own_data, "config batch_size: 0 is less than the minimum of 1")

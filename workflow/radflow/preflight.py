@@ -30,6 +30,22 @@ class Plan:
     modelling: bool = False
 
 
+def config_errors(config: dict, schema_path: str) -> list[str]:
+    """One line per violation of the configuration schema, naming the key (``model.outer_folds: 1 is less than the
+    minimum of 2``)."""
+    import jsonschema
+    import yaml
+
+    with open(schema_path) as fh:
+        schema = yaml.safe_load(fh)
+    validator = jsonschema.Draft202012Validator(schema)
+    lines = []
+    for error in sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path]):
+        where = ".".join(str(p) for p in error.absolute_path) or "configuration"
+        lines.append(f"config {where}: {' '.join(error.message.split())}")
+    return lines
+
+
 def check_key(settings: dict, demo: bool) -> str | None:
     """The reason no pseudonymisation key is available, or None."""
     from radflow.dicom.deid import PseudonymKeyError, load_key
