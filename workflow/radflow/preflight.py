@@ -154,7 +154,13 @@ def plan(config: dict, demo: bool, where, main_process: bool = True) -> Plan:
         result.model = model
         return result
 
-    reason = check_key(config["pseudonymisation"], demo)
+    try:
+        reason = check_key(config["pseudonymisation"], demo)
+        errors, notes = check_settings(list(config.get("features") or []), where)
+    except ImportError as exc:  # Snakemake runs from an environment without radflow's dependencies (--sdm conda)
+        reason, errors = None, []
+        notes = [f"pre-flight key and settings checks skipped: {exc} in Snakemake's environment (the rules' "
+                 "environment is checked when they run)"]
     if reason:
         result.errors.append(reason)
     if not demo:
@@ -165,7 +171,6 @@ def plan(config: dict, demo: bool, where, main_process: bool = True) -> Plan:
             result.errors.append(f"input_manifest {manifest} does not exist")
         if not input_dir and not manifest:
             result.errors.append("neither input_dir nor input_manifest is set: nothing to process")
-    errors, notes = check_settings(list(config.get("features") or []), where)
     result.errors += errors
     result.notes += list(dict.fromkeys(notes))
     result.errors += check_roi_patterns(config.get("rois") or [], config.get("roi_aliases") or {})
