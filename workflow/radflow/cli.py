@@ -47,7 +47,7 @@ def cmd_extract(args) -> None:
 def cmd_filter(args) -> None:
     import SimpleITK as sitk
 
-    from radflow.imaging.filters.image import response_map
+    from radflow.imaging.response_map import response_map
     from radflow.io import read_image
     from radflow.settings import Settings
 

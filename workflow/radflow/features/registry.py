@@ -10,22 +10,12 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from radflow.ibsi import FAMILIES, FAMILY_CODES
+
+__all__ = ["FAMILIES", "FAMILY_CODES", "RO_NAMESPACE", "FeatureInfo", "codes_of", "features", "info"]
+
 RO_NAMESPACE = "http://www.radiomics.org/RO/"
 
-FAMILY_CODES = {
-    "morphology": "HCUG",
-    "local_intensity": "9ST6",
-    "statistics": "UHIW",
-    "intensity_histogram": "ZVCW",
-    "ivh": "P88C",
-    "glcm": "LFYI",
-    "glrlm": "TP0I",
-    "glszm": "9SAK",
-    "gldzm": "VMDZ",
-    "ngtdm": "IPET",
-    "ngldm": "REK0",
-}
-FAMILIES = tuple(FAMILY_CODES)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from rdflib import Graph, Literal, Namespace, URIRef
 
 from radflow.features import registry
 from radflow.provenance import vocabulary as V
+from radflow.provenance.iri import slug
 from radflow.provenance.vocabulary import DCTERMS, PROV, RDF, XSD
 
 R = V.RADFLOW
@@ -32,10 +33,6 @@ STATISTIC_PROPERTIES = {
     "ccc_ci_high": R.cccCiHigh, "wcv": R.withinSubjectCV, "ba_bias": R.blandAltmanBias,
     "ba_loa_low": R.blandAltmanLoaLow, "ba_loa_high": R.blandAltmanLoaHigh,
 }
-
-
-def _slug(*parts: str) -> str:
-    return "/".join(str(p).replace(" ", "_").replace(",", "").replace(".", "_") for p in parts)
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -53,7 +50,7 @@ def add_stability(graph: Graph, con: duckdb.DuckDBPyConnection, rf: Namespace) -
     for settings_id, roi, method, icc_form in con.execute(
         "SELECT DISTINCT settings_id, roi, method, icc_form FROM stability ORDER BY ALL"
     ).fetchall():
-        activity = rf[f"activity/stability/{_slug(settings_id, roi, method)}"]
+        activity = rf[f"activity/stability/{slug(settings_id, roi, method)}"]
         analyses[(settings_id, roi, method)] = activity
         graph.add((activity, RDF.type, PROV.Activity))
         graph.add((activity, RDF.type, R.StabilityAnalysis))
@@ -77,7 +74,7 @@ def add_stability(graph: Graph, con: duckdb.DuckDBPyConnection, rf: Namespace) -
     ).fetchall()
     results = {}
     for settings_id, roi, method, code, aggregation, n, k, *values in rows:
-        node = rf[f"stability/{_slug(settings_id, roi, method, code, aggregation)}"]
+        node = rf[f"stability/{slug(settings_id, roi, method, code, aggregation)}"]
         results.setdefault((settings_id, roi, code, aggregation), []).append(node)
         graph.add((node, RDF.type, PROV.Entity))
         graph.add((node, RDF.type, R.StabilityResult))
@@ -95,7 +92,7 @@ def add_stability(graph: Graph, con: duckdb.DuckDBPyConnection, rf: Namespace) -
         for settings_id, roi, code, aggregation in con.execute(
             "SELECT settings_id, roi, ibsi_code, aggregation FROM stable_features ORDER BY ALL"
         ).fetchall():
-            feature_set = rf[f"stable-features/{_slug(settings_id, roi)}"]
+            feature_set = rf[f"stable-features/{slug(settings_id, roi)}"]
             graph.add((feature_set, RDF.type, PROV.Entity))
             graph.add((feature_set, RDF.type, R.StableFeatureSet))
             graph.add((feature_set, R.roi, Literal(roi)))

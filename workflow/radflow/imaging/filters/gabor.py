@@ -21,7 +21,8 @@ import numpy as np
 import scipy.fft
 
 from radflow.imaging.filters.boundary import pad
-from radflow.imaging.filters.rotations import Pool
+from radflow.imaging.filters.registry import FilterKind, FilterSpec, Radius, Spacing, require
+from radflow.imaging.filters.rotations import Pool, require_pooling
 
 # Planes as (y-axis, x-axis) of the 2D filter in (z, y, x) arrays: axial, coronal, sagittal.
 PLANES = ((1, 2), (0, 2), (0, 1))
@@ -121,3 +122,47 @@ def gabor(
             return response
         total += response
     return total / len(planes)
+
+
+def _apply(image: np.ndarray, spacing: Spacing, spec: FilterSpec) -> np.ndarray:
+    return gabor(image, float(spec.sigma_mm), float(spec.gabor_lambda_mm), float(spec.gabor_gamma), spacing,
+                 spec.boundary_condition, theta=float(spec.gabor_theta), delta_theta=spec.gabor_delta_theta,
+                 pooling=spec.pooling or "average", orthogonal_planes=spec.orthogonal_planes,
+                 cutoff=spec.cutoff_sigma)
+
+
+def _support_radius(spec: FilterSpec, spacing: Spacing) -> Radius:
+    radius = [0, 0, 0]
+    for plane in PLANES if spec.orthogonal_planes else PLANES[:1]:
+        for axis in plane:
+            r = kernel_radius(float(spec.sigma_mm) / spacing[axis], float(spec.gabor_gamma), spec.cutoff_sigma)
+            radius[axis] = max(radius[axis], r)
+    return (radius[0], radius[1], radius[2])
+
+
+def _validate(spec: FilterSpec) -> None:
+    require_pooling(spec, pooled=spec.gabor_delta_theta is not None)
+    require(spec.sigma_mm is not None and spec.sigma_mm > 0, "sigma_mm must be > 0")
+    require(spec.cutoff_sigma > 0, "cutoff_sigma must be > 0")
+    require(spec.gabor_lambda_mm is not None and spec.gabor_lambda_mm > 0, "gabor_lambda_mm must be > 0")
+    require(spec.gabor_gamma > 0, "gabor_gamma must be > 0")
+    require(spec.gabor_delta_theta is None or spec.gabor_delta_theta > 0, "gabor_delta_theta must be > 0")
+    require(spec.dimensions == "2D", "Gabor is a 2D (in-plane) filter; use orthogonal_planes for 3D")
+
+
+FILTER = FilterKind(
+    name="gabor",
+    parameters={
+        "sigma_mm": None,
+        "cutoff_sigma": 4.0,
+        "gabor_lambda_mm": None,
+        "gabor_gamma": 1.0,
+        "gabor_theta": 0.0,  # radians, or "pi/3"
+        "gabor_delta_theta": None,  # radians: pool over theta = k * delta_theta
+        "orthogonal_planes": False,  # average the axial, coronal and sagittal 2D responses
+        "pooling": None,  # max | average | min over the orientations (default average)
+    },
+    apply=_apply,
+    support_radius=_support_radius,
+    validate=_validate,
+)
