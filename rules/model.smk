@@ -5,8 +5,6 @@
 # `--config model_permute_outcome=true` works (Snakemake reads nested --config values, and lowercase true, as text).
 MODEL = {**config.get("model", {}),
          "permute_outcome": str(config.get("model_permute_outcome", False)).lower() == "true"}
-MODEL_DIR = f"{INTERIM}/model"
-MODEL_TABLES = {name: f"{MODEL_DIR}/{name}.parquet" for name in ("models", "model_features", "predictions", "metrics")}
 MODEL_FILES_DIR = f"{RESULTS}/models"
 MODEL_FIGURES = [f"{REPORT_DIR}/roc.png", f"{REPORT_DIR}/calibration.png"]
 

@@ -3,12 +3,6 @@
 STABILITY = config.get("stability", {})
 STABILITY_METHODS = [STABILITY["method"]] if isinstance(STABILITY.get("method"), str) else STABILITY.get("method", [])
 USE_PERTURBATION = "perturbation" in STABILITY_METHODS
-STABILITY_DIR = f"{INTERIM}/stability"
-STABILITY_TABLES = {
-    "stability": f"{STABILITY_DIR}/stability.parquet",
-    "stable_features": f"{STABILITY_DIR}/stable_features.parquet",
-    "stability_cases": f"{STABILITY_DIR}/stability_cases.parquet",
-}
 STABILITY_FIGURE = f"{REPORT_DIR}/stability.png"
 
 
