@@ -25,6 +25,7 @@ MODEL_TABLES = {name: f"{MODEL_DIR}/{name}.parquet" for name in MODEL_TABLE_NAME
 wildcard_constraints:
     batch=r"[A-Za-z0-9_-]+",  # one path component: a batch id never spans folders
 
+
 # Every rule runs the package from this checkout, inside whatever environment Snakemake gives it (the project's
 # virtualenv, or envs/radflow.yaml with --sdm conda).
 RADFLOW = f"PYTHONPATH={workflow.basedir}/workflow${{PYTHONPATH:+:$PYTHONPATH}} python -m radflow"

@@ -6,6 +6,7 @@ the DuckDB ``features`` table and the RDF export, so a feature is named the same
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -30,12 +31,11 @@ class FeatureInfo:
 @cache
 def features() -> dict[str, FeatureInfo]:
     """All IBSI chapter-1 features, keyed by IBSI code, in IBSI document order."""
-    table = resources.files("radflow").joinpath("data/ibsi_features.csv")
-    with table.open(newline="") as fh:
-        return {
-            row["ibsi_code"]: FeatureInfo(row["ibsi_code"], row["family"], row["family_code"], row["feature"], row["ro_class"])
-            for row in csv.DictReader(fh)
-        }
+    text = resources.files("radflow").joinpath("data/ibsi_features.csv").read_text(encoding="utf-8")
+    return {
+        row["ibsi_code"]: FeatureInfo(row["ibsi_code"], row["family"], row["family_code"], row["feature"], row["ro_class"])
+        for row in csv.DictReader(io.StringIO(text))
+    }
 
 
 def info(ibsi_code: str) -> FeatureInfo:

@@ -27,16 +27,13 @@ import duckdb
 from rdflib import BNode, Graph, Literal, Namespace, URIRef
 
 from radflow.features import registry
+from radflow.store import has_table
 from radflow.provenance import vocabulary as V
 from radflow.provenance.iri import slug
 from radflow.provenance.vocabulary import DCTERMS, PROV, RDF, RDFS, SCHEMA, SPDX, XSD
 
 MLS = Namespace("http://www.w3.org/ns/mls#")
 R = V.RADFLOW
-
-
-def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0] > 0
 
 
 def _double(value) -> Literal | None:
@@ -47,7 +44,7 @@ def _double(value) -> Literal | None:
 
 def add_models(graph: Graph, con: duckdb.DuckDBPyConnection, rf: Namespace) -> int:
     """Add every model, its features and metrics from the database; returns the number of models."""
-    if not _has_table(con, "models"):
+    if not has_table(con, "models"):
         return 0
     graph.bind("mls", MLS)
     pipeline = rf["software/radflow"]

@@ -110,18 +110,20 @@ def gabor(
         raise ValueError("Gabor sigma, lambda and gamma must be positive")
     image = np.asarray(image, dtype=np.float64)
     planes = PLANES if orthogonal_planes else PLANES[:1]
-    total = np.zeros(image.shape) if len(planes) > 1 else None
-    for plane in planes:
+
+    def plane_response(plane: tuple[int, int]) -> np.ndarray:
         sy, sx = sigma_mm / spacing[plane[0]], sigma_mm / spacing[plane[1]]
         radius = (kernel_radius(sy, gamma, cutoff), kernel_radius(sx, gamma, cutoff))
         wavelength = (wavelength_mm / spacing[plane[0]], wavelength_mm / spacing[plane[1]])
         kernels = [(gabor_kernel((sy, sx), wavelength, gamma, angle, radius), multiplicity)
                    for angle, multiplicity in orientations(theta, delta_theta)]
-        response = _plane_response(image, kernels, plane, boundary, pooling)
-        if total is None:
-            return response
+        return _plane_response(image, kernels, plane, boundary, pooling)
+
+    responses = (plane_response(plane) for plane in planes)  # one plane's response alive at a time
+    total = next(responses)
+    for response in responses:
         total += response
-    return total / len(planes)
+    return total if len(planes) == 1 else total / len(planes)
 
 
 def _apply(image: np.ndarray, spacing: Spacing, spec: FilterSpec) -> np.ndarray:

@@ -52,6 +52,8 @@ def laplacian_of_gaussian(
             laplacian += term
         if n < len(axes) - 1:
             smoothed = convolve_axis(smoothed, g, axis, boundary, output=None if smoothed is image else smoothed)
+    if laplacian is None:
+        raise ValueError("LoG needs at least one filtered axis")
     return laplacian
 
 
