@@ -187,7 +187,8 @@ def qc_batch(manifest_path: Path, outdir: Path, thresholds: qc.Thresholds | None
             overlay_rows += pictures + failure_rows(scan, results, status)
             qc_rows += [QCRow.of(case_id, scan.scan, r) for r in results]
             meta = scan.meta
-            spacing = meta.get("spacing_mm", [None, None, None])
+            spacing_mm = meta.get("spacing_mm")
+            spacing: list[float | None] = list(spacing_mm) if spacing_mm else [None, None, None]
             scan_rows.append(ScanRow(
                 case_id, scan.scan, meta.get("series_uid"), meta.get("modality"), meta.get("manufacturer"),
                 meta.get("convolution_kernel"), meta.get("kvp"), meta.get("n_slices"),
@@ -197,7 +198,7 @@ def qc_batch(manifest_path: Path, outdir: Path, thresholds: qc.Thresholds | None
             ))
             for m in scan.masks:
                 count = int(meta.get("roi_voxels", {}).get(m.roi, 0))
-                volume = count * math.prod(spacing) if None not in spacing else None
+                volume = count * math.prod(spacing_mm) if spacing_mm else None
                 mask_rows.append(MaskRow(case_id, scan.scan, m.roi, m.source, m.source_roi_name, count, volume,
                                          m.sha256))
         retest = qc.retest_present({s.scan for s in scans})
