@@ -36,6 +36,7 @@ include: "rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         DATABASE,
         RDF_FILE,
@@ -43,4 +44,3 @@ rule all:
         STABILITY_FIGURE,
         MODEL_TARGETS,
         overlay_files,
-    default_target: True

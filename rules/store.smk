@@ -13,6 +13,10 @@ rule store:
         model=list(MODEL_TABLES.values()) if MODELLING else [],
     output:
         database=DATABASE,
+    log:
+        f"{LOGS}/store.log",
+    conda:
+        CONDA_ENV
     params:
         radflow=RADFLOW,
         tables=" ".join(
@@ -20,10 +24,6 @@ rule store:
         ),
         clinical=f"--clinical {shlex.quote(CLINICAL_TABLE)}" if CLINICAL_TABLE else "",
         emptied="" if MODELLING else "--emptied " + " ".join(MODEL_TABLES),
-    log:
-        f"{LOGS}/store.log",
-    conda:
-        CONDA_ENV
     shell:
         "{params.radflow} store {output.database:q} --batches {input.cases:q} {params.clinical}"
         " --settings {input.settings:q} --tables {params.tables} {params.emptied} > {log} 2>&1"
