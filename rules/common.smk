@@ -128,8 +128,9 @@ def stability_methods():
     if "methods" not in STABILITY_DECIDED:
         with checkpoints.discover.get().output.inventory.open() as fh:  # raises until discovery has run
             inventory = json.load(fh)
-        methods, note = stability_after_discovery(inventory, STABILITY_METHODS,
-                                                  STABILITY.get("without_retest", "message"))
+        methods, note = stability_after_discovery(
+            inventory, STABILITY_METHODS, STABILITY.get("without_retest", "message")
+        )
         STABILITY_DECIDED["methods"] = methods
         if note:
             print(f"radflow: note: {note}", file=sys.stderr)
@@ -148,8 +149,7 @@ def perturbed_feature_files(wildcards):
 
 
 def stability_options(wildcards):
-    options = {key: value for key, value in STABILITY.items() if key != "without_retest"}
-    return json.dumps({**options, "method": stability_methods()})
+    return json.dumps({**STABILITY, "method": stability_methods()})
 
 
 def overlay_files(wildcards):

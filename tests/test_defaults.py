@@ -75,7 +75,7 @@ def test_stability_options():
     block, options = DEFAULTS["stability"], StabilityOptions()
     assert options == StabilityOptions.from_dict({}) == StabilityOptions.from_dict(block)
     assert list(options.methods) == [block["method"]]
-    for key in ("icc_form", "confidence_level", "min_icc_ci_low", "seed", "segmentation_groups"):
+    for key in ("icc_form", "confidence_level", "min_icc_ci_low", "seed", "segmentation_groups", "without_retest"):
         assert getattr(options, key) == block[key], f"stability.{key}"
     perturbation = dict(block["perturbation"])
     assert options.perturbation_icc_form == perturbation.pop("icc_form")

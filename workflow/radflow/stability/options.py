@@ -21,12 +21,14 @@ class StabilityOptions:
     seed: int = 42
     segmentation_groups: dict[str, list[str]] = field(default_factory=dict)
     perturbation: PerturbationSettings = PerturbationSettings()
+    # test-retest without retest pairs: "message" or "perturbation" (the workflow decides after discovery)
+    without_retest: str = "message"
 
     @classmethod
     def from_dict(cls, doc: dict | None) -> "StabilityOptions":
         doc = dict(doc or {})
         known = {"method", "icc_form", "confidence_level", "min_icc_ci_low", "seed", "segmentation_groups",
-                 "perturbation"}
+                 "perturbation", "without_retest"}
         unknown = set(doc) - known
         if unknown:
             raise ValueError(f"unknown stability settings {sorted(unknown)}; known: {sorted(known)}")
@@ -45,7 +47,10 @@ class StabilityOptions:
             seed=int(doc.get("seed", cls.seed)),
             segmentation_groups={k: list(v) for k, v in (doc.get("segmentation_groups") or {}).items()},
             perturbation=PerturbationSettings.from_dict(perturbation_doc),
+            without_retest=doc.get("without_retest", "message"),
         )
+        if options.without_retest not in ("message", "perturbation"):
+            raise ValueError(f"stability.without_retest must be message or perturbation, got {options.without_retest!r}")
         for form in (options.icc_form, options.perturbation_icc_form):
             if form not in ICC_FORMS:
                 raise ValueError(f"unknown ICC form {form!r}; known: {ICC_FORMS}")
