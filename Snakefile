@@ -26,7 +26,7 @@ include: "rules/report.smk"
 
 rule all:
     input:
-        DATABASE,
+        STORE_RECEIPT,
         RDF_FILE,
         REPORT_FILES,
         STABILITY_FIGURE,

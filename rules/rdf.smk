@@ -1,15 +1,16 @@
 rule rdf:
     """Describe cases, scans, masks, settings and every feature value in RDF (Radiomics Ontology + PROV-O)."""
     input:
-        database=DATABASE,
+        receipt=STORE_RECEIPT,
     output:
         turtle=RDF_FILE,
     params:
         radflow=RADFLOW,
+        database=DATABASE,
         namespace=config["rdf"]["namespace"],
     log:
         f"{LOGS}/rdf.log",
     conda:
         CONDA_ENV
     shell:
-        "{params.radflow} rdf {input.database:q} {output.turtle:q} --namespace {params.namespace:q} > {log} 2>&1"
+        "{params.radflow} rdf {params.database:q} {output.turtle:q} --namespace {params.namespace:q} > {log} 2>&1"

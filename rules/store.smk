@@ -1,5 +1,6 @@
 rule store:
-    """Load every batch into the DuckDB database (the only job that writes it); reruns replace, never duplicate."""
+    """Load every batch into the DuckDB database (the only job that writes it); reruns replace, never duplicate.
+    The database is built beside the old one and moved into place atomically; the output is a receipt."""
     input:
         cases=batch_files("cases.parquet"),
         scans=batch_files("scans.parquet"),
@@ -12,14 +13,15 @@ rule store:
         stability=list(STABILITY_TABLES.values()),
         model=list(MODEL_TABLES.values()),
     output:
-        database=DATABASE,
+        receipt=STORE_RECEIPT,
     params:
         radflow=RADFLOW,
+        database=DATABASE,
         tables=" ".join(f"{name}={path}" for name, path in {**STABILITY_TABLES, **MODEL_TABLES}.items()),
     log:
         f"{LOGS}/store.log",
     conda:
         CONDA_ENV
     shell:
-        "{params.radflow} store {output.database:q} --batches {input.cases:q} --clinical {input.clinical:q}"
-        " --settings {input.settings:q} --tables {params.tables} > {log} 2>&1"
+        "{params.radflow} store {params.database:q} --receipt {output.receipt:q} --batches {input.cases:q}"
+        " --clinical {input.clinical:q} --settings {input.settings:q} --tables {params.tables} > {log} 2>&1"

@@ -126,3 +126,24 @@ def test_report_is_self_contained_html(demo_run):
     snakemake(demo_run, "--report", str(demo_run / "results" / "report.html"))
     text = (demo_run / "results" / "report.html").read_text(errors="replace")
     assert "<html" in text.lower() and "feature_distributions.png" in text
+
+
+def test_forced_store_rerun_keeps_a_case_this_run_did_not_bring(demo_run):
+    """Snakemake must not delete the database before the store job: its output is a receipt, the database is
+    replaced atomically and keeps the rows of cases the run does not touch."""
+    database = demo_run / "results" / "radflow.duckdb"
+    con = duckdb.connect(str(database))
+    con.execute("INSERT INTO cases VALUES ('case-from-an-earlier-run', 1, 'pass')")
+    con.close()
+    snakemake(demo_run, "--forcerun", "store")
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        assert con.execute("SELECT status FROM cases WHERE case_id = 'case-from-an-earlier-run'").fetchall() == [
+            ("pass",)]
+    finally:
+        con.close()
+    receipt = (demo_run / "results" / "radflow.duckdb.receipt.json").read_text()
+    assert '"cases": %d' % (N_PATIENTS + 1) in receipt
+    con = duckdb.connect(str(database))
+    con.execute("DELETE FROM cases WHERE case_id = 'case-from-an-earlier-run'")
+    con.close()

@@ -110,7 +110,8 @@ def cmd_store(args) -> None:
 
     tables = dict(item.split("=", 1) for item in args.tables)
     store_run(Path(args.database), [Path(p).parent for p in args.batches], Path(args.clinical),
-              [Path(p) for p in args.settings], {name: Path(path) for name, path in tables.items()})
+              [Path(p) for p in args.settings], {name: Path(path) for name, path in tables.items()},
+              receipt=Path(args.receipt) if args.receipt else None)
 
 
 def cmd_perturb(args) -> None:
@@ -244,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clinical", required=True)
     p.add_argument("--settings", nargs="+", required=True)
     p.add_argument("--tables", nargs="*", default=[], help="NAME=PARQUET of cohort-level tables (stability, ...)")
+    p.add_argument("--receipt", default="", help="JSON receipt to write once the database has been replaced")
     p.set_defaults(func=cmd_store)
 
     options_help = "JSON of the config's stability block"

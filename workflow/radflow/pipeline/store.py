@@ -1,7 +1,13 @@
-"""Pipeline rule `store`: load all batches, the clinical table and the settings into the DuckDB database."""
+"""Pipeline rule `store`: load all batches, the clinical table and the settings into the DuckDB database.
+
+The database is replaced atomically (``radflow.store``); the rule's declared output is a receipt written after the
+replacement (row count of every table), so Snakemake never deletes the last good database.
+"""
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from importlib import metadata
 from pathlib import Path
 
@@ -39,9 +45,19 @@ def software_versions() -> dict[str, str]:
     return versions
 
 
+def write_receipt(receipt: Path, database: Path, counts: dict[str, int]) -> None:
+    """The store rule's output: which database was written and how many rows each table holds (no timestamps,
+    so an unchanged rerun writes the same bytes)."""
+    receipt.parent.mkdir(parents=True, exist_ok=True)
+    partial = receipt.with_name(f".{receipt.name}.partial")
+    partial.write_text(json.dumps({"database": database.name, "rows": counts}, indent=1, sort_keys=True) + "\n")
+    os.replace(partial, receipt)
+
+
 def store_run(database: Path, batch_dirs: list[Path], clinical_path: Path, settings_paths: list[Path],
-              cohort_tables: dict[str, Path] | None = None) -> None:
-    """Load the batches, the clinical table, the settings and the cohort-level tables (``{table: Parquet}``)."""
+              cohort_tables: dict[str, Path] | None = None, receipt: Path | None = None) -> None:
+    """Load the batches, the clinical table, the settings and the cohort-level tables (``{table: Parquet}``);
+    refuses (keeping the previous database) when no feature value at all would be stored."""
     cohort_tables = cohort_tables or {}
     settings_docs = []
     for path in settings_paths:
@@ -56,5 +72,7 @@ def store_run(database: Path, batch_dirs: list[Path], clinical_path: Path, setti
     files.append((str(clinical_path), sha256_of(clinical_path), "ingest"))
     files += [(str(path), sha256_of(path), COHORT_STAGE.get(table, table))
               for table, path in sorted(cohort_tables.items())]
-    store.load_results(database, sorted(batch_dirs), settings_docs, pd.read_parquet(clinical_path),
-                       software_versions(), files, cohort_tables)
+    counts = store.load_results(database, sorted(batch_dirs), settings_docs, pd.read_parquet(clinical_path),
+                                software_versions(), files, cohort_tables, require_features=True)
+    if receipt is not None:
+        write_receipt(receipt, database, counts)
