@@ -30,6 +30,8 @@ CHECKS: dict[str, tuple[str, str]] = {
     "FILE_UNREADABLE": (FAIL, "a file of the series cannot be parsed as DICOM"),
     "FILE_TRUNCATED": (FAIL, "a file of the series ends before its pixel data does"),
     "TAGS_MISSING": (FAIL, "a required attribute (position, orientation, pixel spacing, ...) is missing or invalid"),
+    "GEOMETRY_INVALID": (FAIL, "ImageOrientationPatient is not two perpendicular unit vectors (all zeros, say)"),
+    "RESCALE_INVALID": (FAIL, "RescaleSlope is 0 or the slope or intercept is not finite"),
     "PIXEL_DATA_UNREADABLE": (FAIL, "pixel data missing or not decodable (transfer syntax without a decoder?)"),
     "NOT_QUANTITATIVE": (FAIL, "colour or otherwise non-quantitative image"),
     "SERIES_MIXED": (FAIL, "files of several series were given as one"),
@@ -46,10 +48,15 @@ CHECKS: dict[str, tuple[str, str]] = {
     # masks
     "MASK_UNREADABLE": (FAIL, "the mask object cannot be parsed or decoded"),
     "MASK_GEOMETRY": (FAIL, "the mask is not on the image grid (other series, resampled, other dimensions)"),
-    "MASK_OUTSIDE_IMAGE": (FAIL, "the mask lies (partly) beyond the first or last image slice"),
+    "MASK_OUTSIDE_IMAGE": (FAIL, "more of the ROI than qc.mask_outside_tolerance lies outside the image (in-plane "
+                                 "or beyond the first or last slice)"),
+    "MASK_PARTLY_OUTSIDE": (WARN, "part of the ROI, at most qc.mask_outside_tolerance, lies outside the image and "
+                                  "was left out (the value is the fraction)"),
     "MASK_EMPTY": (FAIL, "the mask has no voxels"),
     "MASK_AT_BORDER": (WARN, "the mask touches the image border: the lesion may be cut off"),
     "ROI_TOO_SMALL": (FAIL, "the ROI volume is below the configured minimum"),
+    "ROI_TOO_LARGE": (FAIL, "the ROI's grid would need more memory than a feature job may use (the message says "
+                            "how much)"),
     # case
     "RETEST_MISSING": (WARN, "no retest scan: the case gives no test-retest pair"),
     "QC_ERROR": (FAIL, "the QC step itself failed on this scan (a bug or unexpected input)"),
@@ -80,6 +87,7 @@ class Thresholds:
     intensity_range: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_INTENSITY_RANGE))
     intensity_outside_fraction: float = 0.01
     geometry_tolerance_mm: float = 1e-3
+    mask_outside_tolerance: float = 0.05  # fraction of a ROI that may lie outside the image (a warning)
 
     @classmethod
     def from_config(cls, doc: dict | None) -> "Thresholds":

@@ -87,12 +87,22 @@ def read_mask_file(path: str, label: str) -> sitk.Image:
     return mask
 
 
-def read_mask(selection: dict, image: sitk.Image, source_files: list[str]) -> sitk.Image:
+def read_mask(selection: dict, image: sitk.Image, source_files: list[str],
+              thresholds: Thresholds | None = None) -> tuple[sitk.Image, list[dict]]:
+    """(mask on the image grid, warnings): a ROI partly outside the image within the tolerance is a warning."""
+    tolerance = (thresholds or Thresholds()).mask_outside_tolerance
     if selection["kind"] == "RTSTRUCT":
-        return rtstruct.rasterise(selection["path"], selection["label"], image)
-    if selection["kind"] == "SEG":
-        return seg.read_segment(selection["path"], selection["label"], image, source_files=source_files)
-    return read_mask_file(selection["path"], selection["label"])
+        mask, outside = rtstruct.rasterise_roi(selection["path"], selection["label"], image,
+                                               max_outside_fraction=tolerance)
+    elif selection["kind"] == "SEG":
+        mask, outside = seg.read_segment_roi(selection["path"], selection["label"], image, source_files=source_files,
+                                             max_outside_fraction=tolerance)
+    else:
+        return read_mask_file(selection["path"], selection["label"]), []
+    if not outside.outside:
+        return mask, []
+    return mask, [{"code": "MASK_PARTLY_OUTSIDE", "roi": selection["roi"], "value": outside.fraction,
+                   "message": f"{outside.describe()}; left out (tolerated up to {100 * tolerance:g}%)"}]
 
 
 def write_volume(image: sitk.Image, path: Path) -> str:
@@ -146,7 +156,8 @@ def ingest_scan(case_id: str, scan: dict, volumes: Path, thresholds: Thresholds)
     entry.meta.update({"n_slices": image.GetSize()[2], "spacing_mm": list(image.GetSpacing()), "roi_voxels": {}})
     for selection in scan["rois"]:
         try:
-            mask = read_mask(selection, image, scan["files"])
+            mask, mask_warnings = read_mask(selection, image, scan["files"], thresholds)
+            entry.warnings += mask_warnings
         except Exception as exc:
             entry.roi_errors.append({"roi": selection["roi"], "code": error_code(exc, "MASK_UNREADABLE"),
                                      "message": f"{selection['kind']}: {error_message(exc)}"})

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 def ingest_results(scan: ScanEntry) -> list[qc.QCResult]:
     """What ingest found: one failure with its code, or SERIES_READ and the warnings, plus ROI-level errors."""
-    warnings = [qc.QCResult(w["code"], qc.CHECKS.get(w["code"], (qc.WARN, ""))[0], w["message"], w.get("value"))
+    warnings = [qc.QCResult(w["code"], qc.CHECKS.get(w["code"], (qc.WARN, ""))[0], w["message"], w.get("value"),
+                            w.get("roi", ""))
                 for w in scan.warnings]
     if scan.status != "ok":
         return [qc.QCResult(scan.error_code, qc.FAIL, scan.error_message), *warnings]
