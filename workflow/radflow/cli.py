@@ -64,7 +64,9 @@ def cmd_discover(args) -> None:
              rois=json.loads(args.rois), key=_key(args),
              mapping_file=Path(args.mapping_file) if args.mapping_file else None,
              series_rules=json.loads(args.series), roi_aliases=json.loads(args.roi_aliases),
-             input_manifest=Path(args.input_manifest) if args.input_manifest else None, dates=args.dates)
+             input_manifest=Path(args.input_manifest) if args.input_manifest else None, dates=args.dates,
+             missing_patient_id=args.missing_patient_id,
+             results_dir=Path(args.results_dir) if args.results_dir else None)
 
 
 def _thresholds(args):
@@ -100,7 +102,8 @@ def cmd_qc(args) -> None:
 def cmd_features(args) -> None:
     from radflow.pipeline.features import extract_batch
 
-    features, errors = extract_batch(Path(args.manifest), Path(args.qc), [Path(p) for p in args.settings])
+    features, errors = extract_batch(Path(args.manifest), Path(args.qc), [Path(p) for p in args.settings],
+                                     memory_mb=args.memory_mb)
     features.to_parquet(args.features, index=False)
     errors.to_parquet(args.errors, index=False)
 
@@ -204,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--roi-aliases", default="{}", help='JSON {"attribute": ..., "centres": {centre: {roi: [...]}}}')
     p.add_argument("--input-manifest", default="", help="CSV of NIfTI/NRRD image and mask files")
     p.add_argument("--dates", choices=["shift", "drop"], default="shift", help="per-patient date shift or none")
+    p.add_argument("--missing-patient-id", choices=["fail", "study_uid"], default="fail",
+                   help="files without a PatientID: a failed case per study, or a case keyed on the study")
+    p.add_argument("--results-dir", default="", help="the results folder (the mapping file must lie outside it)")
     _key_arguments(p)
     p.set_defaults(func=cmd_discover)
 
@@ -237,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("features")
     p.add_argument("errors")
     p.add_argument("--settings", nargs="+", required=True)
+    p.add_argument("--memory-mb", type=float, default=4000.0,
+                   help="memory one ROI may use; a larger ROI is a ROI_TOO_LARGE failure (the rule's mem_mb)")
     p.set_defaults(func=cmd_features)
 
     p = sub.add_parser("store", help="pipeline: load all batches into DuckDB")

@@ -24,6 +24,13 @@ CHECKS: dict[str, tuple[str, str]] = {
     "MASK_UNLINKED": (FAIL, "a mask object of the patient references a series or frame of reference that is not "
                             "among the patient's selected series"),
     "ROI_NOT_FOUND": (FAIL, "no ROI / segment label matches the configured pattern or centre alias"),
+    "PATIENT_ID_CONFLICT": (FAIL, "files sharing one PatientID disagree on PatientName, birth date or sex: different "
+                                  "people, not merged"),
+    "PATIENT_ID_MISSING": (FAIL, "files without a PatientID (one case per study, not processed unless "
+                                 "pseudonymisation.missing_patient_id is study_uid)"),
+    "PATIENT_ID_FROM_STUDY": (WARN, "no PatientID: the case is one study keyed on its StudyInstanceUID"),
+    "INPUT_UNREADABLE": (FAIL, "folders or files of the input cannot be listed or opened (permissions, I/O): on the "
+                               "cases beside them, or run-level (case_id '') for the rest; paths in interim/ only"),
     # reading the series
     "SERIES_READ": (FAIL, "the series was read into one regular volume"),
     "SERIES_UNREADABLE": (FAIL, "reading the series failed in an unexpected way (the message names the error type)"),
@@ -40,7 +47,7 @@ CHECKS: dict[str, tuple[str, str]] = {
     "SLICES_MISSING": (FAIL, "gaps that are whole multiples of the slice spacing: slices missing"),
     "SLICE_SPACING_NONUNIFORM": (FAIL, "slice gaps deviate from the regular spacing beyond the tolerance"),
     "GANTRY_TILT": (FAIL, "slices shifted in-plane in proportion to their position: a tilted (sheared) stack"),
-    "UNREADABLE_FILES_NEARBY": (WARN, "files in the series' folders could not be read as DICOM at all"),
+    "UNREADABLE_FILES_NEARBY": (WARN, "files in the series' (or patient's) folders could not be read as DICOM at all"),
     "DUPLICATE_INSTANCE": (WARN, "the same SOP instance stored in several files (read once)"),
     "ORIENTATION_NON_AXIAL": (WARN, "the grid is oblique or not axial: 2D features follow the acquired planes"),
     "INTENSITY_IMPLAUSIBLE": (FAIL, "intensities outside the plausible range of the modality (wrong rescale?)"),

@@ -175,6 +175,7 @@ def ingest_batch(inventory_path: Path, batch: str, manifest_path: Path, volumes:
     cases = json.loads(inventory_path.read_text())["batches"][batch]
     volumes.mkdir(parents=True, exist_ok=True)
     scans = []
+    case_checks = {case["case_id"]: case["checks"] for case in cases if case.get("checks")}
     for case in cases:
         for scan in case["scans"]:
             try:
@@ -185,4 +186,4 @@ def ingest_batch(inventory_path: Path, batch: str, manifest_path: Path, volumes:
             if entry.status != "ok":
                 log.warning("%s/%s failed: %s", entry.case_id, entry.scan, entry.error_code)
             scans.append(entry)
-    Manifest(batch, scans).write(manifest_path)
+    Manifest(batch, scans, case_checks=case_checks).write(manifest_path)

@@ -81,13 +81,25 @@ def scan_status(scan: ScanEntry, results: list[qc.QCResult]) -> str:
     return qc.worst(results)
 
 
-def case_status(scan_statuses: list[str], retest_severity: str) -> str:
-    """fail when no scan is usable; warn when some scan failed or warned or the retest is missing; else pass."""
-    if all(status == qc.FAIL for status in scan_statuses):
+def case_status(scan_statuses: list[str], retest_severity: str, case_severities: tuple[str, ...] = ()) -> str:
+    """fail when no scan is usable or a case-level check failed; warn when some scan failed or warned, the retest
+    is missing or a case-level check warned; else pass."""
+    if all(status == qc.FAIL for status in scan_statuses) or qc.FAIL in case_severities:
         return qc.FAIL
-    if any(status != qc.PASS for status in scan_statuses) or retest_severity != qc.PASS:
+    if (any(status != qc.PASS for status in scan_statuses) or retest_severity != qc.PASS
+            or qc.WARN in case_severities):
         return qc.WARN
     return qc.PASS
+
+
+def case_results(checks: list[dict]) -> list[qc.QCResult]:
+    """Discovery's checks of a case as a whole (identity, unreadable input beside it)."""
+    return [qc.QCResult(c["code"], qc.CHECKS.get(c["code"], (qc.WARN, ""))[0], c["message"], c.get("value"))
+            for c in checks]
+
+
+# A case whose every scan failed at discovery has nothing to pair: no RETEST_MISSING for it.
+DISCOVERY_FAILURES = ("NO_IMAGE_SERIES", "PATIENT_ID_CONFLICT", "PATIENT_ID_MISSING")
 
 
 def failure_rows(scan: ScanEntry, results: list[qc.QCResult], status: str) -> list[OverlayRow]:
@@ -112,8 +124,11 @@ def qc_batch(manifest_path: Path, outdir: Path, thresholds: qc.Thresholds | None
     by_case: dict[str, list[ScanEntry]] = {}
     for scan in manifest.scans:
         by_case.setdefault(scan.case_id, []).append(scan)
+    # run-level checks (input that belongs to no case): qc rows only, no case
+    qc_rows += [("", "", "", r.code, r.severity, r.message, r.value)
+                for r in case_results(manifest.case_checks.get("", []))]
     for case_id, scans in sorted(by_case.items()):
-        case_results = []
+        scan_statuses = []
         for scan in scans:
             pictures: list[OverlayRow] = []
             try:
@@ -123,7 +138,7 @@ def qc_batch(manifest_path: Path, outdir: Path, thresholds: qc.Thresholds | None
                 results = [qc.result("QC_ERROR", False, f"QC raised {type(exc).__name__}")]
                 pictures = []
             status = scan_status(scan, results)
-            case_results.append(status)
+            scan_statuses.append(status)
             overlay_rows += pictures + failure_rows(scan, results, status)
             qc_rows += [(case_id, scan.scan, r.roi, r.code, r.severity, r.message, r.value) for r in results]
             meta = scan.meta
@@ -137,9 +152,15 @@ def qc_batch(manifest_path: Path, outdir: Path, thresholds: qc.Thresholds | None
                 count = int(meta.get("roi_voxels", {}).get(m.roi, 0))
                 volume = count * math.prod(spacing) if None not in spacing else None
                 mask_rows.append((case_id, scan.scan, m.roi, m.source, m.source_roi_name, count, volume, m.sha256))
-        retest = qc.retest_present({s.scan for s in scans})
-        qc_rows.append((case_id, "", "", retest.code, retest.severity, retest.message, retest.value))
-        case_rows.append((case_id, len(scans), case_status(case_results, retest.severity)))
+        whole_case = case_results(manifest.case_checks.get(case_id, []))
+        qc_rows += [(case_id, "", "", r.code, r.severity, r.message, r.value) for r in whole_case]
+        retest_severity = qc.PASS
+        if not all(s.status != "ok" and s.error_code in DISCOVERY_FAILURES for s in scans):
+            retest = qc.retest_present({s.scan for s in scans})
+            qc_rows.append((case_id, "", "", retest.code, retest.severity, retest.message, retest.value))
+            retest_severity = retest.severity
+        case_rows.append((case_id, len(scans), case_status(scan_statuses, retest_severity,
+                                                           tuple(r.severity for r in whole_case))))
 
     outdir.mkdir(parents=True, exist_ok=True)
     tables = {"cases": case_rows, "scans": scan_rows, "masks": mask_rows, "qc": qc_rows}
