@@ -16,10 +16,21 @@ def _key_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-demo-key", action="store_true", help="fall back to the public demo key (demo data only)")
 
 
-def _key(args) -> bytes:
-    from radflow.dicom.deid import load_key
+def _key(args, *data: Path | None) -> bytes:
+    """The pseudonymisation key; the public demo key only for ``data`` the demo generator wrote (its checksums)."""
+    from radflow.dicom.deid import DEMO_KEY, PseudonymKeyError, load_key
 
-    return load_key(args.key_env, args.key_file or None, allow_demo_key=args.allow_demo_key)
+    key = load_key(args.key_env, args.key_file or None, allow_demo_key=args.allow_demo_key)
+    if key == DEMO_KEY and args.allow_demo_key:
+        from radflow.demo import demo_data_problem
+
+        for path in (p for p in data if p is not None):
+            problem = demo_data_problem(path)
+            if problem:
+                raise PseudonymKeyError(
+                    f"the public demo key is only for data radflow's demo generator wrote, and {path} is not that "
+                    f"({problem}): set ${args.key_env} or pseudonymisation.key_file")
+    return key
 
 
 def cmd_demo_cohort(args) -> None:
@@ -60,8 +71,10 @@ def cmd_filter(args) -> None:
 def cmd_discover(args) -> None:
     from radflow.pipeline.discover import discover
 
-    discover(Path(args.input_dir) if args.input_dir else None, Path(args.inventory), batch_size=args.batch_size,
-             rois=json.loads(args.rois), key=_key(args),
+    input_dir = Path(args.input_dir) if args.input_dir else None
+    manifest = Path(args.input_manifest) if args.input_manifest else None
+    discover(input_dir, Path(args.inventory), batch_size=args.batch_size,
+             rois=json.loads(args.rois), key=_key(args, input_dir, manifest),
              mapping_file=Path(args.mapping_file) if args.mapping_file else None,
              series_rules=json.loads(args.series), roi_aliases=json.loads(args.roi_aliases),
              input_manifest=Path(args.input_manifest) if args.input_manifest else None, dates=args.dates,
@@ -89,7 +102,7 @@ def cmd_ingest(args) -> None:
 def cmd_clinical(args) -> None:
     from radflow.pipeline.discover import pseudonymise_clinical
 
-    pseudonymise_clinical(Path(args.clinical), Path(args.out), key=_key(args))
+    pseudonymise_clinical(Path(args.clinical), Path(args.out), key=_key(args, Path(args.clinical)))
 
 
 def cmd_qc(args) -> None:

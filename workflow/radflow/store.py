@@ -240,6 +240,22 @@ def load_results(
     return counts
 
 
+def clinical_mismatch(database: Path) -> dict[str, int]:
+    """Cases without a clinical row and clinical rows without imaging (0/0 when there is no clinical table)."""
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'clinical'").fetchone()[0]:
+            return {"imaging_without_clinical": 0, "clinical_without_imaging": 0}
+        return {
+            "imaging_without_clinical": con.execute(
+                "SELECT count(*) FROM cases ANTI JOIN clinical USING (case_id)").fetchone()[0],
+            "clinical_without_imaging": con.execute(
+                "SELECT count(*) FROM clinical ANTI JOIN cases USING (case_id)").fetchone()[0],
+        }
+    finally:
+        con.close()
+
+
 def _no_features_message(con: duckdb.DuckDBPyConnection) -> str:
     failures = con.execute(
         "SELECT check_code, count(DISTINCT (case_id, scan, roi)) AS n FROM qc WHERE severity = 'fail' "
@@ -284,6 +300,7 @@ def _replace(con, batch_dirs, settings_docs, clinical, software, files) -> None:
     settings_ids = [doc["settings_id"] for doc in settings_docs]
     for table in ("cases", *PER_CASE_TABLES):
         con.execute(f"DELETE FROM {table} WHERE case_id IN (SELECT case_id FROM incoming_cases)")
+    con.execute("DELETE FROM qc WHERE case_id = ''")  # run-level rows (input of no case): every run brings its own
     con.execute(
         "DELETE FROM features WHERE case_id IN (SELECT case_id FROM incoming_cases) AND list_contains(?, settings_id)",
         [settings_ids],

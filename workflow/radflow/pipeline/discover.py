@@ -437,11 +437,44 @@ def write_mapping(patient_ids: set[str], key: bytes, mapping_file: Path) -> None
         writer.writerows((case_id_of(p, key), p) for p in sorted(patient_ids))
 
 
-def pseudonymise_clinical(clinical_csv: Path, out: Path, key: bytes) -> None:
-    """The clinical table keyed by case_id instead of patient_id, identifying columns dropped."""
-    table = pd.read_csv(clinical_csv, dtype={"patient_id": str})
+class ClinicalTableError(ValueError):
+    """The clinical table cannot be used as it is (one-line message naming the rows)."""
+
+
+def _rows_text(rows) -> str:
+    rows = [int(r) + 2 for r in rows]  # 1-based file lines: the header is line 1
+    return ", ".join(map(str, rows[:10])) + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
+
+
+def checked_clinical(table: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Rows without a patient_id are dropped with a warning (they can be matched to nothing); a patient_id given
+    on several rows is kept once when the rows agree and refused when they conflict (which outcome is true?)."""
     if "patient_id" not in table.columns:
-        raise ValueError(f"{clinical_csv.name} has no patient_id column (columns: {list(table.columns)})")
+        raise ClinicalTableError(f"{name} has no patient_id column (columns: {list(table.columns)})")
+    ids = table["patient_id"].fillna("").astype(str).str.strip()
+    empty = ids == ""
+    if empty.any():
+        log.warning("%s: %d row(s) without a patient_id ignored (lines %s)", name, int(empty.sum()),
+                    _rows_text(table.index[empty]))
+    table = table.loc[~empty].assign(patient_id=ids[~empty])
+    repeated = table[table.duplicated("patient_id", keep=False)]
+    if not repeated.empty:
+        conflicting = [lines for _, group in repeated.groupby("patient_id", sort=False)
+                       if len(group.drop_duplicates()) > 1 for lines in [list(group.index)]]
+        if conflicting:
+            raise ClinicalTableError(
+                f"{name}: {len(conflicting)} patient_id(s) appear on several rows with different values (lines "
+                f"{'; '.join(_rows_text(lines) for lines in conflicting[:5])}): keep one row per patient")
+        log.warning("%s: %d identical duplicate row(s) kept once", name,
+                    int(table.duplicated().sum()))
+        table = table.drop_duplicates()
+    return table
+
+
+def pseudonymise_clinical(clinical_csv: Path, out: Path, key: bytes) -> None:
+    """The clinical table keyed by case_id instead of patient_id, identifying columns dropped; rows checked by
+    ``checked_clinical``."""
+    table = checked_clinical(pd.read_csv(clinical_csv, dtype={"patient_id": str}), clinical_csv.name)
     table.insert(0, "case_id", [case_id_of(p, key) for p in table.pop("patient_id")])
     table = table.drop(columns=[c for c in table.columns if c.lower() in IDENTIFYING_COLUMNS])
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from importlib import metadata
 from pathlib import Path
@@ -15,6 +16,8 @@ import pandas as pd
 
 from radflow import __version__, store
 from radflow.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # The packages whose versions decide the numbers; recorded in DuckDB and RDF (constraints.txt pins them).
 RECORDED_PACKAGES = (
@@ -45,12 +48,13 @@ def software_versions() -> dict[str, str]:
     return versions
 
 
-def write_receipt(receipt: Path, database: Path, counts: dict[str, int]) -> None:
-    """The store rule's output: which database was written and how many rows each table holds (no timestamps,
-    so an unchanged rerun writes the same bytes)."""
+def write_receipt(receipt: Path, database: Path, counts: dict[str, int], mismatch: dict[str, int]) -> None:
+    """The store rule's output: which database was written, how many rows each table holds and how many cases
+    and clinical rows did not match (no timestamps, so an unchanged rerun writes the same bytes)."""
     receipt.parent.mkdir(parents=True, exist_ok=True)
     partial = receipt.with_name(f".{receipt.name}.partial")
-    partial.write_text(json.dumps({"database": database.name, "rows": counts}, indent=1, sort_keys=True) + "\n")
+    doc = {"database": database.name, "rows": counts, "clinical_match": mismatch}
+    partial.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
     os.replace(partial, receipt)
 
 
@@ -74,5 +78,12 @@ def store_run(database: Path, batch_dirs: list[Path], clinical_path: Path, setti
               for table, path in sorted(cohort_tables.items())]
     counts = store.load_results(database, sorted(batch_dirs), settings_docs, pd.read_parquet(clinical_path),
                                 software_versions(), files, cohort_tables, require_features=True)
+    mismatch = store.clinical_mismatch(database)
+    if mismatch["imaging_without_clinical"]:
+        log.warning("%d imaging case(s) have no row in the clinical table (no outcome: left out of modelling)",
+                    mismatch["imaging_without_clinical"])
+    if mismatch["clinical_without_imaging"]:
+        log.warning("%d clinical row(s) match no imaging case (PatientID spelled differently, or no images?)",
+                    mismatch["clinical_without_imaging"])
     if receipt is not None:
-        write_receipt(receipt, database, counts)
+        write_receipt(receipt, database, counts, mismatch)
