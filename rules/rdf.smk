@@ -6,7 +6,7 @@ rule rdf:
         turtle=RDF_FILE,
     params:
         radflow=RADFLOW,
-        database=DATABASE,
+        database=lambda wildcards, input: database_of(input.receipt),
         namespace=config["rdf"]["namespace"],
     log:
         f"{LOGS}/rdf.log",

@@ -15,7 +15,7 @@ rule report_figures:
         ),
     params:
         radflow=RADFLOW,
-        database=DATABASE,
+        database=lambda wildcards, input: database_of(input.receipt),
     log:
         f"{LOGS}/report_figures.log",
     conda:

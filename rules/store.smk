@@ -16,7 +16,7 @@ rule store:
         receipt=STORE_RECEIPT,
     params:
         radflow=RADFLOW,
-        database=DATABASE,
+        database=lambda wildcards, output: database_of(output.receipt),
         tables=" ".join(f"{name}={path}" for name, path in {**STABILITY_TABLES, **MODEL_TABLES}.items()),
     log:
         f"{LOGS}/store.log",
