@@ -42,16 +42,17 @@ class RoiTooLargeError(ValueError):
         self.needed_bytes = needed_bytes
 
 
-def working_grid_voxels(image: sitk.Image, mask: sitk.Image, settings: Settings, window_mm: float | None) -> int:
-    """Voxels of the grid ``prepare`` works on: the ROI's box grown by ``window_mm`` (the whole image when None),
-    on the interpolation grid; 0 for an empty mask. Found from the mask alone, before any allocation."""
+def working_grid_voxels(image: sitk.Image, mask: sitk.Image | None, settings: Settings,
+                        window_mm: float | None) -> int:
+    """Voxels of the grid ``prepare`` works on: the ROI's box grown by ``window_mm`` (the whole image when None, or
+    when no ``mask`` is given: an upper bound), on the interpolation grid; 0 for an empty mask. Found from the
+    mask alone, before any allocation."""
     spacing = tuple(float(s) for s in reversed(image.GetSpacing()))
-    size = tuple(reversed(image.GetSize()))
-    box = crop_box(sitk.GetArrayViewFromImage(mask), (0, 0, 0))
-    if box is None:
-        return 0
-    extent_mm = [n * s for n, s in zip(size, spacing)]
-    if window_mm is not None:
+    extent_mm = [n * s for n, s in zip(reversed(image.GetSize()), spacing)]
+    if mask is not None and window_mm is not None:
+        box = crop_box(sitk.GetArrayViewFromImage(mask), (0, 0, 0))
+        if box is None:
+            return 0
         extent_mm = [min((b.stop - b.start) * s + 2 * window_mm, e) for b, s, e in zip(box, spacing, extent_mm)]
     target = spacing
     if settings["interpolation"]["enabled"]:
@@ -65,6 +66,8 @@ def check_memory(image: sitk.Image, mask: sitk.Image, settings: Settings, window
                  memory_mb: float | None) -> None:
     """ROI_TOO_LARGE before allocating when the working grid would need more than ``memory_mb``."""
     limit = (DEFAULT_MEMORY_MB if memory_mb is None else memory_mb) * 1e6
+    if working_grid_voxels(image, None, settings, window_mm) * BYTES_PER_GRID_VOXEL <= limit:
+        return  # even the whole image fits: no need to look at the mask (keeps small-ROI calls cheap)
     voxels = working_grid_voxels(image, mask, settings, window_mm)
     needed = float(voxels) * BYTES_PER_GRID_VOXEL
     if needed > limit:
