@@ -69,7 +69,8 @@ def write_scan(root: Path, person: Person, scan: int, *, folder: str | None = No
     study_uid = uid(person.number, "study", study if study is not None else 0)
     attrs = {
         "PatientName": person.name, "PatientID": person.patient_id, "PatientBirthDate": person.birth_date,
-        "PatientSex": person.sex, "StudyInstanceUID": study_uid, "SeriesInstanceUID": uid(person.number, scan, "series"),
+        "PatientSex": person.sex, "StudyInstanceUID": study_uid,
+        "SeriesInstanceUID": uid(person.number, scan, "series"),
         "FrameOfReferenceUID": uid(person.number, scan, "for"), "StudyDate": "20240102", "StudyTime": "101010",
         "SeriesDate": "20240102", "SeriesTime": f"1{scan}1010", "AcquisitionDate": "20240102",
         "AcquisitionTime": f"1{scan}1010", "SeriesNumber": scan + 1, "Manufacturer": "ACME",
@@ -180,7 +181,7 @@ def test_two_people_under_one_patient_id_are_a_conflict_not_one_case(tmp_path):
     assert "disagree on PatientName, PatientBirthDate, PatientSex" in message
     assert "2 different identities over 4 series" in message and "not merged" in message
     assert not any(name in message for name in ("SMITH", "JONES", "1950", "1960"))
-    assert run.cases[shared] == "fail" and list(run.scans) .count((shared, "retest")) == 0
+    assert run.cases[shared] == "fail" and (shared, "retest") not in run.scans
     assert ("", "", "RETEST_MISSING") not in codes  # nothing to pair
     assert run.features[run.features.case_id == shared].empty
     healthy(run, "P-OK")
@@ -329,7 +330,8 @@ def test_nan_contour_points_are_named_in_words(tmp_path):
     run = run_pipeline(root, tmp_path)
     severity, message = run.codes(case_id_of("P-NAN", KEY))[("test", "GTV", "MASK_UNREADABLE")]
     assert severity == "fail"
-    assert message == "RTSTRUCT: ContourData holds 1 non-finite number(s) (NaN or infinity): the contour cannot be placed"
+    assert message == ("RTSTRUCT: ContourData holds 1 non-finite number(s) (NaN or infinity): the contour cannot be "
+                       "placed")
     healthy(run, "P-OK")
 
 

@@ -70,6 +70,10 @@ CHECKS: dict[str, tuple[str, str]] = {
     "FEATURE_EXTRACTION": (FAIL, "feature extraction raised for this ROI"),
 }
 
+#: Scan failures that come from discovery itself: a case whose every scan failed so has nothing to pair, so it gets
+#: no RETEST_MISSING warning.
+DISCOVERY_FAILURES = ("NO_IMAGE_SERIES", "PATIENT_ID_CONFLICT", "PATIENT_ID_MISSING")
+
 #: Default plausible intensity ranges by modality (modality units after rescale). CT: HU from air (-1024, minus
 #: noise) to dense bone/contrast (metal may exceed: hence the outside fraction). PT: SUV or Bq/ml, never far below 0.
 DEFAULT_INTENSITY_RANGE = {"CT": (-1100.0, 4000.0), "PT": (-5.0, math.inf)}

@@ -244,7 +244,8 @@ def clinical_mismatch(database: Path) -> dict[str, int]:
     """Cases without a clinical row and clinical rows without imaging (0/0 when there is no clinical table)."""
     con = duckdb.connect(str(database), read_only=True)
     try:
-        if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'clinical'").fetchone()[0]:
+        tables = {name for (name,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        if "clinical" not in tables:
             return {"imaging_without_clinical": 0, "clinical_without_imaging": 0}
         return {
             "imaging_without_clinical": con.execute(

@@ -16,9 +16,9 @@ or sex are one failed case (PATIENT_ID_CONFLICT), never one patient with the sca
 PatientID are never pooled: each study becomes its own failed case (PATIENT_ID_MISSING), or, with
 ``missing_patient_id: study_uid``, its own case keyed on the StudyInstanceUID with a PATIENT_ID_FROM_STUDY warning.
 Folders and files that cannot be read are listed in ``interim/unreadable.csv`` (paths stay in interim/) and named
-in ``qc`` by count: a FILE_UNREADABLE failure on every case whose files share a folder below the input root with
-them (a scan may be missing, so the case's scan labels cannot be trusted), and one run-level row (case_id '') for
-the rest.
+in ``qc`` by count: an INPUT_UNREADABLE failure on every case whose files share a folder below the input root with
+them (a scan may be missing, so the case's scan labels cannot be trusted and the case is not used), and one
+run-level row (case_id '') for the rest.
 """
 from __future__ import annotations
 
@@ -44,8 +44,6 @@ MANIFEST_COLUMNS = ("patient_id", "image", "mask")  # required; optional: scan, 
 
 
 MISSING_PATIENT_ID = ("fail", "study_uid")  # config pseudonymisation.missing_patient_id
-# Scan failures that come from discovery itself: such a case has no scan to pair, so no RETEST_MISSING either.
-DISCOVERY_FAILURES = ("NO_IMAGE_SERIES", "PATIENT_ID_CONFLICT", "PATIENT_ID_MISSING")
 STUDY_KEY_PREFIX = "study:"  # the keyed stand-in for a missing PatientID (never a real PatientID's form)
 
 
@@ -216,10 +214,10 @@ def patient_scans(inventory: discovery.Inventory, series_list: list[discovery.Im
     return scans
 
 
-def patient_key(patient_id: str, study_uid: str) -> str:
+def patient_key(patient_id: str, study_uid: str, series_uid: str = "") -> str:
     """Who a file belongs to: its PatientID, or for a file without one its study (never the empty string, which
     would pool every ID-less file of an archive into one case)."""
-    return patient_id if patient_id.strip() else STUDY_KEY_PREFIX + study_uid
+    return patient_id if patient_id.strip() else STUDY_KEY_PREFIX + (study_uid or f"series {series_uid}")
 
 
 def _case_failure(code: str, message: str) -> list[dict]:
@@ -235,9 +233,10 @@ def cases_from_inventory(inventory: discovery.Inventory, rois: list[dict], key: 
     series_by_patient: dict[str, list[discovery.ImageSeries]] = {}
     masks_by_patient: dict[str, list[discovery.MaskObject]] = {}
     for series in inventory.series:
-        series_by_patient.setdefault(patient_key(series.patient_id, series.study_uid), []).append(series)
+        owner = patient_key(series.patient_id, series.study_uid, series.series_uid)
+        series_by_patient.setdefault(owner, []).append(series)
     for mask in inventory.masks:
-        masks_by_patient.setdefault(patient_key(mask.patient_id, mask.study_uid), []).append(mask)
+        masks_by_patient.setdefault(patient_key(mask.patient_id, mask.study_uid, mask.series_uid), []).append(mask)
     cases = {}
     for patient in sorted(set(series_by_patient) | set(masks_by_patient)):
         series_list, masks = series_by_patient.get(patient, []), masks_by_patient.get(patient, [])
@@ -403,8 +402,8 @@ def discover(input_dir: Path | None, inventory_path: Path, batch_size: int, rois
         links = Counter(m.link_method for m in inventory.masks)
         log.info("mask links: %s", dict(sorted(links.items())))
         cases.update(cases_from_inventory(inventory, rois, key, dates, roi_aliases, missing_patient_id))
-        patient_ids |= ({patient_key(s.patient_id, s.study_uid) for s in inventory.series}
-                        | {patient_key(m.patient_id, m.study_uid) for m in inventory.masks})
+        patient_ids |= ({patient_key(s.patient_id, s.study_uid, s.series_uid) for s in inventory.series}
+                        | {patient_key(m.patient_id, m.study_uid, m.series_uid) for m in inventory.masks})
         write_unreadable(inventory, inventory_path.parent / "unreadable.csv")
         for reason, n in sorted(Counter(u.reason for u in inventory.unreadable).items()):
             log.warning("unreadable: %d x %s (paths in %s)", n, reason.split(":")[0],

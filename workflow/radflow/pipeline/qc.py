@@ -98,9 +98,6 @@ def case_results(checks: list[dict]) -> list[qc.QCResult]:
             for c in checks]
 
 
-# A case whose every scan failed at discovery has nothing to pair: no RETEST_MISSING for it.
-DISCOVERY_FAILURES = ("NO_IMAGE_SERIES", "PATIENT_ID_CONFLICT", "PATIENT_ID_MISSING")
-
 
 def failure_rows(scan: ScanEntry, results: list[qc.QCResult], status: str) -> list[OverlayRow]:
     """Overlay rows for a scan without pictures (failed reading) and for ROIs that never became a mask."""
@@ -155,7 +152,7 @@ def qc_batch(manifest_path: Path, outdir: Path, thresholds: qc.Thresholds | None
         whole_case = case_results(manifest.case_checks.get(case_id, []))
         qc_rows += [(case_id, "", "", r.code, r.severity, r.message, r.value) for r in whole_case]
         retest_severity = qc.PASS
-        if not all(s.status != "ok" and s.error_code in DISCOVERY_FAILURES for s in scans):
+        if not all(s.status != "ok" and s.error_code in qc.DISCOVERY_FAILURES for s in scans):
             retest = qc.retest_present({s.scan for s in scans})
             qc_rows.append((case_id, "", "", retest.code, retest.severity, retest.message, retest.value))
             retest_severity = retest.severity
