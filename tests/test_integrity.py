@@ -74,7 +74,8 @@ def write_scan(root: Path, person: Person, scan: int, *, folder: str | None = No
         "FrameOfReferenceUID": uid(person.number, scan, "for"), "StudyDate": "20240102", "StudyTime": "101010",
         "SeriesDate": "20240102", "SeriesTime": f"1{scan}1010", "AcquisitionDate": "20240102",
         "AcquisitionTime": f"1{scan}1010", "SeriesNumber": scan + 1, "Manufacturer": "ACME",
-        "SliceThickness": str(SPACING[0]), "KVP": "120",
+        "SliceThickness": str(SPACING[0]), "KVP": "120", "AccessionNumber": "", "StudyID": "1",
+        "ReferringPhysicianName": "",
     }
     base = root / (folder or f"P{person.number}") / f"scan{scan}"
     cts = []
@@ -520,3 +521,41 @@ def test_store_counts_clinical_rows_and_cases_that_do_not_match(tmp_path, caplog
 
     assert json.loads(receipt.read_text())["clinical_match"] == {"clinical_without_imaging": 2,
                                                                  "imaging_without_clinical": 1}
+
+
+def write_seg_patient(root: Path, person: Person) -> Path:
+    """A two-scan patient whose test scan's mask is a DICOM SEG ("GTV"); returns the SEG's path."""
+    written = write_patient(root, person)
+    written[0].mask_path.unlink()
+    seg = write.segmentation(written[0].cts, roi_mask().astype(bool), label="GTV",
+                             sop_instance_uid=uid(person.number, "seg"), series_instance_uid=uid(person.number, "segs"),
+                             series_number=98, dimension_organization_uid=uid(person.number, "dim"), date="20240102",
+                             time="120000", manufacturer="ACME", manufacturer_model_name="m", software_versions="1")
+    path = written[0].mask_path.with_name("seg.dcm")
+    seg.save_as(path)
+    return path
+
+
+def test_seg_frames_outside_the_image_and_zero_frame_segs_are_named_in_words(tmp_path):
+    root = tmp_path / "dicom"
+    outside = write_seg_patient(root, Person("P-SEG-OUT", number=1))
+    ds = pydicom.dcmread(outside)
+    plane = ds.PerFrameFunctionalGroupsSequence[0].PlanePositionSequence[0]
+    plane.ImagePositionPatient = [float(plane.ImagePositionPatient[0]) + 500.0, *plane.ImagePositionPatient[1:]]
+    ds.save_as(outside)
+    empty = write_seg_patient(root, Person("P-SEG-EMPTY", number=2))
+    ds = pydicom.dcmread(empty)
+    ds.NumberOfFrames = 0
+    del ds.PerFrameFunctionalGroupsSequence
+    ds.PixelData = b""
+    ds.save_as(empty)
+    write_patient(root, Person("P-OK", number=3))
+    run = run_pipeline(root, tmp_path)
+    severity, message = run.codes(case_id_of("P-SEG-OUT", KEY))[("test", "GTV", "MASK_OUTSIDE_IMAGE")]
+    assert severity == "fail"
+    assert message == ("SEG: 16.7% of the ROI (100 of 600 enclosed voxel centres) lies outside the image "
+                       "(x > last column): more than the tolerated 5%")
+    severity, message = run.codes(case_id_of("P-SEG-EMPTY", KEY))[("test", "GTV", "MASK_UNREADABLE")]
+    assert severity == "fail"
+    assert message == "SEG: the SEG has zero frames (NumberOfFrames 0): no segment can be read from it"
+    healthy(run, "P-OK")

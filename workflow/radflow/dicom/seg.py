@@ -127,7 +127,7 @@ def frame_masks(ds: pydicom.Dataset, number: int, fraction_threshold: float) -> 
     except (TypeError, ValueError):
         raise SegError(f"NumberOfFrames {ds.get('NumberOfFrames')!r} is not a number", "MASK_UNREADABLE") from None
     if n_frames < 1:
-        raise SegError(f"the SEG has zero frames (NumberOfFrames {ds.get('NumberOfFrames')!r}): no segment can be "
+        raise SegError(f"the SEG has zero frames (NumberOfFrames {ds.get('NumberOfFrames')}): no segment can be "
                        "read from it", "MASK_UNREADABLE")
     try:
         pixels = ds.pixel_array
