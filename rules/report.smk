@@ -13,12 +13,12 @@ rule report_figures:
             caption="../workflow/report/feature_distributions.rst",
             category="Features",
         ),
-    params:
-        radflow=RADFLOW,
-        database=lambda wildcards, input: database_of(input.receipt),
     log:
         f"{LOGS}/report_figures.log",
     conda:
         CONDA_ENV
+    params:
+        radflow=RADFLOW,
+        database=lambda wildcards, input: database_of(input.receipt),
     shell:
         "{params.radflow} report-figures {params.database:q} {output.qc_summary:q} {output.distributions:q} > {log} 2>&1"

@@ -14,14 +14,14 @@ rule store:
         model=list(MODEL_TABLES.values()),
     output:
         receipt=STORE_RECEIPT,
-    params:
-        radflow=RADFLOW,
-        database=lambda wildcards, output: database_of(output.receipt),
-        tables=" ".join(f"{name}={path}" for name, path in {**STABILITY_TABLES, **MODEL_TABLES}.items()),
     log:
         f"{LOGS}/store.log",
     conda:
         CONDA_ENV
+    params:
+        radflow=RADFLOW,
+        database=lambda wildcards, output: database_of(output.receipt),
+        tables=" ".join(f"{name}={path}" for name, path in {**STABILITY_TABLES, **MODEL_TABLES}.items()),
     shell:
         "{params.radflow} store {params.database:q} --receipt {output.receipt:q} --batches {input.cases:q}"
         " --clinical {input.clinical:q} --settings {input.settings:q} --tables {params.tables} > {log} 2>&1"

@@ -223,7 +223,7 @@ def load_results(
             _replace(con, batch_dirs, settings_docs, clinical, software, files)
             _replace_cohort_tables(con, cohort_tables or {}, [doc["settings_id"] for doc in settings_docs])
             con.execute("COMMIT")
-            counts = {table: con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            counts = {table: _count(con, f"SELECT count(*) FROM {table}")
                       for (table,) in con.execute("SELECT table_name FROM information_schema.tables "
                                                   "WHERE table_schema = 'main' ORDER BY 1").fetchall()}
             if require_features and not counts.get("features"):
@@ -240,6 +240,11 @@ def load_results(
     return counts
 
 
+def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
+    return int(row[0]) if row else 0
+
+
 def clinical_mismatch(database: Path) -> dict[str, int]:
     """Cases without a clinical row and clinical rows without imaging (0/0 when there is no clinical table)."""
     con = duckdb.connect(str(database), read_only=True)
@@ -248,10 +253,8 @@ def clinical_mismatch(database: Path) -> dict[str, int]:
         if "clinical" not in tables:
             return {"imaging_without_clinical": 0, "clinical_without_imaging": 0}
         return {
-            "imaging_without_clinical": con.execute(
-                "SELECT count(*) FROM cases ANTI JOIN clinical USING (case_id)").fetchone()[0],
-            "clinical_without_imaging": con.execute(
-                "SELECT count(*) FROM clinical ANTI JOIN cases USING (case_id)").fetchone()[0],
+            "imaging_without_clinical": _count(con, "SELECT count(*) FROM cases ANTI JOIN clinical USING (case_id)"),
+            "clinical_without_imaging": _count(con, "SELECT count(*) FROM clinical ANTI JOIN cases USING (case_id)"),
         }
     finally:
         con.close()
@@ -261,7 +264,7 @@ def _no_features_message(con: duckdb.DuckDBPyConnection) -> str:
     failures = con.execute(
         "SELECT check_code, count(DISTINCT (case_id, scan, roi)) AS n FROM qc WHERE severity = 'fail' "
         "GROUP BY ALL ORDER BY n DESC, check_code").fetchall()
-    n_cases = con.execute("SELECT count(*) FROM cases").fetchone()[0]
+    n_cases = _count(con, "SELECT count(*) FROM cases")
     summary = ", ".join(f"{code} x {n}" for code, n in failures) or "no QC failure recorded"
     return (f"no feature values: every ROI of the {n_cases} case(s) failed ({summary}); the previous database, if "
             "any, was kept; see the qc Parquet files in interim/batches/")
@@ -340,3 +343,9 @@ def _replace_cohort_tables(con, cohort_tables: dict[str, Path], settings_ids: li
         else:
             con.execute(f"DELETE FROM {table} WHERE list_contains(?, settings_id)", [settings_ids])
         _load(con, table, [Path(path)])
+
+
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the database has table ``name`` (a stage that did not run leaves its tables out)."""
+    row = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()
+    return row is not None and row[0] > 0

@@ -9,10 +9,7 @@ import math
 
 import numpy as np
 
-
-#: Grey levels a discretisation may produce. The texture code keeps per-level lookup tables (8 bytes a level) and
-#: its matrices grow with the levels present; beyond this a setting is a mistake (bin width 1e-6 HU), not a choice.
-MAX_GREY_LEVELS = 65536
+from radflow.settings import MAX_GREY_LEVELS
 
 
 class DiscretisationError(ValueError):

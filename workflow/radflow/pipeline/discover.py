@@ -23,7 +23,6 @@ run-level row (case_id '') for the rest.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 import re
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from radflow import inventory as inv
 from radflow.dicom import discovery
 from radflow.dicom.deid import date_shift_days, pseudo_uid, pseudonym, shift_iso_datetime
 
@@ -90,10 +90,11 @@ def centre_aliases(roi_aliases: dict | None, centre: str) -> dict[str, list[str]
 
 
 def choose_rois(masks: list[discovery.MaskObject], rois: list[dict],
-                aliases: dict[str, list[str]] | None = None) -> tuple[list[dict], list[dict]]:
+                aliases: dict[str, list[str]] | None = None) -> tuple[list[inv.RoiSelection], list[inv.RoiError]]:
     """For each configured ROI, the first mask label matching the centre's aliases, else its pattern (regular
     expressions, case-insensitive): (selections, errors)."""
-    selections, errors = [], []
+    selections: list[inv.RoiSelection] = []
+    errors: list[inv.RoiError] = []
     aliases = aliases or {}
     for roi in rois:
         patterns = [*aliases.get(roi["name"], []), roi["pattern"]]
@@ -116,7 +117,8 @@ def choose_rois(masks: list[discovery.MaskObject], rois: list[dict],
 
 # ------------------------------------------------------------------------------------------ DICOM cases
 
-def _scan_entry(name: str, series: discovery.ImageSeries | None, key: bytes, date_shift: int | None) -> dict:
+def _scan_entry(name: str, series: discovery.ImageSeries | None, key: bytes,
+                date_shift: int | None) -> inv.InventoryScan:
     when = (series.acquisition_datetime or series.series_datetime) if series is not None else ""
     return {
         "scan": name,
@@ -131,7 +133,7 @@ def _scan_entry(name: str, series: discovery.ImageSeries | None, key: bytes, dat
     }
 
 
-def _failed(entry: dict, code: str, message: str) -> dict:
+def _failed(entry: inv.InventoryScan, code: str, message: str) -> inv.InventoryScan:
     entry["error"] = {"code": code, "message": message}
     return entry
 
@@ -147,7 +149,7 @@ def _no_series_message(excluded: list[discovery.ImageSeries], n_masks: int) -> s
     return "no series passes the series rules: " + "; ".join(f"{n} x {r}" for r, n in sorted(reasons.items()))
 
 
-def unreadable_nearby(inventory: discovery.Inventory, series: discovery.ImageSeries) -> list[dict]:
+def unreadable_nearby(inventory: discovery.Inventory, series: discovery.ImageSeries) -> list[inv.ScanWarning]:
     """A warning when files in the series' folders could not be read as DICOM at all: if the series then misses
     slices, this says why (the files may be truncated copies of its slices)."""
     folders = {path.parent for path in series.files}
@@ -165,9 +167,11 @@ def _conflicting_fields(identities: set[tuple[str, str, str]]) -> list[str]:
     return [name for i, name in enumerate(names) if len({identity[i] for identity in identities if identity[i]}) > 1]
 
 
-def identity_conflict(series_list: list[discovery.ImageSeries], masks: list[discovery.MaskObject]) -> dict | None:
+def identity_conflict(series_list: list[discovery.ImageSeries],
+                      masks: list[discovery.MaskObject]) -> inv.Issue | None:
     """PATIENT_ID_CONFLICT when the files of one PatientID describe more than one person."""
-    identities = set().union(*(s.identities for s in series_list), {m.identity for m in masks})
+    identities: set[tuple[str, str, str]] = set().union(*(s.identities for s in series_list),
+                                                        {m.identity for m in masks})
     fields = _conflicting_fields(identities)
     if not fields:
         return None
@@ -180,7 +184,7 @@ def identity_conflict(series_list: list[discovery.ImageSeries], masks: list[disc
 
 def patient_scans(inventory: discovery.Inventory, series_list: list[discovery.ImageSeries],
                   masks: list[discovery.MaskObject], rois: list[dict], key: bytes, date_shift: int | None,
-                  roi_aliases: dict | None) -> list[dict]:
+                  roi_aliases: dict | None) -> list[inv.InventoryScan]:
     """The scans of one patient (see the module docstring)."""
     selected = sorted((s for s in series_list if not s.excluded), key=_order)
     if not selected:
@@ -220,12 +224,13 @@ def patient_key(patient_id: str, study_uid: str, series_uid: str = "") -> str:
     return patient_id if patient_id.strip() else STUDY_KEY_PREFIX + (study_uid or f"series {series_uid}")
 
 
-def _case_failure(code: str, message: str) -> list[dict]:
+def _case_failure(code: str, message: str) -> list[inv.InventoryScan]:
     return [_failed(_scan_entry("test", None, b"", None), code, message)]
 
 
 def cases_from_inventory(inventory: discovery.Inventory, rois: list[dict], key: bytes, dates: str = "shift",
-                         roi_aliases: dict | None = None, missing_patient_id: str = "fail") -> dict[str, dict]:
+                         roi_aliases: dict | None = None,
+                         missing_patient_id: str = "fail") -> dict[str, inv.InventoryCase]:
     """Cases keyed by case_id from a DICOM inventory; ``dates``: 'shift' (keyed per patient) or 'drop';
     ``missing_patient_id``: 'fail' or 'study_uid' (see the module docstring)."""
     if missing_patient_id not in MISSING_PATIENT_ID:
@@ -237,11 +242,11 @@ def cases_from_inventory(inventory: discovery.Inventory, rois: list[dict], key: 
         series_by_patient.setdefault(owner, []).append(series)
     for mask in inventory.masks:
         masks_by_patient.setdefault(patient_key(mask.patient_id, mask.study_uid, mask.series_uid), []).append(mask)
-    cases = {}
+    cases: dict[str, inv.InventoryCase] = {}
     for patient in sorted(set(series_by_patient) | set(masks_by_patient)):
         series_list, masks = series_by_patient.get(patient, []), masks_by_patient.get(patient, [])
         case_id = case_id_of(patient, key)
-        checks: list[dict] = []
+        checks: list[inv.ScanWarning] = []
         conflict = identity_conflict(series_list, masks)
         if conflict is not None:
             scans = _case_failure(conflict["code"], conflict["message"])
@@ -286,7 +291,7 @@ def _reasons(items: list[discovery.SkippedFile]) -> str:
     return "; ".join(f"{n} x {r}" for r, n in sorted(reasons.items()))
 
 
-def mark_unreadable(cases: dict[str, dict], inventory: discovery.Inventory, series_by_patient: dict,
+def mark_unreadable(cases: dict[str, inv.InventoryCase], inventory: discovery.Inventory, series_by_patient: dict,
                     masks_by_patient: dict, key: bytes) -> None:
     """Name every unreadable input item in the cases' checks (see the module docstring): INPUT_UNREADABLE (fail)
     for folders and files the run could not open beside a case's files, UNREADABLE_FILES_NEARBY (warn) for files
@@ -302,17 +307,18 @@ def mark_unreadable(cases: dict[str, dict], inventory: discovery.Inventory, seri
             continue
         touched_any |= {u.path for u in items}
         case = cases[case_id_of(patient, key)]
+        case_checks = case.setdefault("checks", [])
         access = [u for u in items if u.reason.startswith(ACCESS_FAILURES)]
         scan_folders = _folders(f for scan in case["scans"] for f in scan["files"])
         corrupt = [u for u in items if u not in access and u.path.parent not in scan_folders]
         if access:
-            case["checks"].append({
+            case_checks.append({
                 "code": "INPUT_UNREADABLE", "value": float(len(access)),
                 "message": f"{len(access)} folder(s) or file(s) beside this patient's files cannot be read "
                            f"({_reasons(access)}): a scan may be missing, so this case is not used and its scans "
                            "keep the labels of what could be read; paths in interim/unreadable.csv"})
         if corrupt:
-            case["checks"].append({
+            case_checks.append({
                 "code": "UNREADABLE_FILES_NEARBY", "value": float(len(corrupt)),
                 "message": f"{len(corrupt)} file(s) beside this patient's files could not be read as DICOM "
                            f"({_reasons(corrupt)}); paths in interim/unreadable.csv"})
@@ -351,7 +357,7 @@ def read_input_manifest(path: Path) -> list[dict]:
     return rows
 
 
-def cases_from_manifest(rows: list[dict], rois: list[dict], key: bytes) -> dict[str, dict]:
+def cases_from_manifest(rows: list[dict], rois: list[dict], key: bytes) -> dict[str, inv.InventoryCase]:
     """Cases from manifest rows: one row per (patient, scan, ROI); ``roi`` names the ROI (default: the first
     configured ROI), ``label`` picks one label of a multi-label mask (default: every non-zero voxel)."""
     default_roi = rois[0]["name"]
@@ -359,11 +365,11 @@ def cases_from_manifest(rows: list[dict], rois: list[dict], key: bytes) -> dict[
     for row in rows:
         scan = (row.get("scan") or "").strip() or "test"
         grouped.setdefault((row["patient_id"].strip(), scan), []).append(row)
-    cases: dict[str, dict] = {}
+    cases: dict[str, inv.InventoryCase] = {}
     for (patient_id, scan), scan_rows in sorted(grouped.items()):
         case_id = case_id_of(patient_id, key)
         first = scan_rows[0]
-        entry = {
+        entry: inv.InventoryScan = {
             "scan": scan, "source": "file", "modality": (first.get("modality") or "").strip().upper() or "CT",
             "series_uid": pseudo_uid("file:" + first["image"], key), "files": [first["image"]],
             "acquisition_datetime": None, "rois": [], "roi_errors": [], "error": None,
@@ -388,7 +394,7 @@ def discover(input_dir: Path | None, inventory_path: Path, batch_size: int, rois
     compile_roi_patterns(rois, roi_aliases)
     if mapping_file is not None and results_dir is not None:
         check_mapping_location(mapping_file, results_dir)
-    cases: dict[str, dict] = {}
+    cases: dict[str, inv.InventoryCase] = {}
     patient_ids: set[str] = set()
     if input_dir is not None:
         inventory = discovery.scan(input_dir, discovery.SeriesRules.from_config(series_rules),
@@ -420,8 +426,7 @@ def discover(input_dir: Path | None, inventory_path: Path, batch_size: int, rois
         f"b{i // batch_size:04d}": [cases[c] for c in ordered[i:i + batch_size]]
         for i in range(0, len(ordered), batch_size)
     }
-    inventory_path.parent.mkdir(parents=True, exist_ok=True)
-    inventory_path.write_text(json.dumps({"batches": batches}, indent=1, sort_keys=True) + "\n")
+    inv.write(inventory_path, batches)
     log.info("%d cases in %d batches", len(ordered), len(batches))
     if mapping_file is not None:
         write_mapping(patient_ids, key, mapping_file)

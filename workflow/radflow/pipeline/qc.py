@@ -9,16 +9,75 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
 import pandas as pd
 import SimpleITK as sitk
 
 from radflow import qc, store
+from radflow.inventory import ScanWarning
 from radflow.manifest import Manifest, ScanEntry
 from radflow.overlay import OverlayRow, contact_sheet, overlay_row
 
 log = logging.getLogger(__name__)
+
+
+# The rows of the four tables this rule writes: fields named and ordered as radflow.store.SCHEMA's columns
+# (tests/test_qc.py keeps them so); rows are written by column name.
+@dataclass(frozen=True)
+class CaseRow:
+    case_id: str
+    n_scans: int
+    status: qc.Severity
+
+
+@dataclass(frozen=True)
+class ScanRow:
+    case_id: str
+    scan: str
+    series_uid: str | None
+    modality: str | None
+    manufacturer: str | None
+    convolution_kernel: str | None
+    kvp: float | None
+    n_slices: int | None
+    spacing_x: float | None
+    spacing_y: float | None
+    spacing_z: float | None
+    image_sha256: str | None
+    status: qc.Severity
+    acquisition_datetime: str | None
+
+
+@dataclass(frozen=True)
+class MaskRow:
+    case_id: str
+    scan: str
+    roi: str
+    source: str
+    source_roi_name: str
+    voxel_count: int
+    volume_mm3: float | None
+    mask_sha256: str
+
+
+@dataclass(frozen=True)
+class QCRow:
+    case_id: str
+    scan: str
+    roi: str
+    check_code: str
+    severity: qc.Severity
+    message: str
+    value: float | None
+
+    @classmethod
+    def of(cls, case_id: str, scan: str, result: qc.QCResult) -> QCRow:
+        return cls(case_id, scan, result.roi, result.code, result.severity, result.message, result.value)
+
+
+TABLE_ROWS = {"cases": CaseRow, "scans": ScanRow, "masks": MaskRow, "qc": QCRow}
 
 
 def ingest_results(scan: ScanEntry) -> list[qc.QCResult]:
@@ -71,7 +130,7 @@ def _note(results: list[qc.QCResult]) -> str:
     return ", ".join(dict.fromkeys(r.code for r in bad)) + f"\n{first}"
 
 
-def scan_status(scan: ScanEntry, results: list[qc.QCResult]) -> str:
+def scan_status(scan: ScanEntry, results: list[qc.QCResult]) -> qc.Severity:
     """fail when a scan-level check failed or no ROI is usable; else the worst severity."""
     scan_level = [r for r in results if not r.roi]
     roi_failed = {r.roi for r in results if r.roi and r.severity == qc.FAIL}
@@ -81,7 +140,8 @@ def scan_status(scan: ScanEntry, results: list[qc.QCResult]) -> str:
     return qc.worst(results)
 
 
-def case_status(scan_statuses: list[str], retest_severity: str, case_severities: tuple[str, ...] = ()) -> str:
+def case_status(scan_statuses: list[qc.Severity], retest_severity: qc.Severity,
+                case_severities: tuple[qc.Severity, ...] = ()) -> qc.Severity:
     """fail when no scan is usable or a case-level check failed; warn when some scan failed or warned, the retest
     is missing or a case-level check warned; else pass."""
     if all(status == qc.FAIL for status in scan_statuses) or qc.FAIL in case_severities:
@@ -92,11 +152,10 @@ def case_status(scan_statuses: list[str], retest_severity: str, case_severities:
     return qc.PASS
 
 
-def case_results(checks: list[dict]) -> list[qc.QCResult]:
+def case_results(checks: list[ScanWarning]) -> list[qc.QCResult]:
     """Discovery's checks of a case as a whole (identity, unreadable input beside it)."""
     return [qc.QCResult(c["code"], qc.CHECKS.get(c["code"], (qc.WARN, ""))[0], c["message"], c.get("value"))
             for c in checks]
-
 
 
 def failure_rows(scan: ScanEntry, results: list[qc.QCResult], status: str) -> list[OverlayRow]:
@@ -116,14 +175,16 @@ def qc_batch(manifest_path: Path, outdir: Path, thresholds: qc.Thresholds | None
              overlay_png: Path | None = None) -> None:
     thresholds = thresholds or qc.Thresholds()
     manifest = Manifest.read(manifest_path)
-    qc_rows, scan_rows, mask_rows, case_rows = [], [], [], []
+    qc_rows: list[QCRow] = []
+    scan_rows: list[ScanRow] = []
+    mask_rows: list[MaskRow] = []
+    case_rows: list[CaseRow] = []
     overlay_rows: list[OverlayRow] = []
     by_case: dict[str, list[ScanEntry]] = {}
     for scan in manifest.scans:
         by_case.setdefault(scan.case_id, []).append(scan)
     # run-level checks (input that belongs to no case): qc rows only, no case
-    qc_rows += [("", "", "", r.code, r.severity, r.message, r.value)
-                for r in case_results(manifest.case_checks.get("", []))]
+    qc_rows += [QCRow.of("", "", r) for r in case_results(manifest.case_checks.get("", []))]
     for case_id, scans in sorted(by_case.items()):
         scan_statuses = []
         for scan in scans:
@@ -137,34 +198,37 @@ def qc_batch(manifest_path: Path, outdir: Path, thresholds: qc.Thresholds | None
             status = scan_status(scan, results)
             scan_statuses.append(status)
             overlay_rows += pictures + failure_rows(scan, results, status)
-            qc_rows += [(case_id, scan.scan, r.roi, r.code, r.severity, r.message, r.value) for r in results]
+            qc_rows += [QCRow.of(case_id, scan.scan, r) for r in results]
             meta = scan.meta
-            spacing = meta.get("spacing_mm", [None, None, None])
-            scan_rows.append((
+            spacing_mm = meta.get("spacing_mm")
+            spacing: list[float | None] = list(spacing_mm) if spacing_mm else [None, None, None]
+            scan_rows.append(ScanRow(
                 case_id, scan.scan, meta.get("series_uid"), meta.get("modality"), meta.get("manufacturer"),
-                meta.get("convolution_kernel"), meta.get("kvp"), meta.get("n_slices"), *spacing,
-                scan.image_sha256 or None, status, meta.get("acquisition_datetime"),
+                meta.get("convolution_kernel"), meta.get("kvp"), meta.get("n_slices"),
+                spacing_x=spacing[0], spacing_y=spacing[1], spacing_z=spacing[2],
+                image_sha256=scan.image_sha256 or None, status=status,
+                acquisition_datetime=meta.get("acquisition_datetime"),
             ))
             for m in scan.masks:
                 count = int(meta.get("roi_voxels", {}).get(m.roi, 0))
-                volume = count * math.prod(spacing) if None not in spacing else None
-                mask_rows.append((case_id, scan.scan, m.roi, m.source, m.source_roi_name, count, volume, m.sha256))
+                volume = count * math.prod(spacing_mm) if spacing_mm else None
+                mask_rows.append(MaskRow(case_id, scan.scan, m.roi, m.source, m.source_roi_name, count, volume,
+                                         m.sha256))
         whole_case = case_results(manifest.case_checks.get(case_id, []))
-        qc_rows += [(case_id, "", "", r.code, r.severity, r.message, r.value) for r in whole_case]
+        qc_rows += [QCRow.of(case_id, "", r) for r in whole_case]
         retest_severity = qc.PASS
         if not all(s.status != "ok" and s.error_code in qc.DISCOVERY_FAILURES for s in scans):
             retest = qc.retest_present({s.scan for s in scans})
-            qc_rows.append((case_id, "", "", retest.code, retest.severity, retest.message, retest.value))
+            qc_rows.append(QCRow.of(case_id, "", retest))
             retest_severity = retest.severity
-        case_rows.append((case_id, len(scans), case_status(scan_statuses, retest_severity,
-                                                           tuple(r.severity for r in whole_case))))
+        case_rows.append(CaseRow(case_id, len(scans), case_status(scan_statuses, retest_severity,
+                                                                  tuple(r.severity for r in whole_case))))
 
     outdir.mkdir(parents=True, exist_ok=True)
-    tables = {"cases": case_rows, "scans": scan_rows, "masks": mask_rows, "qc": qc_rows}
+    tables: dict[str, list] = {"cases": case_rows, "scans": scan_rows, "masks": mask_rows, "qc": qc_rows}
     for name, rows in tables.items():
-        columns = store.columns(name)
-        rows = [row[:len(columns)] for row in rows]  # a store schema without the newest columns still loads
-        frame = pd.DataFrame(rows, columns=columns) if rows else store.empty_frame(name)
-        frame.to_parquet(outdir / f"{name}.parquet", index=False)
+        names = [f.name for f in fields(TABLE_ROWS[name])]
+        frame = pd.DataFrame([astuple(row) for row in rows], columns=names) if rows else store.empty_frame(name)
+        frame[store.columns(name)].to_parquet(outdir / f"{name}.parquet", index=False)
     if overlay_png is not None:
         contact_sheet(overlay_rows, overlay_png, title=f"batch {manifest.batch}: mask contours (red) on the image")
