@@ -125,6 +125,7 @@ def big_batch(folder: Path, n_rows: int) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_kill_9_of_the_store_process_mid_write_leaves_the_last_good_database(tmp_path):
     """The real `radflow store` command, killed with SIGKILL while it builds the new database."""
     import signal
