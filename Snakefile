@@ -38,7 +38,7 @@ include: "rules/report.smk"
 rule all:
     default_target: True
     input:
-        DATABASE,
+        STORE_RECEIPT,
         RDF_FILE,
         REPORT_FILES,
         STABILITY_FIGURE,

@@ -9,6 +9,16 @@ RESULTS = config.get("results_dir", "results")
 INTERIM = "interim"  # working files: may name source paths, never exported
 LOGS = f"{RESULTS}/logs"
 DATABASE = f"{RESULTS}/radflow.duckdb"
+# The store rule's declared output. The database itself is replaced atomically by `radflow store` and is not a
+# declared output: Snakemake would delete it before the job runs and after it fails, losing the last good database.
+STORE_RECEIPT = f"{DATABASE}.receipt.json"
+
+
+def database_of(receipt):
+    """The database a store receipt stands for (the receipt's path without its suffix)."""
+    return str(receipt).removesuffix(".receipt.json")
+
+
 RDF_FILE = f"{RESULTS}/rdf/radflow.ttl"
 REPORT_DIR = f"{RESULTS}/report"
 REPORT_FILES = [f"{REPORT_DIR}/qc_summary.html", f"{REPORT_DIR}/feature_distributions.png"]

@@ -18,4 +18,4 @@ rule features:
         radflow=RADFLOW,
     shell:
         "{params.radflow} features {input.manifest:q} {input.qc:q} {output.features:q} {output.errors:q}"
-        " --settings {input.settings:q} > {log} 2>&1"
+        " --settings {input.settings:q} --memory-mb {resources.mem_mb} > {log} 2>&1"

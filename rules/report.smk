@@ -1,7 +1,7 @@
 rule report_figures:
     """QC summary and feature distributions per scan for `snakemake --report`."""
     input:
-        database=DATABASE,
+        receipt=STORE_RECEIPT,
     output:
         qc_summary=report(
             f"{REPORT_DIR}/qc_summary.html",
@@ -19,5 +19,6 @@ rule report_figures:
         CONDA_ENV
     params:
         radflow=RADFLOW,
+        database=lambda wildcards, input: database_of(input.receipt),
     shell:
-        "{params.radflow} report-figures {input.database:q} {output.qc_summary:q} {output.distributions:q} > {log} 2>&1"
+        "{params.radflow} report-figures {params.database:q} {output.qc_summary:q} {output.distributions:q} > {log} 2>&1"

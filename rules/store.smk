@@ -1,5 +1,6 @@
 rule store:
-    """Load every batch into the DuckDB database (the only job that writes it); reruns replace, never duplicate."""
+    """Load every batch into the DuckDB database (the only job that writes it); reruns replace, never duplicate.
+    The database is built beside the old one and moved into place atomically; the output is a receipt."""
     input:
         cases=batch_files("cases.parquet"),
         scans=batch_files("scans.parquet"),
@@ -12,18 +13,19 @@ rule store:
         stability=list(STABILITY_TABLES.values()),
         model=list(MODEL_TABLES.values()) if MODELLING else [],
     output:
-        database=DATABASE,
+        receipt=STORE_RECEIPT,
     log:
         f"{LOGS}/store.log",
     conda:
         CONDA_ENV
     params:
         radflow=RADFLOW,
+        database=lambda wildcards, output: database_of(output.receipt),
         tables=" ".join(
             f"{name}={path}" for name, path in {**STABILITY_TABLES, **(MODEL_TABLES if MODELLING else {})}.items()
         ),
         clinical=f"--clinical {shlex.quote(CLINICAL_TABLE)}" if CLINICAL_TABLE else "",
         emptied="" if MODELLING else "--emptied " + " ".join(MODEL_TABLES),
     shell:
-        "{params.radflow} store {output.database:q} --batches {input.cases:q} {params.clinical}"
-        " --settings {input.settings:q} --tables {params.tables} {params.emptied} > {log} 2>&1"
+        "{params.radflow} store {params.database:q} --receipt {output.receipt:q} --batches {input.cases:q}"
+        " {params.clinical} --settings {input.settings:q} --tables {params.tables} {params.emptied} > {log} 2>&1"

@@ -126,3 +126,26 @@ def test_report_is_self_contained_html(demo_run):
     snakemake(demo_run, "--report", str(demo_run / "results" / "report.html"))
     text = (demo_run / "results" / "report.html").read_text(errors="replace")
     assert "<html" in text.lower() and "feature_distributions.png" in text
+
+
+def test_forced_store_rerun_keeps_a_case_this_run_did_not_bring(demo_run):
+    """Snakemake must not delete the database before the store job: its output is a receipt, the database is
+    replaced atomically and keeps the rows of cases the run does not touch."""
+    database = demo_run / "results" / "radflow.duckdb"
+
+    def write(sql: str) -> None:  # in another process: this one holds read-only connections to the file
+        subprocess.run([sys.executable, "-c", f"import duckdb; duckdb.connect({str(database)!r}).execute({sql!r})"],
+                       check=True, timeout=120)
+
+    write("INSERT INTO cases VALUES ('case-from-an-earlier-run', 1, 'pass')")
+    try:
+        snakemake(demo_run, "--forcerun", "store")
+        kept = subprocess.run(
+            [sys.executable, "-c", "import duckdb; print(duckdb.connect(%r, read_only=True).execute(\"SELECT status "
+             "FROM cases WHERE case_id = 'case-from-an-earlier-run'\").fetchall())" % str(database)],
+            check=True, capture_output=True, text=True, timeout=120).stdout.strip()
+        assert kept == "[('pass',)]"
+        receipt = (demo_run / "results" / "radflow.duckdb.receipt.json").read_text()
+        assert '"cases": %d' % (N_PATIENTS + 1) in receipt
+    finally:
+        write("DELETE FROM cases WHERE case_id = 'case-from-an-earlier-run'")

@@ -16,10 +16,21 @@ def _key_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-demo-key", action="store_true", help="fall back to the public demo key (demo data only)")
 
 
-def _key(args) -> bytes:
-    from radflow.dicom.deid import load_key
+def _key(args, *data: Path | None) -> bytes:
+    """The pseudonymisation key; the public demo key only for ``data`` the demo generator wrote (its checksums)."""
+    from radflow.dicom.deid import DEMO_KEY, PseudonymKeyError, load_key
 
-    return load_key(args.key_env, args.key_file or None, allow_demo_key=args.allow_demo_key)
+    key = load_key(args.key_env, args.key_file or None, allow_demo_key=args.allow_demo_key)
+    if key == DEMO_KEY and args.allow_demo_key:
+        from radflow.demo import demo_data_problem
+
+        for path in (p for p in data if p is not None):
+            problem = demo_data_problem(path)
+            if problem:
+                raise PseudonymKeyError(
+                    f"the public demo key is only for data radflow's demo generator wrote, and {path} is not that "
+                    f"({problem}): set ${args.key_env} or pseudonymisation.key_file")
+    return key
 
 
 def cmd_demo_cohort(args) -> None:
@@ -73,11 +84,15 @@ def cmd_filter(args) -> None:
 def cmd_discover(args) -> None:
     from radflow.pipeline.discover import discover
 
-    discover(Path(args.input_dir) if args.input_dir else None, Path(args.inventory), batch_size=args.batch_size,
-             rois=json.loads(args.rois), key=_key(args),
+    input_dir = Path(args.input_dir) if args.input_dir else None
+    manifest = Path(args.input_manifest) if args.input_manifest else None
+    discover(input_dir, Path(args.inventory), batch_size=args.batch_size,
+             rois=json.loads(args.rois), key=_key(args, input_dir, manifest),
              mapping_file=Path(args.mapping_file) if args.mapping_file else None,
              series_rules=json.loads(args.series), roi_aliases=json.loads(args.roi_aliases),
-             input_manifest=Path(args.input_manifest) if args.input_manifest else None, dates=args.dates)
+             input_manifest=Path(args.input_manifest) if args.input_manifest else None, dates=args.dates,
+             missing_patient_id=args.missing_patient_id,
+             results_dir=Path(args.results_dir) if args.results_dir else None)
 
 
 def _thresholds(args):
@@ -96,7 +111,8 @@ def cmd_clinical(args) -> None:
     from radflow.pipeline.discover import pseudonymise_clinical
 
     keep = json.loads(args.keep) if args.keep is not None else None
-    pseudonymise_clinical(_existing(args.clinical, "clinical table"), Path(args.out), key=_key(args), keep=keep)
+    clinical = _existing(args.clinical, "clinical table")
+    pseudonymise_clinical(clinical, Path(args.out), key=_key(args, clinical), keep=keep)
 
 
 def cmd_qc(args) -> None:
@@ -109,7 +125,8 @@ def cmd_qc(args) -> None:
 def cmd_features(args) -> None:
     from radflow.pipeline.features import extract_batch
 
-    features, errors = extract_batch(Path(args.manifest), Path(args.qc), [Path(p) for p in args.settings])
+    features, errors = extract_batch(Path(args.manifest), Path(args.qc), [Path(p) for p in args.settings],
+                                     memory_mb=args.memory_mb)
     features.to_parquet(args.features, index=False)
     errors.to_parquet(args.errors, index=False)
 
@@ -120,7 +137,7 @@ def cmd_store(args) -> None:
     tables = dict(item.split("=", 1) for item in args.tables)
     store_run(Path(args.database), [Path(p).parent for p in args.batches], Path(args.clinical) if args.clinical else None,
               [Path(p) for p in args.settings], {name: Path(path) for name, path in tables.items()},
-              emptied_tables=tuple(args.emptied))
+              emptied_tables=tuple(args.emptied), receipt=Path(args.receipt) if args.receipt else None)
 
 
 def cmd_perturb(args) -> None:
@@ -268,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--roi-aliases", default="{}", help='JSON {"attribute": ..., "centres": {centre: {roi: [...]}}}')
     p.add_argument("--input-manifest", default="", help="CSV of NIfTI/NRRD image and mask files")
     p.add_argument("--dates", choices=["shift", "drop"], default="shift", help="per-patient date shift or none")
+    p.add_argument("--missing-patient-id", choices=["fail", "study_uid"], default="fail",
+                   help="files without a PatientID: a failed case per study, or a case keyed on the study")
+    p.add_argument("--results-dir", default="", help="the results folder (the mapping file must lie outside it)")
     _key_arguments(p)
     p.set_defaults(func=cmd_discover)
 
@@ -299,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("features")
     p.add_argument("errors")
     p.add_argument("--settings", nargs="+", required=True)
+    p.add_argument("--memory-mb", type=float, default=4000.0,
+                   help="memory one ROI may use; a larger ROI is a ROI_TOO_LARGE failure (the rule's mem_mb)")
     p.set_defaults(func=cmd_features)
 
     p = sub.add_parser("store", help="pipeline: load all batches into DuckDB")
@@ -308,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--settings", nargs="+", required=True)
     p.add_argument("--tables", nargs="*", default=[], help="NAME=PARQUET of cohort-level tables (stability, ...)")
     p.add_argument("--emptied", nargs="*", default=[], help="cohort-level tables this run does not produce (emptied)")
+    p.add_argument("--receipt", default="", help="JSON receipt to write once the database has been replaced")
     p.set_defaults(func=cmd_store)
 
     options_help = "JSON of the config's stability block"

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import json
 import math
 import uuid
@@ -502,8 +503,57 @@ def phi_values(outdir: Path, include_uids: bool = False) -> set[str]:
     return set(manifest["identifiers"]) | (set(manifest["uids"]) if include_uids else set())
 
 
+#: Checksums of every file the generator wrote (relative path -> sha256): the public demo key is accepted only for
+#: data that matches them (``generated_by_demo``), never for whatever else sits in the demo folder.
+CHECKSUMS_FILE = "demo_checksums.json"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_checksums(outdir: Path) -> Path:
+    files = sorted(p for p in outdir.rglob("*") if p.is_file() and p.name != CHECKSUMS_FILE)
+    checksums = {p.relative_to(outdir).as_posix(): _sha256(p) for p in files}
+    path = outdir / CHECKSUMS_FILE
+    path.write_text(json.dumps(checksums, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def demo_data_problem(path: Path) -> str:
+    """'' when ``path`` (the demo DICOM folder or a file of it, e.g. clinical.csv) holds exactly what the demo
+    generator wrote, else what is wrong, in one line (no file names: they may be identifying)."""
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    for outdir in (folder, *folder.parents):
+        if (outdir / CHECKSUMS_FILE).is_file():
+            break
+    else:
+        return f"no {CHECKSUMS_FILE} of the demo generator beside or above it"
+    checksums = json.loads((outdir / CHECKSUMS_FILE).read_text())
+    if path.is_dir():
+        # Snakemake stamps directory outputs with a marker file of its own
+        present = {p.relative_to(outdir).as_posix() for p in path.rglob("*")
+                   if p.is_file() and p.name != ".snakemake_timestamp"}
+        prefix = path.relative_to(outdir).as_posix().rstrip("/") + "/" if path != outdir else ""
+        expected = {name for name in checksums if name.startswith(prefix)}
+    else:
+        present = expected = {path.relative_to(outdir).as_posix()}
+    extra, missing = present - set(checksums), expected - present
+    changed = [name for name in sorted(present & expected) if _sha256(outdir / name) != checksums[name]]
+    problems = [f"{len(extra)} file(s) the generator did not write"] if extra else []
+    problems += [f"{len(missing)} generated file(s) missing"] if missing else []
+    problems += [f"{len(changed)} file(s) changed since generation"] if changed else []
+    return "; ".join(problems)
+
+
 def write_cohort(outdir: Path, n_patients: int = 40, seed: int = 0) -> Path:
-    """Write the demo cohort (DICOM export, clinical.csv, ground_truth.csv, phi_manifest.json) into `outdir`."""
+    """Write the demo cohort (DICOM export, clinical.csv, ground_truth.csv, phi_manifest.json, and the checksums of
+    all of them in demo_checksums.json) into `outdir`."""
     outdir = Path(outdir)
     (outdir / "dicom").mkdir(parents=True, exist_ok=True)
     patients = [sample_patient(seed, i) for i in range(n_patients)]
@@ -513,4 +563,5 @@ def write_cohort(outdir: Path, n_patients: int = 40, seed: int = 0) -> Path:
     _write_csv(outdir / "clinical.csv", [clinical_row(p) for p in patients])
     _write_csv(outdir / "ground_truth.csv", truth)
     (outdir / "phi_manifest.json").write_text(json.dumps(phi_manifest(patients), indent=1) + "\n")
+    write_checksums(outdir)
     return outdir

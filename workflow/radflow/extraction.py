@@ -25,16 +25,19 @@ CSV_COLUMNS = ["family", "feature", "ibsi_code", "aggregation", "value"]
 CSV_FLOAT_FORMAT = "%.17g"
 
 
-def extract_columns(image: sitk.Image, mask: sitk.Image, settings: Settings) -> dict[str, list]:
-    """All configured features of one ROI as columns family, feature, ibsi_code, aggregation, value, reason."""
-    return engine.extract_columns(prepare(image, mask, settings), settings)
+def extract_columns(image: sitk.Image, mask: sitk.Image, settings: Settings,
+                    memory_mb: float | None = None) -> dict[str, list]:
+    """All configured features of one ROI as columns family, feature, ibsi_code, aggregation, value, reason;
+    ``RoiTooLargeError`` before any allocation when the ROI's grid would exceed ``memory_mb``."""
+    return engine.extract_columns(prepare(image, mask, settings, memory_mb=memory_mb), settings)
 
 
-def extract_pair(image: sitk.Image, mask: sitk.Image, settings: Settings) -> "pd.DataFrame":
+def extract_pair(image: sitk.Image, mask: sitk.Image, settings: Settings,
+                 memory_mb: float | None = None) -> "pd.DataFrame":
     """All configured features of one ROI: columns family, feature, ibsi_code, aggregation, value, reason."""
     import pandas as pd
 
-    return pd.DataFrame(extract_columns(image, mask, settings), columns=COLUMNS)
+    return pd.DataFrame(extract_columns(image, mask, settings, memory_mb), columns=COLUMNS)
 
 
 def write_csv(columns: dict[str, list], out: TextIO) -> None:

@@ -31,6 +31,7 @@ class ScanWarning(TypedDict):
     code: str
     message: str
     value: NotRequired[float | None]
+    roi: NotRequired[str]  # set when the warning concerns one ROI (MASK_PARTLY_OUTSIDE)
 
 
 class RoiSelection(TypedDict):
@@ -56,8 +57,9 @@ class InventoryScan(TypedDict):
 
 
 class InventoryCase(TypedDict):
-    case_id: str
+    case_id: str  # '' for the run-level checks (input that belongs to no case)
     scans: list[InventoryScan]
+    checks: NotRequired[list[ScanWarning]]  # about the case as a whole: identity, unreadable input beside it
 
 
 def write(path: Path, batches: dict[str, list[InventoryCase]]) -> None:

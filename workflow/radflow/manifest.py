@@ -58,12 +58,15 @@ class Manifest:
     batch: str
     scans: list[ScanEntry]
     folder: Path = field(default=Path("."), compare=False)
+    # case_id -> checks discovery made about the case as a whole ({"code", "message", "value"}); case_id '' holds
+    # the run-level checks (input that belongs to no case)
+    case_checks: dict[str, list[ScanWarning]] = field(default_factory=dict)
 
     def path_of(self, relative: str) -> Path:
         return self.folder / relative
 
     def write(self, path: Path) -> None:
-        doc = {"batch": self.batch, "scans": [asdict(s) for s in self.scans]}
+        doc = {"batch": self.batch, "scans": [asdict(s) for s in self.scans], "case_checks": self.case_checks}
         path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
     @classmethod
@@ -73,4 +76,4 @@ class Manifest:
         for s in doc["scans"]:
             masks = [MaskEntry(**m) for m in s.pop("masks")]
             scans.append(ScanEntry(**s, masks=masks))
-        return cls(doc["batch"], scans, Path(path).parent)
+        return cls(doc["batch"], scans, Path(path).parent, doc.get("case_checks", {}))

@@ -35,12 +35,21 @@ CHECKS: dict[str, tuple[Severity, str]] = {
     "MASK_UNLINKED": (FAIL, "a mask object of the patient references a series or frame of reference that is not "
                             "among the patient's selected series"),
     "ROI_NOT_FOUND": (FAIL, "no ROI / segment label matches the configured pattern or centre alias"),
+    "PATIENT_ID_CONFLICT": (FAIL, "files sharing one PatientID disagree on PatientName, birth date or sex: different "
+                                  "people, not merged"),
+    "PATIENT_ID_MISSING": (FAIL, "files without a PatientID (one case per study, not processed unless "
+                                 "pseudonymisation.missing_patient_id is study_uid)"),
+    "PATIENT_ID_FROM_STUDY": (WARN, "no PatientID: the case is one study keyed on its StudyInstanceUID"),
+    "INPUT_UNREADABLE": (FAIL, "folders or files of the input cannot be listed or opened (permissions, I/O): on the "
+                               "cases beside them, or run-level (case_id '') for the rest; paths in interim/ only"),
     # reading the series
     "SERIES_READ": (FAIL, "the series was read into one regular volume"),
     "SERIES_UNREADABLE": (FAIL, "reading the series failed in an unexpected way (the message names the error type)"),
     "FILE_UNREADABLE": (FAIL, "a file of the series cannot be parsed as DICOM"),
     "FILE_TRUNCATED": (FAIL, "a file of the series ends before its pixel data does"),
     "TAGS_MISSING": (FAIL, "a required attribute (position, orientation, pixel spacing, ...) is missing or invalid"),
+    "GEOMETRY_INVALID": (FAIL, "ImageOrientationPatient is not two perpendicular unit vectors (all zeros, say)"),
+    "RESCALE_INVALID": (FAIL, "RescaleSlope is 0 or the slope or intercept is not finite"),
     "PIXEL_DATA_UNREADABLE": (FAIL, "pixel data missing or not decodable (transfer syntax without a decoder?)"),
     "NOT_QUANTITATIVE": (FAIL, "colour or otherwise non-quantitative image"),
     "SERIES_MIXED": (FAIL, "files of several series were given as one"),
@@ -49,7 +58,7 @@ CHECKS: dict[str, tuple[Severity, str]] = {
     "SLICES_MISSING": (FAIL, "gaps that are whole multiples of the slice spacing: slices missing"),
     "SLICE_SPACING_NONUNIFORM": (FAIL, "slice gaps deviate from the regular spacing beyond the tolerance"),
     "GANTRY_TILT": (FAIL, "slices shifted in-plane in proportion to their position: a tilted (sheared) stack"),
-    "UNREADABLE_FILES_NEARBY": (WARN, "files in the series' folders could not be read as DICOM at all"),
+    "UNREADABLE_FILES_NEARBY": (WARN, "files in the series' (or patient's) folders could not be read as DICOM at all"),
     "DUPLICATE_INSTANCE": (WARN, "the same SOP instance stored in several files (read once)"),
     "ORIENTATION_NON_AXIAL": (WARN, "the grid is oblique or not axial: 2D features follow the acquired planes"),
     "INTENSITY_IMPLAUSIBLE": (FAIL, "intensities outside the plausible range of the modality (wrong rescale?)"),
@@ -57,15 +66,24 @@ CHECKS: dict[str, tuple[Severity, str]] = {
     # masks
     "MASK_UNREADABLE": (FAIL, "the mask object cannot be parsed or decoded"),
     "MASK_GEOMETRY": (FAIL, "the mask is not on the image grid (other series, resampled, other dimensions)"),
-    "MASK_OUTSIDE_IMAGE": (FAIL, "the mask lies (partly) beyond the first or last image slice"),
+    "MASK_OUTSIDE_IMAGE": (FAIL, "more of the ROI than qc.mask_outside_tolerance lies outside the image (in-plane "
+                                 "or beyond the first or last slice)"),
+    "MASK_PARTLY_OUTSIDE": (WARN, "part of the ROI, at most qc.mask_outside_tolerance, lies outside the image and "
+                                  "was left out (the value is the fraction)"),
     "MASK_EMPTY": (FAIL, "the mask has no voxels"),
     "MASK_AT_BORDER": (WARN, "the mask touches the image border: the lesion may be cut off"),
     "ROI_TOO_SMALL": (FAIL, "the ROI volume is below the configured minimum"),
+    "ROI_TOO_LARGE": (FAIL, "the ROI's grid would need more memory than a feature job may use (the message says "
+                            "how much)"),
     # case
     "RETEST_MISSING": (WARN, "no retest scan: the case gives no test-retest pair"),
     "QC_ERROR": (FAIL, "the QC step itself failed on this scan (a bug or unexpected input)"),
     "FEATURE_EXTRACTION": (FAIL, "feature extraction raised for this ROI"),
 }
+
+#: Scan failures that come from discovery itself: a case whose every scan failed so has nothing to pair, so it gets
+#: no RETEST_MISSING warning.
+DISCOVERY_FAILURES = ("NO_IMAGE_SERIES", "PATIENT_ID_CONFLICT", "PATIENT_ID_MISSING")
 
 #: Default plausible intensity ranges by modality (modality units after rescale). CT: HU from air (-1024, minus
 #: noise) to dense bone/contrast (metal may exceed: hence the outside fraction). PT: SUV or Bq/ml, never far below 0.
@@ -91,6 +109,7 @@ class Thresholds:
     intensity_range: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_INTENSITY_RANGE))
     intensity_outside_fraction: float = 0.01
     geometry_tolerance_mm: float = 1e-3
+    mask_outside_tolerance: float = 0.05  # fraction of a ROI that may lie outside the image (a warning)
 
     @classmethod
     def from_config(cls, doc: dict | None) -> "Thresholds":

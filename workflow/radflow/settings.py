@@ -3,12 +3,19 @@
 A settings document is YAML/JSON; every key has an IBSI default, unknown keys are an error (a typo must not
 silently fall back to a default), and ``settings_id`` hashes the canonical document with defaults filled in, so the
 same settings always give the same id in DuckDB and RDF.
+
+Validation is complete when the document is loaded (``Settings.from_dict`` / ``from_yaml`` /
+``validate_settings_file``): every value has its type (integers where a count is meant, real booleans, so that the
+string ``"false"`` is refused), its range (spacing > 0 with one value per axis, partial-volume threshold in (0, 1],
+sphere volume > 0 ...), closed lists are closed (modality, families), and a memory estimate refuses a bin count or a
+grid that cannot fit, saying how large it would be. Every problem is a ``SettingsError`` with a one-line message.
 """
 from __future__ import annotations
 
 import copy
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +29,16 @@ from radflow.imaging.filters.registry import normalise as normalise_filter
 
 DISCRETISATION_METHODS = ("fixed_bin_size", "fixed_bin_number", "none")
 INTERPOLATORS = ("nearest", "linear", "cubic")
+MODALITIES = ("CT", "PET", "PT", "MR", "generic")
+NORMALISATIONS = ("none", "z_score", "percentile")
+#: Grey levels a discretisation may produce. The texture code keeps per-level lookup tables (8 bytes a level) and
+#: its matrices grow with the levels present; beyond this a setting is a mistake (bin width 1e-6 HU), not a choice.
+MAX_GREY_LEVELS = 65536
+#: Memory a feature job may use (MB) unless told otherwise (``radflow features --memory-mb``; the rule's mem_mb).
+DEFAULT_MEMORY_MB = 4000
+#: Bytes held per voxel of the prepared grid while one ROI is extracted: image and partial-volume mask as float64
+#: on the interpolation grid, the cropped copies, boolean masks, int32 grey levels and the texture/zone scratch.
+BYTES_PER_GRID_VOXEL = 64
 
 DEFAULTS: dict[str, Any] = {
     "modality": "CT",  # CT | PET | MR | generic
@@ -70,7 +87,7 @@ DEFAULTS: dict[str, Any] = {
 
 
 class SettingsError(ValueError):
-    pass
+    """A settings document that cannot be used; the message is one line naming the key, the value and the rule."""
 
 
 class PyRadiomicsTranslationWarning(UserWarning):
@@ -91,36 +108,143 @@ def _merge(defaults: dict, given: dict, where: str) -> dict:
     return merged
 
 
-def _validate(doc: dict) -> None:
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _need(condition: bool, key: str, value: Any, rule: str) -> None:
+    if not condition:
+        raise SettingsError(f"{key} must be {rule}, got {value!r}")
+
+
+def _bytes_text(n_bytes: float) -> str:
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if n_bytes >= size:
+            return f"{n_bytes / size:.3g} {unit}"
+    return f"{n_bytes / 1e3:.3g} kB"
+
+
+def _validate_discretisation(doc: dict) -> None:
+    reseg_range = doc["resegmentation"]["range"]
     for group in ("texture", "ivh"):
-        disc = doc["discretisation"][group]
+        disc, where = doc["discretisation"][group], f"discretisation.{group}"
         method = disc["method"]
         if method not in DISCRETISATION_METHODS:
-            raise SettingsError(f"discretisation.{group}.method must be one of {DISCRETISATION_METHODS}, got {method!r}")
-        if method == "fixed_bin_size" and not (disc["bin_width"] and disc["bin_width"] > 0):
-            raise SettingsError(f"discretisation.{group}: fixed_bin_size needs bin_width > 0")
-        if method == "fixed_bin_number" and not (disc["n_bins"] and int(disc["n_bins"]) >= 1):
-            raise SettingsError(f"discretisation.{group}: fixed_bin_number needs n_bins >= 1")
+            raise SettingsError(f"{where}.method must be one of {DISCRETISATION_METHODS}, got {method!r}")
+        bin_width, n_bins, lower = disc["bin_width"], disc["n_bins"], disc["lower_bound"]
+        _need(bin_width is None or (_is_number(bin_width) and bin_width > 0), f"{where}.bin_width",
+              bin_width, "a number > 0")
+        _need(n_bins is None or (_is_integer(n_bins) and n_bins >= 1), f"{where}.n_bins", n_bins, "an integer >= 1")
+        _need(lower is None or _is_number(lower), f"{where}.lower_bound", lower, "a number or null")
+        if method == "fixed_bin_size" and bin_width is None:
+            raise SettingsError(f"{where}: fixed_bin_size needs bin_width > 0")
+        if method == "fixed_bin_number" and n_bins is None:
+            raise SettingsError(f"{where}: fixed_bin_number needs n_bins >= 1")
+        if method == "fixed_bin_number" and n_bins > MAX_GREY_LEVELS:
+            raise SettingsError(f"{where}.n_bins {n_bins} exceeds the maximum of {MAX_GREY_LEVELS} grey levels "
+                                f"(a full co-occurrence matrix alone would take {_bytes_text(8.0 * n_bins ** 2)})")
+        if method == "fixed_bin_size" and reseg_range is not None and reseg_range[1] is not None:
+            low = lower if lower is not None else reseg_range[0]
+            if low is not None and reseg_range[1] > low:
+                levels = math.ceil((reseg_range[1] - low) / bin_width) + 1
+                if levels > MAX_GREY_LEVELS:
+                    raise SettingsError(
+                        f"{where}.bin_width {bin_width:g} over the intensity range [{low:g}, {reseg_range[1]:g}] "
+                        f"gives {levels} grey levels, more than the maximum of {MAX_GREY_LEVELS} "
+                        f"(its level table alone would take {_bytes_text(8.0 * levels)})")
+
+
+def _validate_interpolation(doc: dict) -> None:
     interp = doc["interpolation"]
+    for key in ("enabled", "round_intensities"):
+        _need(isinstance(interp[key], bool), f"interpolation.{key}", interp[key], "true or false")
     for key in ("image_interpolator", "mask_interpolator"):
         if interp[key] not in INTERPOLATORS:
-            raise SettingsError(f"interpolation.{key} must be one of {INTERPOLATORS}")
+            raise SettingsError(f"interpolation.{key} must be one of {INTERPOLATORS}, got {interp[key]!r}")
     if interp["dimensions"] not in ("2D", "3D"):
-        raise SettingsError("interpolation.dimensions must be 2D or 3D")
-    unknown = set(doc["families"]) - set(FAMILIES)
+        raise SettingsError(f"interpolation.dimensions must be 2D or 3D, got {interp['dimensions']!r}")
+    spacing = interp["spacing_mm"]
+    rule = "[x, y, z] in mm, each > 0" + (" (z may be null for 2D)" if interp["dimensions"] == "2D" else "")
+    _need(isinstance(spacing, list | tuple) and len(spacing) == 3, "interpolation.spacing_mm", spacing, rule)
+    for axis, value in zip("xyz", spacing):
+        if axis == "z" and value is None and interp["dimensions"] == "2D":
+            continue
+        _need(_is_number(value) and value > 0, "interpolation.spacing_mm", spacing, rule)
+    threshold = interp["partial_volume_threshold"]
+    _need(_is_number(threshold) and 0 < threshold <= 1, "interpolation.partial_volume_threshold", threshold,
+          "a number in (0, 1]")
+
+
+def _validate_memory(doc: dict, memory_mb: float = DEFAULT_MEMORY_MB) -> None:
+    """A grid whose local-intensity sphere alone cannot fit in memory is refused before any image is read."""
+    interp = doc["interpolation"]
+    if not interp["enabled"]:
+        return
+    spacing = [s for s in interp["spacing_mm"] if s is not None]
+    if len(spacing) < 3:  # 2D: the slice spacing comes from the image; take the finest in-plane value for z
+        spacing.append(min(spacing))
+    sphere_mm3 = 1000.0 * doc["local_intensity"]["sphere_volume_cm3"]
+    voxels = sphere_mm3 / math.prod(spacing)
+    needed = voxels * BYTES_PER_GRID_VOXEL
+    if needed > memory_mb * 1e6:
+        raise SettingsError(
+            f"interpolation.spacing_mm {list(interp['spacing_mm'])} is too fine: the "
+            f"{doc['local_intensity']['sphere_volume_cm3']:g} cm3 local-intensity sphere alone would be "
+            f"{voxels:.3g} voxels ({_bytes_text(needed)}), more than the {memory_mb:g} MB a feature job may use")
+
+
+def _validate(doc: dict) -> None:
+    _need(doc["modality"] in MODALITIES, "modality", doc["modality"], f"one of {list(MODALITIES)}")
+    _need(doc["intensity_normalisation"] in NORMALISATIONS, "intensity_normalisation",
+          doc["intensity_normalisation"], f"one of {list(NORMALISATIONS)}")
+    _validate_interpolation(doc)
+    reseg = doc["resegmentation"]
+    rng = reseg["range"]
+    if rng is not None and (not isinstance(rng, list | tuple) or len(rng) != 2
+                            or not all(v is None or _is_number(v) for v in rng)
+                            or (None not in rng and rng[0] >= rng[1])):
+        raise SettingsError(f"resegmentation.range must be [low, high] with low < high (either may be null), "
+                            f"got {rng!r}")
+    sigma = reseg["outlier_sigma"]
+    _need(sigma is None or (_is_number(sigma) and sigma > 0), "resegmentation.outlier_sigma", sigma,
+          "a number > 0 or null")
+    _validate_discretisation(doc)
+    families = doc["families"]
+    _need(isinstance(families, list | tuple) and len(families) > 0, "families", families,
+          f"a non-empty list of {list(FAMILIES)}")
+    unknown = set(families) - set(FAMILIES)
     if unknown:
         raise SettingsError(f"unknown feature families {sorted(unknown)}; known: {list(FAMILIES)}")
+    texture = doc["texture"]
+    for key in ("glcm_distance", "ngtdm_distance", "ngldm_distance", "zone_linkage"):
+        _need(_is_integer(texture[key]) and texture[key] >= 1, f"texture.{key}", texture[key], "an integer >= 1")
+    _need(_is_integer(texture["ngldm_coarseness"]) and texture["ngldm_coarseness"] >= 0, "texture.ngldm_coarseness",
+          texture["ngldm_coarseness"], "an integer >= 0")
+    _need(isinstance(texture["glcm_symmetric"], bool), "texture.glcm_symmetric", texture["glcm_symmetric"],
+          "true or false")
     for key, allowed in (("matrix_aggregations", MATRIX_AGGREGATIONS), ("zone_aggregations", ZONE_AGGREGATIONS)):
-        bad = set(doc["texture"][key]) - set(allowed)
+        _need(isinstance(texture[key], list | tuple), f"texture.{key}", texture[key], f"a list of {list(allowed)}")
+        bad = set(texture[key]) - set(allowed)
         if bad:
             raise SettingsError(f"texture.{key}: unknown aggregations {sorted(bad)}; known: {list(allowed)}")
-    rng = doc["resegmentation"]["range"]
-    if rng is not None and (len(rng) != 2 or (None not in rng and rng[0] >= rng[1])):
-        raise SettingsError("resegmentation.range must be [low, high] with low < high")
+    morphology = doc["morphology"]
+    _need(_is_integer(morphology["spatial_autocorrelation_exact_max_voxels"])
+          and morphology["spatial_autocorrelation_exact_max_voxels"] >= 1,
+          "morphology.spatial_autocorrelation_exact_max_voxels",
+          morphology["spatial_autocorrelation_exact_max_voxels"], "an integer >= 1")
+    _need(_is_integer(morphology["seed"]) and morphology["seed"] >= 0, "morphology.seed", morphology["seed"],
+          "an integer >= 0")
+    sphere = doc["local_intensity"]["sphere_volume_cm3"]
+    _need(_is_number(sphere) and sphere > 0, "local_intensity.sphere_volume_cm3", sphere, "a number > 0")
     try:
         FilterSpec.from_settings(doc["filter"])
     except (ValueError, TypeError) as exc:
         raise SettingsError(f"filter: {exc}") from None
+    _validate_memory(doc)
 
 
 @dataclass(frozen=True)
@@ -139,15 +263,21 @@ class Settings:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "Settings":
-        """A radflow settings document, or a PyRadiomics parameter file (detected by its keys; see
-        ``from_pyradiomics``, which this calls with the file's first image type)."""
+        """Load and validate a settings file, a radflow settings document or a PyRadiomics parameter file
+        (detected by its keys; see ``from_pyradiomics``, which this calls with the file's first image type). Any
+        problem (unreadable, not YAML, invalid) is a SettingsError naming the file."""
         from radflow.pyradiomics_params import is_pyradiomics
 
         path = Path(path)
-        with path.open() as fh:
-            given = yaml.safe_load(fh) or {}
+        try:
+            with path.open() as fh:
+                given = yaml.safe_load(fh) or {}
+        except OSError as exc:
+            raise SettingsError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+        except yaml.YAMLError as exc:
+            raise SettingsError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
         if not isinstance(given, dict):
-            raise SettingsError(f"{path}: a settings document is a mapping of keys, not {type(given).__name__}")
+            raise SettingsError(f"{path}: a settings document must be a mapping, got {type(given).__name__}")
         if is_pyradiomics(given):
             return cls.from_pyradiomics(path)
         name = given.pop("name", path.stem)
@@ -199,3 +329,8 @@ class Settings:
 
     def __getitem__(self, key: str) -> Any:
         return self.doc[key]
+
+
+def validate_settings_file(path: str | Path) -> Settings:
+    """The validated settings of ``path``; raises SettingsError with a one-line message naming the file."""
+    return Settings.from_yaml(path)

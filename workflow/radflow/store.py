@@ -1,12 +1,22 @@
-"""The DuckDB results database: schema and idempotent loading.
+"""The DuckDB results database: schema and idempotent, atomic loading.
 
 Only the ``store`` job writes the database. Per-batch jobs write Parquet files with the columns below; loading
-replaces every row of the cases it brings (for features: of the cases and settings ids it brings) in one
-transaction, so a rerun never duplicates rows and never loses cases that this run did not touch.
+replaces every row of the cases it brings (for features: of the cases and settings ids it brings), so a rerun never
+duplicates rows and never loses cases that this run did not touch.
+
+The database is never written in place: the last good database is copied to a hidden file beside it
+(``.radflow.duckdb.building``), the run's rows are loaded into the copy, and only a complete, checkpointed copy is
+moved over the database with one ``os.replace`` (atomic on POSIX). A load that fails, or a store process killed at
+any moment, leaves the previous database exactly as it was; the next load discards the half-built copy. (The
+Snakemake rule therefore declares a receipt, not the database, as its output: Snakemake deletes a job's declared
+outputs before it runs and after it fails.)
 """
 from __future__ import annotations
 
 import json
+import os
+import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
@@ -154,6 +164,32 @@ def _load(con: duckdb.DuckDBPyConnection, table: str, parquet_files: list[Path])
     )
 
 
+#: QC codes of failures found during feature extraction (written by the features stage, loaded into ``qc``).
+EXTRACTION_FAILURES = ("FEATURE_EXTRACTION", "ROI_TOO_LARGE")
+
+
+class NoFeaturesError(RuntimeError):
+    """The features table would be empty: every ROI of every case failed (the message counts the QC failures)."""
+
+
+def building_path(database: Path) -> Path:
+    """The hidden file beside ``database`` in which the next version is built."""
+    return database.with_name(f".{database.name}.building")
+
+
+def _discard(path: Path) -> None:
+    for stale in (path, path.with_name(path.name + ".wal")):
+        stale.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def load_results(
     database: Path,
     batch_dirs: list[Path],
@@ -162,28 +198,104 @@ def load_results(
     software: dict[str, str],
     files: list[tuple[str, str, str]],
     cohort_tables: dict[str, Path] | None = None,
-) -> None:
-    """Load per-batch Parquet folders into ``database``, replacing the rows of the cases and settings they carry.
+    require_features: bool = False,
+) -> dict[str, int]:
+    """Load per-batch Parquet folders into ``database``, replacing the rows of the cases and settings they carry;
+    the database is replaced atomically (module docstring). Returns the row count of every table.
 
     ``settings_docs``: [{"settings_id", "name", "document"}]; ``clinical``: pseudonymised clinical table with a
     ``case_id`` column (replaces the whole ``clinical`` table); ``files``: (path, sha256, stage) of the inputs;
     ``cohort_tables``: {table in COHORT_TABLES: Parquet file}, replacing that table's rows of these settings ids.
+    ``require_features``: raise ``NoFeaturesError`` (and keep the previous database) when the features table
+    would be empty.
     """
+    database = Path(database)
     database.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(database))
+    building = building_path(database)
+    _discard(building)  # left by a store that was killed
     try:
-        create_schema(con)
-        con.execute("BEGIN TRANSACTION")
+        if database.exists():
+            shutil.copyfile(database, building)
+        con = duckdb.connect(str(building))
         try:
+            create_schema(con)
+            con.execute("BEGIN TRANSACTION")
             _replace(con, batch_dirs, settings_docs, clinical, software, files)
             _replace_cohort_tables(con, cohort_tables or {}, [doc["settings_id"] for doc in settings_docs])
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
-        con.execute("CHECKPOINT")
+            con.execute("COMMIT")
+            counts = {table: _count(con, f"SELECT count(*) FROM {table}")
+                      for (table,) in con.execute("SELECT table_name FROM information_schema.tables "
+                                                  "WHERE table_schema = 'main' ORDER BY 1").fetchall()}
+            if require_features and not counts.get("features"):
+                raise NoFeaturesError(_no_features_message(con))
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        _fsync(building)
+        os.replace(building, database)
+        _fsync(database.parent)
+    except BaseException:
+        _discard(building)
+        raise
+    return counts
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
+    return int(row[0]) if row else 0
+
+
+def clinical_mismatch(database: Path) -> dict[str, int]:
+    """Cases without a clinical row and clinical rows without imaging (0/0 when there is no clinical table)."""
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        tables = {name for (name,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        if "clinical" not in tables:
+            return {"imaging_without_clinical": 0, "clinical_without_imaging": 0}
+        return {
+            "imaging_without_clinical": _count(con, "SELECT count(*) FROM cases ANTI JOIN clinical USING (case_id)"),
+            "clinical_without_imaging": _count(con, "SELECT count(*) FROM clinical ANTI JOIN cases USING (case_id)"),
+        }
     finally:
         con.close()
+
+
+def _no_features_message(con: duckdb.DuckDBPyConnection) -> str:
+    failures = con.execute(
+        "SELECT check_code, count(DISTINCT (case_id, scan, roi)) AS n FROM qc WHERE severity = 'fail' "
+        "GROUP BY ALL ORDER BY n DESC, check_code").fetchall()
+    n_cases = _count(con, "SELECT count(*) FROM cases")
+    summary = ", ".join(f"{code} x {n}" for code, n in failures) or "no QC failure recorded"
+    return (f"no feature values: every ROI of the {n_cases} case(s) failed ({summary}); the previous database, if "
+            "any, was kept; see the qc Parquet files in interim/batches/")
+
+
+def _statuses_after_extraction(con: duckdb.DuckDBPyConnection, codes: Iterable[str] = EXTRACTION_FAILURES) -> None:
+    """A scan whose every ROI failed feature extraction fails, one with some failed ROIs warns; a case fails when
+    all its scans failed and warns when some did (QC wrote its statuses before features were extracted)."""
+    codes = list(codes)
+    con.execute(
+        """
+        UPDATE scans SET status = CASE WHEN NOT EXISTS (SELECT 1 FROM features f WHERE f.case_id = scans.case_id
+                                                        AND f.scan = scans.scan) THEN 'fail' ELSE 'warn' END
+        WHERE case_id IN (SELECT case_id FROM incoming_cases) AND status != 'fail'
+          AND EXISTS (SELECT 1 FROM qc q WHERE q.case_id = scans.case_id AND q.scan = scans.scan
+                      AND q.severity = 'fail' AND list_contains(?, q.check_code))
+        """, [codes])
+    con.execute(
+        """
+        UPDATE cases SET status = CASE WHEN (SELECT bool_and(s.status = 'fail') FROM scans s
+                                             WHERE s.case_id = cases.case_id) THEN 'fail' ELSE 'warn' END
+        WHERE case_id IN (SELECT case_id FROM incoming_cases) AND status = 'pass'
+          AND EXISTS (SELECT 1 FROM scans s WHERE s.case_id = cases.case_id AND s.status = 'fail')
+        """)
+    con.execute(
+        """
+        UPDATE cases SET status = 'fail'
+        WHERE case_id IN (SELECT case_id FROM incoming_cases) AND status != 'fail'
+          AND NOT EXISTS (SELECT 1 FROM scans s WHERE s.case_id = cases.case_id AND s.status != 'fail')
+          AND EXISTS (SELECT 1 FROM scans s WHERE s.case_id = cases.case_id)
+        """)
 
 
 def _replace(con, batch_dirs, settings_docs, clinical, software, files) -> None:
@@ -192,6 +304,7 @@ def _replace(con, batch_dirs, settings_docs, clinical, software, files) -> None:
     settings_ids = [doc["settings_id"] for doc in settings_docs]
     for table in ("cases", *PER_CASE_TABLES):
         con.execute(f"DELETE FROM {table} WHERE case_id IN (SELECT case_id FROM incoming_cases)")
+    con.execute("DELETE FROM qc WHERE case_id = ''")  # run-level rows (input of no case): every run brings its own
     con.execute(
         "DELETE FROM features WHERE case_id IN (SELECT case_id FROM incoming_cases) AND list_contains(?, settings_id)",
         [settings_ids],
@@ -200,6 +313,7 @@ def _replace(con, batch_dirs, settings_docs, clinical, software, files) -> None:
         _load(con, table, [d / f"{table}.parquet" for d in batch_dirs])
     # QC rows come from the qc stage and from failed feature extractions.
     _load(con, "qc", [d / name for d in batch_dirs for name in ("qc.parquet", "features_qc.parquet")])
+    _statuses_after_extraction(con)
 
     con.execute("DELETE FROM settings WHERE list_contains(?, settings_id)", [settings_ids])
     for doc in sorted(settings_docs, key=lambda d: d["settings_id"]):

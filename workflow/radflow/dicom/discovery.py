@@ -11,6 +11,11 @@ stays in the inventory with its ``excluded`` reason. Each mask object is linked 
 same patient: by the series UID it references if that series is in the inventory, else by frame of reference when
 exactly one selected series (preferring the mask's own study) shares it. Identifiers are kept in the inventory (the
 pipeline needs them to pseudonymise) but never logged.
+
+A copy of a file (same SOPInstanceUID) counts once towards a series' slices. Folders that cannot be listed and
+files that cannot be opened are inventoried as ``unreadable`` with the reason, like files that fail to parse.
+Each series and mask keeps the set of patient identities (PatientName, PatientBirthDate, PatientSex) its files
+carry, only in memory, so that a PatientID shared by different people can be refused.
 """
 from __future__ import annotations
 
@@ -34,7 +39,7 @@ HEADER_TAGS = [
     "SOPClassUID", "SOPInstanceUID", "Modality", "PatientID", "StudyInstanceUID", "SeriesInstanceUID",
     "FrameOfReferenceUID", "SeriesDescription", "SeriesNumber", "SeriesDate", "SeriesTime", "AcquisitionDate",
     "AcquisitionTime", "AcquisitionDateTime", "StudyDate", "StudyTime", "Rows", "Columns", "NumberOfFrames",
-    "ImageType",
+    "ImageType", "PatientName", "PatientBirthDate", "PatientSex",
     # RTSTRUCT
     "StructureSetROISequence", "ReferencedFrameOfReferenceSequence",
     # SEG
@@ -65,6 +70,7 @@ class Header:
     labels: tuple[str, ...] = ()  # ROI names (RTSTRUCT) or segment labels (SEG)
     referenced_series_uids: tuple[str, ...] = ()
     referenced_frame_of_reference_uids: tuple[str, ...] = ()
+    identity: tuple[str, str, str] = ("", "", "")  # (PatientName, PatientBirthDate, PatientSex), normalised
 
 
 @dataclass
@@ -82,8 +88,11 @@ class ImageSeries:
     sop_class_uid: str = ""
     image_type: tuple[str, ...] = ()
     centre: str = ""
-    n_slices: int = 0  # frames over all files (a multi-frame file counts its frames)
+    n_slices: int = 0  # frames over all distinct SOP instances (a multi-frame file counts its frames)
     excluded: str = ""  # why SeriesRules leave this series out ('' = selected)
+    duplicate_files: int = 0  # files repeating a SOP instance already counted
+    identities: set[tuple[str, str, str]] = field(default_factory=set, repr=False)
+    sop_instance_uids: set[str] = field(default_factory=set, repr=False)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -109,6 +118,7 @@ class MaskObject:
     referenced_series_uids: tuple[str, ...]
     linked_series: tuple[str, str] | None = None  # (study UID, series UID) of the image series
     link_method: str = "unlinked"  # "referenced_series", "frame_of_reference", "ambiguous", "unlinked"
+    identity: tuple[str, str, str] = field(default=("", "", ""), repr=False)
 
 
 @dataclass(frozen=True)
@@ -121,8 +131,9 @@ class SkippedFile:
 class Inventory:
     series: list[ImageSeries]
     masks: list[MaskObject]
-    unreadable: list[SkippedFile]  # DICOM-looking files that failed to parse
+    unreadable: list[SkippedFile]  # folders that cannot be listed, files that cannot be opened or parsed
     skipped: list[SkippedFile]  # not DICOM, DICOMDIR, or DICOM objects that are neither images nor masks
+    root: Path | None = None  # the folder that was scanned
 
     def series_by_key(self) -> dict[tuple[str, str], ImageSeries]:
         return {s.key: s for s in self.series}
@@ -174,9 +185,15 @@ class NotDicom(Exception):
     """Raised for files that are not DICOM (skipped, not 'unreadable')."""
 
 
-def iter_files(root: Path) -> Iterator[Path]:
-    """Regular files under ``root`` in a stable (sorted) order, hidden directories included, links not followed."""
-    for folder, dirs, files in os.walk(root, followlinks=False):
+def iter_files(root: Path, unlisted: list[SkippedFile] | None = None) -> Iterator[Path]:
+    """Regular files under ``root`` in a stable (sorted) order, hidden directories included, links not followed;
+    folders that cannot be listed (permissions, I/O errors) are appended to ``unlisted``."""
+    def record(error: OSError) -> None:
+        if unlisted is not None:
+            unlisted.append(SkippedFile(Path(error.filename or root),
+                                        f"folder cannot be listed: {error.strerror or type(error).__name__}"))
+
+    for folder, dirs, files in os.walk(root, followlinks=False, onerror=record):
         dirs.sort()
         for name in sorted(files):
             path = Path(folder) / name
@@ -246,6 +263,12 @@ def _values(ds: pydicom.Dataset, keyword: str) -> tuple[str, ...]:
     return tuple(str(v).strip().upper() for v in values)
 
 
+def _identity(ds: pydicom.Dataset) -> tuple[str, str, str]:
+    """(name, birth date, sex) normalised for comparison: case, spacing and empty name components ignored."""
+    name = "^".join(part.strip() for part in _text(ds, "PatientName").upper().split("^")).rstrip("^")
+    return " ".join(name.split()), _text(ds, "PatientBirthDate"), _text(ds, "PatientSex").upper()
+
+
 def _frames(ds: pydicom.Dataset) -> int:
     try:
         return max(int(ds.get("NumberOfFrames", 1) or 1), 1)
@@ -288,6 +311,7 @@ def header_from_dataset(path: Path, ds: pydicom.Dataset, centre_attribute: str =
         labels=labels,
         referenced_series_uids=referenced_series,
         referenced_frame_of_reference_uids=referenced_frames,
+        identity=_identity(ds),
     )
 
 
@@ -319,6 +343,11 @@ def group_series(headers: Iterable[Header]) -> list[ImageSeries]:
                                          or h.acquisition_datetime < series.acquisition_datetime):
             series.acquisition_datetime = h.acquisition_datetime
         series.files.append(h.path)
+        series.identities.add(h.identity)
+        if h.sop_instance_uid and h.sop_instance_uid in series.sop_instance_uids:
+            series.duplicate_files += 1  # a copy of a slice: read once, counted once
+            continue
+        series.sop_instance_uids.add(h.sop_instance_uid)
         series.n_slices += h.n_frames
     return list(groups.values())
 
@@ -327,7 +356,7 @@ def mask_from_header(h: Header, kind: str) -> MaskObject:
     return MaskObject(kind=kind, path=h.path, patient_id=h.patient_id, study_uid=h.study_uid,
                       series_uid=h.series_uid, sop_instance_uid=h.sop_instance_uid,
                       frame_of_reference_uid=h.frame_of_reference_uid, labels=h.labels,
-                      referenced_series_uids=h.referenced_series_uids)
+                      referenced_series_uids=h.referenced_series_uids, identity=h.identity)
 
 
 def link_mask(mask: MaskObject, series: list[ImageSeries]) -> tuple[tuple[str, str] | None, str]:
@@ -366,7 +395,7 @@ def scan(root: Path | str, rules: SeriesRules | None = None, centre_attribute: s
     masks: list[MaskObject] = []
     unreadable: list[SkippedFile] = []
     skipped: list[SkippedFile] = []
-    for path in iter_files(Path(root)):
+    for path in iter_files(Path(root), unreadable):
         if path.name.upper() == "DICOMDIR":
             skipped.append(SkippedFile(path, "DICOMDIR"))
             continue
@@ -374,6 +403,9 @@ def scan(root: Path | str, rules: SeriesRules | None = None, centre_attribute: s
             header = header_from_dataset(path, read_header(path, tags), centre_attribute)
         except NotDicom as exc:
             skipped.append(SkippedFile(path, str(exc)))
+            continue
+        except OSError as exc:  # permissions, I/O errors: the file exists but cannot be read
+            unreadable.append(SkippedFile(path, f"file cannot be opened: {exc.strerror or type(exc).__name__}"))
             continue
         except Exception as exc:  # pydicom raises many types for truncated or corrupt files (values are lazy)
             unreadable.append(SkippedFile(path, f"{type(exc).__name__}: {exc}"[:200]))
@@ -394,4 +426,4 @@ def scan(root: Path | str, rules: SeriesRules | None = None, centre_attribute: s
         s.excluded = exclusion(s, rules)
     for mask in masks:
         mask.linked_series, mask.link_method = link_mask(mask, series)
-    return Inventory(series=series, masks=masks, unreadable=unreadable, skipped=skipped)
+    return Inventory(series=series, masks=masks, unreadable=unreadable, skipped=skipped, root=Path(root))

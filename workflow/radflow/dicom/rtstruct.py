@@ -9,11 +9,15 @@ sharing an edge never both claim a voxel.
 
 Contours are matched to slices in index space: every contour point is mapped with the reference's origin, spacing
 and direction, and a contour belongs to slice k when all its points lie within ``plane_tolerance_mm`` of plane k.
-Points outside the image in-plane are clipped; contours on no image plane raise ``RtstructError``.
+Contours between slice planes raise ``RtstructError`` (MASK_GEOMETRY). The part of the ROI that lies outside the
+image, in any direction (left/right, front/back or beyond the first/last slice), is measured: the voxel centres the
+contours enclose on their own unclipped grid versus those inside the image. Above ``max_outside_fraction`` the ROI
+is refused (MASK_OUTSIDE_IMAGE); below it, the mask keeps the part inside and the caller gets the fraction to warn.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numba
@@ -24,6 +28,10 @@ import SimpleITK as sitk
 from radflow.dicom.deid import identifiers_unlogged
 
 PLANE_TOLERANCE_MM = 0.1
+#: Default largest fraction of a ROI that may lie outside the image (config qc.mask_outside_tolerance).
+MAX_OUTSIDE_FRACTION = 0.05
+#: Contours whose own bounding box exceeds this many voxels are measured by their polygon area instead of filled.
+MAX_FILL_CELLS = 1 << 26
 
 
 class RtstructError(ValueError):
@@ -67,6 +75,9 @@ def contour_points(contour: pydicom.Dataset) -> np.ndarray:
         values = np.asarray(contour.ContourData, dtype=np.float64)
     if values.size % 3:
         raise RtstructError(f"ContourData holds {values.size} numbers, not a multiple of 3")
+    if not np.all(np.isfinite(values)):
+        raise RtstructError(f"ContourData holds {int(np.count_nonzero(~np.isfinite(values)))} non-finite number(s) "
+                            "(NaN or infinity): the contour cannot be placed")
     return values.reshape(-1, 3)
 
 
@@ -94,26 +105,82 @@ def physical_to_index(points: np.ndarray, reference: sitk.Image) -> np.ndarray:
 
 def contours_by_slice(contours: Sequence[np.ndarray], reference: sitk.Image,
                       plane_tolerance_mm: float = PLANE_TOLERANCE_MM) -> dict[int, list[np.ndarray]]:
-    """Group contours by the slice they lie on: {k: [(n, 2) arrays of (x, y) continuous indices]}."""
+    """Group contours by the slice plane they lie on: {k: [(n, 2) arrays of (x, y) continuous indices]}; k may lie
+    outside 0..n_slices-1 (contours beyond the first or last slice, measured by ``outside_image``)."""
     slice_spacing = reference.GetSpacing()[2]
-    n_slices = reference.GetSize()[2]
     planes: dict[int, list[np.ndarray]] = {}
-    off_plane, outside = 0, 0
+    off_plane = 0
     for points in contours:
         index = physical_to_index(points, reference)
         k = int(round(float(index[:, 2].mean())))
         if np.abs(index[:, 2] - k).max() * slice_spacing > plane_tolerance_mm:
             off_plane += 1
-        elif not 0 <= k < n_slices:
-            outside += 1
         else:
             planes.setdefault(k, []).append(index[:, :2])
     if off_plane:
         raise RtstructError(f"{off_plane} contour(s) lie between image slices (more than {plane_tolerance_mm:g} mm "
                             "from any slice plane): drawn on another series or grid?", "MASK_GEOMETRY")
-    if outside:
-        raise RtstructError(f"{outside} contour(s) lie beyond the first or last image slice", "MASK_OUTSIDE_IMAGE")
     return planes
+
+
+@dataclass(frozen=True)
+class OutsideImage:
+    """How much of a ROI the image does not hold: enclosed voxel centres in total and per direction outside."""
+
+    total: int
+    outside: int
+    directions: tuple[str, ...]  # e.g. ("x < 0", "z > last slice")
+
+    @property
+    def fraction(self) -> float:
+        return self.outside / self.total if self.total else 0.0
+
+    def describe(self) -> str:
+        return (f"{100 * self.fraction:.3g}% of the ROI ({self.outside} of {self.total} enclosed voxel centres) lies "
+                f"outside the image ({', '.join(self.directions)})")
+
+
+def _enclosed_centres(polygons: Sequence[np.ndarray]) -> tuple[int, tuple[int, int, int, int], np.ndarray | None]:
+    """(count, (x0, y0, x1, y1) box, filled box or None) of the voxel centres the polygons enclose (even-odd),
+    filled on the polygons' own grid; a huge box is measured by polygon area instead (no fill returned)."""
+    xs = np.concatenate([p[:, 0] for p in polygons])
+    ys = np.concatenate([p[:, 1] for p in polygons])
+    x0, y0 = int(np.floor(xs.min())), int(np.floor(ys.min()))
+    x1, y1 = int(np.ceil(xs.max())) + 1, int(np.ceil(ys.max())) + 1
+    if (x1 - x0) * (y1 - y0) > MAX_FILL_CELLS:
+        area = sum(abs(0.5 * float(np.dot(p[:, 0], np.roll(p[:, 1], 1)) - np.dot(p[:, 1], np.roll(p[:, 0], 1))))
+                   for p in polygons)
+        return int(round(area)), (x0, y0, x1, y1), None
+    shifted = [p - np.array([x0, y0]) for p in polygons]
+    filled = fill_slice(shifted, (y1 - y0, x1 - x0))
+    return int(np.count_nonzero(filled)), (x0, y0, x1, y1), filled
+
+
+def outside_image(planes: dict[int, list[np.ndarray]], size_xyz: tuple[int, int, int]) -> OutsideImage:
+    """The ROI's enclosed voxel centres outside the image grid, in every direction."""
+    n_cols, n_rows, n_slices = size_xyz
+    total = outside = 0
+    directions: dict[str, None] = {}
+    for k, polygons in sorted(planes.items()):
+        count, (x0, y0, x1, y1), filled = _enclosed_centres(polygons)
+        total += count
+        if not 0 <= k < n_slices:
+            outside += count
+            if count:
+                directions["z < first slice" if k < 0 else "z > last slice"] = None
+            continue
+        if filled is None:  # measured by area: the image's share of the box, in proportion
+            xa, xb, ya, yb = max(x0, 0), min(x1, n_cols), max(y0, 0), min(y1, n_rows)
+            inside = count * max(xb - xa, 0) * max(yb - ya, 0) // max((x1 - x0) * (y1 - y0), 1)
+        else:
+            inside = int(np.count_nonzero(filled[max(-y0, 0):n_rows - y0, max(-x0, 0):n_cols - x0]))
+        outside += count - inside
+        if count > inside:
+            for name, beyond in (("x < 0", x0 < 0), ("x > last column", x1 - 1 > n_cols - 1),
+                                 ("y < 0", y0 < 0), ("y > last row", y1 - 1 > n_rows - 1)):
+                if beyond:
+                    directions[name] = None
+    return OutsideImage(total, outside, tuple(directions))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -166,10 +233,15 @@ def fill_slice(polygons: Sequence[np.ndarray], shape: tuple[int, int]) -> np.nda
 
 
 @identifiers_unlogged()
-def rasterise(path: Path | str, roi_name: str, reference: sitk.Image,
-              plane_tolerance_mm: float = PLANE_TOLERANCE_MM) -> sitk.Image:
-    """ROI ``roi_name`` of the RTSTRUCT at ``path`` as a uint8 0/1 mask with the geometry of ``reference``."""
-    ds = pydicom.dcmread(path)
+def rasterise_roi(path: Path | str, roi_name: str, reference: sitk.Image,
+                  plane_tolerance_mm: float = PLANE_TOLERANCE_MM,
+                  max_outside_fraction: float = MAX_OUTSIDE_FRACTION) -> tuple[sitk.Image, OutsideImage]:
+    """ROI ``roi_name`` of the RTSTRUCT at ``path`` as a uint8 0/1 mask with the geometry of ``reference``, and how
+    much of it lies outside the image (refused with MASK_OUTSIDE_IMAGE above ``max_outside_fraction``)."""
+    try:
+        ds = pydicom.dcmread(path)
+    except Exception as exc:
+        raise RtstructError(f"the RTSTRUCT file cannot be parsed as DICOM ({type(exc).__name__})") from exc
     if str(ds.get("Modality", "")) != "RTSTRUCT":
         raise RtstructError(f"not an RTSTRUCT (Modality {ds.get('Modality', 'missing')})")
     contours = closed_contours(ds, roi_number(ds, roi_name))
@@ -177,9 +249,21 @@ def rasterise(path: Path | str, roi_name: str, reference: sitk.Image,
         raise RtstructError(f"ROI {roi_name!r} has no closed planar contours", "MASK_EMPTY")
     planes = contours_by_slice(contours, reference, plane_tolerance_mm)
     n_cols, n_rows, n_slices = reference.GetSize()
+    outside = outside_image(planes, (n_cols, n_rows, n_slices))
+    if outside.outside and outside.fraction > max_outside_fraction:
+        raise RtstructError(f"{outside.describe()}: more than the tolerated {100 * max_outside_fraction:g}%",
+                            "MASK_OUTSIDE_IMAGE")
     mask = np.zeros((n_slices, n_rows, n_cols), dtype=np.uint8)
     for k, polygons in planes.items():
-        mask[k] = fill_slice(polygons, (n_rows, n_cols))
+        if 0 <= k < n_slices:
+            mask[k] = fill_slice(polygons, (n_rows, n_cols))
     image = sitk.GetImageFromArray(mask)
     image.CopyInformation(reference)
-    return image
+    return image, outside
+
+
+def rasterise(path: Path | str, roi_name: str, reference: sitk.Image,
+              plane_tolerance_mm: float = PLANE_TOLERANCE_MM,
+              max_outside_fraction: float = MAX_OUTSIDE_FRACTION) -> sitk.Image:
+    """ROI ``roi_name`` of the RTSTRUCT at ``path`` as a uint8 0/1 mask with the geometry of ``reference``."""
+    return rasterise_roi(path, roi_name, reference, plane_tolerance_mm, max_outside_fraction)[0]

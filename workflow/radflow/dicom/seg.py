@@ -19,6 +19,7 @@ import pydicom
 import SimpleITK as sitk
 
 from radflow.dicom.deid import identifiers_unlogged
+from radflow.dicom.rtstruct import MAX_OUTSIDE_FRACTION, OutsideImage
 from radflow.dicom.series import functional_group_item as _functional
 
 PLANE_TOLERANCE_MM = 0.1
@@ -119,10 +120,20 @@ def check_same_plane(ds: pydicom.Dataset, reference: sitk.Image) -> None:
 
 def frame_masks(ds: pydicom.Dataset, number: int, fraction_threshold: float) -> np.ndarray:
     """(n_frames, rows, columns) bool: where each frame marks segment ``number``."""
+    if "PixelData" not in ds:
+        raise SegError("the SEG has no pixel data (no frames)", "MASK_UNREADABLE")
+    try:
+        n_frames = int(ds.get("NumberOfFrames", 1) or 0)
+    except (TypeError, ValueError):
+        raise SegError(f"NumberOfFrames {ds.get('NumberOfFrames')!r} is not a number", "MASK_UNREADABLE") from None
+    if n_frames < 1:
+        raise SegError(f"the SEG has zero frames (NumberOfFrames {ds.get('NumberOfFrames')}): no segment can be "
+                       "read from it", "MASK_UNREADABLE")
     try:
         pixels = ds.pixel_array
     except Exception as exc:  # wrong Rows/Columns/NumberOfFrames for the data, undecodable syntax, ...
-        raise SegError(f"SEG pixel data not decodable: {type(exc).__name__}", "MASK_UNREADABLE") from exc
+        raise SegError(f"SEG pixel data cannot be decoded ({type(exc).__name__}): Rows, Columns and NumberOfFrames "
+                       "do not match the pixel data, or the transfer syntax has no decoder", "MASK_UNREADABLE") from exc
     if pixels.ndim == 2:
         pixels = pixels[np.newaxis]
     seg_type = str(ds.get("SegmentationType", "BINARY"))
@@ -135,11 +146,16 @@ def frame_masks(ds: pydicom.Dataset, number: int, fraction_threshold: float) -> 
 
 
 @identifiers_unlogged()
-def read_segment(path: Path | str, label: str, reference: sitk.Image,
-                 source_files: Sequence[Path | str] | None = None, fraction_threshold: float = 0.5,
-                 plane_tolerance_mm: float = PLANE_TOLERANCE_MM) -> sitk.Image:
-    """Segment ``label`` of the SEG at ``path`` as a uint8 0/1 mask on the grid of ``reference``."""
-    ds = pydicom.dcmread(path)
+def read_segment_roi(path: Path | str, label: str, reference: sitk.Image,
+                     source_files: Sequence[Path | str] | None = None, fraction_threshold: float = 0.5,
+                     plane_tolerance_mm: float = PLANE_TOLERANCE_MM,
+                     max_outside_fraction: float = MAX_OUTSIDE_FRACTION) -> tuple[sitk.Image, OutsideImage]:
+    """Segment ``label`` of the SEG at ``path`` as a uint8 0/1 mask on the grid of ``reference``, and how much of
+    it lies outside the image (refused with MASK_OUTSIDE_IMAGE above ``max_outside_fraction``)."""
+    try:
+        ds = pydicom.dcmread(path)
+    except Exception as exc:
+        raise SegError(f"the SEG file cannot be parsed as DICOM ({type(exc).__name__})") from exc
     if str(ds.get("Modality", "")) != "SEG":
         raise SegError(f"not a SEG (Modality {ds.get('Modality', 'missing')})")
     number = segment_number(ds, label)
@@ -151,7 +167,7 @@ def read_segment(path: Path | str, label: str, reference: sitk.Image,
     n_cols, n_rows, n_slices = reference.GetSize()
     out = np.zeros((n_slices, n_rows, n_cols), dtype=np.uint8)
     if wanted.size == 0:  # highdicom omits empty frames: a segment may legitimately have none
-        return _as_image(out, reference)
+        return _as_image(out, reference), OutsideImage(0, 0, ())
     positions = frame_positions(ds, n_frames, source_files)[wanted]
     origin = np.asarray(reference.GetOrigin())
     spacing = np.asarray(reference.GetSpacing())
@@ -161,18 +177,44 @@ def read_segment(path: Path | str, label: str, reference: sitk.Image,
     if (np.abs(index - nearest) * spacing).max() > plane_tolerance_mm:
         raise SegError("SEG frames do not sit on the reference voxel grid (another series or resampled grid?)",
                        "MASK_GEOMETRY")
-    outside = (nearest[:, 2] < 0) | (nearest[:, 2] >= n_slices)
-    if outside.any():
-        raise SegError(f"{int(outside.sum())} SEG frame(s) lie beyond the first or last reference slice",
-                       "MASK_OUTSIDE_IMAGE")
     frame_rows, frame_cols = masks.shape[1:]
+    total = inside = 0
+    directions: dict[str, None] = {}
     for frame, (i0, j0, k) in zip(wanted, nearest):
-        # in-plane offset: the frame's (0, 0) pixel sits at reference (j0, i0); clip what falls outside
+        marked = int(np.count_nonzero(masks[frame]))
+        total += marked
+        if not 0 <= k < n_slices:
+            if marked:
+                directions["z < first slice" if k < 0 else "z > last slice"] = None
+            continue
+        # in-plane offset: the frame's (0, 0) pixel sits at reference (j0, i0); what falls outside is measured
         r0, c0 = max(j0, 0), max(i0, 0)
         r1, c1 = min(j0 + frame_rows, n_rows), min(i0 + frame_cols, n_cols)
-        if r0 < r1 and c0 < c1:
-            out[k, r0:r1, c0:c1] |= masks[frame, r0 - j0:r1 - j0, c0 - i0:c1 - i0]
-    return _as_image(out, reference)
+        placed = masks[frame, r0 - j0:r1 - j0, c0 - i0:c1 - i0] if r0 < r1 and c0 < c1 else masks[frame, :0, :0]
+        n_placed = int(np.count_nonzero(placed))
+        inside += n_placed
+        if n_placed < marked:
+            rows, cols = np.nonzero(masks[frame])
+            for name, beyond in (("x < 0", (cols + i0 < 0).any()), ("x > last column", (cols + i0 >= n_cols).any()),
+                                 ("y < 0", (rows + j0 < 0).any()), ("y > last row", (rows + j0 >= n_rows).any())):
+                if beyond:
+                    directions[name] = None
+        if n_placed:
+            out[k, r0:r1, c0:c1] |= placed
+    outside = OutsideImage(total, total - inside, tuple(directions))
+    if outside.outside and outside.fraction > max_outside_fraction:
+        raise SegError(f"{outside.describe()}: more than the tolerated {100 * max_outside_fraction:g}%",
+                       "MASK_OUTSIDE_IMAGE")
+    return _as_image(out, reference), outside
+
+
+def read_segment(path: Path | str, label: str, reference: sitk.Image,
+                 source_files: Sequence[Path | str] | None = None, fraction_threshold: float = 0.5,
+                 plane_tolerance_mm: float = PLANE_TOLERANCE_MM,
+                 max_outside_fraction: float = MAX_OUTSIDE_FRACTION) -> sitk.Image:
+    """Segment ``label`` of the SEG at ``path`` as a uint8 0/1 mask on the grid of ``reference``."""
+    return read_segment_roi(path, label, reference, source_files, fraction_threshold, plane_tolerance_mm,
+                            max_outside_fraction)[0]
 
 
 def _as_image(array: np.ndarray, reference: sitk.Image) -> sitk.Image:

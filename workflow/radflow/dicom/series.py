@@ -21,6 +21,7 @@ orientation) are returned as ``SeriesWarning``s beside the volume by ``load_seri
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,8 @@ SLICES_MISSING = "SLICES_MISSING"
 SLICE_SPACING_NONUNIFORM = "SLICE_SPACING_NONUNIFORM"
 GANTRY_TILT = "GANTRY_TILT"
 NOT_QUANTITATIVE = "NOT_QUANTITATIVE"
+GEOMETRY_INVALID = "GEOMETRY_INVALID"
+RESCALE_INVALID = "RESCALE_INVALID"
 # Warnings
 DUPLICATE_INSTANCE = "DUPLICATE_INSTANCE"
 ORIENTATION_NON_AXIAL = "ORIENTATION_NON_AXIAL"
@@ -115,8 +118,23 @@ def _numbers(values, n: int, name: str) -> np.ndarray:
     return array
 
 
+def check_orientation(orientation: np.ndarray) -> None:
+    """GEOMETRY_INVALID: the row and column direction cosines must be unit vectors at right angles (an all-zero
+    ImageOrientationPatient places every slice at the same 'position' along a zero normal)."""
+    row, column = orientation[:3], orientation[3:]
+    lengths = (float(np.linalg.norm(row)), float(np.linalg.norm(column)))
+    if any(abs(length - 1.0) > 1e-3 for length in lengths):
+        raise SeriesError(f"ImageOrientationPatient {orientation.round(4).tolist()} is not two unit vectors "
+                          f"(lengths {lengths[0]:.3g} and {lengths[1]:.3g}): the slices cannot be placed in space",
+                          GEOMETRY_INVALID)
+    if abs(float(row @ column)) > 1e-3:
+        raise SeriesError(f"ImageOrientationPatient {orientation.round(4).tolist()}: row and column directions are "
+                          f"not perpendicular (cosine {float(row @ column):.3g})", GEOMETRY_INVALID)
+
+
 def make_geometry(position, orientation, pixel_spacing, rows, columns) -> SliceGeometry:
     orientation = _numbers(orientation, 6, "ImageOrientationPatient")
+    check_orientation(orientation)
     spacing = _numbers(pixel_spacing, 2, "PixelSpacing")
     if np.any(spacing <= 0):
         raise SeriesError("PixelSpacing is not positive", TAGS_MISSING)
@@ -303,12 +321,25 @@ def _float_tag(ds: pydicom.Dataset, keyword: str, default: float) -> float:
         raise SeriesError(f"{keyword} is not numeric", TAGS_MISSING) from None
 
 
+def rescale_parameters(source: pydicom.Dataset) -> tuple[float, float]:
+    """(RescaleSlope, RescaleIntercept); RESCALE_INVALID when the slope is 0 (every voxel the same value) or
+    either is not finite."""
+    slope, intercept = _float_tag(source, "RescaleSlope", 1.0), _float_tag(source, "RescaleIntercept", 0.0)
+    if not (math.isfinite(slope) and math.isfinite(intercept)):
+        raise SeriesError(f"RescaleSlope {slope:g} / RescaleIntercept {intercept:g} not finite: no intensities",
+                          RESCALE_INVALID)
+    if slope == 0.0:
+        raise SeriesError("RescaleSlope is 0: every voxel would have the intercept's value", RESCALE_INVALID)
+    return slope, intercept
+
+
 def rescaled_pixels(ds: pydicom.Dataset, out: np.ndarray | None = None) -> np.ndarray:
     """Stored pixel values of a single-frame image -> modality values (e.g. HU) as float32 (rows, columns)."""
     if int(ds.get("NumberOfFrames", 1) or 1) > 1:
         raise SeriesError("a multi-frame image among single-frame slices", MIXED_GEOMETRY)
+    slope, intercept = rescale_parameters(ds)
     stored = stored_pixels(ds)[0]
-    return rescale(stored, _float_tag(ds, "RescaleSlope", 1.0), _float_tag(ds, "RescaleIntercept", 0.0), out)
+    return rescale(stored, slope, intercept, out)
 
 
 def check_one_series(datasets: Sequence[pydicom.Dataset]) -> None:
@@ -361,8 +392,7 @@ def frame_geometry(ds: pydicom.Dataset, frame: int) -> SliceGeometry:
 
 def frame_rescale(ds: pydicom.Dataset, frame: int) -> tuple[float, float]:
     item = functional_group_item(ds, frame, "PixelValueTransformationSequence")
-    source = item if item is not None else ds
-    return _float_tag(source, "RescaleSlope", 1.0), _float_tag(source, "RescaleIntercept", 0.0)
+    return rescale_parameters(item if item is not None else ds)
 
 
 def multi_frame_slices(ds: pydicom.Dataset) -> tuple[list[SliceGeometry], np.ndarray]:

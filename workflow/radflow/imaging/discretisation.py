@@ -5,7 +5,11 @@ Each function maps the intensities inside ``mask`` to grey levels 1..n_levels an
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+from radflow.settings import MAX_GREY_LEVELS
 
 
 class DiscretisationError(ValueError):
@@ -46,6 +50,11 @@ def fixed_bin_size(
     x_min = float(values.min()) if lower_bound is None else float(lower_bound)
     if values.min() < x_min:
         raise DiscretisationError(f"ROI intensity {values.min()} lies below the bin lower bound {x_min}")
+    n_levels = math.floor((float(values.max()) - x_min) / bin_width) + 1
+    if n_levels > MAX_GREY_LEVELS:  # checked before the levels (and the texture code's per-level tables) exist
+        raise DiscretisationError(
+            f"bin width {bin_width:g} over the ROI intensities [{x_min:g}, {float(values.max()):g}] gives "
+            f"{n_levels} grey levels, more than the maximum of {MAX_GREY_LEVELS}")
     binned = np.floor((values - x_min) / bin_width).astype(np.int64) + 1
     levels = np.zeros(image.shape, dtype=np.int32)
     levels[mask] = binned

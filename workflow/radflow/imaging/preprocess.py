@@ -22,7 +22,7 @@ import SimpleITK as sitk
 from radflow.imaging import discretisation, normalisation, resegmentation
 from radflow.imaging.filters import FilterSpec, apply_filter, support_margin
 from radflow.imaging.roi import RoiData
-from radflow.settings import Settings
+from radflow.settings import BYTES_PER_GRID_VOXEL, DEFAULT_MEMORY_MB, Settings
 
 
 PARTIAL_VOLUME_EPSILON = 1e-6
@@ -30,6 +30,51 @@ PARTIAL_VOLUME_EPSILON = 1e-6
 
 class EmptyRoiError(ValueError):
     pass
+
+
+class RoiTooLargeError(ValueError):
+    """The ROI's working grid would need more memory than allowed (QC code ROI_TOO_LARGE); says how much."""
+
+    code = "ROI_TOO_LARGE"
+
+    def __init__(self, message: str, needed_bytes: float):
+        super().__init__(message)
+        self.needed_bytes = needed_bytes
+
+
+def working_grid_voxels(image: sitk.Image, mask: sitk.Image | None, settings: Settings,
+                        window_mm: float | None) -> int:
+    """Voxels of the grid ``prepare`` works on: the ROI's box grown by ``window_mm`` (the whole image when None, or
+    when no ``mask`` is given: an upper bound), on the interpolation grid; 0 for an empty mask. Found from the
+    mask alone, before any allocation."""
+    spacing = tuple(float(s) for s in reversed(image.GetSpacing()))
+    extent_mm = [n * s for n, s in zip(reversed(image.GetSize()), spacing)]
+    if mask is not None and window_mm is not None:
+        box = crop_box(sitk.GetArrayViewFromImage(mask), (0, 0, 0))
+        if box is None:
+            return 0
+        extent_mm = [min((b.stop - b.start) * s + 2 * window_mm, e) for b, s, e in zip(box, spacing, extent_mm)]
+    target = spacing
+    if settings["interpolation"]["enabled"]:
+        from radflow.imaging.resampling import target_spacing_zyx
+
+        target = target_spacing_zyx(spacing, settings)
+    return math.prod(int(math.ceil(e / t)) + 1 for e, t in zip(extent_mm, target))
+
+
+def check_memory(image: sitk.Image, mask: sitk.Image, settings: Settings, window_mm: float | None,
+                 memory_mb: float | None) -> None:
+    """ROI_TOO_LARGE before allocating when the working grid would need more than ``memory_mb``."""
+    limit = (DEFAULT_MEMORY_MB if memory_mb is None else memory_mb) * 1e6
+    if working_grid_voxels(image, None, settings, window_mm) * BYTES_PER_GRID_VOXEL <= limit:
+        return  # even the whole image fits: no need to look at the mask (keeps small-ROI calls cheap)
+    voxels = working_grid_voxels(image, mask, settings, window_mm)
+    needed = float(voxels) * BYTES_PER_GRID_VOXEL
+    if needed > limit:
+        raise RoiTooLargeError(
+            f"the ROI's working grid would be {voxels:,} voxels, about {needed / 1e9:.3g} GB, more than the "
+            f"{limit / 1e6:g} MB a feature job may use (a whole-image or mislabelled ROI, or too fine a spacing?)",
+            needed)
 
 
 def local_intensity_radius_mm(settings: Settings) -> float:
@@ -105,13 +150,14 @@ def filtered(image_array, morph_mask, int_mask, spacing, spec: FilterSpec, margi
     return apply_filter(image_array, spacing, spec), morph_mask, int_mask
 
 
-def prepare(image: sitk.Image, mask: sitk.Image, settings: Settings) -> RoiData:
+def prepare(image: sitk.Image, mask: sitk.Image, settings: Settings, memory_mb: float | None = None) -> RoiData:
     radius = local_intensity_radius_mm(settings)
     spec = FilterSpec.from_settings(settings["filter"])
     window_mm: float | None = radius
     if spec.active:
         extra = filter_margin_mm(spec, image, settings)
         window_mm = None if extra is None else radius + extra
+    check_memory(image, mask, settings, window_mm, memory_mb)
     image_array, mask_fraction, spacing = interpolate(image, mask, settings, roi_margin_mm=window_mm)
     method = settings["intensity_normalisation"]
     if method != "none":  # fitted on the whole original image, not on the ROI window

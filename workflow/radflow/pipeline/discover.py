@@ -10,11 +10,21 @@ Which series become scans: the image series of a patient that pass ``SeriesRules
 ``test``, ``retest``, ``scan3``, ... in acquisition order. A patient without any such series still becomes a case,
 with a failed scan saying why (NO_IMAGE_SERIES, MASK_NOT_FOUND, MASK_UNLINKED), so nothing in the input disappears
 silently.
+
+Identity is checked before anything is merged: files sharing a PatientID but disagreeing on PatientName, birth date
+or sex are one failed case (PATIENT_ID_CONFLICT), never one patient with the scans of two; files without a
+PatientID are never pooled: each study becomes its own failed case (PATIENT_ID_MISSING), or, with
+``missing_patient_id: study_uid``, its own case keyed on the StudyInstanceUID with a PATIENT_ID_FROM_STUDY warning.
+Folders and files that cannot be read are listed in ``interim/unreadable.csv`` (paths stay in interim/) and named
+in ``qc`` by count: an INPUT_UNREADABLE failure on every case whose files share a folder below the input root with
+them (a scan may be missing, so the case's scan labels cannot be trusted and the case is not used), and one
+run-level row (case_id '') for the rest.
 """
 from __future__ import annotations
 
 import csv
 import logging
+import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -33,8 +43,33 @@ IDENTIFYING_COLUMNS = {"patient_name", "name", "birth_date", "patient_birth_date
 MANIFEST_COLUMNS = ("patient_id", "image", "mask")  # required; optional: scan, roi, label, modality
 
 
+MISSING_PATIENT_ID = ("fail", "study_uid")  # config pseudonymisation.missing_patient_id
+STUDY_KEY_PREFIX = "study:"  # the keyed stand-in for a missing PatientID (never a real PatientID's form)
+
+
 def case_id_of(patient_id: str, key: bytes) -> str:
     return pseudonym(patient_id, key, prefix="case-", length=12)
+
+
+def compile_roi_patterns(rois: list[dict], roi_aliases: dict | None = None) -> None:
+    """Every configured ROI pattern and alias must be a valid regular expression (one-line ValueError if not)."""
+    patterns = [(f"rois[{i}] ({roi.get('name', '?')})", roi.get("pattern", "")) for i, roi in enumerate(rois)]
+    for centre, aliases in ((roi_aliases or {}).get("centres") or {}).items():
+        for roi, listed in (aliases or {}).items():
+            patterns += [(f"roi_aliases.centres.{centre}.{roi}", p) for p in listed]
+    for where, pattern in patterns:
+        try:
+            re.compile(pattern, re.IGNORECASE)
+        except (re.error, TypeError) as exc:
+            raise ValueError(f"{where}: {pattern!r} is not a valid regular expression ({exc})") from None
+
+
+def check_mapping_location(mapping_file: Path, results_dir: Path) -> None:
+    """The re-identification table must never be written into the results folder (which is shared/exported)."""
+    mapping, results = Path(os.path.abspath(mapping_file)), Path(os.path.abspath(results_dir))
+    if mapping == results or results in mapping.parents:
+        raise ValueError(f"pseudonymisation.mapping_file {mapping_file} lies inside the results folder "
+                         f"{results_dir}: the case_id -> PatientID table must be kept outside what is shared")
 
 
 def scan_names(n: int) -> list[str]:
@@ -126,6 +161,27 @@ def unreadable_nearby(inventory: discovery.Inventory, series: discovery.ImageSer
                         "of its slices?)"}]
 
 
+def _conflicting_fields(identities: set[tuple[str, str, str]]) -> list[str]:
+    """The identity fields on which files of one PatientID disagree (empty values do not count)."""
+    names = ("PatientName", "PatientBirthDate", "PatientSex")
+    return [name for i, name in enumerate(names) if len({identity[i] for identity in identities if identity[i]}) > 1]
+
+
+def identity_conflict(series_list: list[discovery.ImageSeries],
+                      masks: list[discovery.MaskObject]) -> inv.Issue | None:
+    """PATIENT_ID_CONFLICT when the files of one PatientID describe more than one person."""
+    identities: set[tuple[str, str, str]] = set().union(*(s.identities for s in series_list),
+                                                        {m.identity for m in masks})
+    fields = _conflicting_fields(identities)
+    if not fields:
+        return None
+    people = {identity for identity in identities if any(identity)}
+    return {"code": "PATIENT_ID_CONFLICT",
+            "message": f"files sharing this PatientID disagree on {', '.join(fields)} ({len(people)} different "
+                       f"identities over {len(series_list)} series and {len(masks)} mask object(s)): different "
+                       "patients under one ID, not merged"}
+
+
 def patient_scans(inventory: discovery.Inventory, series_list: list[discovery.ImageSeries],
                   masks: list[discovery.MaskObject], rois: list[dict], key: bytes, date_shift: int | None,
                   roi_aliases: dict | None) -> list[inv.InventoryScan]:
@@ -162,23 +218,126 @@ def patient_scans(inventory: discovery.Inventory, series_list: list[discovery.Im
     return scans
 
 
+def patient_key(patient_id: str, study_uid: str, series_uid: str = "") -> str:
+    """Who a file belongs to: its PatientID, or for a file without one its study (never the empty string, which
+    would pool every ID-less file of an archive into one case)."""
+    return patient_id if patient_id.strip() else STUDY_KEY_PREFIX + (study_uid or f"series {series_uid}")
+
+
+def _case_failure(code: str, message: str) -> list[inv.InventoryScan]:
+    return [_failed(_scan_entry("test", None, b"", None), code, message)]
+
+
 def cases_from_inventory(inventory: discovery.Inventory, rois: list[dict], key: bytes, dates: str = "shift",
-                         roi_aliases: dict | None = None) -> dict[str, inv.InventoryCase]:
-    """Cases keyed by case_id from a DICOM inventory; ``dates``: 'shift' (keyed per patient) or 'drop'."""
+                         roi_aliases: dict | None = None,
+                         missing_patient_id: str = "fail") -> dict[str, inv.InventoryCase]:
+    """Cases keyed by case_id from a DICOM inventory; ``dates``: 'shift' (keyed per patient) or 'drop';
+    ``missing_patient_id``: 'fail' or 'study_uid' (see the module docstring)."""
+    if missing_patient_id not in MISSING_PATIENT_ID:
+        raise ValueError(f"missing_patient_id must be one of {MISSING_PATIENT_ID}, got {missing_patient_id!r}")
     series_by_patient: dict[str, list[discovery.ImageSeries]] = {}
     masks_by_patient: dict[str, list[discovery.MaskObject]] = {}
     for series in inventory.series:
-        series_by_patient.setdefault(series.patient_id, []).append(series)
+        owner = patient_key(series.patient_id, series.study_uid, series.series_uid)
+        series_by_patient.setdefault(owner, []).append(series)
     for mask in inventory.masks:
-        masks_by_patient.setdefault(mask.patient_id, []).append(mask)
+        masks_by_patient.setdefault(patient_key(mask.patient_id, mask.study_uid, mask.series_uid), []).append(mask)
     cases: dict[str, inv.InventoryCase] = {}
-    for patient_id in sorted(set(series_by_patient) | set(masks_by_patient)):
-        shift = date_shift_days(patient_id, key) if dates == "shift" else None
-        scans = patient_scans(inventory, series_by_patient.get(patient_id, []), masks_by_patient.get(patient_id, []),
-                              rois, key, shift, roi_aliases)
-        case_id = case_id_of(patient_id, key)
-        cases[case_id] = {"case_id": case_id, "scans": scans}
+    for patient in sorted(set(series_by_patient) | set(masks_by_patient)):
+        series_list, masks = series_by_patient.get(patient, []), masks_by_patient.get(patient, [])
+        case_id = case_id_of(patient, key)
+        checks: list[inv.ScanWarning] = []
+        conflict = identity_conflict(series_list, masks)
+        if conflict is not None:
+            scans = _case_failure(conflict["code"], conflict["message"])
+        elif patient.startswith(STUDY_KEY_PREFIX) and missing_patient_id == "fail":
+            scans = _case_failure("PATIENT_ID_MISSING", f"{len(series_list)} series and {len(masks)} mask object(s) "
+                                  "of one study have no PatientID: not pooled with other files, not processed "
+                                  "(pseudonymisation.missing_patient_id: study_uid keys such files on their study)")
+        else:
+            if patient.startswith(STUDY_KEY_PREFIX):
+                checks.append({"code": "PATIENT_ID_FROM_STUDY", "value": None,
+                               "message": "no PatientID: this case is one study, keyed on its StudyInstanceUID "
+                                          "(other studies of the same person become other cases)"})
+            shift = date_shift_days(patient, key) if dates == "shift" else None
+            scans = patient_scans(inventory, series_list, masks, rois, key, shift, roi_aliases)
+        cases[case_id] = {"case_id": case_id, "scans": scans, "checks": checks}
+    mark_unreadable(cases, inventory, series_by_patient, masks_by_patient, key)
     return cases
+
+
+def _folders(paths) -> set[Path]:
+    return {Path(p).parent for p in paths}
+
+
+def touched_by(item: Path, patient_folders: set[Path], root: Path | None) -> bool:
+    """Whether an unreadable file or folder shares a folder below the input root with a patient's files."""
+    for folder in patient_folders:
+        try:
+            common = Path(os.path.commonpath([item, folder]))
+        except ValueError:
+            continue
+        if root is None or common != root and root in common.parents:
+            return True
+    return False
+
+
+ACCESS_FAILURES = ("folder cannot be listed", "file cannot be opened")
+
+
+def _reasons(items: list[discovery.SkippedFile]) -> str:
+    reasons = Counter(u.reason.split(":")[0] if u.reason.startswith(ACCESS_FAILURES) else "not parsable as DICOM"
+                      for u in items)
+    return "; ".join(f"{n} x {r}" for r, n in sorted(reasons.items()))
+
+
+def mark_unreadable(cases: dict[str, inv.InventoryCase], inventory: discovery.Inventory, series_by_patient: dict,
+                    masks_by_patient: dict, key: bytes) -> None:
+    """Name every unreadable input item in the cases' checks (see the module docstring): INPUT_UNREADABLE (fail)
+    for folders and files the run could not open beside a case's files, UNREADABLE_FILES_NEARBY (warn) for files
+    beside them that do not parse (unless already noted on a scan), and one run-level INPUT_UNREADABLE (case '')
+    for the items that touch no case."""
+    root = inventory.root
+    touched_any: set[Path] = set()
+    for patient in sorted(set(series_by_patient) | set(masks_by_patient)):
+        folders = _folders(f for s in series_by_patient.get(patient, []) for f in s.files)
+        folders |= _folders(m.path for m in masks_by_patient.get(patient, []))
+        items = [u for u in inventory.unreadable if touched_by(u.path, folders, root)]
+        if not items:
+            continue
+        touched_any |= {u.path for u in items}
+        case = cases[case_id_of(patient, key)]
+        case_checks = case.setdefault("checks", [])
+        access = [u for u in items if u.reason.startswith(ACCESS_FAILURES)]
+        scan_folders = _folders(f for scan in case["scans"] for f in scan["files"])
+        corrupt = [u for u in items if u not in access and u.path.parent not in scan_folders]
+        if access:
+            case_checks.append({
+                "code": "INPUT_UNREADABLE", "value": float(len(access)),
+                "message": f"{len(access)} folder(s) or file(s) beside this patient's files cannot be read "
+                           f"({_reasons(access)}): a scan may be missing, so this case is not used and its scans "
+                           "keep the labels of what could be read; paths in interim/unreadable.csv"})
+        if corrupt:
+            case_checks.append({
+                "code": "UNREADABLE_FILES_NEARBY", "value": float(len(corrupt)),
+                "message": f"{len(corrupt)} file(s) beside this patient's files could not be read as DICOM "
+                           f"({_reasons(corrupt)}); paths in interim/unreadable.csv"})
+    untouched = [u for u in inventory.unreadable if u.path not in touched_any]
+    if untouched:
+        cases[""] = {"case_id": "", "scans": [], "checks": [{
+            "code": "INPUT_UNREADABLE", "value": float(len(untouched)),
+            "message": f"{len(untouched)} folder(s) or file(s) of the input belong to no known case and cannot be "
+                       f"read ({_reasons(untouched)}): whole patients may be missing; paths in "
+                       "interim/unreadable.csv"}]}
+
+
+def write_unreadable(inventory: discovery.Inventory, path: Path) -> None:
+    """The unreadable folders and files with their reasons (interim only: paths may be identifying)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "reason"])
+        writer.writerows((str(u.path), u.reason) for u in sorted(inventory.unreadable, key=lambda u: str(u.path)))
 
 
 # ------------------------------------------------------------------------------------------ file manifest
@@ -230,7 +389,11 @@ def cases_from_manifest(rows: list[dict], rois: list[dict], key: bytes) -> dict[
 
 def discover(input_dir: Path | None, inventory_path: Path, batch_size: int, rois: list[dict], key: bytes,
              mapping_file: Path | None = None, series_rules: dict | None = None, roi_aliases: dict | None = None,
-             input_manifest: Path | None = None, dates: str = "shift") -> None:
+             input_manifest: Path | None = None, dates: str = "shift", missing_patient_id: str = "fail",
+             results_dir: Path | None = None) -> None:
+    compile_roi_patterns(rois, roi_aliases)
+    if mapping_file is not None and results_dir is not None:
+        check_mapping_location(mapping_file, results_dir)
     cases: dict[str, inv.InventoryCase] = {}
     patient_ids: set[str] = set()
     if input_dir is not None:
@@ -244,8 +407,13 @@ def discover(input_dir: Path | None, inventory_path: Path, batch_size: int, rois
             log.info("excluded %d series: %s", n, reason)
         links = Counter(m.link_method for m in inventory.masks)
         log.info("mask links: %s", dict(sorted(links.items())))
-        cases.update(cases_from_inventory(inventory, rois, key, dates, roi_aliases))
-        patient_ids |= {s.patient_id for s in inventory.series} | {m.patient_id for m in inventory.masks}
+        cases.update(cases_from_inventory(inventory, rois, key, dates, roi_aliases, missing_patient_id))
+        patient_ids |= ({patient_key(s.patient_id, s.study_uid, s.series_uid) for s in inventory.series}
+                        | {patient_key(m.patient_id, m.study_uid, m.series_uid) for m in inventory.masks})
+        write_unreadable(inventory, inventory_path.parent / "unreadable.csv")
+        for reason, n in sorted(Counter(u.reason for u in inventory.unreadable).items()):
+            log.warning("unreadable: %d x %s (paths in %s)", n, reason.split(":")[0],
+                        inventory_path.parent / "unreadable.csv")
     if input_manifest is not None:
         rows = read_input_manifest(input_manifest)
         for case_id, case in cases_from_manifest(rows, rois, key).items():
@@ -273,14 +441,47 @@ def write_mapping(patient_ids: set[str], key: bytes, mapping_file: Path) -> None
         writer.writerows((case_id_of(p, key), p) for p in sorted(patient_ids))
 
 
+class ClinicalTableError(ValueError):
+    """The clinical table cannot be used as it is (one-line message naming the rows)."""
+
+
+def _rows_text(rows) -> str:
+    rows = [int(r) + 2 for r in rows]  # 1-based file lines: the header is line 1
+    return ", ".join(map(str, rows[:10])) + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
+
+
+def checked_clinical(table: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Rows without a patient_id are dropped with a warning (they can be matched to nothing); a patient_id given
+    on several rows is kept once when the rows agree and refused when they conflict (which outcome is true?)."""
+    if "patient_id" not in table.columns:
+        raise ClinicalTableError(f"{name} has no patient_id column (columns: {list(table.columns)})")
+    ids = table["patient_id"].fillna("").astype(str).str.strip()
+    empty = ids == ""
+    if empty.any():
+        log.warning("%s: %d row(s) without a patient_id ignored (lines %s)", name, int(empty.sum()),
+                    _rows_text(table.index[empty]))
+    table = table.loc[~empty].assign(patient_id=ids[~empty])
+    repeated = table[table.duplicated("patient_id", keep=False)]
+    if not repeated.empty:
+        conflicting = [lines for _, group in repeated.groupby("patient_id", sort=False)
+                       if len(group.drop_duplicates()) > 1 for lines in [list(group.index)]]
+        if conflicting:
+            raise ClinicalTableError(
+                f"{name}: {len(conflicting)} patient_id(s) appear on several rows with different values (lines "
+                f"{'; '.join(_rows_text(lines) for lines in conflicting[:5])}): keep one row per patient")
+        log.warning("%s: %d identical duplicate row(s) kept once", name,
+                    int(table.duplicated().sum()))
+        table = table.drop_duplicates()
+    return table
+
+
 def pseudonymise_clinical(clinical_csv: Path, out: Path, key: bytes, keep: list[str] | None = None) -> None:
-    """The clinical table keyed by case_id instead of patient_id, with only the columns in ``keep`` (None: every
-    column) and never a column whose name looks identifying (radflow.clinical_columns)."""
+    """The clinical table keyed by case_id instead of patient_id, rows checked by ``checked_clinical``, with only
+    the columns in ``keep`` (None: every column) and never a column whose name looks identifying
+    (radflow.clinical_columns)."""
     from radflow.clinical_columns import select_columns
 
-    table = pd.read_csv(clinical_csv, dtype={"patient_id": str})
-    if "patient_id" not in table.columns:
-        raise ClinicalTableError(f"{clinical_csv.name} has no patient_id column (columns: {list(table.columns)})")
+    table = checked_clinical(pd.read_csv(clinical_csv, dtype={"patient_id": str}), clinical_csv.name)
     selection = select_columns(list(table.columns), keep)
     summary = selection.summary(clinical_csv.name)
     if summary:

@@ -88,12 +88,22 @@ def read_mask_file(path: str, label: str) -> sitk.Image:
     return mask
 
 
-def read_mask(selection: inventory.RoiSelection, image: sitk.Image, source_files: list[str]) -> sitk.Image:
+def read_mask(selection: inventory.RoiSelection, image: sitk.Image, source_files: list[str],
+              thresholds: Thresholds | None = None) -> tuple[sitk.Image, list[inventory.ScanWarning]]:
+    """(mask on the image grid, warnings): a ROI partly outside the image within the tolerance is a warning."""
+    tolerance = (thresholds or Thresholds()).mask_outside_tolerance
     if selection["kind"] == "RTSTRUCT":
-        return rtstruct.rasterise(selection["path"], selection["label"], image)
-    if selection["kind"] == "SEG":
-        return seg.read_segment(selection["path"], selection["label"], image, source_files=source_files)
-    return read_mask_file(selection["path"], selection["label"])
+        mask, outside = rtstruct.rasterise_roi(selection["path"], selection["label"], image,
+                                               max_outside_fraction=tolerance)
+    elif selection["kind"] == "SEG":
+        mask, outside = seg.read_segment_roi(selection["path"], selection["label"], image, source_files=source_files,
+                                             max_outside_fraction=tolerance)
+    else:
+        return read_mask_file(selection["path"], selection["label"]), []
+    if not outside.outside:
+        return mask, []
+    return mask, [{"code": "MASK_PARTLY_OUTSIDE", "roi": selection["roi"], "value": outside.fraction,
+                   "message": f"{outside.describe()}; left out (tolerated up to {100 * tolerance:g}%)"}]
 
 
 def write_volume(image: sitk.Image, path: Path) -> str:
@@ -149,7 +159,8 @@ def ingest_scan(case_id: str, scan: inventory.InventoryScan, volumes: Path, thre
     entry.meta.update({"n_slices": image.GetSize()[2], "spacing_mm": list(image.GetSpacing()), "roi_voxels": {}})
     for selection in scan["rois"]:
         try:
-            mask = read_mask(selection, image, scan["files"])
+            mask, mask_warnings = read_mask(selection, image, scan["files"], thresholds)
+            entry.warnings += mask_warnings
         except Exception as exc:
             entry.roi_errors.append({"roi": selection["roi"], "code": error_code(exc, "MASK_UNREADABLE"),
                                      "message": f"{selection['kind']}: {error_message(exc)}"})
@@ -167,6 +178,7 @@ def ingest_batch(inventory_path: Path, batch: str, manifest_path: Path, volumes:
     cases = inventory.read_batch(inventory_path, batch)
     volumes.mkdir(parents=True, exist_ok=True)
     scans = []
+    case_checks = {case["case_id"]: case["checks"] for case in cases if case.get("checks")}
     for case in cases:
         for scan in case["scans"]:
             try:
@@ -177,4 +189,4 @@ def ingest_batch(inventory_path: Path, batch: str, manifest_path: Path, volumes:
             if entry.status != "ok":
                 log.warning("%s/%s failed: %s", entry.case_id, entry.scan, entry.error_code)
             scans.append(entry)
-    Manifest(batch, scans).write(manifest_path)
+    Manifest(batch, scans, case_checks=case_checks).write(manifest_path)

@@ -16,6 +16,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from radflow import qc, store
+from radflow.inventory import ScanWarning
 from radflow.manifest import Manifest, ScanEntry
 from radflow.overlay import OverlayRow, contact_sheet, overlay_row
 
@@ -81,7 +82,8 @@ TABLE_ROWS = {"cases": CaseRow, "scans": ScanRow, "masks": MaskRow, "qc": QCRow}
 
 def ingest_results(scan: ScanEntry) -> list[qc.QCResult]:
     """What ingest found: one failure with its code, or SERIES_READ and the warnings, plus ROI-level errors."""
-    warnings = [qc.QCResult(w["code"], qc.CHECKS.get(w["code"], (qc.WARN, ""))[0], w["message"], w.get("value"))
+    warnings = [qc.QCResult(w["code"], qc.CHECKS.get(w["code"], (qc.WARN, ""))[0], w["message"], w.get("value"),
+                            w.get("roi", ""))
                 for w in scan.warnings]
     if scan.status != "ok":
         return [qc.QCResult(scan.error_code, qc.FAIL, scan.error_message), *warnings]
@@ -138,13 +140,22 @@ def scan_status(scan: ScanEntry, results: list[qc.QCResult]) -> qc.Severity:
     return qc.worst(results)
 
 
-def case_status(scan_statuses: list[qc.Severity], retest_severity: qc.Severity) -> qc.Severity:
-    """fail when no scan is usable; warn when some scan failed or warned or the retest is missing; else pass."""
-    if all(status == qc.FAIL for status in scan_statuses):
+def case_status(scan_statuses: list[qc.Severity], retest_severity: qc.Severity,
+                case_severities: tuple[qc.Severity, ...] = ()) -> qc.Severity:
+    """fail when no scan is usable or a case-level check failed; warn when some scan failed or warned, the retest
+    is missing or a case-level check warned; else pass."""
+    if all(status == qc.FAIL for status in scan_statuses) or qc.FAIL in case_severities:
         return qc.FAIL
-    if any(status != qc.PASS for status in scan_statuses) or retest_severity != qc.PASS:
+    if (any(status != qc.PASS for status in scan_statuses) or retest_severity != qc.PASS
+            or qc.WARN in case_severities):
         return qc.WARN
     return qc.PASS
+
+
+def case_results(checks: list[ScanWarning]) -> list[qc.QCResult]:
+    """Discovery's checks of a case as a whole (identity, unreadable input beside it)."""
+    return [qc.QCResult(c["code"], qc.CHECKS.get(c["code"], (qc.WARN, ""))[0], c["message"], c.get("value"))
+            for c in checks]
 
 
 def failure_rows(scan: ScanEntry, results: list[qc.QCResult], status: str) -> list[OverlayRow]:
@@ -172,8 +183,10 @@ def qc_batch(manifest_path: Path, outdir: Path, thresholds: qc.Thresholds | None
     by_case: dict[str, list[ScanEntry]] = {}
     for scan in manifest.scans:
         by_case.setdefault(scan.case_id, []).append(scan)
+    # run-level checks (input that belongs to no case): qc rows only, no case
+    qc_rows += [QCRow.of("", "", r) for r in case_results(manifest.case_checks.get("", []))]
     for case_id, scans in sorted(by_case.items()):
-        case_results = []
+        scan_statuses = []
         for scan in scans:
             pictures: list[OverlayRow] = []
             try:
@@ -183,7 +196,7 @@ def qc_batch(manifest_path: Path, outdir: Path, thresholds: qc.Thresholds | None
                 results = [qc.result("QC_ERROR", False, f"QC raised {type(exc).__name__}")]
                 pictures = []
             status = scan_status(scan, results)
-            case_results.append(status)
+            scan_statuses.append(status)
             overlay_rows += pictures + failure_rows(scan, results, status)
             qc_rows += [QCRow.of(case_id, scan.scan, r) for r in results]
             meta = scan.meta
@@ -201,9 +214,15 @@ def qc_batch(manifest_path: Path, outdir: Path, thresholds: qc.Thresholds | None
                 volume = count * math.prod(spacing_mm) if spacing_mm else None
                 mask_rows.append(MaskRow(case_id, scan.scan, m.roi, m.source, m.source_roi_name, count, volume,
                                          m.sha256))
-        retest = qc.retest_present({s.scan for s in scans})
-        qc_rows.append(QCRow.of(case_id, "", retest))
-        case_rows.append(CaseRow(case_id, len(scans), case_status(case_results, retest.severity)))
+        whole_case = case_results(manifest.case_checks.get(case_id, []))
+        qc_rows += [QCRow.of(case_id, "", r) for r in whole_case]
+        retest_severity = qc.PASS
+        if not all(s.status != "ok" and s.error_code in qc.DISCOVERY_FAILURES for s in scans):
+            retest = qc.retest_present({s.scan for s in scans})
+            qc_rows.append(QCRow.of(case_id, "", retest))
+            retest_severity = retest.severity
+        case_rows.append(CaseRow(case_id, len(scans), case_status(scan_statuses, retest_severity,
+                                                                  tuple(r.severity for r in whole_case))))
 
     outdir.mkdir(parents=True, exist_ok=True)
     tables: dict[str, list] = {"cases": case_rows, "scans": scan_rows, "masks": mask_rows, "qc": qc_rows}
