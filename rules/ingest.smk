@@ -4,7 +4,7 @@ checkpoint discover:
     input:
         **discover_inputs(),
     output:
-        inventory=f"{INTERIM}/inventory.json",
+        inventory=INVENTORY,
     params:
         radflow=RADFLOW,
         key=KEY_ARGS,
@@ -36,12 +36,14 @@ checkpoint discover:
 rule ingest:
     """Read one batch of cases: sorted, rescaled volumes and rasterised masks as NIfTI, pseudonymised metadata."""
     input:
-        inventory=f"{INTERIM}/inventory.json",
+        # a rediscovery rewrites the inventory; only batches whose fingerprint changed rerun
+        inventory=ancient(INVENTORY),
     output:
         manifest=f"{INTERIM}/batches/{{batch}}/ingest.json",
         volumes=directory(f"{INTERIM}/batches/{{batch}}/volumes"),
     params:
         radflow=RADFLOW,
+        fingerprint=batch_fingerprint,
         qc=json.dumps(config["qc"]),
     log:
         f"{LOGS}/ingest/{{batch}}.log",
