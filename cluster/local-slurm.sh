@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # A single-node Slurm on localhost for testing radflow's Slurm profile: munged, slurmctld and slurmd from Debian's
-# packages (slurm-wlm, munge), with their own configuration, key, sockets, state and logs under one folder, so the
-# machine's /etc/slurm and /etc/munge are neither read nor changed.
+# packages (slurm-wlm, munge), with their own configuration, key, state and logs under one folder; the machine's
+# /etc/slurm and /etc/munge are neither read nor changed. Like a real cluster's nodes, slurmd runs "configless": it
+# fetches slurm.conf from slurmctld and caches it in /run/slurm/conf, where commands on the node (sbatch, and srun
+# inside a job, whose environment the executor plugin strips of SLURM_CONF) find it. munged serves its default
+# socket (/run/munge/munge.socket.2), or a munged already running there is used.
 #
 #   cluster/local-slurm.sh start   # idempotent: starts what is not running, waits until the node is idle
 #   cluster/local-slurm.sh stop    # idempotent: stops the daemons it started (by their pid files)
@@ -19,7 +22,9 @@ set -euo pipefail
 DIR=${RADFLOW_SLURM_DIR:-/tmp/radflow-slurm}
 PORT=${RADFLOW_SLURM_PORT:-16817}
 CONF="$DIR/etc/slurm.conf"
-MUNGE_SOCKET="$DIR/munge/munge.socket"
+# munged must listen on its default socket: slurmd fetches its configuration from slurmctld (configless mode)
+# before it has read any AuthInfo. A munged already serving that socket is used as it is (and left running).
+MUNGE_SOCKET=/run/munge/munge.socket.2
 NODE=localhost
 
 die() { echo "local-slurm: $*" >&2; exit 1; }
@@ -55,7 +60,6 @@ SlurmUser=$user
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$MUNGE_SOCKET
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool/slurmd-%n
 SlurmctldPidFile=$DIR/slurmctld.pid
@@ -73,6 +77,9 @@ SelectTypeParameters=CR_Core_Memory
 ReturnToService=2
 MinJobAge=900
 MpiDefault=none
+# nodes fetch this file from slurmctld and cache it in /run/slurm/conf, where `srun` inside a job finds it (the
+# executor plugin's job step removes SLURM_CONF from the job's environment)
+SlurmctldParameters=enable_configless
 SwitchType=switch/none
 LaunchParameters=use_interactive_step
 PlugStackConfig=$DIR/etc/plugstack.conf
@@ -100,7 +107,8 @@ start() {
     need_binaries
     write_config
     export SLURM_CONF=$CONF
-    if ! running "$DIR/munged.pid"; then
+    if ! running "$DIR/munged.pid" && ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
+        mkdir -p "$(dirname "$MUNGE_SOCKET")"
         "$(sbin munged)" --force --socket="$MUNGE_SOCKET" --key-file="$DIR/munge/munge.key" \
             --pid-file="$DIR/munged.pid" --log-file="$DIR/log/munged.log" --seed-file="$DIR/munge/munge.seed" \
             || die "munged did not start; see $DIR/log/munged.log"
@@ -111,7 +119,7 @@ start() {
         wait_for 30 slurmctld scontrol ping
     fi
     if ! running "$DIR/slurmd.pid"; then
-        "$(sbin slurmd)" -f "$CONF" -N "$NODE" || die "slurmd did not start; see $DIR/log/slurmd.log"
+        "$(sbin slurmd)" --conf-server "$NODE:$PORT" -N "$NODE" || die "slurmd did not start; see $DIR/log/slurmd.log"
     fi
     wait_for 60 "node $NODE" bash -c "sinfo -h -n $NODE -o %t | grep -Eq '^(idle|mix|alloc)'"
     echo "local-slurm: running (SLURM_CONF=$CONF)"
