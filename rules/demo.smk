@@ -5,6 +5,10 @@ if USE_DEMO:
         output:
             dicom=directory(DEMO_INPUT_DIR),
             clinical="resources/demo/clinical.csv",
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=60,
         params:
             radflow=RADFLOW,
             patients=config["demo_patients"],

@@ -5,6 +5,10 @@ checkpoint discover:
         **discover_inputs(),
     output:
         inventory=INVENTORY,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
     params:
         radflow=RADFLOW,
         key=KEY_ARGS,
@@ -41,6 +45,10 @@ rule ingest:
     output:
         manifest=f"{INTERIM}/batches/{{batch}}/ingest.json",
         volumes=directory(f"{INTERIM}/batches/{{batch}}/volumes"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         radflow=RADFLOW,
         fingerprint=batch_fingerprint,
@@ -60,6 +68,10 @@ rule clinical:
         clinical=config["clinical"],
     output:
         f"{INTERIM}/clinical.parquet",
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=10,
     params:
         radflow=RADFLOW,
         key=KEY_ARGS,

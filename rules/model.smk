@@ -27,6 +27,7 @@ rule model:
     threads: 2
     resources:
         mem_mb=4000,
+        runtime=480,
     params:
         radflow=RADFLOW,
         outdir=lambda wildcards, output: os.path.dirname(output.models),
@@ -49,6 +50,10 @@ rule model_figures:
     output:
         roc=report(MODEL_FIGURES[0], caption="../workflow/report/roc.rst", category="Modelling"),
         calibration=report(MODEL_FIGURES[1], caption="../workflow/report/calibration.rst", category="Modelling"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         radflow=RADFLOW,
     log:

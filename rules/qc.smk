@@ -15,6 +15,10 @@ rule qc:
             category="Quality control",
             subcategory="Mask overlays",
         ),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=30,
     params:
         radflow=RADFLOW,
         outdir=lambda wildcards: f"{INTERIM}/batches/{wildcards.batch}",

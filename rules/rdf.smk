@@ -4,6 +4,11 @@ rule rdf:
         database=DATABASE,
     output:
         turtle=RDF_FILE,
+    threads: 1
+    resources:
+        # the graph is built in memory (rdflib): its peak grows with the database (benchmarks/README.md)
+        mem_mb=lambda wildcards, input: max(1000, int(30 * input.size_mb)),
+        runtime=120,
     params:
         radflow=RADFLOW,
         namespace=config["rdf"]["namespace"],

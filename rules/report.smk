@@ -13,6 +13,10 @@ rule report_figures:
             caption="../workflow/report/feature_distributions.rst",
             category="Features",
         ),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         radflow=RADFLOW,
     log:

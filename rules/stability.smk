@@ -24,6 +24,7 @@ rule perturb:
     threads: 1
     resources:
         mem_mb=4000,
+        runtime=120,
     params:
         radflow=RADFLOW,
         # only what decides the perturbed images: a new threshold must not redo the perturbations
@@ -46,6 +47,10 @@ rule stability:
         stability=STABILITY_TABLES["stability"],
         stable=STABILITY_TABLES["stable_features"],
         cases=STABILITY_TABLES["stability_cases"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
     params:
         radflow=RADFLOW,
         options=json.dumps(STABILITY),
@@ -65,6 +70,10 @@ rule stability_report:
         stable=STABILITY_TABLES["stable_features"],
     output:
         report(STABILITY_FIGURE, caption="../workflow/report/stability.rst", category="Stability"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         radflow=RADFLOW,
         options=json.dumps({key: STABILITY[key] for key in ("min_icc_ci_low",) if key in STABILITY}),

@@ -13,6 +13,10 @@ rule store:
         model=list(MODEL_TABLES.values()),
     output:
         database=DATABASE,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         radflow=RADFLOW,
         tables=" ".join(f"{name}={path}" for name, path in {**STABILITY_TABLES, **MODEL_TABLES}.items()),

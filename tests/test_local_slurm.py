@@ -73,8 +73,10 @@ def test_slurm_run_equals_local_run(slurm, tmp_path):
         # this test cluster keeps no accounting database: job states from squeue (MinJobAge 900 s), checked soon
         "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "5",
         env_extra={"SLURM_CONF": str(slurm), "SBATCH_PARTITION": "local"})
-    assert "slurm" in (result.stdout + result.stderr).lower()
-    assert list((on_slurm / ".snakemake" / "slurm_logs").rglob("*.log")), "no job went through Slurm"
+    log = result.stdout + result.stderr
+    submitted = log.count("has been submitted with SLURM jobid")
+    finished = log.count("Finished jobid")
+    assert submitted >= 10 and submitted >= finished - 1, (submitted, finished)  # all but `rule all` ran on Slurm
     for table in COMPARED_TABLES:
         assert rows(on_slurm / "results" / "radflow.duckdb", table) == rows(local / "results" / "radflow.duckdb",
                                                                            table), table
