@@ -68,7 +68,23 @@ def tree_rss(process: psutil.Process) -> int:
     return total
 
 
-def run(n_patients: int, batch_size: int, workdir: Path, interval: float = 0.2) -> dict:
+def summarise(jobs: dict[int, dict], interval: float) -> dict[str, dict]:
+    stages: dict[str, dict] = {}
+    for job in jobs.values():
+        rule = RULE_OF_COMMAND.get(job["command"], job["command"])
+        stage = stages.setdefault(rule, {"jobs": 0, "wall_s": 0.0, "max_job_s": 0.0, "peak_rss_mb": 0.0})
+        duration = job["end"] - job["start"] + interval  # a job is seen for at least one interval
+        stage["jobs"] += 1
+        stage["wall_s"] += duration
+        stage["max_job_s"] = max(stage["max_job_s"], duration)
+        stage["peak_rss_mb"] = max(stage["peak_rss_mb"], job["peak_rss"] / 2**20)
+    return stages
+
+
+def run(n_patients: int, batch_size: int, workdir: Path, interval: float = 0.2,
+        timeout: float | None = None) -> dict:
+    """One run; with ``timeout`` (s) the run is stopped there and the result says so (``completed``: false), with
+    the stages measured until then (a stage whose job was cut off counts that job's time so far)."""
     source = cohort(n_patients)
     workdir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, RADFLOW_PSEUDONYM_KEY=BENCH_KEY)
@@ -78,12 +94,18 @@ def run(n_patients: int, batch_size: int, workdir: Path, interval: float = 0.2) 
            f"batch_size={batch_size}"]
     log = open(workdir / "snakemake.log", "w")
     started = time.perf_counter()
-    main = psutil.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    main = psutil.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    completed = True
     snakemake_cpu = 0.0
     jobs: dict[int, dict] = {}
     idle_samples = busy_samples = 0
     while main.poll() is None:
         now = time.perf_counter() - started
+        if timeout is not None and now > timeout:
+            os.killpg(main.pid, 15)
+            main.wait()
+            completed = False
+            break
         running = 0
         try:
             descendants = main.children(recursive=True)
@@ -112,22 +134,14 @@ def run(n_patients: int, batch_size: int, workdir: Path, interval: float = 0.2) 
         time.sleep(interval)
     wall = time.perf_counter() - started
     log.close()
-    if main.returncode != 0:
+    if completed and main.returncode != 0:
         raise SystemExit(f"snakemake failed ({main.returncode}); see {workdir / 'snakemake.log'}")
-    stages: dict[str, dict] = {}
-    for job in jobs.values():
-        rule = RULE_OF_COMMAND.get(job["command"], job["command"])
-        stage = stages.setdefault(rule, {"jobs": 0, "wall_s": 0.0, "max_job_s": 0.0, "peak_rss_mb": 0.0})
-        duration = job["end"] - job["start"] + interval  # a job is seen for at least one interval
-        stage["jobs"] += 1
-        stage["wall_s"] += duration
-        stage["max_job_s"] = max(stage["max_job_s"], duration)
-        stage["peak_rss_mb"] = max(stage["peak_rss_mb"], job["peak_rss"] / 2**20)
+    stages = summarise(jobs, interval)
     return {
         "patients": n_patients, "batch_size": batch_size, "wall_s": wall, "wall_per_case_s": wall / n_patients,
         "snakemake_idle_share": idle_samples / max(1, idle_samples + busy_samples),
         "snakemake_cpu_s": snakemake_cpu, "jobs": sum(s["jobs"] for s in stages.values()), "stages": stages,
-        "cohort_generation": (source / ".complete").read_text().strip(),
+        "cohort_generation": (source / ".complete").read_text().strip(), "completed": completed,
     }
 
 
@@ -136,7 +150,8 @@ def table(results: list[dict]) -> str:
                    key=lambda rule: -max(r["stages"].get(rule, {}).get("wall_s", 0) for r in results))
     lines = ["| | " + " | ".join(f"{r['patients']} patients" for r in results) + " |",
              "| --- |" + " --- |" * len(results)]
-    lines.append("| wall time (s) | " + " | ".join(f"{r['wall_s']:.0f}" for r in results) + " |")
+    lines.append("| wall time (s) | " + " | ".join(
+        f"{r['wall_s']:.0f}" + ("" if r.get("completed", True) else " (stopped)") for r in results) + " |")
     lines.append("| per case (s) | " + " | ".join(f"{r['wall_per_case_s']:.2f}" for r in results) + " |")
     lines.append("| Snakemake share (no job running) | " + " | ".join(
         f"{100 * r['snakemake_idle_share']:.1f} %" for r in results) + " |")
@@ -156,13 +171,14 @@ def main() -> None:
     parser.add_argument("--patients", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--batch-size", type=int, default=10)
     parser.add_argument("--workdir", type=Path, default=OUT / "cohort_runs")
+    parser.add_argument("--timeout", type=float, default=None, help="stop each run after this many seconds")
     args = parser.parse_args()
     results = []
     for n in args.patients:
         workdir = args.workdir / str(n)
         if workdir.exists():
             subprocess.run(["rm", "-rf", str(workdir)], check=True)
-        result = run(n, args.batch_size, workdir)
+        result = run(n, args.batch_size, workdir, timeout=args.timeout)
         (OUT / f"cohort_{n}.json").write_text(json.dumps(result, indent=1) + "\n")
         results.append(result)
         print(table(results), flush=True)
