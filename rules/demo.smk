@@ -5,6 +5,10 @@ if USE_DEMO:
         output:
             dicom=directory(DEMO_INPUT_DIR),
             clinical="resources/demo/clinical.csv",
+        log:
+            f"{LOGS}/demo_cohort.log",
+        conda:
+            CONDA_ENV
         threads: 1
         resources:
             mem_mb=1000,
@@ -13,9 +17,5 @@ if USE_DEMO:
             radflow=RADFLOW,
             patients=config["demo_patients"],
             seed=config["demo_seed"],
-        log:
-            f"{LOGS}/demo_cohort.log",
-        conda:
-            CONDA_ENV
         shell:
             "{params.radflow} demo-cohort resources/demo --patients {params.patients} --seed {params.seed} > {log} 2>&1"

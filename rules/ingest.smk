@@ -5,6 +5,10 @@ checkpoint discover:
         **discover_inputs(),
     output:
         inventory=INVENTORY,
+    log:
+        f"{LOGS}/discover.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=2000,
@@ -27,10 +31,6 @@ checkpoint discover:
             if config["pseudonymisation"]["mapping_file"]
             else ""
         ),
-    log:
-        f"{LOGS}/discover.log",
-    conda:
-        CONDA_ENV
     shell:
         "{params.radflow} discover {params.input_dir} {output.inventory:q} --batch-size {params.batch_size}"
         " --rois {params.rois:q} --series {params.series:q} --roi-aliases {params.roi_aliases:q}"
@@ -45,6 +45,10 @@ rule ingest:
     output:
         manifest=f"{INTERIM}/batches/{{batch}}/ingest.json",
         volumes=directory(f"{INTERIM}/batches/{{batch}}/volumes"),
+    log:
+        f"{LOGS}/ingest/{{batch}}.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=2000,
@@ -53,10 +57,6 @@ rule ingest:
         radflow=RADFLOW,
         fingerprint=batch_fingerprint,
         qc=json.dumps(config["qc"]),
-    log:
-        f"{LOGS}/ingest/{{batch}}.log",
-    conda:
-        CONDA_ENV
     shell:
         "{params.radflow} ingest {input.inventory:q} {wildcards.batch} {output.manifest:q} {output.volumes:q}"
         " --qc {params.qc:q} > {log} 2>&1"
@@ -68,6 +68,10 @@ rule clinical:
         clinical=config["clinical"],
     output:
         f"{INTERIM}/clinical.parquet",
+    log:
+        f"{LOGS}/clinical.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=500,
@@ -75,9 +79,5 @@ rule clinical:
     params:
         radflow=RADFLOW,
         key=KEY_ARGS,
-    log:
-        f"{LOGS}/clinical.log",
-    conda:
-        CONDA_ENV
     shell:
         "{params.radflow} clinical {input.clinical:q} {output:q} {params.key} > {log} 2>&1"

@@ -15,6 +15,10 @@ rule qc:
             category="Quality control",
             subcategory="Mask overlays",
         ),
+    log:
+        f"{LOGS}/qc/{{batch}}.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=1000,
@@ -23,10 +27,6 @@ rule qc:
         radflow=RADFLOW,
         outdir=lambda wildcards: f"{INTERIM}/batches/{wildcards.batch}",
         qc=json.dumps(config["qc"]),
-    log:
-        f"{LOGS}/qc/{{batch}}.log",
-    conda:
-        CONDA_ENV
     shell:
         "{params.radflow} qc {input.manifest:q} {params.outdir} --qc {params.qc:q}"
         " --overlays {output.overlays:q} > {log} 2>&1"

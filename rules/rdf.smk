@@ -4,6 +4,10 @@ rule rdf:
         database=DATABASE,
     output:
         turtle=RDF_FILE,
+    log:
+        f"{LOGS}/rdf.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         # the graph is built in memory (rdflib): its peak grows with the database (benchmarks/README.md)
@@ -12,9 +16,5 @@ rule rdf:
     params:
         radflow=RADFLOW,
         namespace=config["rdf"]["namespace"],
-    log:
-        f"{LOGS}/rdf.log",
-    conda:
-        CONDA_ENV
     shell:
         "{params.radflow} rdf {input.database:q} {output.turtle:q} --namespace {params.namespace:q} > {log} 2>&1"

@@ -13,15 +13,15 @@ rule report_figures:
             caption="../workflow/report/feature_distributions.rst",
             category="Features",
         ),
+    log:
+        f"{LOGS}/report_figures.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
     params:
         radflow=RADFLOW,
-    log:
-        f"{LOGS}/report_figures.log",
-    conda:
-        CONDA_ENV
     shell:
         "{params.radflow} report-figures {input.database:q} {output.qc_summary:q} {output.distributions:q} > {log} 2>&1"

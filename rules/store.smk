@@ -13,6 +13,10 @@ rule store:
         model=list(MODEL_TABLES.values()),
     output:
         database=DATABASE,
+    log:
+        f"{LOGS}/store.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=2000,
@@ -20,10 +24,6 @@ rule store:
     params:
         radflow=RADFLOW,
         tables=" ".join(f"{name}={path}" for name, path in {**STABILITY_TABLES, **MODEL_TABLES}.items()),
-    log:
-        f"{LOGS}/store.log",
-    conda:
-        CONDA_ENV
     shell:
         "{params.radflow} store {output.database:q} --batches {input.cases:q} --clinical {input.clinical:q}"
         " --settings {input.settings:q} --tables {params.tables} > {log} 2>&1"

@@ -10,7 +10,6 @@ import importlib.metadata
 import re
 import shutil
 import sys
-from pathlib import Path
 
 import yaml
 
