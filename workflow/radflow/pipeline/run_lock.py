@@ -30,7 +30,8 @@ def _process_runs_snakemake(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return True  # no /proc: alive is all we know
-    return b"snakemake" in cmdline
+    # an empty command line: a process still being set up (or a kernel thread): not known to be gone
+    return not cmdline or b"snakemake" in cmdline
 
 
 def record_lock_owner(workdir: Path, pid: int | None = None, host: str | None = None) -> None:
