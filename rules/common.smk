@@ -1,3 +1,4 @@
+import functools
 import hashlib
 import json
 import os
@@ -87,9 +88,27 @@ def settings_files():
     return [repo_or_workdir(path) for path in config["features"]]
 
 
+@functools.lru_cache(maxsize=4)
+def _batch_fingerprints(path, mtime_ns):
+    with open(path) as fh:
+        return json.load(fh)["fingerprints"]
+
+
+def batch_fingerprints():
+    """{batch: fingerprint} of the finished discover checkpoint, parsed once per inventory version (input
+    functions ask for it once per job, and a 1,000-case inventory takes a while to parse)."""
+    path = checkpoints.discover.get().output.inventory
+    return _batch_fingerprints(str(path), os.stat(path).st_mtime_ns)
+
+
 def batch_ids(wildcards):
-    with checkpoints.discover.get().output.inventory.open() as fh:
-        return sorted(json.load(fh)["batches"])
+    return sorted(batch_fingerprints())
+
+
+def batch_fingerprint(wildcards):
+    """What a batch's jobs read (its inventory entries, its source files' sizes and mtimes): a rule param, so a
+    batch reruns when it changes and only then (the inventory file itself is an `ancient` input)."""
+    return batch_fingerprints()[wildcards.batch]
 
 
 def batch_files(name):
@@ -103,6 +122,16 @@ def discover_inputs():
     """The DICOM folder tree (`dicom`) and/or the image/mask manifest CSV (`manifest`) the configuration names."""
     inputs = {"dicom": config["input_dir"], "manifest": config.get("input_manifest")}
     return {name: path for name, path in inputs.items() if path}
+
+
+def input_key():
+    """Short digest of the absolute input paths: each input gets its own inventory file, so a changed (or missing)
+    input_dir never finds another input's inventory and never reuses its results."""
+    roots = {name: os.path.abspath(path) for name, path in discover_inputs().items()}
+    return hashlib.sha256(json.dumps(roots, sort_keys=True).encode()).hexdigest()[:16]
+
+
+INVENTORY = f"{INTERIM}/inventory/{input_key()}.json"
 
 
 def input_fingerprint():
@@ -165,3 +194,17 @@ def stability_options(wildcards):
 def overlay_files(wildcards):
     """The mask-overlay contact sheet of every batch (for `rule all` and the report)."""
     return [f"{REPORT_DIR}/overlays/{batch}.png" for batch in batch_ids(wildcards)]
+
+
+# Crash recovery: a run killed with kill -9 leaves its lock behind; clear it when its recorded owner is gone, so a
+# plain rerun (with --rerun-incomplete, as the profiles set) recovers. See radflow.pipeline.run_lock.
+if workflow.is_main_process:
+    sys.path.insert(0, f"{workflow.basedir}/workflow")
+    from radflow.pipeline.run_lock import clear_stale_lock, record_lock_owner
+
+    _stale = clear_stale_lock(Path.cwd())
+    if _stale:
+        print(f"radflow: {_stale}", file=sys.stderr)
+
+    onstart:
+        record_lock_owner(Path.cwd())

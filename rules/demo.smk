@@ -9,6 +9,10 @@ if USE_DEMO:
             f"{LOGS}/demo_cohort.log",
         conda:
             CONDA_ENV
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=60,
         params:
             radflow=RADFLOW,
             patients=config["demo_patients"],

@@ -14,6 +14,7 @@ rule features:
     threads: 1
     resources:
         mem_mb=4000,
+        runtime=60,
     params:
         radflow=RADFLOW,
     shell:

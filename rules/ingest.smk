@@ -4,11 +4,15 @@ checkpoint discover:
     input:
         **discover_inputs(),
     output:
-        inventory=f"{INTERIM}/inventory.json",
+        inventory=INVENTORY,
     log:
         f"{LOGS}/discover.log",
     conda:
         CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
     params:
         radflow=RADFLOW,
         key=KEY_ARGS,
@@ -39,7 +43,8 @@ checkpoint discover:
 rule ingest:
     """Read one batch of cases: sorted, rescaled volumes and rasterised masks as NIfTI, pseudonymised metadata."""
     input:
-        inventory=f"{INTERIM}/inventory.json",
+        # a rediscovery rewrites the inventory; only batches whose fingerprint changed rerun
+        inventory=ancient(INVENTORY),
     output:
         manifest=f"{INTERIM}/batches/{{batch}}/ingest.json",
         volumes=directory(f"{INTERIM}/batches/{{batch}}/volumes"),
@@ -47,8 +52,13 @@ rule ingest:
         f"{LOGS}/ingest/{{batch}}.log",
     conda:
         CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         radflow=RADFLOW,
+        fingerprint=batch_fingerprint,
         qc=json.dumps(config["qc"]),
     shell:
         "{params.radflow} ingest {input.inventory:q} {wildcards.batch} {output.manifest:q} {output.volumes:q}"
@@ -68,6 +78,10 @@ if CLINICAL:
             f"{LOGS}/clinical.log",
         conda:
             CONDA_ENV
+        threads: 1
+        resources:
+            mem_mb=500,
+            runtime=10,
         params:
             radflow=RADFLOW,
             key=KEY_ARGS,

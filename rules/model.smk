@@ -33,6 +33,7 @@ rule model:
     threads: 2
     resources:
         mem_mb=4000,
+        runtime=480,
     params:
         radflow=RADFLOW,
         outdir=lambda wildcards, output: os.path.dirname(output.models),
@@ -55,6 +56,10 @@ rule model_figures:
         f"{LOGS}/model_figures.log",
     conda:
         CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         radflow=RADFLOW,
     shell:

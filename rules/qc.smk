@@ -19,6 +19,10 @@ rule qc:
         f"{LOGS}/qc/{{batch}}.log",
     conda:
         CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=30,
     params:
         radflow=RADFLOW,
         outdir=lambda wildcards: f"{INTERIM}/batches/{wildcards.batch}",

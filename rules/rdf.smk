@@ -8,6 +8,11 @@ rule rdf:
         f"{LOGS}/rdf.log",
     conda:
         CONDA_ENV
+    threads: 1
+    resources:
+        # the graph is built in memory (rdflib): its peak grows with the database (benchmarks/README.md)
+        mem_mb=lambda wildcards, input: max(1000, int(30 * input.size_mb)),
+        runtime=120,
     params:
         radflow=RADFLOW,
         database=lambda wildcards, input: database_of(input.receipt),

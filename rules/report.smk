@@ -17,6 +17,10 @@ rule report_figures:
         f"{LOGS}/report_figures.log",
     conda:
         CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         radflow=RADFLOW,
         database=lambda wildcards, input: database_of(input.receipt),

@@ -21,6 +21,7 @@ rule perturb:
     threads: 1
     resources:
         mem_mb=4000,
+        runtime=120,
     params:
         radflow=RADFLOW,
         # only what decides the perturbed images: a new threshold must not redo the perturbations
@@ -43,6 +44,10 @@ rule stability:
         f"{LOGS}/stability.log",
     conda:
         CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
     params:
         radflow=RADFLOW,
         options=stability_options,
@@ -62,6 +67,10 @@ rule stability_report:
         f"{LOGS}/stability_report.log",
     conda:
         CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         radflow=RADFLOW,
         options=json.dumps({key: STABILITY[key] for key in ("min_icc_ci_low",) if key in STABILITY}),

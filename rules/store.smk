@@ -18,6 +18,10 @@ rule store:
         f"{LOGS}/store.log",
     conda:
         CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         radflow=RADFLOW,
         database=lambda wildcards, output: database_of(output.receipt),

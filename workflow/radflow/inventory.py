@@ -1,4 +1,4 @@
-"""The inventory (interim/inventory.json): the contract between the ``discover`` rule, which writes it, and the
+"""The inventory (interim/inventory/<input key>.json): the contract between the ``discover`` rule, which writes it, and the
 ``ingest`` rule, which reads one batch of it.
 
 Typed as JSON-shaped ``TypedDict``s: the file is exactly these mappings, so both case builders of ``discover`` (DICOM
@@ -62,9 +62,10 @@ class InventoryCase(TypedDict):
     checks: NotRequired[list[ScanWarning]]  # about the case as a whole: identity, unreadable input beside it
 
 
-def write(path: Path, batches: dict[str, list[InventoryCase]]) -> None:
+def write(path: Path, batches: dict[str, list[InventoryCase]], fingerprints: dict[str, str]) -> None:
+    """``fingerprints``: per batch, a digest of what its jobs read (the workflow reruns a batch when it changes)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"batches": batches}, indent=1, sort_keys=True) + "\n")
+    path.write_text(json.dumps({"batches": batches, "fingerprints": fingerprints}, indent=1, sort_keys=True) + "\n")
 
 
 def read_batch(path: Path, batch: str) -> list[InventoryCase]:

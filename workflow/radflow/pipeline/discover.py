@@ -1,8 +1,9 @@
 """Pipeline rules `discover` and `clinical`: from a DICOM folder tree (and/or a manifest of NIfTI/NRRD image and
 mask files) to pseudonymised cases in batches.
 
-The inventory (interim/inventory.json) names each case by its pseudonym and lists, per scan, the source files and
-the mask objects with the ROI chosen for each configured ROI pattern. It holds source paths (a PACS export's
+The inventory (interim/inventory/<input key>.json) names each case by its pseudonym and lists, per scan, the source
+files and the mask objects with the ROI chosen for each configured ROI pattern, in batches that stay stable as the
+cohort grows (:func:`batch_slot`), each with a fingerprint of what it reads. It holds source paths (a PACS export's
 folder names may be identifying), so it stays in interim/ and is never exported; it holds no PatientID, and dates
 only shifted per patient (or not at all).
 
@@ -23,6 +24,8 @@ run-level row (case_id '') for the rest.
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import logging
 import os
 import re
@@ -385,6 +388,50 @@ def cases_from_manifest(rows: list[dict], rois: list[dict], key: bytes) -> dict[
     return cases
 
 
+# ------------------------------------------------------------------------------------------ batches
+
+def batch_count(n_cases: int, batch_size: int) -> int:
+    """ceil(n_cases / batch_size), at least 1: the number of batch slots (empty slots get no job)."""
+    return max(1, -(-n_cases // batch_size))
+
+
+def batch_slot(case_id: str, n_slots: int) -> int:
+    """The batch slot of a case by linear hashing of its pseudonym: with 2^k <= n_slots < 2^(k+1), slot =
+    hash mod 2^(k+1), or hash mod 2^k where that is not below n_slots. A case keeps its slot while the cohort grows,
+    except in the one slot that splits each time n_slots grows by one (half its cases move to the new slot), so
+    adding patients to a finished run reruns only the batches they land in plus that split, and never reshuffles
+    the rest."""
+    value = int.from_bytes(hashlib.sha256(case_id.encode()).digest()[:8], "big")
+    level = n_slots.bit_length() - 1  # 2^level <= n_slots
+    slot = value % (1 << (level + 1))
+    return slot if slot < n_slots else value % (1 << level)
+
+
+def assign_batches(cases: dict[str, inv.InventoryCase], batch_size: int) -> dict[str, list[inv.InventoryCase]]:
+    """Cases in batches named b0000, b0001, ... by :func:`batch_slot`, each batch's cases sorted by case_id."""
+    n_slots = batch_count(len(cases), batch_size)
+    batches: dict[str, list[inv.InventoryCase]] = {}
+    for case_id in sorted(cases):
+        batches.setdefault(f"b{batch_slot(case_id, n_slots):04d}", []).append(cases[case_id])
+    return dict(sorted(batches.items()))
+
+
+def batch_fingerprint(batch: list[inv.InventoryCase]) -> str:
+    """sha256 of a batch's inventory entries and of the path, size and modification time of every source file they
+    name (image slices, masks): it changes when, and only when, something the batch's jobs read changes, so the
+    workflow reruns exactly the batches whose input was fixed, added or removed."""
+    digest = hashlib.sha256(json.dumps(batch, sort_keys=True).encode())
+    paths = sorted({path for case in batch for scan in case["scans"]
+                    for path in [*scan["files"], *(roi["path"] for roi in scan["rois"])]})
+    for path in paths:
+        try:
+            stat = Path(path).stat()
+            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{path}\0missing\n".encode())
+    return digest.hexdigest()
+
+
 # ------------------------------------------------------------------------------------------ the rule
 
 def discover(input_dir: Path | None, inventory_path: Path, batch_size: int, rois: list[dict], key: bytes,
@@ -421,13 +468,9 @@ def discover(input_dir: Path | None, inventory_path: Path, batch_size: int, rois
                 raise ValueError("a patient of the input manifest is also in the DICOM input: give each patient once")
             cases[case_id] = case
         patient_ids |= {row["patient_id"].strip() for row in rows}
-    ordered = sorted(cases)
-    batches = {
-        f"b{i // batch_size:04d}": [cases[c] for c in ordered[i:i + batch_size]]
-        for i in range(0, len(ordered), batch_size)
-    }
-    inv.write(inventory_path, batches)
-    log.info("%d cases in %d batches", len(ordered), len(batches))
+    batches = assign_batches(cases, batch_size)
+    inv.write(inventory_path, batches, {name: batch_fingerprint(batch) for name, batch in batches.items()})
+    log.info("%d cases in %d batches", len(cases), len(batches))
     if mapping_file is not None:
         write_mapping(patient_ids, key, mapping_file)
 
