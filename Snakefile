@@ -19,6 +19,7 @@ include: "rules/qc.smk"
 include: "rules/features.smk"
 include: "rules/stability.smk"
 include: "rules/model.smk"
+include: "rules/provenance.smk"
 include: "rules/store.smk"
 include: "rules/rdf.smk"
 include: "rules/report.smk"
@@ -28,6 +29,8 @@ rule all:
     input:
         DATABASE,
         RDF_FILE,
+        SHACL_REPORT,
+        CRATE_DIR,
         REPORT_FILES,
         STABILITY_FIGURE,
         MODEL_FIGURES,

@@ -12,4 +12,5 @@ rule rdf:
     conda:
         CONDA_ENV
     shell:
-        "{params.radflow} rdf {input.database:q} {output.turtle:q} --namespace {params.namespace:q} > {log} 2>&1"
+        "{params.radflow} rdf {input.database:q} {output.turtle:q} --namespace {params.namespace:q}"
+        " --snakemake-metadata .snakemake/metadata > {log} 2>&1"

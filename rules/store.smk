@@ -11,6 +11,8 @@ rule store:
         settings=settings_files(),
         stability=list(STABILITY_TABLES.values()),
         model=list(MODEL_TABLES.values()),
+        run=RUN_RECORD,
+        inputs=INPUT_CHECKSUMS,
     output:
         database=DATABASE,
     params:
@@ -22,4 +24,5 @@ rule store:
         CONDA_ENV
     shell:
         "{params.radflow} store {output.database:q} --batches {input.cases:q} --clinical {input.clinical:q}"
-        " --settings {input.settings:q} --tables {params.tables} > {log} 2>&1"
+        " --settings {input.settings:q} --tables {params.tables} --run {input.run:q} --inputs {input.inputs:q}"
+        " > {log} 2>&1"

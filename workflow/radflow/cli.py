@@ -110,7 +110,17 @@ def cmd_store(args) -> None:
 
     tables = dict(item.split("=", 1) for item in args.tables)
     store_run(Path(args.database), [Path(p).parent for p in args.batches], Path(args.clinical),
-              [Path(p) for p in args.settings], {name: Path(path) for name, path in tables.items()})
+              [Path(p) for p in args.settings], {name: Path(path) for name, path in tables.items()},
+              run_json=Path(args.run) if args.run else None, inputs=Path(args.inputs) if args.inputs else None)
+
+
+def cmd_run_record(args) -> None:
+    from radflow.provenance.run_record import write_run_record
+
+    record = write_run_record(Path(args.inventory), args.config, Path(args.workflow_dir), Path(args.run),
+                              Path(args.inputs), clinical=Path(args.clinical) if args.clinical else None)
+    logging.info("run %s: code %s, configuration sha256 %s", record["run_id"], record["code_version"],
+                 record["config_sha256"])
 
 
 def cmd_perturb(args) -> None:
@@ -159,8 +169,29 @@ def cmd_model_figures(args) -> None:
 def cmd_rdf(args) -> None:
     from radflow.provenance.rdf import write_rdf
 
-    n = write_rdf(Path(args.database), Path(args.turtle), args.namespace)
+    n = write_rdf(Path(args.database), Path(args.turtle), args.namespace,
+                  metadata_dir=Path(args.snakemake_metadata) if args.snakemake_metadata else None)
     logging.info("wrote %d triples to %s", n, args.turtle)
+
+
+def cmd_validate_rdf(args) -> None:
+    from radflow.provenance.shapes import validate
+
+    conforms, report = validate(Path(args.turtle), Path(args.shapes), args.namespace, args.max_values)
+    Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+    if not conforms:
+        sys.stderr.write(report)
+        raise SystemExit(f"{args.turtle} does not conform to {args.shapes} (report above)")
+    Path(args.report).write_text(report)
+    logging.info(report.splitlines()[0])
+
+
+def cmd_crate(args) -> None:
+    from radflow.provenance.crate import build_crate
+
+    build_crate(Path(args.crate), Path(args.database), Path(args.turtle), Path(args.shacl_report), Path(args.run),
+                Path(args.workflow_dir), [Path(p) for p in args.settings], [Path(p) for p in args.report],
+                metadata_dir=Path(args.snakemake_metadata) if args.snakemake_metadata else None)
 
 
 def cmd_report_figures(args) -> None:
@@ -244,7 +275,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clinical", required=True)
     p.add_argument("--settings", nargs="+", required=True)
     p.add_argument("--tables", nargs="*", default=[], help="NAME=PARQUET of cohort-level tables (stability, ...)")
+    p.add_argument("--run", default="", help="run.json of the run_record rule")
+    p.add_argument("--inputs", default="", help="inputs.parquet (input checksums) of the run_record rule")
     p.set_defaults(func=cmd_store)
+
+    p = sub.add_parser("run-record", help="pipeline: input checksums, resolved configuration and code version")
+    p.add_argument("inventory")
+    p.add_argument("run", help="run.json to write")
+    p.add_argument("inputs", help="inputs.parquet to write")
+    p.add_argument("--config", required=True, help="the resolved configuration as JSON")
+    p.add_argument("--workflow-dir", required=True, help="the workflow's folder (Snakefile, rules, package)")
+    p.add_argument("--clinical", default="", help="the clinical CSV (its checksum is recorded)")
+    p.set_defaults(func=cmd_run_record)
 
     options_help = "JSON of the config's stability block"
     p = sub.add_parser("perturb", help="pipeline: features of perturbed copies of each test scan of one batch")
@@ -293,7 +335,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("database")
     p.add_argument("turtle")
     p.add_argument("--namespace", default="https://w3id.org/radflow/demo/")
+    p.add_argument("--snakemake-metadata", default="", help="Snakemake's .snakemake/metadata folder (rule times)")
     p.set_defaults(func=cmd_rdf)
+
+    p = sub.add_parser("validate-rdf", help="pipeline: SHACL validation of the RDF export (fails on a violation)")
+    p.add_argument("turtle")
+    p.add_argument("shapes")
+    p.add_argument("report", help="text report to write when the export conforms")
+    p.add_argument("--namespace", default="https://w3id.org/radflow/demo/")
+    p.add_argument("--max-values", type=int, default=20000, help="feature values checked (an even sample)")
+    p.set_defaults(func=cmd_validate_rdf)
+
+    p = sub.add_parser("crate", help="pipeline: the Workflow Run RO-Crate of the run")
+    p.add_argument("crate", help="folder to write (replaced)")
+    p.add_argument("--database", required=True)
+    p.add_argument("--turtle", required=True)
+    p.add_argument("--shacl-report", required=True)
+    p.add_argument("--run", required=True, help="run.json of the run_record rule")
+    p.add_argument("--workflow-dir", required=True)
+    p.add_argument("--settings", nargs="*", default=[])
+    p.add_argument("--report", nargs="*", default=[])
+    p.add_argument("--snakemake-metadata", default="", help="Snakemake's .snakemake/metadata folder (rule times)")
+    p.set_defaults(func=cmd_crate)
 
     p = sub.add_parser("report-figures", help="pipeline: QC summary and feature plots")
     p.add_argument("database")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from importlib import metadata
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from radflow.settings import Settings
 # The packages whose versions decide the numbers; recorded in DuckDB and RDF (constraints.txt pins them).
 RECORDED_PACKAGES = (
     "numpy", "numba", "llvmlite", "scipy", "scikit-image", "SimpleITK", "pydicom", "highdicom", "pandas",
-    "pyarrow", "duckdb", "rdflib", "snakemake", "scikit-learn", "scikit-survival", "joblib",
+    "pyarrow", "duckdb", "rdflib", "pyshacl", "rocrate", "snakemake", "scikit-learn", "scikit-survival", "joblib",
 )
 
 # The stage that writes each cohort-level table (store.COHORT_TABLES).
@@ -40,13 +41,15 @@ def software_versions() -> dict[str, str]:
 
 
 def store_run(database: Path, batch_dirs: list[Path], clinical_path: Path, settings_paths: list[Path],
-              cohort_tables: dict[str, Path] | None = None) -> None:
+              cohort_tables: dict[str, Path] | None = None, run_json: Path | None = None,
+              inputs: Path | None = None) -> None:
     """Load the batches, the clinical table, the settings and the cohort-level tables (``{table: Parquet}``)."""
     cohort_tables = cohort_tables or {}
     settings_docs = []
     for path in settings_paths:
         settings = Settings.from_yaml(path)
-        settings_docs.append({"settings_id": settings.settings_id, "name": settings.name, "document": settings.doc})
+        settings_docs.append({"settings_id": settings.settings_id, "name": settings.name,
+                              "document": settings.canonical_json()})
     stage_of = {"cases": "qc", "scans": "qc", "masks": "qc", "qc": "qc", "features": "features", "features_qc": "features"}
     files = [
         (str(batch / f"{name}.parquet"), sha256_of(batch / f"{name}.parquet"), stage)
@@ -56,5 +59,6 @@ def store_run(database: Path, batch_dirs: list[Path], clinical_path: Path, setti
     files.append((str(clinical_path), sha256_of(clinical_path), "ingest"))
     files += [(str(path), sha256_of(path), COHORT_STAGE.get(table, table))
               for table, path in sorted(cohort_tables.items())]
+    run = json.loads(run_json.read_text()) if run_json is not None else None
     store.load_results(database, sorted(batch_dirs), settings_docs, pd.read_parquet(clinical_path),
-                       software_versions(), files, cohort_tables)
+                       software_versions(), files, cohort_tables, run=run, inputs=inputs)
