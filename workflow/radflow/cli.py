@@ -194,6 +194,30 @@ def cmd_crate(args) -> None:
                 metadata_dir=Path(args.snakemake_metadata) if args.snakemake_metadata else None)
 
 
+def cmd_rerun(args) -> int:
+    import tempfile
+
+    from radflow.provenance.rerun import RerunError, rerun
+
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="radflow-rerun-"))
+    try:
+        identical, report = rerun(Path(args.crate), out, Path(args.input_dir) if args.input_dir else None,
+                                  Path(args.clinical) if args.clinical else None, cores=args.cores)
+    except RerunError as error:
+        sys.stderr.write(f"radflow rerun: {error}\n")
+        return 2
+    sys.stdout.write(f"rerun in {out}\n{report}")
+    return 0 if identical else 1
+
+
+def cmd_diff(args) -> int:
+    from radflow.provenance.compare import diff
+
+    identical, report = diff(Path(args.a), Path(args.b))
+    sys.stdout.write(report)
+    return 0 if identical else 1
+
+
 def cmd_report_figures(args) -> None:
     from radflow.report import write_report_figures
 
@@ -358,6 +382,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--snakemake-metadata", default="", help="Snakemake's .snakemake/metadata folder (rule times)")
     p.set_defaults(func=cmd_crate)
 
+    p = sub.add_parser("rerun", help="re-execute a run from its crate; exit 0 only when every result is identical")
+    p.add_argument("crate", help="the run crate folder (results/crate of the original run)")
+    p.add_argument("--input-dir", default="", help="the input files (not needed for the demo cohort)")
+    p.add_argument("--clinical", default="", help="the clinical CSV")
+    p.add_argument("--out", default="", help="fresh working directory (default: a new temporary folder)")
+    p.add_argument("--cores", type=int, default=2)
+    p.set_defaults(func=cmd_rerun)
+
+    p = sub.add_parser("diff", help="what differs between two runs (databases or crates) and why")
+    p.add_argument("a", help="result database (.duckdb) or run crate folder")
+    p.add_argument("b", help="result database (.duckdb) or run crate folder")
+    p.set_defaults(func=cmd_diff)
+
     p = sub.add_parser("report-figures", help="pipeline: QC summary and feature plots")
     p.add_argument("database")
     p.add_argument("qc_html")
@@ -370,5 +407,4 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("highdicom").setLevel(logging.WARNING)  # its INFO lines quote source UIDs
     args = build_parser().parse_args(argv)
-    args.func(args)
-    return 0
+    return args.func(args) or 0

@@ -138,6 +138,7 @@ def add_models(graph: Graph, con: duckdb.DuckDBPyConnection, rf: Namespace, node
             graph.add((node, RDFS.label, Literal(name or key)))
             if code in ro_class:
                 graph.add((node, R.ofFeature, ro_class[code]))
+                graph.add((node, R.ibsiFeatureCode, Literal(code)))
             if aggregation:
                 graph.add((node, V.AGGREGATION_LABEL, Literal(aggregation)))
             if roi:

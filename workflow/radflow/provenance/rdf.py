@@ -276,11 +276,19 @@ def export(graph, con: duckdb.DuckDBPyConnection, namespace: str, executions: li
             graph.add((usage, RDF.type, PROV.Usage))
             graph.add((usage, PROV.entity, node))
 
+    centre_column = ((run.get("config") or {}).get("model") or {}).get("centre")
+    centre_of = {}
+    if centre_column and _has_table(con, "clinical") and centre_column in [
+            c for (c,) in con.execute("SELECT column_name FROM information_schema.columns "
+                                      "WHERE table_name = 'clinical'").fetchall()]:
+        centre_of = dict(con.execute(f'SELECT case_id, CAST("{centre_column}" AS VARCHAR) FROM clinical').fetchall())
     for (case_id,) in con.execute("SELECT case_id FROM cases ORDER BY case_id").fetchall():
         case = rf[f"case/{case_id}"]
         graph.add((case, RDF.type, PROV.Entity))
         graph.add((case, RDF.type, R.Case))
         graph.add((case, DCTERMS.identifier, Literal(case_id)))
+        if centre_of.get(case_id) is not None:
+            graph.add((case, R.centre, Literal(centre_of[case_id])))
 
     # Scans carry the checksum of their DICOM input (sha256 over the sorted sha256 of its files), not of interim files.
     series_digest = {}

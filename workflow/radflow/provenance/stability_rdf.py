@@ -94,6 +94,8 @@ def add_stability(graph: Graph, con: duckdb.DuckDBPyConnection, rf: Namespace, n
         graph.add((node, RDF.type, PROV.Entity))
         graph.add((node, RDF.type, R.StabilityResult))
         graph.add((node, R.ofFeature, ro_class.get(code, V.RO[code])))
+        graph.add((node, R.ibsiFeatureCode, Literal(code)))
+        graph.add((node, R.roi, Literal(roi)))
         graph.add((node, V.AGGREGATION_LABEL, Literal(aggregation)))
         graph.add((node, V.HAS_FEATURE_SPACE, rf[f"settings/{settings_id}"]))
         graph.add((node, R.nCases, Literal(int(n), datatype=XSD.integer)))
