@@ -27,7 +27,7 @@ rule run_record:
     """sha256 of every input file (by pseudonym, never by path), the resolved configuration and the code version."""
     input:
         inventory=f"{INTERIM}/inventory.json",
-        clinical=config["clinical"],
+        clinical=f"{INTERIM}/clinical.parquet",  # (ordering: the clinical CSV exists)
     output:
         run=RUN_RECORD,
         inputs=INPUT_CHECKSUMS,
@@ -35,13 +35,15 @@ rule run_record:
         radflow=RADFLOW,
         config=shared_config(),
         workflow_dir=workflow.basedir,
+        # a parameter, not an input: `snakemake --report` lists rule inputs, and a local path may identify
+        clinical=shlex.quote(config["clinical"]),
     log:
         f"{LOGS}/run_record.log",
     conda:
         CONDA_ENV
     shell:
         "{params.radflow} run-record {input.inventory:q} {output.run:q} {output.inputs:q} --config {params.config:q}"
-        " --workflow-dir {params.workflow_dir:q} --clinical {input.clinical:q} > {log} 2>&1"
+        " --workflow-dir {params.workflow_dir:q} --clinical {params.clinical} > {log} 2>&1"
 
 
 rule validate_rdf:

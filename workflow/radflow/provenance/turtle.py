@@ -66,7 +66,8 @@ class TurtleWriter:
             path = Path(destination)
             path.parent.mkdir(parents=True, exist_ok=True)
             if path.suffix == ".gz":
-                raw = gzip.GzipFile(filename="", mode="wb", fileobj=open(path, "wb"), mtime=0)
+                self._file = open(path, "wb")
+                raw = gzip.GzipFile(filename="", mode="wb", fileobj=self._file, mtime=0)
                 self._raw = raw
                 self._out = io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
             else:
@@ -162,7 +163,7 @@ class TurtleWriter:
         if self._own:
             self._out.close()
             if self._raw is not None:
-                self._raw.fileobj.close()
+                self._file.close()  # GzipFile leaves a file object it was given open
 
     def __enter__(self) -> TurtleWriter:
         return self
