@@ -18,9 +18,8 @@ if not config["export"].get("license"):
     )
 
 
-def shared_config():
-    """The resolved configuration (config.yaml with every --config override), as the run record keeps it."""
-    return json.dumps(config, sort_keys=True, default=str)
+# The resolved configuration (config.yaml with every --config override), as the run record keeps it.
+SHARED_CONFIG = json.dumps(config, sort_keys=True, default=str)
 
 
 rule run_record:
@@ -33,7 +32,7 @@ rule run_record:
         inputs=INPUT_CHECKSUMS,
     params:
         radflow=RADFLOW,
-        config=shared_config(),
+        config=SHARED_CONFIG,
         workflow_dir=workflow.basedir,
         # a parameter, not an input: `snakemake --report` lists rule inputs, and a local path may identify
         clinical=shlex.quote(config["clinical"]),
@@ -81,7 +80,7 @@ rule crate:
         crate=directory(CRATE_DIR),
     params:
         radflow=RADFLOW,
-        workflow_dir=workflow.basedir,
+        workflow_dir=lambda wildcards: workflow.basedir,
     log:
         f"{LOGS}/crate.log",
     conda:

@@ -231,6 +231,7 @@ def export(graph, con: duckdb.DuckDBPyConnection, namespace: str, executions: li
     rf = Namespace(namespace)
     for prefix, ns in (("ro", V.RO), ("roo", V.ROO), ("prov", PROV), ("schema", SCHEMA), ("spdx", SPDX),
                        ("dct", DCTERMS), ("dcat", DCAT), ("radflow", V.RADFLOW), ("rf", rf), ("mls", V.MLS),
+                       ("unit", V.UNIT),
                        ("rdfs", RDFS), ("xsd", XSD)):
         graph.bind(prefix, ns)
     run = _run_table(con)
@@ -359,6 +360,8 @@ def export(graph, con: duckdb.DuckDBPyConnection, namespace: str, executions: li
         graph.add((node, V.HAS_VALUE, _double(value if value is not None else float("nan"))))
         if reason:
             graph.add((node, R.nanReason, Literal(reason)))
+        if code in V.FEATURE_UNITS:
+            graph.add((node, V.HAS_UNIT, V.FEATURE_UNITS[code]))
         graph.add((node, V.AGGREGATION_LABEL, Literal(aggregation)))
         if aggregation in V.AGGREGATIONS:
             graph.add((node, R.aggregationMethod, _aggregation_node(rf, aggregation)))

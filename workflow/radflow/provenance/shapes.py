@@ -1,11 +1,12 @@
 """SHACL validation of the RDF export against ``ontology/shapes.ttl`` (pyshacl), with a readable report.
 
 A large export is validated on a sample: every node except feature values, and an even sample of ``max_values``
-feature values (every k-th value block of the Turtle). The sample is read block by block from the streamed Turtle,
+feature values (those whose IRI checksum falls in the sampled share). The sample is read block by block from the streamed Turtle,
 in which each subject's statements form one block ending in `` .``; the whole file is never parsed at once.
 """
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import rdflib
@@ -24,22 +25,31 @@ def _blocks(lines):
         yield "".join(block)
 
 
+def _subject(block: str) -> str:
+    return block.split(" ", 1)[0]
+
+
 def sampled_turtle(turtle: Path, namespace: str, max_values: int) -> tuple[str, int, int]:
-    """(Turtle text of the sample, feature values in the file, feature values kept)."""
+    """(Turtle text of the sample, feature values in the file, feature values kept).
+
+    A feature value is kept when a checksum of its IRI falls in the sampled share, so all of its statements are kept
+    together whatever the order of the file (Turtle blocks or N-Triples lines) and the sample is the same on rerun."""
     value_prefix = f"<{namespace}value/"
     with open_text(turtle) as fh:
-        n_values = sum(1 for line in fh if line.startswith(value_prefix))
-    stride = max(1, -(-n_values // max_values)) if max_values else 1
-    kept, index, parts = 0, 0, []
+        subjects = {zlib.crc32(_subject(line).encode()) for line in fh if line.startswith(value_prefix)}
+    n_values = len(subjects)
+    del subjects
+    share = min(1.0, max_values / n_values) if n_values else 1.0
+    kept_subjects, parts = set(), []
     with open_text(turtle) as fh:
         for block in _blocks(fh):
             if block.startswith(value_prefix):
-                index += 1
-                if (index - 1) % stride:
+                subject = _subject(block)
+                if zlib.crc32(subject.encode()) > share * 0xFFFFFFFF:
                     continue
-                kept += 1
+                kept_subjects.add(zlib.crc32(subject.encode()))
             parts.append(block)
-    return "".join(parts), n_values, kept
+    return "".join(parts), n_values, len(kept_subjects)
 
 
 def validate(turtle: Path, shapes: Path, namespace: str, max_values: int = 20_000) -> tuple[bool, str]:

@@ -9,7 +9,7 @@ SCHEMA = Namespace("http://schema.org/")
 SPDX = Namespace("http://spdx.org/rdf/terms#")
 NCIT = Namespace("http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl#")
 MLS = Namespace("http://www.w3.org/ns/mls#")
-UO = Namespace("http://purl.obolibrary.org/obo/")
+UNIT = Namespace("http://qudt.org/vocab/unit/")
 
 HAS_VALUE = ROO.P100042  # RO has no datatype property for values; FAIR radiomics data use ROO's has_value
 HAS_UNIT = ROO.P100027
@@ -39,7 +39,12 @@ AGGREGATIONS = {
 }
 RO_ONTOLOGY = URIRef("http://www.radiomics.org/RO")  # Radiomics Ontology v2.0
 IBSI_STANDARD = URIRef("https://doi.org/10.1148/radiol.2020191145")  # Zwanenburg et al., Radiology 2020
-UNIT_MM = UO.UO_0000016  # millimetre (Units of Measurement Ontology)
+UNIT_MM = UNIT.MilliM  # QUDT millimetre
+# Units of the morphological features that have one (roo:P100027); the others are ratios or counts.
+FEATURE_UNITS = {
+    "RNU0": UNIT.MilliM3, "YEKZ": UNIT.MilliM3, "C0JK": UNIT.MilliM2, "2PR5": UNIT["PER-MilliM"],
+    "KLMA": UNIT.MilliM, "L0JK": UNIT.MilliM, "TDIC": UNIT.MilliM, "P9VJ": UNIT.MilliM, "7J51": UNIT.MilliM,
+}
 # radflow's own terms (defined in ontology/radflow.ttl), for what RO has no property for.
 RADFLOW = Namespace("https://w3id.org/radflow/vocab#")
 AGGREGATION_LABEL = RADFLOW.aggregation  # the IBSI aggregation label of a texture value, e.g. "3D, merged"
