@@ -169,8 +169,16 @@ def cmd_model_figures(args) -> None:
 def cmd_rdf(args) -> None:
     from radflow.provenance.rdf import write_rdf
 
+    from radflow.provenance.ibsi_self_test import self_test
+
+    result = self_test(Path(args.ibsi_dir)) if args.ibsi_dir else None
+    if result:
+        logging.info("IBSI self-test: %d of %d digital-phantom reference values", result["passed"],
+                     result["references"])
+    elif args.ibsi_dir:
+        logging.warning("no IBSI digital phantom in %s: the export carries no IBSI self-test", args.ibsi_dir)
     n = write_rdf(Path(args.database), Path(args.turtle), args.namespace,
-                  metadata_dir=Path(args.snakemake_metadata) if args.snakemake_metadata else None)
+                  metadata_dir=Path(args.snakemake_metadata) if args.snakemake_metadata else None, self_test=result)
     logging.info("wrote %d triples to %s", n, args.turtle)
 
 
@@ -360,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("turtle")
     p.add_argument("--namespace", default="https://w3id.org/radflow/demo/")
     p.add_argument("--snakemake-metadata", default="", help="Snakemake's .snakemake/metadata folder (rule times)")
+    p.add_argument("--ibsi-dir", default="", help="IBSI material (digital_phantom/, reference/) for the self-test")
     p.set_defaults(func=cmd_rdf)
 
     p = sub.add_parser("validate-rdf", help="pipeline: SHACL validation of the RDF export (fails on a violation)")

@@ -226,7 +226,23 @@ def _aggregation_node(rf: Namespace, label: str) -> URIRef:
     return rf[f"aggregation/{_slug(label)}"]
 
 
-def export(graph, con: duckdb.DuckDBPyConnection, namespace: str, executions: list[Execution] | None = None) -> None:
+def _add_self_test(graph, nodes: RunNodes, result: dict) -> None:
+    """The IBSI self-test of the installed engine (radflow.provenance.ibsi_self_test), attributed to this run's
+    radflow agent: the digital-phantom reference values it reproduces."""
+    node = nodes.rf[f"run/{nodes.run_id}/ibsi-self-test"]
+    graph.add((node, RDF.type, PROV.Entity))
+    graph.add((node, RDF.type, R.IbsiSelfTest))
+    graph.add((node, RDFS.label, Literal(result["phantom"])))
+    graph.add((node, R.referenceValues, Literal(int(result["references"]), datatype=XSD.integer)))
+    graph.add((node, R.passedValues, Literal(int(result["passed"]), datatype=XSD.integer)))
+    graph.add((node, R.engineDigest, Literal(result["engine_digest"])))
+    graph.add((node, DCTERMS.conformsTo, V.IBSI_STANDARD))
+    graph.add((node, PROV.wasAttributedTo, nodes.pipeline))
+    graph.add((nodes.run, PROV.used, node))
+
+
+def export(graph, con: duckdb.DuckDBPyConnection, namespace: str, executions: list[Execution] | None = None,
+           self_test: dict | None = None) -> None:
     """Write the whole export of the database ``con`` into ``graph`` (a TurtleWriter or an rdflib Graph)."""
     rf = Namespace(namespace)
     for prefix, ns in (("ro", V.RO), ("roo", V.ROO), ("prov", PROV), ("schema", SCHEMA), ("spdx", SPDX),
@@ -239,6 +255,8 @@ def export(graph, con: duckdb.DuckDBPyConnection, namespace: str, executions: li
     nodes = RunNodes(rf, run.get("run_id") or "unrecorded", executions)
     _add_dataset_and_run(graph, nodes, run, executions)
     _add_executions(graph, nodes)
+    if self_test:
+        _add_self_test(graph, nodes, self_test)
     batch_of = dict(con.execute("SELECT DISTINCT case_id, batch FROM inputs WHERE case_id != ''").fetchall()) \
         if _has_table(con, "inputs") else {}
 
@@ -389,6 +407,15 @@ def export(graph, con: duckdb.DuckDBPyConnection, namespace: str, executions: li
             graph.add((nodes.activity("ingest", batch_of.get(case_id, "")), PROV.used, node))
 
 
+def upstream_of_store(executions: list[Execution]) -> list[Execution]:
+    """The executions that made the database: those that ended by the end of the latest `store` job. Later ones (this
+    export itself, reports, a previous export) are left out, so exporting the same database writes the same bytes."""
+    stores = [e.end for e in executions if e.rule == "store"]
+    if not stores:
+        return executions
+    return [e for e in executions if e.end <= max(stores)]
+
+
 def build_graph(database: Path, namespace: str, executions: list[Execution] | None = None) -> Graph:
     """The export as an in-memory rdflib graph (for tests and the benchmark; the pipeline streams instead)."""
     graph = Graph()
@@ -400,15 +427,16 @@ def build_graph(database: Path, namespace: str, executions: list[Execution] | No
     return graph
 
 
-def write_rdf(database: Path, turtle: Path, namespace: str, metadata_dir: Path | None = None) -> int:
+def write_rdf(database: Path, turtle: Path, namespace: str, metadata_dir: Path | None = None,
+              self_test: dict | None = None) -> int:
     """Stream the export of ``database`` to ``turtle`` (``.gz`` compresses); returns the number of triples written.
-    Rule executions (times) come from Snakemake's metadata folder when given."""
-    executions = read_executions(metadata_dir) if metadata_dir is not None else []
+    Rule executions (times) come from Snakemake's metadata folder when given; ``self_test`` is the IBSI self-test."""
+    executions = upstream_of_store(read_executions(metadata_dir)) if metadata_dir is not None else []
     con = duckdb.connect(str(database), read_only=True)
     try:
         partial = turtle.with_name(turtle.name + ".partial")
         with TurtleWriter(partial) as writer:
-            export(writer, con, namespace, executions)
+            export(writer, con, namespace, executions, self_test)
         partial.replace(turtle)
     finally:
         con.close()
