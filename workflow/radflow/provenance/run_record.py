@@ -40,9 +40,6 @@ def input_checksums(inventory: Path, clinical: Path | None = None) -> pd.DataFra
         for case in cases:
             for scan in case.get("scans", []):
                 files = [("image", "", f) for f in scan.get("files") or []]
-                for key in ("image", "mask"):  # manifest (NIfTI/NRRD) entries name their files directly
-                    if isinstance(scan.get(key), str):
-                        files.append((key, "", scan[key]))
                 files += [("mask", roi.get("roi", ""), roi["path"]) for roi in scan.get("rois") or [] if roi.get("path")]
                 for role, roi, path in files:
                     path = Path(path)
