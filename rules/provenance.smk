@@ -13,9 +13,7 @@ config["export"] = {key: value for key, value in config.get("export", {}).items(
 if USE_DEMO:
     config["export"] = {**DEMO_EXPORT, **config["export"]}
 if not config["export"].get("license"):
-    logger.warning(
-        "export.license is not set: results/crate and the RDF carry no licence; set one before sharing them"
-    )
+    logger.warning("export.license is not set: results/crate and the RDF carry no licence; set one before sharing them")
 
 
 # The resolved configuration (config.yaml with every --config override), as the run record keeps it.
@@ -30,16 +28,16 @@ rule run_record:
     output:
         run=RUN_RECORD,
         inputs=INPUT_CHECKSUMS,
+    log:
+        f"{LOGS}/run_record.log",
+    conda:
+        CONDA_ENV
     params:
         radflow=RADFLOW,
         config=SHARED_CONFIG,
         workflow_dir=workflow.basedir,
         # a parameter, not an input: `snakemake --report` lists rule inputs, and a local path may identify
         clinical=shlex.quote(config["clinical"]),
-    log:
-        f"{LOGS}/run_record.log",
-    conda:
-        CONDA_ENV
     shell:
         "{params.radflow} run-record {input.inventory:q} {output.run:q} {output.inputs:q} --config {params.config:q}"
         " --workflow-dir {params.workflow_dir:q} --clinical {params.clinical} > {log} 2>&1"
@@ -53,14 +51,14 @@ rule validate_rdf:
         shapes=f"{workflow.basedir}/ontology/shapes.ttl",
     output:
         report=SHACL_REPORT,
-    params:
-        radflow=RADFLOW,
-        namespace=config["rdf"]["namespace"],
-        max_values=config["rdf"].get("shacl_max_values", 20000),
     log:
         f"{LOGS}/validate_rdf.log",
     conda:
         CONDA_ENV
+    params:
+        radflow=RADFLOW,
+        namespace=config["rdf"]["namespace"],
+        max_values=config["rdf"].get("shacl_max_values", 20000),
     shell:
         "{params.radflow} validate-rdf {input.turtle:q} {input.shapes:q} {output.report:q}"
         " --namespace {params.namespace:q} --max-values {params.max_values} > {log} 2>&1"
@@ -78,13 +76,13 @@ rule crate:
         settings=settings_files(),
     output:
         crate=directory(CRATE_DIR),
-    params:
-        radflow=RADFLOW,
-        workflow_dir=lambda wildcards: workflow.basedir,
     log:
         f"{LOGS}/crate.log",
     conda:
         CONDA_ENV
+    params:
+        radflow=RADFLOW,
+        workflow_dir=lambda wildcards: workflow.basedir,
     shell:
         "{params.radflow} crate {output.crate:q} --database {input.database:q} --turtle {input.turtle:q}"
         " --shacl-report {input.shacl:q} --run {input.run:q} --workflow-dir {params.workflow_dir:q}"

@@ -195,7 +195,7 @@ def test_values_read_back_bit_for_bit_and_reach_their_scan_label(graph, con):
         "?mask <http://www.w3.org/ns/prov#wasDerivedFrom> ?scan . ?scan <https://w3id.org/radflow/vocab#scanLabel> ?label }")
     found = {str(v): (float(x), str(label)) for v, x, label in answer}
     assert len(found) == len(rows)
-    for case_id, scan, roi, settings_id, code, aggregation, value, reason in rows:
+    for case_id, scan, roi, settings_id, code, aggregation, value, _reason in rows:
         slug = "/".join(p.replace(" ", "_").replace(",", "").replace(".", "_")
                         for p in (case_id, scan, roi, settings_id, code, aggregation))
         exported, label = found[f"{NAMESPACE}value/{slug}"]

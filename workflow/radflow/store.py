@@ -258,3 +258,9 @@ def _replace_run(con, run: dict, inputs: Path | None) -> None:
     if inputs is not None:
         con.execute("DELETE FROM inputs")
         _load(con, "inputs", [inputs])
+
+
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the database has table ``name`` (a stage that did not run leaves its tables out)."""
+    row = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()
+    return row is not None and row[0] > 0

@@ -6,18 +6,19 @@ stops the batch: QC marks the scan failed, later stages skip it, and the other c
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pydicom
 import SimpleITK as sitk
 
+from radflow import inventory
 from radflow.dicom import rtstruct, seg
 from radflow.dicom.deid import identifiers_unlogged
 from radflow.dicom.series import load_series
-from radflow.manifest import Manifest, MaskEntry, ScanEntry
+from radflow.manifest import Manifest, MaskEntry, ScanEntry, ScanMeta
 from radflow.pipeline.store import sha256_of
 from radflow.qc import Thresholds
 
@@ -68,13 +69,13 @@ def read_image_file(path: str) -> sitk.Image:
     return sitk.Cast(image, sitk.sitkFloat32)
 
 
-def _without_label(message: str, selection: dict, code: str) -> str:
+def _without_label(message: str, selection: inventory.RoiSelection, code: str) -> str:
     """A mask error message without the source's free-text label names (they may name a person)."""
     if code == "ROI_NOT_FOUND":
         return "the selected label is not in the mask object (label names are in interim/inventory.json)"
-    if selection.get("label_id") and selection.get("label"):
-        return message.replace(repr(selection["label"]), selection["label_id"]).replace(
-            selection["label"], selection["label_id"])
+    label, label_id = selection["label"], selection.get("label_id")
+    if label and label_id:
+        return message.replace(repr(label), label_id).replace(label, label_id)
     return message
 
 
@@ -97,7 +98,7 @@ def read_mask_file(path: str, label: str) -> sitk.Image:
     return mask
 
 
-def read_mask(selection: dict, image: sitk.Image, source_files: list[str]) -> sitk.Image:
+def read_mask(selection: inventory.RoiSelection, image: sitk.Image, source_files: list[str]) -> sitk.Image:
     if selection["kind"] == "RTSTRUCT":
         return rtstruct.rasterise(selection["path"], selection["label"], image)
     if selection["kind"] == "SEG":
@@ -122,17 +123,19 @@ def error_message(exc: Exception) -> str:
     return f"unexpected {type(exc).__name__} while reading"
 
 
-def read_scan_image(scan: dict, thresholds: Thresholds) -> tuple[sitk.Image, list[dict], dict]:
+def read_scan_image(scan: inventory.InventoryScan, thresholds: Thresholds
+                    ) -> tuple[sitk.Image, list[inventory.ScanWarning], ScanMeta]:
     """(volume, warnings, acquisition metadata) of one scan from DICOM files or an image file."""
     if scan.get("source", "dicom") == "file":
         return read_image_file(scan["files"][0]), [], {"modality": scan.get("modality") or None}
     volume = load_series(scan["files"], spacing_tolerance_mm=thresholds.slice_spacing_tolerance_mm,
                          oblique_tolerance_deg=thresholds.oblique_tolerance_deg)
-    warnings = [{"code": w.code, "message": w.message, "value": w.value} for w in volume.warnings]
-    return volume.image, warnings, acquisition_meta(scan["files"][0])
+    warnings: list[inventory.ScanWarning] = [{"code": w.code, "message": w.message, "value": w.value}
+                                             for w in volume.warnings]
+    return volume.image, warnings, cast(ScanMeta, acquisition_meta(scan["files"][0]))
 
 
-def ingest_scan(case_id: str, scan: dict, volumes: Path, thresholds: Thresholds) -> ScanEntry:
+def ingest_scan(case_id: str, scan: inventory.InventoryScan, volumes: Path, thresholds: Thresholds) -> ScanEntry:
     entry = ScanEntry(case_id=case_id, scan=scan["scan"], modality=scan.get("modality", ""),
                       roi_errors=list(scan["roi_errors"]))
     entry.meta = {"series_uid": scan.get("series_uid") or None, "modality": scan.get("modality") or None,
@@ -151,7 +154,7 @@ def ingest_scan(case_id: str, scan: dict, volumes: Path, thresholds: Thresholds)
     stem = f"{case_id}_{scan['scan']}"
     entry.image = f"{volumes.name}/{stem}_image.nii.gz"
     entry.image_sha256 = write_volume(image, volumes / f"{stem}_image.nii.gz")
-    entry.meta.update({k: v for k, v in meta.items() if v is not None or k not in entry.meta})
+    entry.meta.update(cast(ScanMeta, {k: v for k, v in meta.items() if v is not None or k not in entry.meta}))
     entry.modality = entry.meta.get("modality") or entry.modality
     entry.meta.update({"n_slices": image.GetSize()[2], "spacing_mm": list(image.GetSpacing()), "roi_voxels": {}})
     for selection in scan["rois"]:
@@ -165,7 +168,7 @@ def ingest_scan(case_id: str, scan: dict, volumes: Path, thresholds: Thresholds)
         name = f"{volumes.name}/{stem}_{selection['roi']}_mask.nii.gz"
         sha = write_volume(mask, volumes.parent / name)
         # the source label is free text: results get its keyed id (manifest masks: the label number)
-        entry.masks.append(MaskEntry(selection["roi"], selection["kind"], selection.get("label_id", selection["label"]),
+        entry.masks.append(MaskEntry(selection["roi"], selection["kind"], selection.get("label_id") or selection["label"],
                                      name, sha))
         entry.meta["roi_voxels"][selection["roi"]] = int(np.count_nonzero(sitk.GetArrayViewFromImage(mask)))
     return entry
@@ -174,7 +177,7 @@ def ingest_scan(case_id: str, scan: dict, volumes: Path, thresholds: Thresholds)
 def ingest_batch(inventory_path: Path, batch: str, manifest_path: Path, volumes: Path,
                  thresholds: Thresholds | None = None) -> None:
     thresholds = thresholds or Thresholds()
-    cases = json.loads(inventory_path.read_text())["batches"][batch]
+    cases = inventory.read_batch(inventory_path, batch)
     volumes.mkdir(parents=True, exist_ok=True)
     scans = []
     for case in cases:

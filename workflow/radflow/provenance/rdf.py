@@ -19,18 +19,20 @@ import duckdb
 from rdflib import BNode, Graph, Literal, Namespace, URIRef
 
 from radflow.features import registry
-from radflow.modelling.rdf import add_models
 from radflow.provenance import vocabulary as V
 from radflow.provenance.executions import Execution, iso_time, latest_per_job, read_executions
+from radflow.provenance.iri import slug
+from radflow.provenance.model_rdf import add_models
 from radflow.provenance.stability_rdf import add_stability
 from radflow.provenance.turtle import TurtleWriter
 from radflow.provenance.vocabulary import DCAT, DCTERMS, PROV, RDF, RDFS, SCHEMA, SPDX, XSD
+from radflow.store import has_table
 
 CHUNK_ROWS = 20_000
 R = V.RADFLOW
 
 
-def _checksum(graph, node, sha256: str) -> None:
+def _checksum(graph, node, sha256: str | None) -> None:
     if not sha256:
         return
     checksum = BNode(f"sha256_{sha256}")  # named blank nodes keep the Turtle identical across reruns
@@ -39,16 +41,8 @@ def _checksum(graph, node, sha256: str) -> None:
     graph.add((checksum, SPDX.checksumValue, Literal(sha256)))
 
 
-def _slug(*parts: str) -> str:
-    return "/".join(str(p).replace(" ", "_").replace(",", "").replace(".", "_") for p in parts)
-
-
 def _double(value: float) -> Literal:
     return Literal(float(value), datatype=XSD.double)
-
-
-def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0] > 0
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params=None):
@@ -118,7 +112,7 @@ class RunNodes:
         self.executions = {(e.rule, e.batch): e for e in latest_per_job(executions)}
 
     def activity(self, rule: str, batch: str = "") -> URIRef:
-        return self.rf[f"run/{self.run_id}/activity/{_slug(rule, batch) if batch else rule}"]
+        return self.rf[f"run/{self.run_id}/activity/{slug(rule, batch) if batch else rule}"]
 
     def plan(self, rule: str) -> URIRef:
         return self.rf[f"run/{self.run_id}/rule/{rule}"]
@@ -140,7 +134,7 @@ class RunNodes:
 
 
 def _run_table(con) -> dict:
-    if not _has_table(con, "run"):
+    if not has_table(con, "run"):
         return {}
     row = con.execute("SELECT run_id, config, config_sha256, code_version, seeds FROM run").fetchone()
     if row is None:
@@ -202,14 +196,14 @@ def _add_dataset_and_run(graph, nodes: RunNodes, run: dict, executions: list[Exe
 def _add_executions(graph, nodes: RunNodes) -> None:
     """One PROV activity per rule execution (per batch for the per-batch rules), with start and end time."""
     plans = set()
-    for (rule, batch), execution in sorted(nodes.executions.items()):
+    for rule, batch in sorted(nodes.executions):
         activity = nodes.activity(rule, batch)
         graph.add((activity, RDF.type, PROV.Activity))
         if rule == "features":
             graph.add((activity, RDF.type, V.CALCULATION_RUN))
         nodes.timed(graph, activity, rule, batch)
         plan = nodes.plan(rule)
-        association = BNode(f"association_{nodes.run_id}_{_slug(rule, batch).replace('/', '_')}")
+        association = BNode(f"association_{nodes.run_id}_{slug(rule, batch).replace('/', '_')}")
         graph.add((activity, PROV.qualifiedAssociation, association))
         graph.add((association, RDF.type, PROV.Association))
         graph.add((association, PROV.agent, nodes.pipeline))
@@ -223,7 +217,7 @@ def _add_executions(graph, nodes: RunNodes) -> None:
 
 
 def _aggregation_node(rf: Namespace, label: str) -> URIRef:
-    return rf[f"aggregation/{_slug(label)}"]
+    return rf[f"aggregation/{slug(label)}"]
 
 
 def _add_self_test(graph, nodes: RunNodes, result: dict) -> None:
@@ -258,7 +252,7 @@ def export(graph, con: duckdb.DuckDBPyConnection, namespace: str, executions: li
     if self_test:
         _add_self_test(graph, nodes, self_test)
     batch_of = dict(con.execute("SELECT DISTINCT case_id, batch FROM inputs WHERE case_id != ''").fetchall()) \
-        if _has_table(con, "inputs") else {}
+        if has_table(con, "inputs") else {}
 
     # Software: the exact versions this run used (the lock file pins them for reruns).
     pipeline = nodes.pipeline
@@ -297,7 +291,7 @@ def export(graph, con: duckdb.DuckDBPyConnection, namespace: str, executions: li
 
     centre_column = ((run.get("config") or {}).get("model") or {}).get("centre")
     centre_of = {}
-    if centre_column and _has_table(con, "clinical") and centre_column in [
+    if centre_column and has_table(con, "clinical") and centre_column in [
             c for (c,) in con.execute("SELECT column_name FROM information_schema.columns "
                                       "WHERE table_name = 'clinical'").fetchall()]:
         centre_of = dict(con.execute(f'SELECT case_id, CAST("{centre_column}" AS VARCHAR) FROM clinical').fetchall())
@@ -311,13 +305,13 @@ def export(graph, con: duckdb.DuckDBPyConnection, namespace: str, executions: li
 
     # Scans carry the checksum of their DICOM input (sha256 over the sorted sha256 of its files), not of interim files.
     series_digest = {}
-    if _has_table(con, "inputs"):
+    if has_table(con, "inputs"):
         series_digest = dict(((c, s), d) for c, s, d in con.execute(
             "SELECT case_id, scan, sha256(string_agg(sha256, '' ORDER BY sha256)) FROM inputs "
             "WHERE role = 'image' GROUP BY ALL").fetchall())
     for case_id, scan, series_uid, modality, status in con.execute(
             "SELECT case_id, scan, series_uid, modality, status FROM scans ORDER BY case_id, scan").fetchall():
-        node = rf[f"scan/{_slug(case_id, scan)}"]
+        node = rf[f"scan/{slug(case_id, scan)}"]
         graph.add((node, RDF.type, PROV.Entity))
         graph.add((node, RDF.type, V.NCIT.C17999))  # imaging study / scan
         graph.add((node, DCTERMS.isPartOf, rf[f"case/{case_id}"]))
@@ -333,13 +327,13 @@ def export(graph, con: duckdb.DuckDBPyConnection, namespace: str, executions: li
 
     for case_id, scan, roi, source, mask_sha in con.execute(
             "SELECT case_id, scan, roi, source, mask_sha256 FROM masks ORDER BY case_id, scan, roi").fetchall():
-        node = rf[f"mask/{_slug(case_id, scan, roi)}"]
+        node = rf[f"mask/{slug(case_id, scan, roi)}"]
         batch = batch_of.get(case_id, "")
         graph.add((node, RDF.type, V.ROI_MASK))
         graph.add((node, RDF.type, PROV.Entity))
         graph.add((node, RDFS.label, Literal(roi)))
         graph.add((node, R.roi, Literal(roi)))
-        graph.add((node, PROV.wasDerivedFrom, rf[f"scan/{_slug(case_id, scan)}"]))
+        graph.add((node, PROV.wasDerivedFrom, rf[f"scan/{slug(case_id, scan)}"]))
         graph.add((node, SCHEMA.description, Literal(f"rasterised from {source}")))
         graph.add((node, PROV.wasGeneratedBy, nodes.activity("ingest", batch)))
         graph.add((nodes.activity("features", batch), PROV.used, node))
@@ -348,7 +342,7 @@ def export(graph, con: duckdb.DuckDBPyConnection, namespace: str, executions: li
     for case_id, scan, roi, code, severity, message, value in _rows(
             con, "SELECT case_id, scan, roi, check_code, severity, message, value FROM qc "
                  "ORDER BY case_id, scan, roi, check_code"):
-        node = rf[f"qc/{_slug(case_id, scan or '-', roi or '-', code)}"]
+        node = rf[f"qc/{slug(case_id, scan or '-', roi or '-', code)}"]
         graph.add((node, RDF.type, R.QualityCheck))
         graph.add((node, RDF.type, PROV.Entity))
         graph.add((node, R.checkCode, Literal(code)))
@@ -359,7 +353,7 @@ def export(graph, con: duckdb.DuckDBPyConnection, namespace: str, executions: li
             graph.add((node, R.checkValue, _double(value)))
         graph.add((node, R.aboutCase, rf[f"case/{case_id}"]))
         if scan:
-            graph.add((node, R.aboutScan, rf[f"scan/{_slug(case_id, scan)}"]))
+            graph.add((node, R.aboutScan, rf[f"scan/{slug(case_id, scan)}"]))
         if roi:
             graph.add((node, R.roi, Literal(roi)))
         graph.add((node, PROV.wasGeneratedBy, nodes.activity("qc", batch_of.get(case_id, ""))))
@@ -369,7 +363,7 @@ def export(graph, con: duckdb.DuckDBPyConnection, namespace: str, executions: li
     for case_id, scan, roi, settings_id, code, aggregation, value, reason in _rows(
             con, "SELECT case_id, scan, roi, settings_id, ibsi_code, aggregation, value, reason FROM features "
                  "ORDER BY case_id, scan, roi, settings_id, ibsi_code, aggregation"):
-        node = rf[f"value/{_slug(case_id, scan, roi, settings_id, code, aggregation)}"]
+        node = rf[f"value/{slug(case_id, scan, roi, settings_id, code, aggregation)}"]
         graph.add((node, RDF.type, ro_class[code]))
         if code in V.DISTINCT_FEATURE_CLASSES:  # RO has one class for the two fractions of these IVH features
             graph.add((node, RDF.type, V.DISTINCT_FEATURE_CLASSES[code]))
@@ -385,12 +379,12 @@ def export(graph, con: duckdb.DuckDBPyConnection, namespace: str, executions: li
             graph.add((node, R.aggregationMethod, _aggregation_node(rf, aggregation)))
         graph.add((node, V.HAS_FEATURE_SPACE, rf[f"settings/{settings_id}"]))
         graph.add((node, PROV.wasGeneratedBy, nodes.activity("features", batch_of.get(case_id, ""))))
-        graph.add((node, PROV.wasDerivedFrom, rf[f"mask/{_slug(case_id, scan, roi)}"]))
+        graph.add((node, PROV.wasDerivedFrom, rf[f"mask/{slug(case_id, scan, roi)}"]))
 
     add_stability(graph, con, rf, nodes=nodes, config=run.get("config") or {})
     add_models(graph, con, rf, nodes=nodes)
 
-    if _has_table(con, "inputs"):
+    if has_table(con, "inputs"):
         for case_id, scan, role, roi, sha256 in con.execute(
                 "SELECT DISTINCT case_id, scan, role, roi, sha256 FROM inputs ORDER BY ALL").fetchall():
             node = rf[f"input/{sha256}"]
@@ -401,9 +395,9 @@ def export(graph, con: duckdb.DuckDBPyConnection, namespace: str, executions: li
             if case_id:
                 graph.add((node, R.aboutCase, rf[f"case/{case_id}"]))
             if role == "mask" and roi:
-                graph.add((rf[f"mask/{_slug(case_id, scan, roi)}"], PROV.wasDerivedFrom, node))
+                graph.add((rf[f"mask/{slug(case_id, scan, roi)}"], PROV.wasDerivedFrom, node))
             elif scan:
-                graph.add((rf[f"scan/{_slug(case_id, scan)}"], PROV.wasDerivedFrom, node))
+                graph.add((rf[f"scan/{slug(case_id, scan)}"], PROV.wasDerivedFrom, node))
             graph.add((nodes.activity("ingest", batch_of.get(case_id, "")), PROV.used, node))
 
 

@@ -43,7 +43,7 @@ def recorded_inputs(crate: Path) -> list[tuple]:
 
 
 def checksums_under(folder: Path) -> dict[str, Path]:
-    found = {}
+    found: dict[str, Path] = {}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         found.setdefault(sha256_of(path), path)
     return found
@@ -80,13 +80,13 @@ def prepare(crate: Path, out: Path, input_dir: Path | None, clinical: Path | Non
     elif demo:  # the demo key only applies to the demo's own folder
         shutil.copytree(input_dir, out / DEMO_DICOM)
         shutil.copy(clinical or input_dir.parent / "clinical.csv", out / DEMO_CLINICAL)
-    inputs_root = out / DEMO_DICOM if demo else input_dir
+    inputs_root = out / DEMO_DICOM if demo or input_dir is None else input_dir
     available = checksums_under(inputs_root)
     clinical_path = (out / DEMO_CLINICAL) if demo else clinical
     if clinical_path is not None and clinical_path.is_file():
         available[sha256_of(clinical_path)] = clinical_path
     missing = missing_inputs(recorded_inputs(crate), available)
-    if not demo:
+    if not demo and input_dir is not None:
         config["input_dir"] = str(input_dir.resolve())
         if clinical is not None:
             config["clinical"] = str(clinical.resolve())
@@ -118,8 +118,8 @@ def rerun(crate: Path, out: Path, input_dir: Path | None = None, clinical: Path 
     lines = []
     recorded = duckdb.connect()
     try:
-        recorded_code = recorded.execute(
-            f"SELECT code_version FROM read_parquet('{crate / 'tables' / 'run.parquet'}')").fetchone()[0]
+        row = recorded.execute(f"SELECT code_version FROM read_parquet('{crate / 'tables' / 'run.parquet'}')").fetchone()
+        recorded_code = row[0] if row else None
     finally:
         recorded.close()
     here = code_version(REPO)

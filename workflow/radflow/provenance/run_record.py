@@ -87,12 +87,12 @@ def code_version(workflow_dir: Path) -> str:
 
 
 def seeds(config: dict) -> dict[str, int]:
-    found = {}
+    found: dict[str, int] = {}
     for name, path in SEED_KEYS.items():
-        value = config
+        value: object = config
         for key in path:
             value = value.get(key) if isinstance(value, dict) else None
-        if value is not None:
+        if isinstance(value, (int, float, str)):
             found[name] = int(value)
     return found
 

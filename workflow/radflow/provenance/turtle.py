@@ -61,20 +61,20 @@ class TurtleWriter:
     """
 
     def __init__(self, destination: Path | IO[str], prefixes: dict[str, str] | None = None):
-        self._own = not hasattr(destination, "write")
-        if self._own:
+        self._file: IO[bytes] | None = None  # the .gz file under the gzip stream (GzipFile leaves it open)
+        self._own = isinstance(destination, (str, Path))
+        self._out: IO[str]
+        if isinstance(destination, (str, Path)):
             path = Path(destination)
             path.parent.mkdir(parents=True, exist_ok=True)
             if path.suffix == ".gz":
                 self._file = open(path, "wb")
-                raw = gzip.GzipFile(filename="", mode="wb", fileobj=self._file, mtime=0)
-                self._raw = raw
-                self._out = io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
+                gz = gzip.GzipFile(filename="", mode="wb", fileobj=self._file, mtime=0)
+                self._out = io.TextIOWrapper(gz, encoding="utf-8", newline="\n")
             else:
-                self._raw = None
                 self._out = open(path, "w", encoding="utf-8", newline="\n")
         else:
-            self._raw, self._out = None, destination
+            self._out = destination
         self._prefixes: list[tuple[str, str]] = []
         self._subject: str | None = None
         self._started = False
@@ -162,8 +162,8 @@ class TurtleWriter:
         self._out.flush()
         if self._own:
             self._out.close()
-            if self._raw is not None:
-                self._file.close()  # GzipFile leaves a file object it was given open
+            if self._file is not None:
+                self._file.close()
 
     def __enter__(self) -> TurtleWriter:
         return self

@@ -1,6 +1,5 @@
 """Namespaces and the RO classes radflow uses for settings (IRIs only; the RO file itself is not redistributed)."""
-from rdflib import Namespace
-from rdflib import URIRef
+from rdflib import Namespace, URIRef
 from rdflib.namespace import DCAT, DCTERMS, PROV, RDF, RDFS, XSD
 
 RO = Namespace("http://www.radiomics.org/RO/")
@@ -16,7 +15,6 @@ HAS_UNIT = ROO.P100027
 FEATURE_PARAMETER_SPACE = RO.CINW
 HAS_PARAMETER = RO.P00009
 HAS_FEATURE_SPACE = RO.P00578
-COMPUTED_USING = RO.P00002
 ROI_MASK = RO.OH8W
 CALCULATION_RUN = RO.GFJV
 FIXED_BIN_SIZE = RO.Q3RU
@@ -24,7 +22,6 @@ FIXED_BIN_NUMBER = RO.K15C
 INTERPOLATION = RO.VTM2
 INTERPOLATORS = {"nearest": RO.EY9L, "linear": RO.X13G, "cubic": RO["2I2N"]}
 RESEGMENTATION = RO.QP79
-AGGREGATION = RO["1XL1"]
 # IBSI aggregation label -> RO AggregationParameters subclass (RO v2.0 labels in brackets).
 AGGREGATIONS = {
     "2D": RO["3IDG"],  # 2D: averaged over slices
