@@ -30,6 +30,7 @@ include: "rules/qc.smk"
 include: "rules/features.smk"
 include: "rules/stability.smk"
 include: "rules/model.smk"
+include: "rules/provenance.smk"
 include: "rules/store.smk"
 include: "rules/rdf.smk"
 include: "rules/report.smk"
@@ -40,6 +41,8 @@ rule all:
     input:
         STORE_RECEIPT,
         RDF_FILE,
+        SHACL_REPORT,
+        CRATE_DIR,
         REPORT_FILES,
         STABILITY_FIGURE,
         MODEL_TARGETS,

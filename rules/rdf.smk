@@ -17,5 +17,7 @@ rule rdf:
         radflow=RADFLOW,
         database=lambda wildcards, input: database_of(input.receipt),
         namespace=config["rdf"]["namespace"],
+        ibsi_dir=config["rdf"].get("ibsi_dir") or f"{workflow.basedir}/../shared/ibsi",
     shell:
-        "{params.radflow} rdf {params.database:q} {output.turtle:q} --namespace {params.namespace:q} > {log} 2>&1"
+        "{params.radflow} rdf {params.database:q} {output.turtle:q} --namespace {params.namespace:q}"
+        " --snakemake-metadata .snakemake/metadata --ibsi-dir {params.ibsi_dir:q} > {log} 2>&1"

@@ -12,6 +12,8 @@ rule store:
         settings=settings_files(),
         stability=list(STABILITY_TABLES.values()),
         model=list(MODEL_TABLES.values()) if MODELLING else [],
+        run=RUN_RECORD,
+        inputs=INPUT_CHECKSUMS,
     output:
         receipt=STORE_RECEIPT,
     log:
@@ -32,4 +34,5 @@ rule store:
         emptied="" if MODELLING else "--emptied " + " ".join(MODEL_TABLES),
     shell:
         "{params.radflow} store {params.database:q} --receipt {output.receipt:q} --batches {input.cases:q}"
-        " {params.clinical} --settings {input.settings:q} --tables {params.tables} {params.emptied} > {log} 2>&1"
+        " {params.clinical} --settings {input.settings:q} --tables {params.tables} {params.emptied}"
+        " --run {input.run:q} --inputs {input.inputs:q} > {log} 2>&1"

@@ -137,7 +137,17 @@ def cmd_store(args) -> None:
     tables = dict(item.split("=", 1) for item in args.tables)
     store_run(Path(args.database), [Path(p).parent for p in args.batches], Path(args.clinical) if args.clinical else None,
               [Path(p) for p in args.settings], {name: Path(path) for name, path in tables.items()},
-              emptied_tables=tuple(args.emptied), receipt=Path(args.receipt) if args.receipt else None)
+              emptied_tables=tuple(args.emptied), receipt=Path(args.receipt) if args.receipt else None,
+              run_json=Path(args.run) if args.run else None, inputs=Path(args.inputs) if args.inputs else None)
+
+
+def cmd_run_record(args) -> None:
+    from radflow.provenance.run_record import write_run_record
+
+    record = write_run_record(Path(args.inventory), args.config, Path(args.workflow_dir), Path(args.run),
+                              Path(args.inputs), clinical=Path(args.clinical) if args.clinical else None)
+    logging.info("run %s: code %s, configuration sha256 %s", record["run_id"], record["code_version"],
+                 record["config_sha256"])
 
 
 def cmd_perturb(args) -> None:
@@ -186,8 +196,61 @@ def cmd_model_figures(args) -> None:
 def cmd_rdf(args) -> None:
     from radflow.provenance.rdf import write_rdf
 
-    n = write_rdf(Path(args.database), Path(args.turtle), args.namespace)
+    from radflow.provenance.ibsi_self_test import self_test
+
+    result = self_test(Path(args.ibsi_dir)) if args.ibsi_dir else None
+    if result:
+        logging.info("IBSI self-test: %d of %d digital-phantom reference values", result["passed"],
+                     result["references"])
+    elif args.ibsi_dir:
+        logging.warning("no IBSI digital phantom in %s: the export carries no IBSI self-test", args.ibsi_dir)
+    n = write_rdf(Path(args.database), Path(args.turtle), args.namespace,
+                  metadata_dir=Path(args.snakemake_metadata) if args.snakemake_metadata else None, self_test=result)
     logging.info("wrote %d triples to %s", n, args.turtle)
+
+
+def cmd_validate_rdf(args) -> None:
+    from radflow.provenance.shapes import validate
+
+    conforms, report = validate(Path(args.turtle), Path(args.shapes), args.namespace, args.max_values)
+    Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+    if not conforms:
+        sys.stderr.write(report)
+        raise SystemExit(f"{args.turtle} does not conform to {args.shapes} (report above)")
+    Path(args.report).write_text(report)
+    logging.info(report.splitlines()[0])
+
+
+def cmd_crate(args) -> None:
+    from radflow.provenance.crate import build_crate
+
+    build_crate(Path(args.crate), Path(args.database), Path(args.turtle), Path(args.shacl_report), Path(args.run),
+                Path(args.workflow_dir), [Path(p) for p in args.settings], [Path(p) for p in args.report],
+                metadata_dir=Path(args.snakemake_metadata) if args.snakemake_metadata else None)
+
+
+def cmd_rerun(args) -> int:
+    import tempfile
+
+    from radflow.provenance.rerun import RerunError, rerun
+
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="radflow-rerun-"))
+    try:
+        identical, report = rerun(Path(args.crate), out, Path(args.input_dir) if args.input_dir else None,
+                                  Path(args.clinical) if args.clinical else None, cores=args.cores)
+    except RerunError as error:
+        sys.stderr.write(f"radflow rerun: {error}\n")
+        return 2
+    sys.stdout.write(f"rerun in {out}\n{report}")
+    return 0 if identical else 1
+
+
+def cmd_diff(args) -> int:
+    from radflow.provenance.compare import diff
+
+    identical, report = diff(Path(args.a), Path(args.b))
+    sys.stdout.write(report)
+    return 0 if identical else 1
 
 
 def cmd_report_figures(args) -> None:
@@ -331,7 +394,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tables", nargs="*", default=[], help="NAME=PARQUET of cohort-level tables (stability, ...)")
     p.add_argument("--emptied", nargs="*", default=[], help="cohort-level tables this run does not produce (emptied)")
     p.add_argument("--receipt", default="", help="JSON receipt to write once the database has been replaced")
+    p.add_argument("--run", default="", help="run.json of the run_record rule")
+    p.add_argument("--inputs", default="", help="inputs.parquet (input checksums) of the run_record rule")
     p.set_defaults(func=cmd_store)
+
+    p = sub.add_parser("run-record", help="pipeline: input checksums, resolved configuration and code version")
+    p.add_argument("inventory")
+    p.add_argument("run", help="run.json to write")
+    p.add_argument("inputs", help="inputs.parquet to write")
+    p.add_argument("--config", required=True, help="the resolved configuration as JSON")
+    p.add_argument("--workflow-dir", required=True, help="the workflow's folder (Snakefile, rules, package)")
+    p.add_argument("--clinical", default="", help="the clinical CSV (its checksum is recorded)")
+    p.set_defaults(func=cmd_run_record)
 
     options_help = "JSON of the config's stability block"
     p = sub.add_parser("perturb", help="pipeline: features of perturbed copies of each test scan of one batch")
@@ -380,7 +454,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("database")
     p.add_argument("turtle")
     p.add_argument("--namespace", default="https://w3id.org/radflow/demo/")
+    p.add_argument("--snakemake-metadata", default="", help="Snakemake's .snakemake/metadata folder (rule times)")
+    p.add_argument("--ibsi-dir", default="", help="IBSI material (digital_phantom/, reference/) for the self-test")
     p.set_defaults(func=cmd_rdf)
+
+    p = sub.add_parser("validate-rdf", help="pipeline: SHACL validation of the RDF export (fails on a violation)")
+    p.add_argument("turtle")
+    p.add_argument("shapes")
+    p.add_argument("report", help="text report to write when the export conforms")
+    p.add_argument("--namespace", default="https://w3id.org/radflow/demo/")
+    p.add_argument("--max-values", type=int, default=20000, help="feature values checked (an even sample)")
+    p.set_defaults(func=cmd_validate_rdf)
+
+    p = sub.add_parser("crate", help="pipeline: the Workflow Run RO-Crate of the run")
+    p.add_argument("crate", help="folder to write (replaced)")
+    p.add_argument("--database", required=True)
+    p.add_argument("--turtle", required=True)
+    p.add_argument("--shacl-report", required=True)
+    p.add_argument("--run", required=True, help="run.json of the run_record rule")
+    p.add_argument("--workflow-dir", required=True)
+    p.add_argument("--settings", nargs="*", default=[])
+    p.add_argument("--report", nargs="*", default=[])
+    p.add_argument("--snakemake-metadata", default="", help="Snakemake's .snakemake/metadata folder (rule times)")
+    p.set_defaults(func=cmd_crate)
+
+    p = sub.add_parser("rerun", help="re-execute a run from its crate; exit 0 only when every result is identical")
+    p.add_argument("crate", help="the run crate folder (results/crate of the original run)")
+    p.add_argument("--input-dir", default="", help="the input files (not needed for the demo cohort)")
+    p.add_argument("--clinical", default="", help="the clinical CSV")
+    p.add_argument("--out", default="", help="fresh working directory (default: a new temporary folder)")
+    p.add_argument("--cores", type=int, default=2)
+    p.set_defaults(func=cmd_rerun)
+
+    p = sub.add_parser("diff", help="what differs between two runs (databases or crates) and why")
+    p.add_argument("a", help="result database (.duckdb) or run crate folder")
+    p.add_argument("b", help="result database (.duckdb) or run crate folder")
+    p.set_defaults(func=cmd_diff)
 
     p = sub.add_parser("report-figures", help="pipeline: QC summary and feature plots")
     p.add_argument("database")
@@ -435,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _show_warning
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        code = args.func(args)
     except BrokenPipeError:  # output piped into `head`: not an error
         sys.stderr.close()
         return 0
@@ -444,4 +553,4 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"radflow: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    return 0
+    return code or 0

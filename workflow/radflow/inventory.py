@@ -22,7 +22,8 @@ class Issue(TypedDict):
 class RoiError(TypedDict):
     roi: str
     code: str
-    message: str
+    message: str  # reaches results: never the source's free-text label names
+    labels: NotRequired[list[str]]  # ROI_NOT_FOUND: the labels there were (free text; stays in interim/)
 
 
 class ScanWarning(TypedDict):
@@ -40,8 +41,8 @@ class RoiSelection(TypedDict):
     roi: str
     kind: str  # RTSTRUCT | SEG | FILE
     path: str
-    label: str
-
+    label: str  # the source's label (free text, may name a person): stays in interim/
+    label_id: NotRequired[str]  # its keyed id (DICOM masks), what results carry
 
 class InventoryScan(TypedDict):
     scan: str  # test, retest, scan3, ...

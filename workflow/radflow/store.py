@@ -126,6 +126,18 @@ SCHEMA: dict[str, tuple[list[tuple[str, str]], list[str]]] = {
         ["model_id", "validation", "metric"],
     ),
     "software": ([("package", "VARCHAR"), ("version", "VARCHAR")], ["package"]),
+    # The run that wrote the database (radflow.provenance.run_record): resolved configuration (local paths
+    # withheld), code version, seeds; and every input file by checksum and pseudonym (never by path).
+    "run": (
+        [("run_id", "VARCHAR"), ("config", "JSON"), ("config_sha256", "VARCHAR"), ("code_version", "VARCHAR"),
+         ("seeds", "JSON"), ("inputs_sha256", "VARCHAR")],
+        ["run_id"],
+    ),
+    "inputs": (
+        [("batch", "VARCHAR"), ("case_id", "VARCHAR"), ("scan", "VARCHAR"), ("role", "VARCHAR"), ("roi", "VARCHAR"),
+         ("sha256", "VARCHAR"), ("size", "BIGINT")],
+        ["batch", "case_id", "scan", "role", "roi", "sha256"],
+    ),
     # Every file the store job loaded, with its checksum (provenance of the database's contents).
     "files": ([("path", "VARCHAR"), ("sha256", "VARCHAR"), ("stage", "VARCHAR")], ["path"]),
 }
@@ -199,6 +211,8 @@ def load_results(
     files: list[tuple[str, str, str]],
     cohort_tables: dict[str, Path] | None = None,
     require_features: bool = False,
+    run: dict | None = None,
+    inputs: Path | None = None,
 ) -> dict[str, int]:
     """Load per-batch Parquet folders into ``database``, replacing the rows of the cases and settings they carry;
     the database is replaced atomically (module docstring). Returns the row count of every table.
@@ -222,6 +236,8 @@ def load_results(
             con.execute("BEGIN TRANSACTION")
             _replace(con, batch_dirs, settings_docs, clinical, software, files)
             _replace_cohort_tables(con, cohort_tables or {}, [doc["settings_id"] for doc in settings_docs])
+            if run is not None:
+                _replace_run(con, run, inputs)
             con.execute("COMMIT")
             counts = {table: _count(con, f"SELECT count(*) FROM {table}")
                       for (table,) in con.execute("SELECT table_name FROM information_schema.tables "
@@ -319,7 +335,9 @@ def _replace(con, batch_dirs, settings_docs, clinical, software, files) -> None:
     for doc in sorted(settings_docs, key=lambda d: d["settings_id"]):
         con.execute(
             "INSERT INTO settings VALUES (?, ?, ?)",
-            [doc["settings_id"], doc["name"], json.dumps(doc["document"], sort_keys=True)],
+            # the canonical JSON whose sha256 gives the settings id, as it was hashed
+            [doc["settings_id"], doc["name"], doc["document"] if isinstance(doc["document"], str)
+             else json.dumps(doc["document"], sort_keys=True)],
         )
     con.execute("DELETE FROM software")
     con.executemany("INSERT INTO software VALUES (?, ?)", sorted(software.items()))
@@ -343,6 +361,17 @@ def _replace_cohort_tables(con, cohort_tables: dict[str, Path], settings_ids: li
         else:
             con.execute(f"DELETE FROM {table} WHERE list_contains(?, settings_id)", [settings_ids])
         _load(con, table, [Path(path)])
+
+
+def _replace_run(con, run: dict, inputs: Path | None) -> None:
+    """The run record replaces the previous one; the input checksums replace those of the run's batches."""
+    con.execute("DELETE FROM run")
+    con.execute("INSERT INTO run VALUES (?, ?, ?, ?, ?, ?)", [
+        run["run_id"], json.dumps(run["config"], sort_keys=True, separators=(",", ":")), run["config_sha256"],
+        run["code_version"], json.dumps(run["seeds"], sort_keys=True), run.get("inputs_sha256")])
+    if inputs is not None:
+        con.execute("DELETE FROM inputs")
+        _load(con, "inputs", [inputs])
 
 
 def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:

@@ -75,6 +75,12 @@ def check_mapping_location(mapping_file: Path, results_dir: Path) -> None:
                          f"{results_dir}: the case_id -> PatientID table must be kept outside what is shared")
 
 
+def label_id(label: str, key: bytes) -> str:
+    """A keyed stand-in for an RTSTRUCT ROI name or SEG segment label (free text that may name a person): the same
+    label gives the same id within a study, and only the key holder can test a guess."""
+    return pseudonym(label, key, prefix="label-", length=12)
+
+
 def scan_names(n: int) -> list[str]:
     """Acquisition order names the scans: test, retest, then scan3, scan4, ..."""
     return ["test", "retest", *[f"scan{i}" for i in range(3, n + 1)]][:n]
@@ -108,10 +114,13 @@ def choose_rois(masks: list[discovery.MaskObject], rois: list[dict],
             if match is not None:
                 break
         if match is None:
+            # Label names are free text (e.g. "gtv_primary_<surname>"): they stay in the interim inventory
+            # ("labels", for the data owner) and the message that reaches results only counts them.
             available = sorted({label for mask in masks for label in mask.labels})
             shown = " or ".join(repr(p) for p in patterns)
-            errors.append({"roi": roi["name"], "code": "ROI_NOT_FOUND",
-                           "message": f"no mask label matches {shown} (labels: {available})"})
+            errors.append({"roi": roi["name"], "code": "ROI_NOT_FOUND", "labels": available,
+                           "message": f"no mask label matches {shown} ({len(available)} label(s) in the mask "
+                                      "objects; their names are in interim/inventory.json)"})
         else:
             mask, label = match
             selections.append({"roi": roi["name"], "kind": mask.kind, "path": str(mask.path), "label": label})
@@ -217,6 +226,8 @@ def patient_scans(inventory: discovery.Inventory, series_list: list[discovery.Im
         else:
             entry["rois"], entry["roi_errors"] = choose_rois(
                 series_masks, rois, centre_aliases(roi_aliases, series.centre))
+            for selection in entry["rois"]:
+                selection["label_id"] = label_id(selection["label"], key)
         scans.append(entry)
     return scans
 

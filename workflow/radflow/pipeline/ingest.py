@@ -69,6 +69,16 @@ def read_image_file(path: str) -> sitk.Image:
     return sitk.Cast(image, sitk.sitkFloat32)
 
 
+def _without_label(message: str, selection: inventory.RoiSelection, code: str) -> str:
+    """A mask error message without the source's free-text label names (they may name a person)."""
+    if code == "ROI_NOT_FOUND":
+        return "the selected label is not in the mask object (label names are in interim/inventory.json)"
+    label, label_id = selection["label"], selection.get("label_id")
+    if label and label_id:
+        return message.replace(repr(label), label_id).replace(label, label_id)
+    return message
+
+
 def read_mask_file(path: str, label: str) -> sitk.Image:
     """One ROI of a (multi-)label mask file as uint8 0/1 on the mask's own grid (QC compares it to the image)."""
     try:
@@ -162,12 +172,15 @@ def ingest_scan(case_id: str, scan: inventory.InventoryScan, volumes: Path, thre
             mask, mask_warnings = read_mask(selection, image, scan["files"], thresholds)
             entry.warnings += mask_warnings
         except Exception as exc:
-            entry.roi_errors.append({"roi": selection["roi"], "code": error_code(exc, "MASK_UNREADABLE"),
-                                     "message": f"{selection['kind']}: {error_message(exc)}"})
+            code = error_code(exc, "MASK_UNREADABLE")
+            entry.roi_errors.append({"roi": selection["roi"], "code": code,
+                                     "message": f"{selection['kind']}: {_without_label(error_message(exc), selection, code)}"})
             continue
         name = f"{volumes.name}/{stem}_{selection['roi']}_mask.nii.gz"
         sha = write_volume(mask, volumes.parent / name)
-        entry.masks.append(MaskEntry(selection["roi"], selection["kind"], selection["label"], name, sha))
+        # the source label is free text: results get its keyed id (manifest masks: the label number)
+        entry.masks.append(MaskEntry(selection["roi"], selection["kind"], selection.get("label_id") or selection["label"],
+                                     name, sha))
         entry.meta["roi_voxels"][selection["roi"]] = int(np.count_nonzero(sitk.GetArrayViewFromImage(mask)))
     return entry
 

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 # The packages whose versions decide the numbers; recorded in DuckDB and RDF (constraints.txt pins them).
 RECORDED_PACKAGES = (
     "numpy", "numba", "llvmlite", "scipy", "scikit-image", "SimpleITK", "pydicom", "highdicom", "pandas",
-    "pyarrow", "duckdb", "rdflib", "snakemake", "scikit-learn", "scikit-survival", "joblib",
+    "pyarrow", "duckdb", "rdflib", "pyshacl", "rocrate", "snakemake", "scikit-learn", "scikit-survival", "joblib",
 )
 
 # The stage that writes each cohort-level table (store.COHORT_TABLES).
@@ -61,24 +61,27 @@ def write_receipt(receipt: Path, database: Path, counts: dict[str, int], mismatc
 
 def store_run(database: Path, batch_dirs: list[Path], clinical_path: Path | None, settings_paths: list[Path],
               cohort_tables: dict[str, Path] | None = None, emptied_tables: tuple[str, ...] = (),
-              receipt: Path | None = None) -> None:
+              receipt: Path | None = None, run_json: Path | None = None, inputs: Path | None = None) -> None:
     """Load the batches, the clinical table (None: no clinical table, the ``clinical`` table is emptied), the
     settings and the cohort-level tables (``{table: Parquet}``); refuses (keeping the previous database) when no
     feature value at all would be stored. ``emptied_tables``: cohort-level tables this run does not produce
-    (modelling skipped), emptied so that an earlier run's rows are not taken for this run's."""
+    (modelling skipped), emptied so that an earlier run's rows are not taken for this run's. ``run_json`` and
+    ``inputs``: the run_record rule's run.json and input checksums (tables ``run`` and ``inputs``)."""
     with tempfile.TemporaryDirectory() as folder:
         empty = {table: Path(folder) / f"{table}.parquet" for table in emptied_tables}
         for table, path in empty.items():
             store.empty_frame(table).to_parquet(path, index=False)
-        _store(database, batch_dirs, clinical_path, settings_paths, cohort_tables or {}, empty, receipt)
+        _store(database, batch_dirs, clinical_path, settings_paths, cohort_tables or {}, empty, receipt, run_json, inputs)
 
 
 def _store(database: Path, batch_dirs: list[Path], clinical_path: Path | None, settings_paths: list[Path],
-           cohort_tables: dict[str, Path], empty_tables: dict[str, Path], receipt: Path | None) -> None:
+           cohort_tables: dict[str, Path], empty_tables: dict[str, Path], receipt: Path | None,
+           run_json: Path | None, inputs: Path | None) -> None:
     settings_docs = []
     for path in settings_paths:
         settings = Settings.from_yaml(path)
-        settings_docs.append({"settings_id": settings.settings_id, "name": settings.name, "document": settings.doc})
+        settings_docs.append({"settings_id": settings.settings_id, "name": settings.name,
+                              "document": settings.canonical_json()})
     stage_of = {"cases": "qc", "scans": "qc", "masks": "qc", "qc": "qc", "features": "features", "features_qc": "features"}
     files = [
         (str(batch / f"{name}.parquet"), sha256_of(batch / f"{name}.parquet"), stage)
@@ -90,8 +93,10 @@ def _store(database: Path, batch_dirs: list[Path], clinical_path: Path | None, s
     clinical = pd.read_parquet(clinical_path) if clinical_path is not None else pd.DataFrame({"case_id": []}, dtype=str)
     files += [(str(path), sha256_of(path), COHORT_STAGE.get(table, table))
               for table, path in sorted(cohort_tables.items())]
+    run = json.loads(run_json.read_text()) if run_json is not None else None
     counts = store.load_results(database, sorted(batch_dirs), settings_docs, clinical, software_versions(), files,
-                                {**cohort_tables, **empty_tables}, require_features=True)
+                                {**cohort_tables, **empty_tables}, require_features=True, run=run,
+                                inputs=inputs)
     mismatch = store.clinical_mismatch(database)
     if mismatch["imaging_without_clinical"] and clinical_path is not None:
         log.warning("%d imaging case(s) have no row in the clinical table (no outcome: left out of modelling)",

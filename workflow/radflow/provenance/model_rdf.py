@@ -42,19 +42,58 @@ def _double(value) -> Literal | None:
     return Literal(float(value), datatype=XSD.double)
 
 
-def add_models(graph: Graph, con: duckdb.DuckDBPyConnection, rf: Namespace) -> int:
-    """Add every model, its features and metrics from the database; returns the number of models."""
+# model configuration key -> radflow property (the settings that decide a model's numbers)
+CONFIG_PROPERTIES = {
+    "outer_folds": (R.outerFolds, XSD.integer), "inner_folds": (R.innerFolds, XSD.integer),
+    "outer_repeats": (R.outerRepeats, XSD.integer), "n_bootstrap": (R.bootstrapSamples, XSD.integer),
+    "n_permutations": (R.permutations, XSD.integer), "outcome": (R.outcomeColumn, None),
+    "survival_time": (R.survivalTimeColumn, None), "held_out_centre": (R.heldOutCentre, None),
+    "permute_outcome": (R.permuteOutcome, XSD.boolean),
+}
+
+
+def _config_literals(graph, activity, config: dict) -> None:
+    for key, (prop, datatype) in CONFIG_PROPERTIES.items():
+        value = config.get(key)
+        if value is None:
+            continue
+        graph.add((activity, prop, Literal(value, datatype=datatype) if datatype else Literal(str(value))))
+    harmonisation = config.get("harmonisation")
+    if harmonisation:
+        graph.add((activity, R.harmonisation, Literal(json.dumps(harmonisation, sort_keys=True,
+                                                                 separators=(",", ":")))))
+        if isinstance(harmonisation, dict) and harmonisation.get("method"):
+            graph.add((activity, R.harmonisationMethod, Literal(str(harmonisation["method"]))))
+
+
+def add_models(graph: Graph, con: duckdb.DuckDBPyConnection, rf: Namespace, nodes=None) -> int:
+    """Add every model, its features and metrics from the database; returns the number of models.
+
+    ``nodes`` (``radflow.provenance.rdf.RunNodes``) mints run-scoped activity IRIs with the rule's times."""
     if not has_table(con, "models"):
         return 0
     graph.bind("mls", MLS)
-    pipeline = rf["software/radflow"]
+    pipeline = nodes.pipeline if nodes is not None else rf["software/radflow"]
     ro_class = {code: URIRef(info.ro_class) for code, info in registry.features().items()}
     models = con.execute(
-        "SELECT model_id, task, learner, feature_set, status, n_cases, params, model_file, model_sha256, config "
-        "FROM models ORDER BY model_id").fetchall()
-    for model_id, task, learner, feature_set, status, n_cases, params, model_file, sha256, config in models:
-        scan = json.loads(config).get("scan", "test") if config else "test"
-        activity, model = rf[f"activity/model/{model_id}"], rf[f"model/{model_id}"]
+        "SELECT model_id, task, learner, feature_set, status, n_cases, params, model_file, model_sha256, config, "
+        "threshold, seed FROM models ORDER BY model_id").fetchall()
+    for (model_id, task, learner, feature_set, status, n_cases, params, model_file, sha256, config, threshold,
+         seed) in models:
+        config = json.loads(config) if config else {}
+        scan = config.get("scan", "test")
+        if nodes is not None:
+            activity = rf[f"run/{nodes.run_id}/activity/model/{model_id}"]
+            nodes.timed(graph, activity, "model")
+        else:
+            activity = rf[f"activity/model/{model_id}"]
+        model = rf[f"model/{model_id}"]
+        _config_literals(graph, activity, config)
+        if seed is not None:
+            graph.add((activity, R.seed, Literal(int(seed), datatype=XSD.integer)))
+        threshold_literal = _double(threshold)
+        if threshold_literal is not None:
+            graph.add((model, R.threshold, threshold_literal))
         graph.add((activity, RDF.type, PROV.Activity))
         graph.add((activity, RDF.type, MLS.Run))
         graph.add((activity, PROV.wasAssociatedWith, pipeline))
@@ -96,6 +135,7 @@ def add_models(graph: Graph, con: duckdb.DuckDBPyConnection, rf: Namespace) -> i
             graph.add((node, RDFS.label, Literal(name or key)))
             if code in ro_class:
                 graph.add((node, R.ofFeature, ro_class[code]))
+                graph.add((node, R.ibsiFeatureCode, Literal(code)))
             if aggregation:
                 graph.add((node, V.AGGREGATION_LABEL, Literal(aggregation)))
             if roi:

@@ -36,19 +36,31 @@ STATISTIC_PROPERTIES = {
 }
 
 
-def add_stability(graph: Graph, con: duckdb.DuckDBPyConnection, rf: Namespace) -> int:
-    """Add the stability results, analyses and stable-feature sets of the database; returns the results added."""
+def add_stability(graph: Graph, con: duckdb.DuckDBPyConnection, rf: Namespace, nodes=None,
+                  config: dict | None = None) -> int:
+    """Add the stability results, analyses and stable-feature sets of the database; returns the results added.
+
+    ``nodes`` (``radflow.provenance.rdf.RunNodes``) mints run-scoped activity IRIs with the rule's times; ``config``
+    (the run's configuration) adds the selection threshold and the perturbation seed to each analysis."""
     if not has_table(con, "stability"):
         return 0
-    pipeline = rf["software/radflow"]
+    pipeline = nodes.pipeline if nodes is not None else rf["software/radflow"]
+    options = (config or {}).get("stability") or {}
     ro_class = {code: URIRef(info.ro_class) for code, info in registry.features().items()}
 
     analyses = {}
     for settings_id, roi, method, icc_form in con.execute(
         "SELECT DISTINCT settings_id, roi, method, icc_form FROM stability ORDER BY ALL"
     ).fetchall():
-        activity = rf[f"activity/stability/{slug(settings_id, roi, method)}"]
+        name = f"stability/{slug(settings_id, roi, method)}"
+        activity = rf[f"run/{nodes.run_id}/activity/{name}"] if nodes is not None else rf[f"activity/{name}"]
         analyses[(settings_id, roi, method)] = activity
+        if nodes is not None:
+            nodes.timed(graph, activity, "stability")
+        if options.get("min_icc_ci_low") is not None:
+            graph.add((activity, R.threshold, Literal(float(options["min_icc_ci_low"]), datatype=XSD.double)))
+        if options.get("seed") is not None:
+            graph.add((activity, R.seed, Literal(int(options["seed"]), datatype=XSD.integer)))
         graph.add((activity, RDF.type, PROV.Activity))
         graph.add((activity, RDF.type, R.StabilityAnalysis))
         graph.add((activity, R.method, Literal(method)))
@@ -76,6 +88,8 @@ def add_stability(graph: Graph, con: duckdb.DuckDBPyConnection, rf: Namespace) -
         graph.add((node, RDF.type, PROV.Entity))
         graph.add((node, RDF.type, R.StabilityResult))
         graph.add((node, R.ofFeature, ro_class.get(code, V.RO[code])))
+        graph.add((node, R.ibsiFeatureCode, Literal(code)))
+        graph.add((node, R.roi, Literal(roi)))
         graph.add((node, V.AGGREGATION_LABEL, Literal(aggregation)))
         graph.add((node, V.HAS_FEATURE_SPACE, rf[f"settings/{settings_id}"]))
         graph.add((node, R.nCases, Literal(int(n), datatype=XSD.integer)))
@@ -93,6 +107,9 @@ def add_stability(graph: Graph, con: duckdb.DuckDBPyConnection, rf: Namespace) -
             graph.add((feature_set, RDF.type, PROV.Entity))
             graph.add((feature_set, RDF.type, R.StableFeatureSet))
             graph.add((feature_set, R.roi, Literal(roi)))
+            if options.get("min_icc_ci_low") is not None:
+                graph.add((feature_set, R.threshold,
+                           Literal(float(options["min_icc_ci_low"]), datatype=XSD.double)))
             graph.add((feature_set, V.HAS_FEATURE_SPACE, rf[f"settings/{settings_id}"]))
             graph.add((feature_set, DCTERMS.description, Literal(
                 "features whose lower ICC confidence bound reaches the configured threshold in every method")))
