@@ -32,6 +32,10 @@ rule run_record:
         f"{LOGS}/run_record.log",
     conda:
         CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=30,
     params:
         radflow=RADFLOW,
         config=SHARED_CONFIG,
@@ -55,6 +59,10 @@ rule validate_rdf:
         f"{LOGS}/validate_rdf.log",
     conda:
         CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
     params:
         radflow=RADFLOW,
         namespace=config["rdf"]["namespace"],
@@ -68,7 +76,7 @@ rule crate:
     """The Workflow Run RO-Crate of this run: workflow, configuration, lock file, settings, inputs by checksum,
     outputs (Turtle, one Parquet per table, report) and one action per rule execution."""
     input:
-        database=DATABASE,
+        receipt=STORE_RECEIPT,
         turtle=RDF_FILE,
         shacl=SHACL_REPORT,
         run=RUN_RECORD,
@@ -80,11 +88,16 @@ rule crate:
         f"{LOGS}/crate.log",
     conda:
         CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         radflow=RADFLOW,
+        database=lambda wildcards, input: database_of(input.receipt),
         workflow_dir=lambda wildcards: workflow.basedir,
     shell:
-        "{params.radflow} crate {output.crate:q} --database {input.database:q} --turtle {input.turtle:q}"
+        "{params.radflow} crate {output.crate:q} --database {params.database:q} --turtle {input.turtle:q}"
         " --shacl-report {input.shacl:q} --run {input.run:q} --workflow-dir {params.workflow_dir:q}"
         " --settings {input.settings:q} --report {input.report:q} --snakemake-metadata .snakemake/metadata"
         " > {log} 2>&1"
