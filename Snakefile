@@ -32,4 +32,13 @@ rule all:
         STABILITY_FIGURE,
         MODEL_FIGURES,
         overlay_files,
+        REPORT_HTML,
     default_target: True
+
+
+onsuccess:
+    print_run_summary()
+
+
+onerror:
+    print_run_summary(log)

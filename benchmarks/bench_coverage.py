@@ -110,9 +110,12 @@ def fit_survival(x: np.ndarray, y: np.ndarray):
     z = (x - mean) / sd
     order = np.argsort(-y["time"], kind="stable")  # descending: the risk set of position i is positions 0..i
     zs, event = z[order], y["event"][order]
-    at_risk = np.arange(1, len(z) + 1)[:, None]
-    risk_mean = np.cumsum(zs, axis=0) / at_risk
-    risk_var = np.cumsum(zs ** 2, axis=0) / at_risk - risk_mean ** 2
+    # risk set of position i: every case with time >= t_i, tied times included (bootstrap copies tie)
+    times = y["time"][order]
+    last = np.searchsorted(-times, -times, side="right") - 1
+    at_risk = (last + 1)[:, None]
+    risk_mean = np.cumsum(zs, axis=0)[last] / at_risk
+    risk_var = np.cumsum(zs ** 2, axis=0)[last] / at_risk - risk_mean ** 2
     score = (zs - risk_mean)[event].sum(axis=0)
     information = np.maximum(risk_var[event].sum(axis=0), 1e-12)
     kept = np.argsort(-np.abs(score / np.sqrt(information)), kind="stable")[:N_KEPT]

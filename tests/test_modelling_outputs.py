@@ -21,6 +21,7 @@ from test_modelling_validation import cohort
 
 PROV = Namespace("http://www.w3.org/ns/prov#")
 CONFIG = {"outer_folds": 4, "outer_repeats": 2, "inner_folds": 3, "n_bootstrap": 50, "n_permutations": 2,
+          "n_bootstrap_procedure": 3,
           "binary_models": ["logistic_l1/radiomics", "logistic_l2/clinical"], "survival_models": ["cox_ridge/combined"],
           "held_out_centre": None, "seed": 9}
 

@@ -115,6 +115,14 @@ SCHEMA: dict[str, tuple[list[tuple[str, str]], list[str]]] = {
         ],
         ["model_id", "validation", "metric"],
     ),
+    # RQS and TRIPOD+AI items the run evidences, computed from the tables above (radflow.reporting).
+    "reporting": (
+        [
+            ("standard", "VARCHAR"), ("item", "VARCHAR"), ("topic", "VARCHAR"), ("status", "VARCHAR"),
+            ("points", "INTEGER"), ("max_points", "INTEGER"), ("evidence", "VARCHAR"), ("user_action", "VARCHAR"),
+        ],
+        ["standard", "item"],
+    ),
     "software": ([("package", "VARCHAR"), ("version", "VARCHAR")], ["package"]),
     # Every file the store job loaded, with its checksum (provenance of the database's contents).
     "files": ([("path", "VARCHAR"), ("sha256", "VARCHAR"), ("stage", "VARCHAR")], ["path"]),
@@ -177,6 +185,7 @@ def load_results(
         try:
             _replace(con, batch_dirs, settings_docs, clinical, software, files)
             _replace_cohort_tables(con, cohort_tables or {}, [doc["settings_id"] for doc in settings_docs])
+            _replace_reporting(con)
         except Exception:
             con.execute("ROLLBACK")
             raise
@@ -229,3 +238,15 @@ def _replace_cohort_tables(con, cohort_tables: dict[str, Path], settings_ids: li
         else:
             con.execute(f"DELETE FROM {table} WHERE list_contains(?, settings_id)", [settings_ids])
         _load(con, table, [Path(path)])
+
+
+def _replace_reporting(con) -> None:
+    """Recompute the ``reporting`` checklist rows from the tables just loaded."""
+    from radflow.reporting import reporting_frame
+
+    frame = reporting_frame(con)
+    con.execute("DELETE FROM reporting")
+    con.register("reporting_frame", frame)
+    con.execute(f"INSERT INTO reporting SELECT {', '.join(columns('reporting'))} FROM reporting_frame "
+                "ORDER BY standard, item")
+    con.unregister("reporting_frame")

@@ -77,21 +77,25 @@ def grouped_folds(strata: np.ndarray, groups: np.ndarray, n_folds: int, rng: np.
     return fold_of_group[np.searchsorted(unique_groups, groups)]
 
 
+def _replicate(evaluate, labels, seed: list, b: int) -> dict[str, float]:
+    rng = np.random.default_rng([*seed, b])
+    return evaluate(stratified_resample(labels, rng), rng)
+
+
 def replicate_metrics(evaluate: Callable[[np.ndarray, np.random.Generator], dict[str, float]], labels: np.ndarray,
-                      n_bootstrap: int, seed) -> dict[str, np.ndarray]:
+                      n_bootstrap: int, seed, n_jobs: int = 1) -> dict[str, np.ndarray]:
     """``evaluate(index, rng)`` (the metrics of the whole procedure rerun on the cases ``index``, which repeat) on
-    ``n_bootstrap`` stratified bootstrap cohorts; metric name -> replicate values (NaN where undefined)."""
-    seed = list(np.atleast_1d(seed))
-    values: dict[str, list[float]] = {}
-    for b in range(n_bootstrap):
-        rng = np.random.default_rng([*seed, b])
-        index = stratified_resample(labels, rng)
-        for name, value in evaluate(index, rng).items():
-            values.setdefault(name, [np.nan] * b).append(value)
-        for name in values:
-            if len(values[name]) < b + 1:
-                values[name].append(np.nan)
-    return {name: np.asarray(v, dtype=float) for name, v in values.items()}
+    ``n_bootstrap`` stratified bootstrap cohorts; metric name -> replicate values (NaN where undefined). Replicate b
+    depends only on (seed, b), so the result does not depend on ``n_jobs``."""
+    seed = [int(s) for s in np.atleast_1d(seed)]
+    if n_jobs == 1:
+        results = [_replicate(evaluate, labels, seed, b) for b in range(n_bootstrap)]
+    else:
+        from joblib import Parallel, delayed
+
+        results = Parallel(n_jobs=n_jobs)(delayed(_replicate)(evaluate, labels, seed, b) for b in range(n_bootstrap))
+    names = sorted({name for r in results for name in r})
+    return {name: np.array([r.get(name, np.nan) for r in results], dtype=float) for name in names}
 
 
 def basic_interval(estimate: float, replicates: np.ndarray, level: float = LEVEL) -> tuple[float, float]:

@@ -15,6 +15,7 @@ from rdflib import BNode, Graph, Literal, Namespace, URIRef
 from radflow.features import registry
 from radflow.modelling.rdf import add_models
 from radflow.provenance import vocabulary as V
+from radflow.provenance.reporting_rdf import add_reporting
 from radflow.provenance.stability_rdf import add_stability
 from radflow.provenance.vocabulary import DCTERMS, PROV, RDF, RDFS, SCHEMA, SPDX, XSD
 
@@ -155,6 +156,7 @@ def build_graph(database: Path, namespace: str) -> Graph:
 
         add_stability(graph, con, rf)
         add_models(graph, con, rf)
+        add_reporting(graph, con, rf)
 
         for path, sha256, stage in con.execute("SELECT path, sha256, stage FROM files ORDER BY path").fetchall():
             node = rf[f"file/{path}"]
