@@ -2,6 +2,8 @@ import hashlib
 import json
 import os
 import shlex
+import shutil
+import subprocess
 from pathlib import Path
 
 RESULTS = config.get("results_dir", "results")
@@ -90,3 +92,13 @@ def input_fingerprint():
 def overlay_files(wildcards):
     """The mask-overlay contact sheet of every batch (for `rule all` and the report)."""
     return [f"{REPORT_DIR}/overlays/{batch}.png" for batch in batch_ids(wildcards)]
+
+
+def print_run_summary(snakemake_log=None):
+    """The end of a run says what happened (radflow.run_summary): counts, each model's headline metric with its
+    interval, where the outputs are; on failure each failed rule's own one-line reason from its log."""
+    arguments = f"--snakemake-log {shlex.quote(snakemake_log)}" if snakemake_log else \
+        f"--database {shlex.quote(DATABASE)} --results {shlex.quote(RESULTS)}"
+    # not shell(): RADFLOW holds shell braces that shell() would format again
+    subprocess.run(f"{RADFLOW} run-summary {arguments}", shell=True, executable=shutil.which("bash"),
+                   stderr=subprocess.DEVNULL)

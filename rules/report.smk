@@ -45,10 +45,3 @@ rule html_report:
         "{params.radflow} html-report {input.database:q} {output.html:q} --overlays {input.overlays:q}"
         " --distributions {input.distributions:q} --stability {input.stability:q} > {log} 2>&1"
 
-
-# The end of a run says what happened: counts, each model's headline metric with its interval, where the outputs
-# are; on failure each failed rule's own one-line reason from its log (radflow.run_summary).
-def print_run_summary(snakemake_log=None):
-    arguments = f"--snakemake-log {shlex.quote(snakemake_log)}" if snakemake_log else \
-        f"--database {shlex.quote(DATABASE)} --results {shlex.quote(RESULTS)}"
-    shell(f"{RADFLOW} run-summary {arguments} 2> /dev/null || true")

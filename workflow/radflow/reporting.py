@@ -125,7 +125,7 @@ def rqs_rows(f: dict) -> list[dict]:
              else "no retest scans", "" if "test-retest" in methods else "add same-day retest scans", 
              1 if "test-retest" in methods else 0, 1),
     ]
-    reduction = bool(config) and (config.get("selection", {}).get("method") not in (None, "none")
+    reduction = bool(len(ok)) and (config.get("selection", {}).get("method") not in (None, "none")
                                   or config.get("redundancy", {}).get("method") not in (None, "none"))
     rows.append(_row(RQS, "5", "Feature reduction or adjustment for multiple testing",
                      "evidenced" if reduction else "not evidenced",
