@@ -41,4 +41,4 @@ onsuccess:
 
 
 onerror:
-    print_run_summary(log)
+    print_run_summary(log, failed=True)

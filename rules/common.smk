@@ -94,10 +94,15 @@ def overlay_files(wildcards):
     return [f"{REPORT_DIR}/overlays/{batch}.png" for batch in batch_ids(wildcards)]
 
 
-def print_run_summary(snakemake_log=None):
+def print_run_summary(snakemake_log=None, failed=False):
     """The end of a run says what happened (radflow.run_summary): counts, each model's headline metric with its
     interval, where the outputs are; on failure each failed rule's own one-line reason from its log."""
-    arguments = f"--snakemake-log {shlex.quote(snakemake_log)}" if snakemake_log else \
+    if isinstance(snakemake_log, (list, tuple)):  # Snakemake 9 passes the list of its log files
+        snakemake_log = next((str(p) for p in snakemake_log if os.path.exists(str(p))), None)
+    if failed and not snakemake_log:
+        print("radflow run failed (Snakemake wrote no log file to read the failing rule from; see above).")
+        return
+    arguments = f"--snakemake-log {shlex.quote(str(snakemake_log))}" if failed else \
         f"--database {shlex.quote(DATABASE)} --results {shlex.quote(RESULTS)}"
     # not shell(): RADFLOW holds shell braces that shell() would format again
     subprocess.run(f"{RADFLOW} run-summary {arguments}", shell=True, executable=shutil.which("bash"),
