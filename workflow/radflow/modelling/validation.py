@@ -18,6 +18,7 @@ entropy lists), and workers run with one BLAS thread, so results do not depend o
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +32,8 @@ from radflow.modelling import metrics
 from radflow.modelling.intervals import grouped_folds, procedure_interval, replicate_metrics
 from radflow.modelling.models import input_features, predict_scores
 from radflow.modelling.targets import BINARY, is_survival, survival_arrays, task_of
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -301,8 +304,8 @@ def performance(y, predictions: np.ndarray, thresholds: np.ndarray | None, folds
         value = statistic(np.arange(n))
         fixed = metrics.bootstrap_replicates(statistic, n, n_bootstrap, [seed, 6, i]) if n_bootstrap > 0 \
             else np.zeros(0)
-        if procedure_replicates is not None and name in procedure_replicates:
-            low, high = procedure_interval(value, fixed, procedure_replicates[name],
+        if procedure_replicates is not None:  # no defined replicate: no interval, not the narrower one
+            low, high = procedure_interval(value, fixed, procedure_replicates.get(name, np.full(1, np.nan)),
                                            bounds=BOUNDS.get(name, (-np.inf, np.inf)))
         else:
             defined = fixed[np.isfinite(fixed)]
@@ -324,7 +327,11 @@ def procedure_bootstrap(model, grid, x: pd.DataFrame, y, centre: np.ndarray | No
         x_b = x.iloc[index].reset_index(drop=True)
         y_b = _subset(y, index)
         centre_b = None if centre is None else centre[index]
-        folds = nested_cv(model, grid, x_b, y_b, centre_b, cv, n_jobs=1, groups=index)
+        try:
+            folds = nested_cv(model, grid, x_b, y_b, centre_b, cv, n_jobs=1, groups=index)
+        except ValueError as error:  # e.g. a training fold with one class: this replicate is undefined (NaN)
+            log.warning("bootstrap cohort left out: %s", error)
+            return {}
         predictions, thresholds, fold_of = oof_matrix(folds, len(index), cv.outer_repeats)
         statistics = metric_statistics(y_b, predictions, thresholds if binary_thresholds else None, fold_of)
         everything = np.arange(len(index))
