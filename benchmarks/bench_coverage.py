@@ -272,13 +272,14 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=200)
     parser.add_argument("--sizes", type=int, nargs="+", default=[40, 200])
     parser.add_argument("--tasks", nargs="+", default=["binary", "survival"])
+    parser.add_argument("--truths", nargs="+", default=["null", "signal"], choices=["null", "signal"])
     parser.add_argument("--seed", type=int, default=2023)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "coverage.json")
     args = parser.parse_args()
     rows = []
     for task in args.tasks:
         for n in args.sizes:
-            for signal in (False, True):
+            for signal in [truth == "signal" for truth in args.truths]:
                 start = time.perf_counter()
                 new = run_scenario(task, n, signal, args.datasets, args.bootstrap, args.seed)
                 for row in new:
