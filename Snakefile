@@ -25,6 +25,7 @@ include: "rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         DATABASE,
         RDF_FILE,
@@ -33,7 +34,6 @@ rule all:
         MODEL_FIGURES,
         overlay_files,
         REPORT_HTML,
-    default_target: True
 
 
 onsuccess:

@@ -13,12 +13,12 @@ rule report_figures:
             caption="../workflow/report/feature_distributions.rst",
             category="Features",
         ),
-    params:
-        radflow=RADFLOW,
     log:
         f"{LOGS}/report_figures.log",
     conda:
         CONDA_ENV
+    params:
+        radflow=RADFLOW,
     shell:
         "{params.radflow} report-figures {input.database:q} {output.qc_summary:q} {output.distributions:q} > {log} 2>&1"
 
@@ -35,13 +35,12 @@ rule html_report:
         overlays=overlay_files,
     output:
         html=report(REPORT_HTML, caption="../workflow/report/index.rst", category="Report"),
-    params:
-        radflow=RADFLOW,
     log:
         f"{LOGS}/html_report.log",
     conda:
         CONDA_ENV
+    params:
+        radflow=RADFLOW,
     shell:
         "{params.radflow} html-report {input.database:q} {output.html:q} --overlays {input.overlays:q}"
         " --distributions {input.distributions:q} --stability {input.stability:q} > {log} 2>&1"
-

@@ -26,15 +26,16 @@ RQS, TRIPOD = "RQS", "TRIPOD+AI"
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0] > 0
+    row = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()
+    return row is not None and row[0] > 0
 
 
 def _scalar(con, sql: str, default=0):
     try:
-        value = con.execute(sql).fetchone()[0]
+        row = con.execute(sql).fetchone()
     except duckdb.Error:
         return default
-    return default if value is None else value
+    return default if row is None or row[0] is None else row[0]
 
 
 def _fmt(value: float) -> str:
@@ -122,7 +123,7 @@ def rqs_rows(f: dict) -> list[dict]:
         _row(RQS, "4", "Imaging at multiple time points (test-retest)",
              "evidenced" if "test-retest" in methods else "not evidenced",
              f"test-retest ICC per feature; {f['stable_features']} features kept" if "test-retest" in methods
-             else "no retest scans", "" if "test-retest" in methods else "add same-day retest scans", 
+             else "no retest scans", "" if "test-retest" in methods else "add same-day retest scans",
              1 if "test-retest" in methods else 0, 1),
     ]
     reduction = bool(len(ok)) and (config.get("selection", {}).get("method") not in (None, "none")
@@ -137,7 +138,7 @@ def rqs_rows(f: dict) -> list[dict]:
     rows.append(_row(RQS, "6", "Multivariable analysis with non-radiomics features",
                      "evidenced" if "combined" in feature_sets else "not evidenced",
                      f"models fitted: {', '.join(ok['model_id']) if len(ok) else 'none'}",
-                     "" if "combined" in feature_sets else "configure a combined model", 
+                     "" if "combined" in feature_sets else "configure a combined model",
                      1 if "combined" in feature_sets else 0, 1))
     rows.append(_row(RQS, "7", "Detect and discuss biological correlates", "user", "",
                      "relate the selected features to biology (histology, genomics)", 0, 1))
@@ -176,13 +177,13 @@ def rqs_rows(f: dict) -> list[dict]:
                      "name the clinical standard the baseline stands for", 2 if delong else 0, 2))
     rows.append(_row(RQS, "14", "Potential clinical utility",
                      "evidenced" if len(ok) and (ok["task"] == "binary").any() else "not evidenced",
-                     "decision curves (net benefit) of every binary model in the report", "", 
+                     "decision curves (net benefit) of every binary model in the report", "",
                      2 if len(ok) and (ok["task"] == "binary").any() else 0, 2))
     rows.append(_row(RQS, "15", "Cost-effectiveness analysis", "user", "", "report a cost-effectiveness analysis",
                      0, 1))
     rows.append(_row(RQS, "16", "Open science and data", "partly",
                      "code open source (radflow) with pinned versions; features, settings and provenance exported "
-                     "as RDF; the run can be repeated from the configuration", 
+                     "as RDF; the run can be repeated from the configuration",
                      "publish the scans (+1) and segmentations (+1) where consent allows", 2, 4))
     return rows
 

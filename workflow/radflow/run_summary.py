@@ -34,18 +34,22 @@ def success_summary(database: Path, results: Path) -> str:
     if not database.exists():
         return "\n".join(lines + [f"  no database at {database}"])
     con = duckdb.connect(str(database), read_only=True)
+
+    def one(sql: str, params: list | None = None) -> tuple:
+        row = con.execute(sql, params or []).fetchone()
+        return row if row is not None else (0, 0, 0)
+
     try:
         def table(name):
-            return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
-                               [name]).fetchone()[0] > 0
+            return one("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name])[0] > 0
 
-        passed, warned, failed = con.execute(
+        passed, warned, failed = one(
             "SELECT count(*) FILTER (status = 'pass'), count(*) FILTER (status = 'warn'), "
-            "count(*) FILTER (status = 'fail') FROM cases").fetchone()
+            "count(*) FILTER (status = 'fail') FROM cases")
         lines.append(f"  cases: {passed} pass, {warned} warn, {failed} fail")
-        lines.append(f"  feature rows: {con.execute('SELECT count(*) FROM features').fetchone()[0]}")
+        lines.append(f"  feature rows: {one('SELECT count(*) FROM features')[0]}")
         if table("stable_features"):
-            lines.append(f"  stable features: {con.execute('SELECT count(*) FROM stable_features').fetchone()[0]}")
+            lines.append(f"  stable features: {one('SELECT count(*) FROM stable_features')[0]}")
         if table("models"):
             for model_id, status in con.execute("SELECT model_id, status FROM models ORDER BY model_id").fetchall():
                 if status != "ok":

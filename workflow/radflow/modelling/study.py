@@ -66,7 +66,7 @@ class ModelSpec:
     def parse(cls, task: str, text: str) -> "ModelSpec":
         learner, _, feature_set = text.partition("/")
         if learner not in LEARNERS or LEARNERS[learner].task != task:
-            names = sorted(n for n, l in LEARNERS.items() if l.task == task)
+            names = sorted(name for name, spec in LEARNERS.items() if spec.task == task)
             raise ValueError(f"{text!r}: unknown {task} learner {learner!r} ({', '.join(names)})")
         if feature_set not in FEATURE_SETS:
             raise ValueError(f"{text!r}: unknown feature set {feature_set!r} ({', '.join(FEATURE_SETS)})")
@@ -284,7 +284,7 @@ def added_value_rows(result: StudyResult, config: StudyConfig) -> list[dict]:
     (``delong_auc_difference`` with its 95 % interval, ``delong_p_value``)."""
     binary = [s for s in config.specs if s.task == BINARY and s.model_id in result.cv_predictions]
     clinical = next((s for s in binary if s.feature_set == "clinical"), None)
-    rows = []
+    rows: list[dict] = []
     if clinical is None:
         return rows
     cases_b, y_b, predictions_b = result.cv_predictions[clinical.model_id]

@@ -22,7 +22,8 @@ R = V.RADFLOW
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0] > 0
+    row = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()
+    return row is not None and row[0] > 0
 
 
 def _slug(text: str) -> str:
