@@ -47,3 +47,12 @@ rule all:
         STABILITY_FIGURE,
         MODEL_TARGETS,
         overlay_files,
+        REPORT_HTML,
+
+
+onsuccess:
+    print_run_summary()
+
+
+onerror:
+    print_run_summary(log, failed=True)

@@ -3,6 +3,8 @@ import hashlib
 import json
 import os
 import shlex
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -208,3 +210,22 @@ if workflow.is_main_process:
 
     onstart:
         record_lock_owner(Path.cwd())
+
+
+def print_run_summary(snakemake_log=None, failed=False):
+    """The end of a run says what happened (radflow.run_summary): counts, each model's headline metric with its
+    interval, where the outputs are; on failure each failed rule's own one-line reason from its log."""
+    if isinstance(snakemake_log, (list, tuple)):  # Snakemake 9 passes the list of its log files
+        snakemake_log = next((str(p) for p in snakemake_log if os.path.exists(str(p))), None)
+    if failed and not snakemake_log:
+        print("radflow run failed (Snakemake wrote no log file to read the failing rule from; see above).")
+        return
+    arguments = (
+        f"--snakemake-log {shlex.quote(str(snakemake_log))}"
+        if failed
+        else f"--database {shlex.quote(DATABASE)} --results {shlex.quote(RESULTS)}"
+    )
+    # not shell(): RADFLOW holds shell braces that shell() would format again
+    subprocess.run(
+        f"{RADFLOW} run-summary {arguments}", shell=True, executable=shutil.which("bash"), stderr=subprocess.DEVNULL
+    )

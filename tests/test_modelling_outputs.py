@@ -21,7 +21,9 @@ from test_modelling_validation import cohort
 
 PROV = Namespace("http://www.w3.org/ns/prov#")
 CONFIG = {"outer_folds": 4, "outer_repeats": 2, "inner_folds": 3, "n_bootstrap": 50, "n_permutations": 2,
-          "binary_models": ["logistic_l1/radiomics", "logistic_l2/clinical"], "survival_models": ["cox_ridge/combined"],
+          "n_bootstrap_procedure": 3,
+          "binary_models": ["logistic_l1/radiomics", "logistic_l2/clinical", "logistic_l2/combined"],
+          "survival_models": ["cox_ridge/combined"],
           "held_out_centre": None, "seed": 9}
 
 
@@ -76,7 +78,7 @@ def test_stored_predictions_reproduce_the_stored_metrics(stage):
     assert row.at["sensitivity", "value"] == pytest.approx(sens, abs=1e-12)
     assert 0 < row.at["permutation_p_value", "value"] <= 1
     survival = predictions[predictions["model_id"] == "survival.cox_ridge.combined"]
-    c = np.mean([metrics.harrell_c(g["survival_time"], g["outcome"].astype(bool), g["risk_score"])
+    c = np.mean([metrics.harrell_c(g["survival_time"], g["outcome"].astype(bool), g["risk_score"], g["fold"])
                  for _, g in survival.groupby("repeat")])
     assert table.set_index(["model_id", "metric"]).at[("survival.cox_ridge.combined", "c_index"), "value"] == \
         pytest.approx(c, abs=1e-12)
@@ -129,3 +131,42 @@ def test_report_figures_are_written(stage, tmp_path):
     empty = {name: store.empty_frame(name) for name in ("predictions", "metrics")}
     write_model_figures(empty["predictions"], empty["metrics"], tmp_path / "none.png", tmp_path / "none2.png")
     assert (tmp_path / "none.png").stat().st_size > 1000
+
+
+def test_every_model_has_a_permutation_p_and_combined_is_compared_with_clinical(stage):
+    _, out, _ = stage
+    table = out["metrics"].set_index(["model_id", "metric"])
+    for model_id in out["models"].query("status == 'ok'")["model_id"]:
+        assert 0 < table.at[(model_id, "permutation_p_value"), "value"] <= 1
+        headline = "c_index" if model_id.startswith("survival") else "auc"
+        low, high = table.loc[(model_id, headline), ["ci_lower", "ci_upper"]]
+        assert 0 <= low <= table.at[(model_id, headline), "value"] <= high <= 1
+    predictions = out["predictions"].query("validation == 'cv'")
+    wide = predictions.pivot_table(index=["repeat", "case_id"], columns="model_id", values="probability")
+    outcome = predictions.drop_duplicates(["repeat", "case_id"]).set_index(["repeat", "case_id"])["outcome"]
+    tests = [metrics.delong_test(outcome.loc[r].reindex(g.index.get_level_values(1)).to_numpy(),
+                                 g["binary.logistic_l2.combined"].to_numpy(), g["binary.logistic_l2.clinical"].to_numpy())
+             for r, g in wide.groupby(level=0)]
+    difference = np.mean([t["difference"] for t in tests])
+    assert table.at[("binary.logistic_l2.combined", "delong_auc_difference"), "value"] == pytest.approx(difference)
+    assert 0 < table.at[("binary.logistic_l2.combined", "delong_p_value"), "value"] <= 1
+
+
+def test_html_report_and_checklists_from_the_model_tables(stage, tmp_path):
+    from radflow.html_report import report_html
+    from radflow.reporting import reporting_frame
+
+    _, out, database = stage
+    con = duckdb.connect(str(database), read_only=True)
+    checklist = reporting_frame(con).set_index(["standard", "item"])
+    text = report_html(con, [], {})
+    con.close()
+    assert checklist.at[("RQS", "6"), "status"] == "evidenced"  # a combined model was fitted
+    assert checklist.at[("RQS", "13"), "status"] == "evidenced"  # DeLong against the clinical baseline
+    assert "permutation p" in checklist.at[("TRIPOD+AI", "23"), "evidence"]
+    for model_id in out["models"]["model_id"]:
+        assert f"<h3>{model_id}</h3>" in text  # a model card per model
+    final = out["model_features"].query("model_id == 'binary.logistic_l1.radiomics' and in_final_model")
+    assert all(key in text for key in final["feature_key"])
+    assert text.count("data:image/png;base64,") == 3  # ROC, calibration, decision curves
+    assert "decision curves" in text

@@ -18,6 +18,7 @@ from radflow.modelling.selection import mrmr_order
 from radflow.modelling.study import StudyConfig, run_study
 
 FAST = {"outer_folds": 5, "outer_repeats": 1, "inner_folds": 3, "n_bootstrap": 200, "n_permutations": 0,
+        "n_bootstrap_procedure": 0,
         "binary_models": ["logistic_l2/radiomics"], "survival_models": [], "seed": 3}
 
 
@@ -140,7 +141,7 @@ def test_centre_only_signal_is_removed_by_combat_inside_the_folds():
 def _frames(n_jobs: int, seed: int = 5):
     frame, catalogue, clinical = cohort(5, n=40, p=20)
     config = StudyConfig.from_dict({**FAST, "outer_repeats": 2, "seed": seed, "n_permutations": 1,
-                                    "n_bootstrap": 50,
+                                    "n_bootstrap": 50, "n_bootstrap_procedure": 2,
                                     "binary_models": ["logistic_l1/radiomics", "logistic_l2/combined"],
                                     "survival_models": ["cox_ridge/radiomics"]})
     return run_study(frame, catalogue, clinical, config, n_jobs=n_jobs).frames()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,14 +25,15 @@ pytestmark = pytest.mark.slow
 N_PATIENTS = 3
 
 
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # rules call `python -m radflow`
     env.pop("RADFLOW_PSEUDONYM_KEY", None)
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "-c", "2",
            "--config", f"demo_patients={N_PATIENTS}", "batch_size=2", *args]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    if check:
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return result
 
 
@@ -50,7 +52,8 @@ def table_digest(database: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("demo_run")
-    snakemake(workdir)
+    result = snakemake(workdir)
+    (workdir / "terminal.txt").write_text(result.stdout + result.stderr)
     return workdir
 
 
@@ -149,3 +152,84 @@ def test_forced_store_rerun_keeps_a_case_this_run_did_not_bring(demo_run):
         assert '"cases": %d' % (N_PATIENTS + 1) in receipt
     finally:
         write("DELETE FROM cases WHERE case_id = 'case-from-an-earlier-run'")
+
+
+def test_run_ends_with_a_summary_of_what_it_did(demo_run):
+    terminal = (demo_run / "terminal.txt").read_text()
+    con = duckdb.connect(str(demo_run / "results" / "radflow.duckdb"), read_only=True)
+    counts = con.execute("SELECT count(*) FILTER (status = 'pass'), count(*) FILTER (status = 'warn'), "
+                         "count(*) FILTER (status = 'fail') FROM cases").fetchone()
+    n_features = con.execute("SELECT count(*) FROM features").fetchone()[0]
+    n_stable = con.execute("SELECT count(*) FROM stable_features").fetchone()[0]
+    models = con.execute("SELECT model_id, status FROM models ORDER BY model_id").fetchall()
+    assert "radflow run finished." in terminal
+    assert f"cases: {counts[0]} pass, {counts[1]} warn, {counts[2]} fail" in terminal
+    assert f"feature rows: {n_features}" in terminal and f"stable features: {n_stable}" in terminal
+    for model_id, status in models:  # 3 demo patients are too few to fit: each says why
+        assert f"model {model_id}: {status}" in terminal or f"model {model_id}: auc" in terminal \
+            or f"model {model_id}: c_index" in terminal
+    for line in ("database: results/radflow.duckdb", "RDF: results/rdf/radflow.ttl", "report: results/report/index.html"):
+        assert line in terminal
+
+
+def test_reporting_checklists_are_stored_and_exported(demo_run):
+    con = duckdb.connect(str(demo_run / "results" / "radflow.duckdb"), read_only=True)
+    rows = {(s, i): (status, points, evidence) for s, i, status, points, evidence in con.execute(
+        "SELECT standard, item, status, points, evidence FROM reporting").fetchall()}
+    n_cases = con.execute("SELECT count(*) FROM cases").fetchone()[0]
+    assert rows[("RQS", "4")][0] == "evidenced" and rows[("RQS", "4")][1] == 1  # the demo has retest scans
+    assert rows[("RQS", "11")][0] == "user"  # a prospective study is the authors' to report
+    assert rows[("TRIPOD+AI", "8")][2].startswith(f"{n_cases} cases")
+    graph = rdflib.Graph().parse(demo_run / "results" / "rdf" / "radflow.ttl")
+    item = rdflib.URIRef("https://w3id.org/radflow/vocab#ReportingItem")
+    assert len(set(graph.subjects(rdflib.RDF.type, item))) == len(rows)
+
+
+def _chromium() -> str:
+    import shutil
+
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    pytest.skip("no Chromium on PATH: install Debian's `chromium` (.ci/run does) to run the browser test")
+
+
+def test_html_report_renders_in_chromium_with_every_image(demo_run):
+    import json
+    import re
+
+    report = demo_run / "results" / "report" / "index.html"
+    text = report.read_text()
+    assert "src='data:image/png;base64," in text and not re.search(r"src=['\"](?!data:)", text)  # self-contained
+    for section in ("Quality control", "Stability (ICC)", "Model performance", "Model cards", "RQS", "TRIPOD+AI"):
+        assert section in text
+    # A copy with a probe script: on load it writes every image's naturalWidth into the DOM, which --dump-dom prints.
+    probe = demo_run / "report_probe.html"
+    probe.write_text(text.replace("</body>", "<script>window.addEventListener('load', () => document.body."
+                                  "setAttribute('data-widths', JSON.stringify([...document.images]"
+                                  ".map(i => i.naturalWidth))));</script></body>"))
+    browser = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+    dom = subprocess.run([*browser, "--dump-dom", "--virtual-time-budget=10000", probe.as_uri()],
+                         capture_output=True, text=True, timeout=180)
+    assert dom.returncode == 0 and "<body" in dom.stdout, f"Chromium could not start: {dom.stderr[-2000:]}"
+    widths = json.loads(re.search(r'data-widths="([^"]*)"', dom.stdout).group(1).replace("&quot;", '"'))
+    assert len(widths) == text.count("<img ") and len(widths) >= 5
+    assert all(w > 0 for w in widths), widths
+    artifacts = REPO / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    screenshot = artifacts / "report_index.png"
+    screenshot.unlink(missing_ok=True)
+    shot = subprocess.run([*browser, f"--screenshot={screenshot}", "--window-size=1280,4000", report.as_uri()],
+                          capture_output=True, text=True, timeout=180)
+    assert shot.returncode == 0 and screenshot.stat().st_size > 10_000, shot.stderr[-2000:]
+
+
+def test_a_failing_rule_reports_its_own_reason_on_the_terminal(tmp_path):
+    clinical = tmp_path / "clinical.csv"
+    clinical.write_text("id,outcome\nA,1\n")
+    result = snakemake(tmp_path, f"clinical={clinical}", check=False)
+    terminal = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "radflow run failed:" in terminal
+    assert re.search(r"rule clinical: ValueError: clinical\.csv has no patient_id column .*\[log: \S*clinical\.log\]",
+                     terminal), terminal[-3000:]

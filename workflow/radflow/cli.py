@@ -294,6 +294,22 @@ def cmd_export_wide(args) -> None:
     logging.info("wrote %s and its column list %s", args.out, sidecar)
 
 
+def cmd_html_report(args) -> None:
+    from radflow.html_report import write_html_report
+
+    write_html_report(Path(args.database), Path(args.out), [Path(p) for p in args.overlays or []],
+                      {"distributions": args.distributions, "stability": args.stability})
+
+
+def cmd_run_summary(args) -> None:
+    from radflow.run_summary import failure_summary, success_summary
+
+    if args.snakemake_log:
+        print(failure_summary(Path(args.snakemake_log)))
+    else:
+        print(success_summary(Path(args.database), Path(args.results)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="radflow", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -496,6 +512,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("qc_html")
     p.add_argument("distributions_png")
     p.set_defaults(func=cmd_report_figures)
+
+    p = sub.add_parser("html-report", help="pipeline: the single self-contained HTML report")
+    p.add_argument("database")
+    p.add_argument("out")
+    p.add_argument("--overlays", nargs="*")
+    p.add_argument("--distributions")
+    p.add_argument("--stability")
+    p.set_defaults(func=cmd_html_report)
+
+    p = sub.add_parser("run-summary", help="what a run did (or which rule failed and why), for the terminal")
+    p.add_argument("--database")
+    p.add_argument("--results", default="results")
+    p.add_argument("--snakemake-log", help="on failure: Snakemake's own log; prints each failed rule's reason")
+    p.set_defaults(func=cmd_run_summary)
     return parser
 
 

@@ -125,6 +125,14 @@ SCHEMA: dict[str, tuple[list[tuple[str, str]], list[str]]] = {
         ],
         ["model_id", "validation", "metric"],
     ),
+    # RQS and TRIPOD+AI items the run evidences, computed from the tables above (radflow.reporting).
+    "reporting": (
+        [
+            ("standard", "VARCHAR"), ("item", "VARCHAR"), ("topic", "VARCHAR"), ("status", "VARCHAR"),
+            ("points", "INTEGER"), ("max_points", "INTEGER"), ("evidence", "VARCHAR"), ("user_action", "VARCHAR"),
+        ],
+        ["standard", "item"],
+    ),
     "software": ([("package", "VARCHAR"), ("version", "VARCHAR")], ["package"]),
     # The run that wrote the database (radflow.provenance.run_record): resolved configuration (local paths
     # withheld), code version, seeds; and every input file by checksum and pseudonym (never by path).
@@ -238,6 +246,7 @@ def load_results(
             _replace_cohort_tables(con, cohort_tables or {}, [doc["settings_id"] for doc in settings_docs])
             if run is not None:
                 _replace_run(con, run, inputs)
+            _replace_reporting(con)
             con.execute("COMMIT")
             counts = {table: _count(con, f"SELECT count(*) FROM {table}")
                       for (table,) in con.execute("SELECT table_name FROM information_schema.tables "
@@ -378,3 +387,15 @@ def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     """Whether the database has table ``name`` (a stage that did not run leaves its tables out)."""
     row = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()
     return row is not None and row[0] > 0
+
+
+def _replace_reporting(con) -> None:
+    """Recompute the ``reporting`` checklist rows from the tables just loaded."""
+    from radflow.reporting import reporting_frame
+
+    frame = reporting_frame(con)
+    con.execute("DELETE FROM reporting")
+    con.register("reporting_frame", frame)
+    con.execute(f"INSERT INTO reporting SELECT {', '.join(columns('reporting'))} FROM reporting_frame "
+                "ORDER BY standard, item")
+    con.unregister("reporting_frame")

@@ -23,7 +23,7 @@ from radflow.modelling.validation import CVSettings, derived_seed
 log = logging.getLogger(__name__)
 
 # Purposes of derived seeds (so that no two random streams coincide).
-_PERMUTE_OUTCOME, _FINAL_MODEL, _BOOTSTRAP_CV, _BOOTSTRAP_EXTERNAL = 11, 12, 13, 14
+_PERMUTE_OUTCOME, _FINAL_MODEL, _BOOTSTRAP_CV, _BOOTSTRAP_EXTERNAL, _BOOTSTRAP_PROCEDURE = 11, 12, 13, 14, 15
 
 DEFAULTS: dict = {
     "enabled": True,
@@ -44,7 +44,8 @@ DEFAULTS: dict = {
     "outer_repeats": 2,
     "inner_folds": 3,
     "n_bootstrap": 200,
-    "n_permutations": 100,
+    "n_bootstrap_procedure": 50,
+    "n_permutations": 50,
     "held_out_centre": None,
     "permute_outcome": False,
     "max_missing": 0.1,
@@ -114,6 +115,7 @@ class StudyResult:
     predictions: list[pd.DataFrame] = field(default_factory=list)
     metrics: list[dict] = field(default_factory=list)
     fitted: dict = field(default_factory=dict)  # model_id -> fitted Pipeline
+    cv_predictions: dict = field(default_factory=dict)  # model_id -> (cases, outcome, (repeats x cases) predictions)
 
     def frames(self) -> dict[str, pd.DataFrame]:
         return {
@@ -233,8 +235,14 @@ def run_model(spec: ModelSpec, frame: pd.DataFrame, catalogue: pd.DataFrame, cli
         result.predictions.append(_prediction_rows(
             spec.model_id, "cv", x.index.to_numpy()[f.test_index], f.repeat, f.fold, f.prediction, f.threshold,
             y_dev[f.test_index]))
+    procedure = None
+    if config["n_bootstrap_procedure"] > 0:
+        procedure = validation.procedure_bootstrap(
+            model, grid, x, y_dev, centre_dev, config.cv, spec.task == BINARY, config["n_bootstrap_procedure"],
+            derived_seed(config["seed"], _BOOTSTRAP_PROCEDURE), n_jobs)
     rows = validation.performance(y_dev, predictions, thresholds if spec.task == BINARY else None, fold_of,
-                                  config["n_bootstrap"], derived_seed(config["seed"], _BOOTSTRAP_CV))
+                                  config["n_bootstrap"], derived_seed(config["seed"], _BOOTSTRAP_CV), procedure)
+    result.cv_predictions[spec.model_id] = (x.index.to_numpy(), y_dev, predictions)
     if permutation_test and config["n_permutations"] > 0:
         observed = next(r["value"] for r in rows if r["metric"] in ("auc", "c_index"))
         p, null = validation.permutation_test(model, grid, x, y_dev, centre_dev, config.cv, observed,
@@ -270,13 +278,42 @@ def run_model(spec: ModelSpec, frame: pd.DataFrame, catalogue: pd.DataFrame, cli
                           "threshold": threshold})
 
 
+def added_value_rows(result: StudyResult, config: StudyConfig) -> list[dict]:
+    """Does radiomics add to clinical? For every combined binary model and the clinical binary model: the DeLong
+    test of their cross-validated AUCs on the same cases (paired), as metrics rows of the combined model
+    (``delong_auc_difference`` with its 95 % interval, ``delong_p_value``)."""
+    binary = [s for s in config.specs if s.task == BINARY and s.model_id in result.cv_predictions]
+    clinical = next((s for s in binary if s.feature_set == "clinical"), None)
+    rows: list[dict] = []
+    if clinical is None:
+        return rows
+    cases_b, y_b, predictions_b = result.cv_predictions[clinical.model_id]
+    for spec in binary:
+        if spec.feature_set != "combined":
+            continue
+        cases_a, y_a, predictions_a = result.cv_predictions[spec.model_id]
+        if not np.array_equal(cases_a, cases_b):
+            log.warning("DeLong %s vs %s skipped: the models were fitted on different cases", spec.model_id,
+                        clinical.model_id)
+            continue
+        test = validation.delong_paired(y_a, predictions_a, predictions_b)
+        z = 1.959963984540054
+        rows += _metric_rows(spec.model_id, "cv", [
+            {"metric": "delong_auc_difference", "value": test["difference"],
+             "ci_lower": test["difference"] - z * test["se"], "ci_upper": test["difference"] + z * test["se"],
+             "n_cases": len(y_a)},
+            {"metric": "delong_p_value", "value": test["p_value"], "ci_lower": np.nan, "ci_upper": np.nan,
+             "n_cases": len(y_a)}])
+    return rows
+
+
 def run_study(frame: pd.DataFrame, catalogue: pd.DataFrame, clinical: pd.DataFrame, config: StudyConfig,
               n_jobs: int = 1) -> StudyResult:
-    """Every configured model on the modelling frame (see ``data.modelling_frame``); the permutation test runs for
-    the first binary model (the primary hypothesis)."""
+    """Every configured model on the modelling frame (see ``data.modelling_frame``), each with its permutation
+    test, then the DeLong test of each combined model against the clinical one."""
     result = StudyResult()
-    first_binary = next((s for s in config.specs if s.task == BINARY), None)
     for spec in config.specs:
         log.info("model %s", spec.model_id)
-        run_model(spec, frame, catalogue, clinical, config, result, spec == first_binary, n_jobs)
+        run_model(spec, frame, catalogue, clinical, config, result, True, n_jobs)
+    result.metrics += added_value_rows(result, config)
     return result

@@ -18,6 +18,7 @@ entropy lists), and workers run with one BLAS thread, so results do not depend o
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,8 +29,11 @@ from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from radflow.modelling import metrics
+from radflow.modelling.intervals import grouped_folds, procedure_interval, replicate_metrics
 from radflow.modelling.models import input_features, predict_scores
 from radflow.modelling.targets import BINARY, is_survival, survival_arrays, task_of
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -97,14 +101,25 @@ def _subset(y, index: np.ndarray):
     return np.asarray(y)[index]
 
 
+def _group_splits(strata_labels: np.ndarray, groups: np.ndarray, n_folds: int, rng: np.random.Generator):
+    """(train, test) index pairs of K folds that keep every copy of a case (same group) together."""
+    fold_of = grouped_folds(strata_labels, groups, n_folds, rng)
+    return [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(n_folds)]
+
+
 def tune(model, grid: tuple[dict, ...], x: pd.DataFrame, y, strata_labels: np.ndarray, n_inner: int,
-         seed: int) -> tuple[dict, float, float]:
-    """(best learner hyper-parameters, threshold chosen on the inner out-of-fold predictions, best inner score)."""
+         seed: int, groups: np.ndarray | None = None) -> tuple[dict, float, float]:
+    """(best learner hyper-parameters, threshold chosen on the inner out-of-fold predictions, best inner score).
+    With ``groups`` (a bootstrap cohort's original case numbers) the inner folds keep copies of a case together."""
     task = task_of(y)
     candidates = list(grid) or [{}]
     oof = np.full((len(candidates), len(x)), np.nan)
-    splitter = StratifiedKFold(n_splits=n_inner, shuffle=True, random_state=seed)
-    for train, held_out in splitter.split(np.zeros(len(x)), strata_labels):
+    if groups is None:
+        splits = StratifiedKFold(n_splits=n_inner, shuffle=True, random_state=seed).split(np.zeros(len(x)),
+                                                                                          strata_labels)
+    else:
+        splits = _group_splits(strata_labels, groups, n_inner, np.random.default_rng(seed))
+    for train, held_out in splits:
         preprocess = clone(model.named_steps["preprocess"])
         y_train = _subset(y, train)
         z_train = preprocess.fit_transform(x.iloc[train], y_train)
@@ -122,38 +137,46 @@ def tune(model, grid: tuple[dict, ...], x: pd.DataFrame, y, strata_labels: np.nd
     return dict(candidates[best]), threshold, float(scores[best])
 
 
-def fit_tuned(model, grid, x: pd.DataFrame, y, centre: np.ndarray | None, n_inner: int, seed: int):
+def fit_tuned(model, grid, x: pd.DataFrame, y, centre: np.ndarray | None, n_inner: int, seed: int,
+              groups: np.ndarray | None = None):
     """Tune on (x, y) with inner CV, refit the whole pipeline with the winner; (fitted model, params, threshold)."""
-    params, threshold, _ = tune(model, grid, x, y, strata(y, centre, n_inner), n_inner, seed)
+    params, threshold, _ = tune(model, grid, x, y, strata(y, centre, n_inner), n_inner, seed, groups)
     fitted = clone(model).set_params(**{f"learner__{k}": v for k, v in params.items()})
     fitted.fit(x, y)
     return fitted, params, threshold
 
 
-def _outer_fold(model, grid, x, y, centre, repeat, fold, train, test, cv: CVSettings) -> FoldResult:
+def _outer_fold(model, grid, x, y, centre, repeat, fold, train, test, cv: CVSettings,
+                groups: np.ndarray | None = None) -> FoldResult:
     with threadpool_limits(1):
         fitted, params, threshold = fit_tuned(
             model, grid, x.iloc[train], _subset(y, train), None if centre is None else centre[train],
-            cv.inner_folds, derived_seed(cv.seed, 1, repeat, fold))
+            cv.inner_folds, derived_seed(cv.seed, 1, repeat, fold), None if groups is None else groups[train])
         prediction = predict_scores(fitted, x.iloc[test], task_of(y))
     return FoldResult(repeat, fold, test, prediction, threshold, params, input_features(fitted))
 
 
-def outer_splits(y, centre, cv: CVSettings) -> list[tuple[int, int, np.ndarray, np.ndarray]]:
+def outer_splits(y, centre, cv: CVSettings, groups: np.ndarray | None = None,
+                 ) -> list[tuple[int, int, np.ndarray, np.ndarray]]:
     labels = strata(y, centre, cv.outer_folds)
+    if groups is not None:
+        return [(r, f, train, test) for r in range(cv.outer_repeats)
+                for f, (train, test) in enumerate(_group_splits(
+                    labels, groups, cv.outer_folds, np.random.default_rng([cv.seed, 4, r])))]
     splitter = RepeatedStratifiedKFold(n_splits=cv.outer_folds, n_repeats=cv.outer_repeats, random_state=cv.seed)
     return [(i // cv.outer_folds, i % cv.outer_folds, train, test)
             for i, (train, test) in enumerate(splitter.split(np.zeros(len(labels)), labels))]
 
 
 def nested_cv(model, grid, x: pd.DataFrame, y, centre: np.ndarray | None, cv: CVSettings,
-              n_jobs: int = 1) -> list[FoldResult]:
-    """Out-of-fold predictions of every outer fold of every repeat (see the module docstring)."""
-    splits = outer_splits(y, centre, cv)
+              n_jobs: int = 1, groups: np.ndarray | None = None) -> list[FoldResult]:
+    """Out-of-fold predictions of every outer fold of every repeat (see the module docstring). ``groups``: for a
+    bootstrap cohort, each row's original case, so that copies of a case share outer and inner folds."""
+    splits = outer_splits(y, centre, cv, groups)
     if n_jobs == 1:
-        return [_outer_fold(model, grid, x, y, centre, r, f, tr, te, cv) for r, f, tr, te in splits]
+        return [_outer_fold(model, grid, x, y, centre, r, f, tr, te, cv, groups) for r, f, tr, te in splits]
     return Parallel(n_jobs=n_jobs)(
-        delayed(_outer_fold)(model, grid, x, y, centre, r, f, tr, te, cv) for r, f, tr, te in splits)
+        delayed(_outer_fold)(model, grid, x, y, centre, r, f, tr, te, cv, groups) for r, f, tr, te in splits)
 
 
 def oof_matrix(folds: list[FoldResult], n_cases: int, n_repeats: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -169,10 +192,12 @@ def oof_matrix(folds: list[FoldResult], n_cases: int, n_repeats: int) -> tuple[n
 
 
 def cv_statistic(y, folds: list[FoldResult], n_repeats: int) -> float:
-    """The reported CV statistic: fold-averaged AUC (binary) or pooled C-index (survival), mean over repeats."""
+    """The reported CV statistic: fold-averaged AUC (binary) or C-index over pairs within test folds (survival),
+    mean over repeats."""
     predictions, _, fold_of = oof_matrix(folds, len(y), n_repeats)
     if is_survival(y):
-        return float(np.mean([score(y, predictions[r]) for r in range(n_repeats)]))
+        time, event = survival_arrays(y)
+        return float(np.mean([metrics.harrell_c(time, event, predictions[r], fold_of[r]) for r in range(n_repeats)]))
     return fold_mean_auc(np.asarray(y).astype(int), predictions, fold_of, np.arange(len(y)))
 
 
@@ -222,51 +247,108 @@ def fold_mean_auc(y: np.ndarray, predictions: np.ndarray, folds: np.ndarray, ind
     return float(np.mean(per_repeat))
 
 
+# Range of each metric (intervals are clipped to it).
+BOUNDS = {"auc": (0.0, 1.0), "c_index": (0.0, 1.0), "brier": (0.0, 1.0), "sensitivity": (0.0, 1.0),
+          "specificity": (0.0, 1.0)}
+
+
+def metric_statistics(y, predictions: np.ndarray, thresholds: np.ndarray | None, folds: np.ndarray | None) -> dict:
+    """metric name -> statistic(index) on the cases ``index`` (which may repeat): the definitions of ``performance``.
+
+    ``predictions``, ``thresholds``, ``folds``: (repeats x cases) arrays (one row for external validation; folds
+    None there)."""
+    predictions = np.atleast_2d(predictions)
+    folds = np.zeros_like(predictions, dtype=int) if folds is None else np.atleast_2d(folds)
+    if is_survival(y):
+        time, event = survival_arrays(y)
+
+        def c_index(index):
+            return float(np.mean([metrics.harrell_c(time[index], event[index], p[index], f[index])
+                                  for p, f in zip(predictions, folds)]))
+
+        return {"c_index": c_index}
+    y = np.asarray(y).astype(int)
+    statistics = {"auc": lambda index: fold_mean_auc(y, predictions, folds, index)}
+    hits = None if thresholds is None else predictions >= np.atleast_2d(thresholds)
+    for name, function in _binary_metric_functions(hits is not None).items():
+        def statistic(index, function=function):
+            return float(np.mean([function(y[index], predictions[r, index],
+                                           None if hits is None else hits[r, index])
+                                  for r in range(predictions.shape[0])]))
+
+        statistics[name] = statistic
+    return statistics
+
+
 def performance(y, predictions: np.ndarray, thresholds: np.ndarray | None, folds: np.ndarray | None,
-                n_bootstrap: int, seed) -> list[dict]:
+                n_bootstrap: int, seed, procedure_replicates: dict[str, np.ndarray] | None = None) -> list[dict]:
     """Metric rows {metric, value, ci_lower, ci_upper, n_cases}.
 
     ``predictions``, ``thresholds``, ``folds``: (repeats x cases) arrays (one row for external validation; folds
     None there). AUC is computed within each test fold and averaged over folds and repeats: pooling predictions of
     different fold models before ranking is biased downwards when the models differ in calibration (a model that
     learned nothing predicts its training prevalence, which anti-correlates with the test fold's; Forman & Scholz
-    2010). The other binary metrics and the C-index use the pooled out-of-fold predictions of each repeat, averaged
-    over repeats. 95% CIs: percentile bootstrap over cases (resampled with replacement, each keeping its fold; the
-    same resample applied to every repeat). They are conditional on the fitted fold models (training-set variation
-    is not resampled), and cross-validated AUCs of small cohorts sit a little below 0.5 under the null (a held-out
-    case's own class lost it from the training data), so for "is there signal" the permutation p-value, which
-    reruns the whole procedure on shuffled outcomes, is the calibrated answer; ``permutation_null_mean`` shows where
-    chance lands.
+    2010); the C-index likewise counts only pairs within a test fold. Brier score, calibration, sensitivity and
+    specificity use the pooled out-of-fold predictions of each repeat, averaged over repeats.
+
+    95 % intervals: with ``procedure_replicates`` (the metrics of the whole procedure rerun on bootstrap cohorts,
+    ``intervals.replicate_metrics``) the interval of ``intervals.procedure_interval``, which carries the variation
+    of the fitted models; its test-case part is the case bootstrap below. Without them (external validation, where
+    the model is fixed, or ``n_bootstrap_procedure: 0``) the percentile case bootstrap (resampled with replacement,
+    each case keeping its fold; the same resample applied to every repeat), conditional on the fitted models.
     """
     predictions = np.atleast_2d(predictions)
     n = predictions.shape[1]
-    folds = np.zeros_like(predictions, dtype=int) if folds is None else np.atleast_2d(folds)
     rows = []
-    if is_survival(y):
-        time, event = survival_arrays(y)
-
-        def c_index(index):
-            return float(np.mean([metrics.harrell_c(time[index], event[index], p[index]) for p in predictions]))
-
-        low, high = metrics.bootstrap_ci(c_index, n, n_bootstrap, [seed, 3])
-        rows.append({"metric": "c_index", "value": c_index(np.arange(n)), "ci_lower": low, "ci_upper": high})
-    else:
-        y = np.asarray(y).astype(int)
-
-        def auc(index):
-            return fold_mean_auc(y, predictions, folds, index)
-
-        low, high = metrics.bootstrap_ci(auc, n, n_bootstrap, [seed, 4])
-        rows.append({"metric": "auc", "value": auc(np.arange(n)), "ci_lower": low, "ci_upper": high})
-        hits = None if thresholds is None else predictions >= np.atleast_2d(thresholds)
-        for i, (name, function) in enumerate(_binary_metric_functions(hits is not None).items()):
-            def statistic(index, function=function):
-                return float(np.mean([function(y[index], predictions[r, index],
-                                               None if hits is None else hits[r, index])
-                                      for r in range(predictions.shape[0])]))
-
-            low, high = metrics.bootstrap_ci(statistic, n, n_bootstrap, [seed, 5, i])
-            rows.append({"metric": name, "value": statistic(np.arange(n)), "ci_lower": low, "ci_upper": high})
-    for row in rows:
-        row["n_cases"] = n
+    for i, (name, statistic) in enumerate(metric_statistics(y, predictions, thresholds, folds).items()):
+        value = statistic(np.arange(n))
+        fixed = metrics.bootstrap_replicates(statistic, n, n_bootstrap, [seed, 6, i]) if n_bootstrap > 0 \
+            else np.zeros(0)
+        if procedure_replicates is not None:  # no defined replicate: no interval, not the narrower one
+            low, high = procedure_interval(value, fixed, procedure_replicates.get(name, np.full(1, np.nan)),
+                                           bounds=BOUNDS.get(name, (-np.inf, np.inf)))
+        else:
+            defined = fixed[np.isfinite(fixed)]
+            if defined.size and defined.size >= n_bootstrap / 2:
+                low, high = (float(q) for q in np.quantile(defined, [0.025, 0.975]))
+            else:
+                low, high = float("nan"), float("nan")
+        rows.append({"metric": name, "value": value, "ci_lower": low, "ci_upper": high, "n_cases": n})
     return rows
+
+
+def procedure_bootstrap(model, grid, x: pd.DataFrame, y, centre: np.ndarray | None, cv: CVSettings,
+                        binary_thresholds: bool, n_bootstrap: int, seed, n_jobs: int = 1) -> dict[str, np.ndarray]:
+    """The metrics of the whole nested CV rerun on ``n_bootstrap`` stratified bootstrap cohorts (copies of a case in
+    one fold; see ``radflow.modelling.intervals``): metric name -> replicate values."""
+    labels = outcome_labels(y)
+
+    def evaluate(index, rng):
+        x_b = x.iloc[index].reset_index(drop=True)
+        y_b = _subset(y, index)
+        centre_b = None if centre is None else centre[index]
+        try:
+            folds = nested_cv(model, grid, x_b, y_b, centre_b, cv, n_jobs=1, groups=index)
+        except ValueError as error:  # e.g. a training fold with one class: this replicate is undefined (NaN)
+            log.warning("bootstrap cohort left out: %s", error)
+            return {}
+        predictions, thresholds, fold_of = oof_matrix(folds, len(index), cv.outer_repeats)
+        statistics = metric_statistics(y_b, predictions, thresholds if binary_thresholds else None, fold_of)
+        everything = np.arange(len(index))
+        return {name: statistic(everything) for name, statistic in statistics.items()}
+
+    return replicate_metrics(evaluate, labels, n_bootstrap, seed, n_jobs=n_jobs)
+
+
+def delong_paired(y, predictions_a: np.ndarray, predictions_b: np.ndarray) -> dict[str, float]:
+    """DeLong test of two models' AUCs on the same cases' out-of-fold predictions ((repeats x cases) each): the test
+    on each repeat's pooled predictions, difference and standard error averaged over repeats, two-sided p from
+    their ratio (repeats share cases, so their errors are not averaged down)."""
+    from scipy.stats import norm
+
+    tests = [metrics.delong_test(np.asarray(y), a, b)
+             for a, b in zip(np.atleast_2d(predictions_a), np.atleast_2d(predictions_b))]
+    difference = float(np.mean([t["difference"] for t in tests]))
+    se = float(np.mean([t["se"] for t in tests]))
+    p = float(2 * norm.sf(abs(difference / se))) if np.isfinite(se) and se > 0 else float("nan")
+    return {"difference": difference, "se": se, "p_value": p}

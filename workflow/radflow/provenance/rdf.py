@@ -23,6 +23,7 @@ from radflow.provenance import vocabulary as V
 from radflow.provenance.executions import Execution, iso_time, latest_per_job, read_executions
 from radflow.provenance.iri import slug
 from radflow.provenance.model_rdf import add_models
+from radflow.provenance.reporting_rdf import add_reporting
 from radflow.provenance.stability_rdf import add_stability
 from radflow.provenance.turtle import TurtleWriter
 from radflow.provenance.vocabulary import DCAT, DCTERMS, PROV, RDF, RDFS, SCHEMA, SPDX, XSD
@@ -383,6 +384,7 @@ def export(graph, con: duckdb.DuckDBPyConnection, namespace: str, executions: li
 
     add_stability(graph, con, rf, nodes=nodes, config=run.get("config") or {})
     add_models(graph, con, rf, nodes=nodes)
+    add_reporting(graph, con, rf, nodes=nodes)
 
     if has_table(con, "inputs"):
         for case_id, scan, role, roi, sha256 in con.execute(

@@ -1,0 +1,252 @@
+"""The single self-contained HTML report of a run (``results/report/index.html``): every image embedded as a
+``data:`` URI, so the one file can be mailed, archived or opened offline.
+
+Sections: the run at a glance; QC per centre with the mask-overlay contact sheets; feature distributions; ICC plots;
+model performance (intervals, permutation p-values, DeLong test of combined vs clinical) with ROC, calibration and
+decision curves (net benefit); a model card per model (features, coefficients, outer-fold selection frequency and
+each feature's ICC); the RQS and TRIPOD+AI checklists with what the user must still supply.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from pathlib import Path
+
+import duckdb
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from radflow.modelling.plots import calibration_bins, roc_points  # noqa: E402
+
+STYLE = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:1em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.6em 0;font-size:.88em}td,th{border:1px solid #bbb;padding:2px 7px;
+text-align:left;vertical-align:top}th{background:#eee}img{max-width:100%;border:1px solid #ddd;margin:.3em 0}
+.evidenced{background:#e3f4e3}.partly{background:#fff6d6}.not{background:#fbe1e1}.user{background:#e8eefb}
+nav a{margin-right:1em}h2{border-bottom:2px solid #ccc;margin-top:1.6em}.note{color:#555;font-size:.9em}
+"""
+
+
+def data_uri_png(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _img(data: bytes, alt: str) -> str:
+    return f"<img alt='{html.escape(alt)}' src='{data_uri_png(data)}'>"
+
+
+def _figure_bytes(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return html.escape(str(value))
+
+
+def _table(frame: pd.DataFrame, row_class: str | None = None) -> str:
+    if frame.empty:
+        return "<p class='note'>none</p>"
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns if c != row_class)
+    body = []
+    for _, row in frame.iterrows():
+        css = f" class='{str(row[row_class]).split()[0]}'" if row_class else ""
+        body.append(f"<tr{css}>" + "".join(f"<td>{_cell(row[c])}</td>" for c in frame.columns if c != row_class)
+                    + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _has_table(con, name: str) -> bool:
+    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0] > 0
+
+
+def _query(con, sql: str, table: str) -> pd.DataFrame:
+    return con.execute(sql).df() if _has_table(con, table) else pd.DataFrame()
+
+
+def net_benefit(y: np.ndarray, p: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Net benefit of treating when p >= t (Vickers & Elkin 2006): TP/n - FP/n * t / (1 - t), for each t."""
+    y = np.asarray(y).astype(bool)
+    p = np.asarray(p, dtype=float)
+    n = y.size
+    treated = p[None, :] >= thresholds[:, None]
+    tp = (treated & y[None, :]).sum(axis=1) / n
+    fp = (treated & ~y[None, :]).sum(axis=1) / n
+    return tp - fp * thresholds / (1 - thresholds)
+
+
+def model_curves_png(predictions: pd.DataFrame) -> dict[str, bytes]:
+    """ROC, calibration and decision curves of the binary models' out-of-fold predictions (repeats pooled)."""
+    binary = predictions[predictions["probability"].notna() & (predictions["validation"] == "cv")] \
+        if len(predictions) else predictions
+    groups = list(binary.groupby("model_id", sort=True)) if len(binary) else []
+    out = {}
+    for kind in ("roc", "calibration", "decision"):
+        fig, ax = plt.subplots(figsize=(6.0, 4.6))
+        if not groups:
+            ax.text(0.5, 0.5, "no binary model was fitted", ha="center", va="center")
+            ax.set_axis_off()
+            out[kind] = _figure_bytes(fig)
+            continue
+        thresholds = np.linspace(0.01, 0.8, 80)
+        for model_id, group in groups:
+            y = group["outcome"].to_numpy().astype(int)
+            p = group["probability"].to_numpy()
+            if kind == "roc":
+                fpr, tpr = roc_points(y, p)
+                ax.step(fpr, tpr, where="post", label=model_id)
+            elif kind == "calibration":
+                predicted, observed = calibration_bins(y, p)
+                ax.plot(predicted, observed, marker="o", label=model_id)
+            else:
+                ax.plot(thresholds, net_benefit(y, p, thresholds), label=model_id)
+        if kind == "decision":
+            y = groups[0][1]["outcome"].to_numpy().astype(int)
+            prevalence = y.mean()
+            ax.plot(thresholds, prevalence - (1 - prevalence) * thresholds / (1 - thresholds), ":", color="grey",
+                    label="treat all")
+            ax.axhline(0, color="black", lw=0.8, label="treat none")
+            ax.set_ylim(-0.05, max(prevalence, 0.05) * 1.1)
+            ax.set_xlabel("threshold probability")
+            ax.set_ylabel("net benefit")
+            ax.set_title("Decision curves (out-of-fold predictions)")
+        else:
+            ax.plot([0, 1], [0, 1], ":", color="grey", lw=1)
+            ax.set_xlim(0, 1)
+            ax.set_ylim(0, 1)
+            if kind == "roc":
+                ax.set_xlabel("1 - specificity")
+                ax.set_ylabel("sensitivity")
+                ax.set_title("ROC (out-of-fold predictions, repeats pooled)")
+            else:
+                ax.set_xlabel("mean predicted probability (quantile bins)")
+                ax.set_ylabel("observed fraction with outcome")
+                ax.set_title("Calibration (out-of-fold predictions)")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        out[kind] = _figure_bytes(fig)
+    return out
+
+
+def _summary(con) -> str:
+    cases = con.execute("SELECT count(*) FILTER (status = 'pass'), count(*) FILTER (status = 'warn'), "
+                        "count(*) FILTER (status = 'fail') FROM cases").fetchone()
+    n_features = con.execute("SELECT count(*) FROM features").fetchone()[0]
+    stable = con.execute("SELECT count(*) FROM stable_features").fetchone()[0] \
+        if _has_table(con, "stable_features") else 0
+    return (f"<p>Cases: <b>{cases[0]}</b> pass, <b>{cases[1]}</b> warn, <b>{cases[2]}</b> fail. "
+            f"Feature values: <b>{n_features}</b>. Stable features: <b>{stable}</b>.</p>")
+
+
+def _qc_section(con, overlays: list[Path]) -> str:
+    per_centre = pd.DataFrame()
+    if _has_table(con, "clinical") and con.execute(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'clinical' AND column_name = 'centre'"
+    ).fetchone()[0]:
+        per_centre = con.execute(
+            "SELECT coalesce(CAST(k.centre AS VARCHAR), '(not in clinical table)') AS centre, count(*) AS cases, "
+            "count(*) FILTER (c.status = 'pass') AS pass, count(*) FILTER (c.status = 'warn') AS warn, "
+            "count(*) FILTER (c.status = 'fail') AS fail FROM cases c LEFT JOIN clinical k USING (case_id) "
+            "GROUP BY ALL ORDER BY 1").df()
+    problems = con.execute("SELECT case_id, scan, roi, check_code, severity, message FROM qc "
+                           "WHERE severity != 'pass' ORDER BY severity, case_id, scan, roi, check_code").df()
+    sheets = "".join(f"<h4>{html.escape(p.stem)}</h4>" + _img(p.read_bytes(), f"mask overlays {p.stem}")
+                     for p in overlays)
+    return ("<h3>Cases per centre</h3>" + _table(per_centre) + "<h3>Failures and warnings</h3>" + _table(problems)
+            + "<h3>Mask overlays</h3>" + (sheets or "<p class='note'>no overlay sheets</p>"))
+
+
+def _performance_section(con, curves: dict[str, bytes]) -> str:
+    metrics = _query(con, "SELECT model_id, validation, metric, value, ci_lower, ci_upper, n_cases FROM metrics "
+                          "ORDER BY model_id, validation, metric", "metrics")
+    models = _query(con, "SELECT model_id, status, n_cases, n_events, n_candidate_features FROM models "
+                         "ORDER BY model_id", "models")
+    return ("<h3>Models</h3>" + _table(models)
+            + "<h3>Metrics</h3><p class='note'>95 % intervals of cross-validated metrics carry the training-set "
+              "variability (bootstrap of the whole procedure, radflow.modelling.intervals); "
+              "permutation_p_value reruns the whole nested CV on shuffled outcomes; delong_* compare a combined model "
+              "with the clinical one on the same cases.</p>" + _table(metrics)
+            + _img(curves["roc"], "ROC curves") + _img(curves["calibration"], "calibration curves")
+            + _img(curves["decision"], "decision curves"))
+
+
+def _model_cards(con) -> str:
+    if not _has_table(con, "model_features"):
+        return "<p class='note'>no models</p>"
+    icc = ""
+    if _has_table(con, "stability"):
+        icc = ("LEFT JOIN (SELECT settings_id, roi, ibsi_code, aggregation, min(icc) AS icc, min(ci_low) AS icc_ci_low "
+               "FROM stability GROUP BY ALL) s USING (settings_id, roi, ibsi_code, aggregation)")
+    frame = con.execute(
+        "SELECT model_id, feature_key, feature, ibsi_code, in_final_model, weight, weight_kind, selection_frequency"
+        + (", icc, icc_ci_low" if icc else "") + f" FROM model_features {icc} "
+        "ORDER BY model_id, in_final_model DESC, selection_frequency DESC, feature_key").df()
+    parts = []
+    for model_id, group in frame.groupby("model_id", sort=True):
+        parts.append(f"<h3>{html.escape(model_id)}</h3>" + _table(group.drop(columns="model_id").head(40)))
+    return "".join(parts) or "<p class='note'>no models</p>"
+
+
+def _checklists(con) -> str:
+    frame = _query(con, "SELECT standard, item, topic, status, points, max_points, evidence, user_action "
+                        "FROM reporting ORDER BY standard, try_cast(regexp_extract(item, '^[0-9]+') AS INTEGER), "
+                        "item", "reporting")
+    if frame.empty:
+        return "<p class='note'>no reporting table</p>"
+    parts = []
+    for standard, group in frame.groupby("standard", sort=True):
+        total = ""
+        if group["max_points"].notna().any():
+            total = f" ({int(group['points'].sum())} of {int(group['max_points'].sum())} points evidenced by the run)"
+        shown = group.drop(columns="standard").copy()
+        shown["css"] = shown["status"].str.replace("not evidenced", "not")
+        parts.append(f"<h3>{html.escape(standard)}{total}</h3>" + _table(shown, row_class="css"))
+    return "".join(parts)
+
+
+def report_html(con: duckdb.DuckDBPyConnection, overlays: list[Path], images: dict[str, Path]) -> str:
+    """The whole report; ``images``: {"distributions": png, "stability": png} files written by other rules."""
+    predictions = _query(con, "SELECT * FROM predictions", "predictions")
+    curves = model_curves_png(predictions)
+
+    def image_file(key: str, alt: str) -> str:
+        path = images.get(key)
+        return _img(Path(path).read_bytes(), alt) if path and Path(path).exists() else \
+            f"<p class='note'>{html.escape(alt)}: not produced in this run</p>"
+
+    sections = [
+        ("summary", "Run at a glance", _summary(con)),
+        ("qc", "Quality control", _qc_section(con, overlays)),
+        ("features", "Feature distributions", image_file("distributions", "feature distributions")),
+        ("stability", "Stability (ICC)", image_file("stability", "ICC per feature family")),
+        ("performance", "Model performance", _performance_section(con, curves)),
+        ("cards", "Model cards", _model_cards(con)),
+        ("checklists", "Reporting checklists (RQS, TRIPOD+AI)", _checklists(con)),
+    ]
+    nav = "".join(f"<a href='#{key}'>{html.escape(title)}</a>" for key, title, _ in sections)
+    body = "".join(f"<section id='{key}'><h2>{html.escape(title)}</h2>{content}</section>"
+                   for key, title, content in sections)
+    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>radflow report</title>"
+            f"<style>{STYLE}</style></head><body><h1>radflow report</h1><nav>{nav}</nav>{body}</body></html>\n")
+
+
+def write_html_report(database: Path, out: Path, overlays: list[Path], images: dict[str, Path]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        text = report_html(con, sorted(overlays), images)
+    finally:
+        con.close()
+    out.write_text(text, encoding="utf-8")
