@@ -17,6 +17,7 @@ checkpoint discover:
             f"--input-manifest {shlex.quote(input.manifest)}" if "manifest" in input.keys() else ""
         ),
         dates=config["pseudonymisation"]["dates"],
+        timepoints=json.dumps(config.get("timepoints", {})),
         fingerprint=input_fingerprint(),
         mapping=(
             f"--mapping-file {config['pseudonymisation']['mapping_file']}"
@@ -30,7 +31,8 @@ checkpoint discover:
     shell:
         "{params.radflow} discover {params.input_dir} {output.inventory:q} --batch-size {params.batch_size}"
         " --rois {params.rois:q} --series {params.series:q} --roi-aliases {params.roi_aliases:q}"
-        " {params.input_manifest} --dates {params.dates} {params.key} {params.mapping} > {log} 2>&1"
+        " {params.input_manifest} --dates {params.dates} --timepoints {params.timepoints:q} {params.key}"
+        " {params.mapping} > {log} 2>&1"
 
 
 rule ingest:

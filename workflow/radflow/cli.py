@@ -64,7 +64,8 @@ def cmd_discover(args) -> None:
              rois=json.loads(args.rois), key=_key(args),
              mapping_file=Path(args.mapping_file) if args.mapping_file else None,
              series_rules=json.loads(args.series), roi_aliases=json.loads(args.roi_aliases),
-             input_manifest=Path(args.input_manifest) if args.input_manifest else None, dates=args.dates)
+             input_manifest=Path(args.input_manifest) if args.input_manifest else None, dates=args.dates,
+             timepoints=json.loads(args.timepoints))
 
 
 def _thresholds(args):
@@ -203,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--roi-aliases", default="{}", help='JSON {"attribute": ..., "centres": {centre: {roi: [...]}}}')
     p.add_argument("--input-manifest", default="", help="CSV of NIfTI/NRRD image and mask files")
     p.add_argument("--dates", choices=["shift", "drop"], default="shift", help="per-patient date shift or none")
+    p.add_argument("--timepoints", default="{}", help='JSON {"max_gap_days": N}: how scans group into timepoints')
     _key_arguments(p)
     p.set_defaults(func=cmd_discover)
 

@@ -26,6 +26,10 @@ SCHEMA: dict[str, tuple[list[tuple[str, str]], list[str]]] = {
             ("image_sha256", "VARCHAR"), ("status", "VARCHAR"),
             # shifted per patient by a keyed number of days (config pseudonymisation.dates), NULL when dropped
             ("acquisition_datetime", "VARCHAR"),
+            # radflow.timepoints: visit index (0 = baseline) and calendar days since the patient's first scan
+            ("timepoint", "INTEGER"), ("days_from_baseline", "INTEGER"),
+            # PET: the factor that turned Bq/ml into SUVbw (NULL for other modalities)
+            ("suv_factor", "DOUBLE"),
         ],
         ["case_id", "scan"],
     ),

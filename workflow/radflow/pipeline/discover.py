@@ -6,8 +6,9 @@ the mask objects with the ROI chosen for each configured ROI pattern. It holds s
 folder names may be identifying), so it stays in interim/ and is never exported; it holds no PatientID, and dates
 only shifted per patient (or not at all).
 
-Which series become scans: the image series of a patient that pass ``SeriesRules`` and have a linked mask, named
-``test``, ``retest``, ``scan3``, ... in acquisition order. A patient without any such series still becomes a case,
+Which series become scans: the image series of a patient that pass ``SeriesRules`` and have a linked mask, labelled
+and grouped into timepoints by acquisition date and time (``radflow.timepoints``: ``test``, ``retest``, ``fu1``,
+``pt_test``, ...). A patient without any such series still becomes a case,
 with a failed scan saying why (NO_IMAGE_SERIES, MASK_NOT_FOUND, MASK_UNLINKED), so nothing in the input disappears
 silently.
 """
@@ -24,6 +25,7 @@ import pandas as pd
 
 from radflow.dicom import discovery
 from radflow.dicom.deid import date_shift_days, pseudo_uid, pseudonym, shift_iso_datetime
+from radflow.timepoints import ScanTiming, TimepointRules, place
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +37,6 @@ MANIFEST_COLUMNS = ("patient_id", "image", "mask")  # required; optional: scan, 
 
 def case_id_of(patient_id: str, key: bytes) -> str:
     return pseudonym(patient_id, key, prefix="case-", length=12)
-
-
-def scan_names(n: int) -> list[str]:
-    """Acquisition order names the scans: test, retest, then scan3, scan4, ..."""
-    return ["test", "retest", *[f"scan{i}" for i in range(3, n + 1)]][:n]
 
 
 # ------------------------------------------------------------------------------------------ ROI choice
@@ -90,6 +87,8 @@ def _scan_entry(name: str, series: discovery.ImageSeries | None, key: bytes, dat
         "series_uid": pseudo_uid(series.series_uid, key) if series is not None else "",
         "files": [str(p) for p in series.files] if series is not None else [],
         "acquisition_datetime": shift_iso_datetime(when, date_shift) if when and date_shift is not None else None,
+        "timepoint": None,
+        "days_from_baseline": None,
         "rois": [],
         "roi_errors": [],
         "error": None,
@@ -101,8 +100,9 @@ def _failed(entry: dict, code: str, message: str) -> dict:
     return entry
 
 
-def _order(series: discovery.ImageSeries) -> tuple:
-    return (series.acquisition_datetime or series.series_datetime, series.series_number, series.series_uid)
+def _timing(series: discovery.ImageSeries) -> ScanTiming:
+    return ScanTiming(series.modality, series.acquisition_datetime or series.series_datetime, series.series_number,
+                      series.series_uid)
 
 
 def _no_series_message(excluded: list[discovery.ImageSeries], n_masks: int) -> str:
@@ -126,9 +126,9 @@ def unreadable_nearby(inventory: discovery.Inventory, series: discovery.ImageSer
 
 def patient_scans(inventory: discovery.Inventory, series_list: list[discovery.ImageSeries],
                   masks: list[discovery.MaskObject], rois: list[dict], key: bytes, date_shift: int | None,
-                  roi_aliases: dict | None) -> list[dict]:
+                  roi_aliases: dict | None, timepoint_rules: TimepointRules | None = None) -> list[dict]:
     """The scans of one patient (see the module docstring)."""
-    selected = sorted((s for s in series_list if not s.excluded), key=_order)
+    selected = sorted((s for s in series_list if not s.excluded), key=lambda s: _timing(s).order())
     if not selected:
         excluded = [s for s in series_list if s.excluded]
         entry = _scan_entry("test", max(excluded, key=lambda s: s.n_slices) if excluded else None, key, date_shift)
@@ -142,9 +142,11 @@ def patient_scans(inventory: discovery.Inventory, series_list: list[discovery.Im
     else:  # no mask at all: the largest series stands for the case in QC
         chosen = [max(selected, key=lambda s: s.n_slices)]
     scans = []
-    for name, series in zip(scan_names(len(chosen)), chosen):
-        entry = _scan_entry(name, series, key, date_shift)
-        entry["warnings"] = unreadable_nearby(inventory, series)
+    placements = place([_timing(s) for s in chosen], timepoint_rules or TimepointRules())
+    for placement, series in zip(placements, chosen):
+        entry = _scan_entry(placement.label, series, key, date_shift)
+        entry["timepoint"], entry["days_from_baseline"] = placement.timepoint, placement.days_from_baseline
+        entry["warnings"] = placement.warnings + unreadable_nearby(inventory, series)
         series_masks = inventory.masks_for(series)
         if not series_masks and unlinked:
             methods = Counter(m.link_method for m in unlinked)
@@ -161,7 +163,8 @@ def patient_scans(inventory: discovery.Inventory, series_list: list[discovery.Im
 
 
 def cases_from_inventory(inventory: discovery.Inventory, rois: list[dict], key: bytes, dates: str = "shift",
-                         roi_aliases: dict | None = None) -> dict[str, dict]:
+                         roi_aliases: dict | None = None,
+                         timepoint_rules: TimepointRules | None = None) -> dict[str, dict]:
     """Cases keyed by case_id from a DICOM inventory; ``dates``: 'shift' (keyed per patient) or 'drop'."""
     series_by_patient: dict[str, list[discovery.ImageSeries]] = {}
     masks_by_patient: dict[str, list[discovery.MaskObject]] = {}
@@ -173,7 +176,7 @@ def cases_from_inventory(inventory: discovery.Inventory, rois: list[dict], key: 
     for patient_id in sorted(set(series_by_patient) | set(masks_by_patient)):
         shift = date_shift_days(patient_id, key) if dates == "shift" else None
         scans = patient_scans(inventory, series_by_patient.get(patient_id, []), masks_by_patient.get(patient_id, []),
-                              rois, key, shift, roi_aliases)
+                              rois, key, shift, roi_aliases, timepoint_rules)
         case_id = case_id_of(patient_id, key)
         cases[case_id] = {"case_id": case_id, "scans": scans}
     return cases
@@ -211,7 +214,8 @@ def cases_from_manifest(rows: list[dict], rois: list[dict], key: bytes) -> dict[
         entry = {
             "scan": scan, "source": "file", "modality": (first.get("modality") or "").strip().upper() or "CT",
             "series_uid": pseudo_uid("file:" + first["image"], key), "files": [first["image"]],
-            "acquisition_datetime": None, "rois": [], "roi_errors": [], "error": None,
+            "acquisition_datetime": None, "timepoint": None, "days_from_baseline": None,
+            "rois": [], "roi_errors": [], "error": None,
         }
         for row in scan_rows:
             roi = (row.get("roi") or "").strip() or default_roi
@@ -228,11 +232,13 @@ def cases_from_manifest(rows: list[dict], rois: list[dict], key: bytes) -> dict[
 
 def discover(input_dir: Path | None, inventory_path: Path, batch_size: int, rois: list[dict], key: bytes,
              mapping_file: Path | None = None, series_rules: dict | None = None, roi_aliases: dict | None = None,
-             input_manifest: Path | None = None, dates: str = "shift") -> None:
+             input_manifest: Path | None = None, dates: str = "shift", timepoints: dict | None = None) -> None:
     cases: dict[str, dict] = {}
+    rules = discovery.SeriesRules.from_config(series_rules)
+    timepoint_rules = TimepointRules.from_config(timepoints, rules.modalities[0] if rules.modalities else "CT")
     patient_ids: set[str] = set()
     if input_dir is not None:
-        inventory = discovery.scan(input_dir, discovery.SeriesRules.from_config(series_rules),
+        inventory = discovery.scan(input_dir, rules,
                                    centre_attribute=(roi_aliases or {}).get("attribute", ""))
         excluded = Counter(s.excluded for s in inventory.series if s.excluded)
         log.info("%d image series (%d selected), %d mask objects, %d unreadable and %d skipped files",
@@ -242,7 +248,7 @@ def discover(input_dir: Path | None, inventory_path: Path, batch_size: int, rois
             log.info("excluded %d series: %s", n, reason)
         links = Counter(m.link_method for m in inventory.masks)
         log.info("mask links: %s", dict(sorted(links.items())))
-        cases.update(cases_from_inventory(inventory, rois, key, dates, roi_aliases))
+        cases.update(cases_from_inventory(inventory, rois, key, dates, roi_aliases, timepoint_rules))
         patient_ids |= {s.patient_id for s in inventory.series} | {m.patient_id for m in inventory.masks}
     if input_manifest is not None:
         rows = read_input_manifest(input_manifest)

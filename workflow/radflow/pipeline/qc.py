@@ -130,7 +130,8 @@ def qc_batch(manifest_path: Path, outdir: Path, thresholds: qc.Thresholds | None
             scan_rows.append((
                 case_id, scan.scan, meta.get("series_uid"), meta.get("modality"), meta.get("manufacturer"),
                 meta.get("convolution_kernel"), meta.get("kvp"), meta.get("n_slices"), *spacing,
-                scan.image_sha256 or None, status, meta.get("acquisition_datetime"),
+                scan.image_sha256 or None, status, meta.get("acquisition_datetime"), meta.get("timepoint"),
+                meta.get("days_from_baseline"), meta.get("suv_factor"),
             ))
             for m in scan.masks:
                 count = int(meta.get("roi_voxels", {}).get(m.roi, 0))
