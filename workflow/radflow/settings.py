@@ -21,6 +21,9 @@ from radflow.imaging.filters.spec import DEFAULT_FILTER, FilterSpec
 from radflow.imaging.filters.spec import normalise as normalise_filter
 
 DISCRETISATION_METHODS = ("fixed_bin_size", "fixed_bin_number", "none")
+MODALITIES = ("CT", "PET", "MR", "generic")
+# DICOM Modality values of each settings modality (a settings document applies only to the modality it names).
+DICOM_MODALITIES = {"CT": ("CT",), "PET": ("PT",), "MR": ("MR",)}
 INTERPOLATORS = ("nearest", "linear", "cubic")
 
 DEFAULTS: dict[str, Any] = {
@@ -87,6 +90,8 @@ def _merge(defaults: dict, given: dict, where: str) -> dict:
 
 
 def _validate(doc: dict) -> None:
+    if doc["modality"] not in MODALITIES:
+        raise SettingsError(f"modality must be one of {MODALITIES}, got {doc['modality']!r}")
     for group in ("texture", "ivh"):
         disc = doc["discretisation"][group]
         method = disc["method"]
@@ -139,6 +144,13 @@ class Settings:
             given = yaml.safe_load(fh) or {}
         name = given.pop("name", path.stem)
         return cls.from_dict(given, name=name)
+
+    def applies_to(self, dicom_modality: str | None) -> bool:
+        """Whether this document is meant for images of ``dicom_modality`` (CT, PT, MR); ``generic`` fits all, and
+        an image of unknown modality is taken as CT (the manifest's default)."""
+        if self.doc["modality"] == "generic":
+            return True
+        return (dicom_modality or "CT") in DICOM_MODALITIES[self.doc["modality"]]
 
     def canonical_json(self) -> str:
         """Sorted, compact JSON of the defaults-filled document: the thing that is hashed."""
