@@ -11,11 +11,12 @@ rule store:
         settings=settings_files(),
         stability=list(STABILITY_TABLES.values()),
         model=list(MODEL_TABLES.values()),
+        delta=list(DELTA_TABLES.values()),
     output:
         database=DATABASE,
     params:
         radflow=RADFLOW,
-        tables=" ".join(f"{name}={path}" for name, path in {**STABILITY_TABLES, **MODEL_TABLES}.items()),
+        tables=" ".join(f"{name}={path}" for name, path in {**STABILITY_TABLES, **MODEL_TABLES, **DELTA_TABLES}.items()),
     log:
         f"{LOGS}/store.log",
     conda:

@@ -140,12 +140,19 @@ def cmd_stability_report(args) -> None:
     write_stability_figure(Path(args.stability), Path(args.stable), options.min_icc_ci_low, Path(args.png))
 
 
+def cmd_delta(args) -> None:
+    from radflow.pipeline.delta import delta_stage
+
+    delta_stage([Path(p) for p in args.features], [Path(p) for p in args.scans], Path(args.out), Path(args.qc_out),
+                args.icc_form)
+
+
 def cmd_model(args) -> None:
     from radflow.pipeline.model import model_stage
 
     model_stage([Path(p) for p in args.features], [Path(p) for p in args.qc], Path(args.clinical),
                 Path(args.stable) if args.stable else None, json.loads(args.options), Path(args.outdir),
-                Path(args.models_dir), n_jobs=args.jobs)
+                Path(args.models_dir), n_jobs=args.jobs, delta_path=Path(args.delta) if args.delta else None)
 
 
 def cmd_model_figures(args) -> None:
@@ -273,6 +280,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--options", default="{}", help=options_help)
     p.set_defaults(func=cmd_stability_report)
 
+    p = sub.add_parser("delta", help="pipeline: delta features between timepoints with their smallest detectable change")
+    p.add_argument("out", help="delta_features.parquet to write")
+    p.add_argument("qc_out", help="delta_qc.parquet to write (DELTA_* QC rows)")
+    p.add_argument("--features", nargs="*", default=[], help="features.parquet of every batch")
+    p.add_argument("--scans", nargs="*", default=[], help="scans.parquet of every batch")
+    p.add_argument("--icc-form", default="ICC(2,1)", help="ICC form whose ANOVA error mean square gives the SEM")
+    p.set_defaults(func=cmd_delta)
+
     p = sub.add_parser("model", help="pipeline: outcome models (nested CV, metrics, final fitted models)")
     p.add_argument("outdir", help="folder for models/model_features/predictions/metrics.parquet")
     p.add_argument("models_dir", help="folder for the final fitted models (<model_id>.joblib)")
@@ -280,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--qc", nargs="*", default=[], help="qc.parquet of each batch")
     p.add_argument("--clinical", required=True, help="pseudonymised clinical.parquet")
     p.add_argument("--stable", default="", help="stable_features.parquet (default: every feature)")
+    p.add_argument("--delta", default="", help="delta_features.parquet (model.features_from delta_*)")
     p.add_argument("--options", default="{}", help="the `model` configuration as JSON")
     p.add_argument("--jobs", type=int, default=1, help="parallel workers for folds and permutations")
     p.set_defaults(func=cmd_model)

@@ -119,6 +119,18 @@ SCHEMA: dict[str, tuple[list[tuple[str, str]], list[str]]] = {
         ],
         ["model_id", "validation", "metric"],
     ),
+    # Delta radiomics (stage `delta`; radflow.delta): change of each feature from baseline to a follow-up scan,
+    # computed only between values of the same settings id, with the feature's smallest detectable change.
+    "delta_features": (
+        [
+            ("case_id", "VARCHAR"), ("roi", "VARCHAR"), ("settings_id", "VARCHAR"), ("family", "VARCHAR"),
+            ("feature", "VARCHAR"), ("ibsi_code", "VARCHAR"), ("aggregation", "VARCHAR"),
+            ("baseline_scan", "VARCHAR"), ("followup_scan", "VARCHAR"), ("timepoint", "INTEGER"),
+            ("days_between", "INTEGER"), ("baseline_value", "DOUBLE"), ("followup_value", "DOUBLE"),
+            ("delta_absolute", "DOUBLE"), ("delta_relative", "DOUBLE"), ("sdc", "DOUBLE"), ("exceeds_sdc", "BOOLEAN"),
+        ],
+        ["case_id", "followup_scan", "roi", "settings_id", "ibsi_code", "aggregation"],
+    ),
     "software": ([("package", "VARCHAR"), ("version", "VARCHAR")], ["package"]),
     # Every file the store job loaded, with its checksum (provenance of the database's contents).
     "files": ([("path", "VARCHAR"), ("sha256", "VARCHAR"), ("stage", "VARCHAR")], ["path"]),
@@ -127,7 +139,9 @@ PER_CASE_TABLES = ("scans", "masks", "qc")
 # Tables a later stage computes over the whole cohort (one Parquet file each): replaced per settings id.
 COHORT_TABLES = ("stability", "stable_features", "stability_cases")
 # Cohort-level tables recomputed whole by every run of their stage (the modelling stage): replaced entirely.
-WHOLE_TABLES = ("models", "model_features", "predictions", "metrics")
+WHOLE_TABLES = ("models", "model_features", "predictions", "metrics", "delta_features")
+# QC rows written by a cohort-level stage (the delta stage): they replace that stage's earlier QC rows.
+COHORT_QC = {"delta_qc": "DELTA_%"}
 
 
 def columns(table: str) -> list[str]:
@@ -224,10 +238,14 @@ def _replace(con, batch_dirs, settings_docs, clinical, software, files) -> None:
 
 
 def _replace_cohort_tables(con, cohort_tables: dict[str, Path], settings_ids: list[str]) -> None:
-    unknown = set(cohort_tables) - set(COHORT_TABLES) - set(WHOLE_TABLES)
+    unknown = set(cohort_tables) - set(COHORT_TABLES) - set(WHOLE_TABLES) - set(COHORT_QC)
     if unknown:
         raise ValueError(f"unknown cohort tables {sorted(unknown)}; known: {COHORT_TABLES + WHOLE_TABLES}")
     for table, path in sorted(cohort_tables.items()):
+        if table in COHORT_QC:
+            con.execute("DELETE FROM qc WHERE check_code LIKE ?", [COHORT_QC[table]])
+            _load(con, "qc", [Path(path)])
+            continue
         if table in WHOLE_TABLES:
             con.execute(f"DELETE FROM {table}")
         else:

@@ -25,6 +25,7 @@ one modality fall on one timepoint (which two are the test-retest pair is a gues
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 
 BASELINE_LABELS = ("test", "retest")
@@ -141,3 +142,24 @@ def place(scans: list[ScanTiming], rules: TimepointRules) -> list[Placement]:
             "message": "no acquisition, series or study date while the patient's other scans have one: the scan "
                        "cannot be placed on a timepoint"}])
     return placements  # type: ignore[return-value]
+
+
+_TIMEPOINT_BASE = re.compile(r"^(test|retest|scan\d+|fu\d+(_retest|_scan\d+)?|undated\d*)$")
+_FOLLOW_UP = re.compile(r"^fu(\d+)$")
+
+
+def split_label(label: str) -> tuple[str, str]:
+    """(modality prefix, timepoint label) of a scan label: ``pt_fu1`` -> ('pt_', 'fu1'), ``retest`` -> ('',
+    'retest'). A label radflow did not make (an input manifest's own scan name) is returned as ('', label)."""
+    if _TIMEPOINT_BASE.match(label):
+        return "", label
+    head, _, rest = label.partition("_")
+    if rest and _TIMEPOINT_BASE.match(rest):
+        return f"{head}_", rest
+    return "", label
+
+
+def follow_up_index(label: str) -> int | None:
+    """K of the first scan of follow-up timepoint K (``fuK`` after any modality prefix), else None."""
+    match = _FOLLOW_UP.match(split_label(label)[1])
+    return int(match.group(1)) if match else None
