@@ -25,7 +25,8 @@ def _key(args) -> bytes:
 def cmd_demo_cohort(args) -> None:
     from radflow.demo import write_cohort
 
-    write_cohort(Path(args.outdir), n_patients=args.patients, seed=args.seed)
+    write_cohort(Path(args.outdir), n_patients=args.patients, seed=args.seed,
+                 modalities=tuple(m for m in args.modalities.split(",") if m.strip()), timepoints=args.timepoints)
 
 
 def cmd_extract(args) -> None:
@@ -185,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("outdir")
     p.add_argument("--patients", type=int, default=40)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--modalities", default="CT", help="comma-separated: CT (always), PT, MR, e.g. CT,PT,MR")
+    p.add_argument("--timepoints", type=int, default=1, help="baseline plus follow-ups with a planted response")
     p.set_defaults(func=cmd_demo_cohort)
 
     p = sub.add_parser("extract", help="IBSI features of one image and mask, as CSV")

@@ -463,10 +463,15 @@ def write_patient(outdir: Path, patient: Patient) -> dict:
 CLINICAL_COLUMNS = ("patient_id", "centre", "outcome", "survival_time", "event", "age", "sex")
 
 
-def clinical_row(patient: Patient) -> dict:
-    return {"patient_id": patient.patient_id, "centre": patient.centre.code, "outcome": patient.outcome,
-            "survival_time": patient.survival_months, "event": patient.event, "age": patient.age,
-            "sex": patient.sex}
+def clinical_row(patient: Patient, timepoints: int = 1) -> dict:
+    row = {"patient_id": patient.patient_id, "centre": patient.centre.code, "outcome": patient.outcome,
+           "survival_time": patient.survival_months, "event": patient.event, "age": patient.age,
+           "sex": patient.sex}
+    if timepoints > 1:  # the planted treatment response (radflow.demo_longitudinal)
+        from radflow.demo_longitudinal import is_responder
+
+        row["response"] = int(is_responder(patient))
+    return row
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -502,15 +507,30 @@ def phi_values(outdir: Path, include_uids: bool = False) -> set[str]:
     return set(manifest["identifiers"]) | (set(manifest["uids"]) if include_uids else set())
 
 
-def write_cohort(outdir: Path, n_patients: int = 40, seed: int = 0) -> Path:
-    """Write the demo cohort (DICOM export, clinical.csv, ground_truth.csv, phi_manifest.json) into `outdir`."""
+def write_cohort(outdir: Path, n_patients: int = 40, seed: int = 0, modalities: tuple[str, ...] = ("CT",),
+                 timepoints: int = 1) -> Path:
+    """Write the demo cohort (DICOM export, clinical.csv, ground_truth.csv, phi_manifest.json) into `outdir`.
+
+    ``modalities`` beyond CT (PT, MR) and ``timepoints`` > 1 add PET/MR series and follow-up scans with a planted
+    response (``radflow.demo_longitudinal``); the default writes the CT test/retest cohort alone.
+    """
+    from radflow import demo_longitudinal
+
+    modalities = tuple(m.strip().upper() for m in modalities)
+    demo_longitudinal.check_options(modalities, timepoints)
+    extras = modalities != ("CT",) or timepoints > 1
     outdir = Path(outdir)
     (outdir / "dicom").mkdir(parents=True, exist_ok=True)
     patients = [sample_patient(seed, i) for i in range(n_patients)]
-    truth = [write_patient(outdir, p) for p in patients]
+    truth = []
+    for p in patients:
+        row = write_patient(outdir, p)
+        if extras:
+            row.update(demo_longitudinal.write_extras(outdir, p, modalities, timepoints))
+        truth.append(row)
     (outdir / "dicom" / "README.TXT").write_text(
         "PACS export. Synthetic radflow demo cohort: all names, identifiers and images are fake.\n")
-    _write_csv(outdir / "clinical.csv", [clinical_row(p) for p in patients])
+    _write_csv(outdir / "clinical.csv", [clinical_row(p, timepoints) for p in patients])
     _write_csv(outdir / "ground_truth.csv", truth)
     (outdir / "phi_manifest.json").write_text(json.dumps(phi_manifest(patients), indent=1) + "\n")
     return outdir
