@@ -5,14 +5,16 @@ and everything else goes on. Checked against the DuckDB database:
 
 * every modality gets features with its own settings document (and only its own);
 * PET voxels are SUVbw: the ingested volume equals stored value x RescaleSlope x weight / decayed dose computed
-  here from the DICOM tags, and ``scans.suv_factor`` is that factor;
+  here from the DICOM tags (the factor stays in the interim manifest; ``scans.intensity_unit`` says SUVbw);
 * delta features equal the differences of the stored feature values, for every modality;
 * the SDC beside them equals 1.96 x the SD of the test-retest differences (= 1.96 sqrt2 SEM, SEM from ICC(2,1)'s
   residual mean square with two measurements);
-* a delta model (relative change -> planted response) runs through the nested CV.
+* a delta model (relative change -> planted response) runs through the nested CV;
+* no result file carries the demo's names, identifiers or UIDs (PET/MR/follow-up ones included).
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -27,7 +29,7 @@ import SimpleITK as sitk
 import yaml
 
 from conftest import REPO
-from radflow.demo import write_cohort
+from radflow.demo import phi_values, write_cohort
 from radflow.dicom.deid import DEMO_KEY
 from radflow.pipeline.discover import case_id_of
 
@@ -142,8 +144,12 @@ def test_pet_voxels_are_suv_bw_as_computed_by_hand(run):
     ingested = next((run / "interim" / "batches").glob(f"*/volumes/{case}_pt_test_image.nii.gz"))
     volume = sitk.GetArrayFromImage(sitk.ReadImage(str(ingested)))
     np.testing.assert_allclose(volume, expected, rtol=1e-6, atol=1e-6)
-    stored = query(run, "SELECT suv_factor FROM scans WHERE case_id = ? AND scan = 'pt_test'", [case])[0][0]
-    assert stored == pytest.approx(factor, rel=1e-9)
+    manifest = json.loads((ingested.parent.parent / "ingest.json").read_text())
+    meta = next(s["meta"] for s in manifest["scans"] if s["case_id"] == case and s["scan"] == "pt_test")
+    assert meta["suv_factor"] == pytest.approx(factor, rel=1e-9)
+    units = query(run, "SELECT modality, list(DISTINCT intensity_unit) FROM scans WHERE status != 'fail' GROUP BY ALL "
+                       "ORDER BY ALL")
+    assert units == [("CT", ["HU"]), ("MR", ["arbitrary"]), ("PT", ["SUVbw"])]
     suv_max = query(run, "SELECT value FROM features WHERE case_id = ? AND scan = 'pt_test' AND ibsi_code = '84IY'",
                     [case])[0][0]
     assert 2.0 < suv_max < 15.0  # an FDG lesion, not Bq/ml
@@ -192,3 +198,14 @@ def test_a_delta_model_runs_through_the_nested_cv(run):
     assert features and all(name.startswith("delta_relative: ") for (name,) in features)
     auc = query(run, "SELECT value FROM metrics WHERE metric = 'auc' AND validation = 'cv'")[0][0]
     assert 0.0 <= auc <= 1.0
+
+
+def test_no_result_file_carries_identifiers_or_uids(run):
+    phi = phi_values(run / "resources" / "demo", include_uids=True)
+    phi |= {part for value in phi for part in value.split("^") if len(part) >= 4}
+    assert len(phi) > N_PATIENTS * 7 * 16  # every slice UID of every series is listed
+    leaks = []
+    for path in (p for p in (run / "results").rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        leaks += [(path.name, value) for value in phi if value.encode() in data]
+    assert not leaks, leaks[:10]

@@ -532,5 +532,9 @@ def write_cohort(outdir: Path, n_patients: int = 40, seed: int = 0, modalities: 
         "PACS export. Synthetic radflow demo cohort: all names, identifiers and images are fake.\n")
     _write_csv(outdir / "clinical.csv", [clinical_row(p, timepoints) for p in patients])
     _write_csv(outdir / "ground_truth.csv", truth)
-    (outdir / "phi_manifest.json").write_text(json.dumps(phi_manifest(patients), indent=1) + "\n")
+    manifest = phi_manifest(patients)
+    if extras:
+        manifest["uids"] = sorted(set(manifest["uids"]).union(
+            *(demo_longitudinal.extra_uids(p, modalities, timepoints) for p in patients)))
+    (outdir / "phi_manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return outdir

@@ -256,3 +256,25 @@ def check_options(modalities: tuple[str, ...], timepoints: int) -> None:
         raise ValueError("the demo cohort always has CT (the test/retest scans); add PT and/or MR to it")
     if timepoints < 1:
         raise ValueError(f"timepoints must be >= 1, got {timepoints}")
+
+
+def extra_uids(patient, modalities: tuple[str, ...], timepoints: int) -> set[str]:
+    """Every UID the extras of one patient write (for the PHI manifest: de-identification must replace them)."""
+    from radflow.demo import uid
+
+    seed, i = patient.seed, patient.index
+    uids: set[str] = set()
+    for timepoint in range(timepoints):
+        if timepoint > 0:
+            uids.add(uid(seed, i, "study", timepoint))
+            if "CT" in modalities:
+                scan = 1 + timepoint
+                uids |= {uid(seed, i, scan, role) for role in ("ct-series", "frame-of-reference", "mask",
+                                                               "mask-series", "dimension-org")}
+                uids |= {uid(seed, i, scan, "ct", k) for k in range(patient.grid.shape[0])}
+        for modality, shape in (("PT", PET_SHAPE), ("MR", MR_SHAPE)):
+            if modality in modalities:
+                tag = f"{modality}{timepoint}"
+                uids |= {uid(seed, i, tag, role) for role in ("series", "frame", "mask", "mask-series")}
+                uids |= {uid(seed, i, tag, "im", k) for k in range(shape[0])}
+    return uids

@@ -28,8 +28,8 @@ SCHEMA: dict[str, tuple[list[tuple[str, str]], list[str]]] = {
             ("acquisition_datetime", "VARCHAR"),
             # radflow.timepoints: visit index (0 = baseline) and calendar days since the patient's first scan
             ("timepoint", "INTEGER"), ("days_from_baseline", "INTEGER"),
-            # PET: the factor that turned Bq/ml into SUVbw (NULL for other modalities)
-            ("suv_factor", "DOUBLE"),
+            # what the voxel values are: HU (CT), SUVbw (PET, converted at ingest), arbitrary (MR, other)
+            ("intensity_unit", "VARCHAR"),
         ],
         ["case_id", "scan"],
     ),

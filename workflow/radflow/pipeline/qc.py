@@ -70,6 +70,16 @@ def _note(results: list[qc.QCResult]) -> str:
     return ", ".join(dict.fromkeys(r.code for r in bad)) + f"\n{first}"
 
 
+def intensity_unit(scan: ScanEntry) -> str | None:
+    """HU for CT, SUVbw for PET (ingest converted it), arbitrary otherwise; None for a scan never read. (The SUV
+    factor itself stays in the interim manifest: with a protocol dose it would reveal the patient's weight.)"""
+    if scan.status != "ok":
+        return None
+    if "suv_factor" in scan.meta:
+        return "SUVbw"
+    return "HU" if (scan.meta.get("modality") or scan.modality) == "CT" else "arbitrary"
+
+
 def scan_status(scan: ScanEntry, results: list[qc.QCResult]) -> str:
     """fail when a scan-level check failed or no ROI is usable; else the worst severity."""
     scan_level = [r for r in results if not r.roi]
@@ -131,7 +141,7 @@ def qc_batch(manifest_path: Path, outdir: Path, thresholds: qc.Thresholds | None
                 case_id, scan.scan, meta.get("series_uid"), meta.get("modality"), meta.get("manufacturer"),
                 meta.get("convolution_kernel"), meta.get("kvp"), meta.get("n_slices"), *spacing,
                 scan.image_sha256 or None, status, meta.get("acquisition_datetime"), meta.get("timepoint"),
-                meta.get("days_from_baseline"), meta.get("suv_factor"),
+                meta.get("days_from_baseline"), intensity_unit(scan),
             ))
             for m in scan.masks:
                 count = int(meta.get("roi_voxels", {}).get(m.roi, 0))
