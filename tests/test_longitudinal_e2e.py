@@ -153,6 +153,12 @@ def test_pet_voxels_are_suv_bw_as_computed_by_hand(run):
     suv_max = query(run, "SELECT value FROM features WHERE case_id = ? AND scan = 'pt_test' AND ibsi_code = '84IY'",
                     [case])[0][0]
     assert 2.0 < suv_max < 15.0  # an FDG lesion, not Bq/ml
+    by_name = query(run, "SELECT suv_max, suv_peak, mtv_ml, tlg FROM pet_measures WHERE case_id = ? AND scan = "
+                         "'pt_test'", [case])[0]
+    codes = dict(query(run, "SELECT ibsi_code, value FROM features WHERE case_id = ? AND scan = 'pt_test' AND "
+                            "ibsi_code IN ('84IY', 'VJGA', 'RNU0', '99N0', 'Q4LE')", [case]))
+    assert by_name == pytest.approx((codes["84IY"], codes["VJGA"], codes["RNU0"] / 1000, codes["99N0"] / 1000))
+    assert by_name[3] == pytest.approx(by_name[2] * codes["Q4LE"], rel=1e-9)  # TLG = MTV x SUVmean
 
 
 def test_delta_features_equal_the_differences_of_the_stored_features(run):

@@ -66,3 +66,65 @@ def test_days_from_baseline_survive_the_per_patient_date_shift():
     real = [ScanTiming("CT", "2024-01-10T10:00"), ScanTiming("CT", "2024-04-02T10:00")]
     shifted = [ScanTiming("CT", shift_iso_datetime(s.when, shift)) for s in real]
     assert labels(real) == labels(shifted) == [("test", 0, 0), ("fu1", 1, 83)]
+
+
+# ------------------------------------------------------------------------------------------ through discovery
+
+def _demo_with_retest_dates(tmp_path, change) -> dict:
+    """One demo patient whose retest series' date tags are changed by ``change(ds)``; the discovered scans."""
+    import json
+
+    import pydicom
+
+    from radflow.demo import sample_patient, scan_paths, write_cohort
+    from radflow.dicom.deid import DEMO_KEY
+    from radflow.pipeline.discover import discover
+
+    demo = write_cohort(tmp_path / "demo", n_patients=1, seed=7)
+    retest_folder = scan_paths(demo, sample_patient(7, 0), 1)[0]
+    for path in sorted(retest_folder.iterdir()):
+        ds = pydicom.dcmread(path)
+        change(ds)
+        ds.save_as(path)
+    inventory = tmp_path / "inventory.json"
+    discover(demo / "dicom", inventory, 10, [{"name": "GTV", "pattern": "^gtv"}], DEMO_KEY)
+    (case,) = json.loads(inventory.read_text())["batches"]["b0000"]
+    return {scan["scan"]: scan for scan in case["scans"]}
+
+
+def test_a_later_retest_series_becomes_a_follow_up_by_its_date(tmp_path):
+    import datetime as dt
+
+    def thirty_days_later(ds):
+        for keyword in ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate"):
+            day = dt.datetime.strptime(ds.get(keyword), "%Y%m%d") + dt.timedelta(days=30)
+            setattr(ds, keyword, day.strftime("%Y%m%d"))
+
+    scans = _demo_with_retest_dates(tmp_path, thirty_days_later)
+    assert sorted(scans) == ["fu1", "test"]
+    assert (scans["fu1"]["timepoint"], scans["fu1"]["days_from_baseline"]) == (1, 30)
+    shifted = [dt.date.fromisoformat(scans[s]["acquisition_datetime"][:10]) for s in ("test", "fu1")]
+    assert (shifted[1] - shifted[0]).days == 30  # the stored (shifted) dates keep the interval
+
+
+def test_an_undated_series_is_flagged_in_qc_not_guessed(tmp_path):
+    from radflow.manifest import Manifest
+    from radflow.pipeline.ingest import ingest_batch
+    from radflow.pipeline.qc import qc_batch
+
+    def undated(ds):
+        for keyword in ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate", "AcquisitionDateTime"):
+            if keyword in ds:
+                delattr(ds, keyword)
+
+    scans = _demo_with_retest_dates(tmp_path, undated)
+    assert sorted(scans) == ["test", "undated"] and scans["undated"]["timepoint"] is None
+    ingest_batch(tmp_path / "inventory.json", "b0000", tmp_path / "ingest.json", tmp_path / "volumes")
+    assert {s.scan: s.status for s in Manifest.read(tmp_path / "ingest.json").scans} == {"test": "ok", "undated": "ok"}
+    qc_batch(tmp_path / "ingest.json", tmp_path / "batch")
+    import pandas as pd
+
+    qc = pd.read_parquet(tmp_path / "batch" / "qc.parquet")
+    flagged = qc[qc["check_code"] == "ACQUISITION_DATE_MISSING"]
+    assert list(zip(flagged["scan"], flagged["severity"])) == [("undated", "warn")]
+    assert "cannot be placed on a timepoint" in flagged["message"].iloc[0]

@@ -156,6 +156,23 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
     for table, (cols, key) in SCHEMA.items():
         body = ", ".join(f"{name} {dtype}" for name, dtype in cols)
         con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({body}, PRIMARY KEY ({', '.join(key)}))")
+    con.execute(PET_MEASURES_VIEW)
+
+
+# The usual PET measures by their clinical names (IBSI codes in radflow.features; README "A PET study"): one row
+# per PET scan, ROI and settings id. TLG is IBSI's integrated intensity (MTV * SUVmean); volumes in mL.
+PET_MEASURES_VIEW = """
+CREATE OR REPLACE VIEW pet_measures AS
+SELECT f.case_id, f.scan, f.roi, f.settings_id,
+       max(f.value) FILTER (f.ibsi_code = '84IY') AS suv_max,
+       max(f.value) FILTER (f.ibsi_code = 'Q4LE') AS suv_mean,
+       max(f.value) FILTER (f.ibsi_code = 'VJGA') AS suv_peak,
+       max(f.value) FILTER (f.ibsi_code = 'RNU0') / 1000 AS mtv_ml,
+       max(f.value) FILTER (f.ibsi_code = '99N0') / 1000 AS tlg
+FROM features f JOIN scans s ON s.case_id = f.case_id AND s.scan = f.scan
+WHERE s.modality = 'PT'
+GROUP BY f.case_id, f.scan, f.roi, f.settings_id
+"""
 
 
 def _load(con: duckdb.DuckDBPyConnection, table: str, parquet_files: list[Path]) -> None:
