@@ -5,6 +5,10 @@ if USE_DEMO:
         output:
             dicom=directory(DEMO_INPUT_DIR),
             clinical="resources/demo/clinical.csv",
+        log:
+            f"{LOGS}/demo_cohort.log",
+        conda:
+            CONDA_ENV
         params:
             radflow=RADFLOW,
             patients=config["demo_patients"],
@@ -15,10 +19,6 @@ if USE_DEMO:
                 else ",".join(config.get("demo_modalities", ["CT"]))
             ),
             timepoints=config.get("demo_timepoints", 1),
-        log:
-            f"{LOGS}/demo_cohort.log",
-        conda:
-            CONDA_ENV
         shell:
             (
                 "{params.radflow} demo-cohort resources/demo --patients {params.patients} --seed {params.seed}"

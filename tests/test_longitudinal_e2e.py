@@ -29,7 +29,8 @@ import SimpleITK as sitk
 import yaml
 
 from conftest import REPO
-from radflow.demo import phi_values, write_cohort
+from radflow.demo import phi_values
+from radflow.demo_longitudinal import write_cohort
 from radflow.dicom.deid import DEMO_KEY
 from radflow.pipeline.discover import case_id_of
 

@@ -60,7 +60,7 @@ def sdc_table(features: pd.DataFrame, icc_form: str = "ICC(2,1)") -> pd.DataFram
     rows = features.assign(pair=base, prefix=prefix)
     rows = rows[rows["pair"].isin(["test", "retest"])]
     tables = []
-    for (settings_id, roi, modality), group in rows.groupby(["settings_id", "roi", "prefix"], sort=True):
+    for (settings_id, roi, _prefix), group in rows.groupby(["settings_id", "roi", "prefix"], sort=True):
         if set(group["pair"]) != {"test", "retest"}:
             continue
         keys, _, values = pivot(group, "case_id", "pair", ["test", "retest"])

@@ -38,6 +38,7 @@ import datetime as dt
 import json
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -463,15 +464,19 @@ def write_patient(outdir: Path, patient: Patient) -> dict:
 CLINICAL_COLUMNS = ("patient_id", "centre", "outcome", "survival_time", "event", "age", "sex")
 
 
-def clinical_row(patient: Patient, timepoints: int = 1) -> dict:
-    row = {"patient_id": patient.patient_id, "centre": patient.centre.code, "outcome": patient.outcome,
-           "survival_time": patient.survival_months, "event": patient.event, "age": patient.age,
-           "sex": patient.sex}
-    if timepoints > 1:  # the planted treatment response (radflow.demo_longitudinal)
-        from radflow.demo_longitudinal import is_responder
+def clinical_row(patient: Patient) -> dict:
+    return {"patient_id": patient.patient_id, "centre": patient.centre.code, "outcome": patient.outcome,
+            "survival_time": patient.survival_months, "event": patient.event, "age": patient.age,
+            "sex": patient.sex}
 
-        row["response"] = int(is_responder(patient))
-    return row
+
+@dataclass(frozen=True)
+class CohortExtras:
+    """More series per patient on top of the CT test/retest (radflow.demo_longitudinal: PET, MR, follow-ups)."""
+
+    write: Callable[[Path, Patient], dict]  # writes them; returns extra ground-truth columns
+    clinical: Callable[[Patient], dict]  # extra clinical columns
+    uids: Callable[[Patient], set[str]]  # every UID they carry (for the PHI manifest)
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -507,34 +512,25 @@ def phi_values(outdir: Path, include_uids: bool = False) -> set[str]:
     return set(manifest["identifiers"]) | (set(manifest["uids"]) if include_uids else set())
 
 
-def write_cohort(outdir: Path, n_patients: int = 40, seed: int = 0, modalities: tuple[str, ...] = ("CT",),
-                 timepoints: int = 1) -> Path:
-    """Write the demo cohort (DICOM export, clinical.csv, ground_truth.csv, phi_manifest.json) into `outdir`.
-
-    ``modalities`` beyond CT (PT, MR) and ``timepoints`` > 1 add PET/MR series and follow-up scans with a planted
-    response (``radflow.demo_longitudinal``); the default writes the CT test/retest cohort alone.
-    """
-    from radflow import demo_longitudinal
-
-    modalities = tuple(m.strip().upper() for m in modalities)
-    demo_longitudinal.check_options(modalities, timepoints)
-    extras = modalities != ("CT",) or timepoints > 1
+def write_cohort(outdir: Path, n_patients: int = 40, seed: int = 0, extras: CohortExtras | None = None) -> Path:
+    """Write the demo cohort (DICOM export, clinical.csv, ground_truth.csv, phi_manifest.json) into `outdir`;
+    ``extras`` add series per patient (``radflow.demo_longitudinal.write_cohort``)."""
     outdir = Path(outdir)
     (outdir / "dicom").mkdir(parents=True, exist_ok=True)
     patients = [sample_patient(seed, i) for i in range(n_patients)]
     truth = []
     for p in patients:
         row = write_patient(outdir, p)
-        if extras:
-            row.update(demo_longitudinal.write_extras(outdir, p, modalities, timepoints))
+        if extras is not None:
+            row.update(extras.write(outdir, p))
         truth.append(row)
     (outdir / "dicom" / "README.TXT").write_text(
         "PACS export. Synthetic radflow demo cohort: all names, identifiers and images are fake.\n")
-    _write_csv(outdir / "clinical.csv", [clinical_row(p, timepoints) for p in patients])
+    _write_csv(outdir / "clinical.csv", [{**clinical_row(p), **(extras.clinical(p) if extras else {})}
+                                         for p in patients])
     _write_csv(outdir / "ground_truth.csv", truth)
     manifest = phi_manifest(patients)
-    if extras:
-        manifest["uids"] = sorted(set(manifest["uids"]).union(
-            *(demo_longitudinal.extra_uids(p, modalities, timepoints) for p in patients)))
+    if extras is not None:
+        manifest["uids"] = sorted(set(manifest["uids"]).union(*(extras.uids(p) for p in patients)))
     (outdir / "phi_manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return outdir

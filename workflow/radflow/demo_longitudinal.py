@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from radflow import demo
+from radflow.demo import Grid, uid
 from radflow.dicom import write
 
 MODALITIES = ("CT", "PT", "MR")
@@ -66,8 +68,6 @@ def at_timepoint(patient, timepoint: int):
 
 def _grid(patient, shape, spacing):
     """A grid of ``shape``/``spacing`` centred where the patient's CT grid is centred."""
-    from radflow.demo import Grid
-
     centre = [o + (n - 1) / 2 * d for o, n, d in zip(patient.grid.origin_xyz, patient.grid.shape[::-1],
                                                    patient.grid.spacing[::-1])]
     origin = tuple(round(c - (n - 1) / 2 * d, 2) for c, n, d in zip(centre, shape[::-1], spacing[::-1]))
@@ -93,7 +93,7 @@ def lesion_suv(patient) -> float:
     return 2.5 + 6.0 * (patient.lesion.heterogeneity_hu - 10.0) / 60.0
 
 
-def pet_suv(patient, timepoint: int) -> tuple[np.ndarray, np.ndarray, object]:
+def pet_suv(patient, timepoint: int) -> tuple[np.ndarray, np.ndarray, Grid]:
     """(SUV volume, lesion mask, grid) of the PET at ``timepoint``."""
     grid = _grid(patient, PET_SHAPE, PET_SPACING)
     mask = smooth_lesion(grid, patient.lesion)
@@ -109,14 +109,12 @@ def pet_suv(patient, timepoint: int) -> tuple[np.ndarray, np.ndarray, object]:
     return suv, mask, grid
 
 
-def mr_signal(patient, timepoint: int) -> tuple[np.ndarray, np.ndarray, object]:
+def mr_signal(patient, timepoint: int) -> tuple[np.ndarray, np.ndarray, Grid]:
     """(signal, lesion mask, grid) of the MR at ``timepoint``."""
-    from radflow.demo import smooth_field
-
     grid = _grid(patient, MR_SHAPE, MR_SPACING)
     mask = smooth_lesion(grid, patient.lesion)
     rng = np.random.default_rng([patient.seed, patient.index, MR_NOISE_STREAM, timepoint])
-    texture = smooth_field(rng, grid.shape, (0.8, 2.5, 2.5))
+    texture = demo.smooth_field(rng, grid.shape, (0.8, 2.5, 2.5))
     signal = np.where(_body(grid), MR_BODY, MR_LUNG)
     signal = np.where(mask, MR_LESION + 2.0 * patient.lesion.heterogeneity_hu * texture, signal)
     signal = signal + 12.0 * rng.standard_normal(signal.shape)
@@ -125,9 +123,7 @@ def mr_signal(patient, timepoint: int) -> tuple[np.ndarray, np.ndarray, object]:
 
 def _attrs(patient, modality: str, timepoint: int, series_time: dt.time) -> dict:
     """Patient/study tags of the CT demo with this series' own UIDs, number, description, date and time."""
-    from radflow.demo import _series_attrs, uid
-
-    attrs = _series_attrs(patient, 0)
+    attrs = demo._series_attrs(patient, 0)
     for ct_only in ("ConvolutionKernel", "KVP", "XRayTubeCurrent"):
         attrs.pop(ct_only)
     date = patient.study_date.strftime("%Y%m%d")
@@ -154,8 +150,6 @@ def _later(time: dt.time, minutes: float) -> dt.time:
 
 def pet_series(patient, timepoint: int) -> tuple[list, np.ndarray]:
     """The PET slices (Bq/ml through RescaleSlope) and the lesion mask at ``timepoint``."""
-    from radflow.demo import uid
-
     suv, mask, grid = pet_suv(patient, timepoint)
     weight = 55 + (patient.index * 7) % 40  # kg
     dose = 4.0e6 * weight  # Bq
@@ -178,8 +172,6 @@ def pet_series(patient, timepoint: int) -> tuple[list, np.ndarray]:
 
 
 def mr_series(patient, timepoint: int) -> tuple[list, np.ndarray]:
-    from radflow.demo import uid
-
     signal, mask, grid = mr_signal(patient, timepoint)
     attrs = _attrs(patient, "MR", timepoint, _later(patient.study_time, 90))
     stored = np.clip(np.rint(signal), 0, 65535).astype(np.uint16)
@@ -191,8 +183,6 @@ def mr_series(patient, timepoint: int) -> tuple[list, np.ndarray]:
 
 
 def _rtstruct(patient, modality: str, timepoint: int, images: list, mask: np.ndarray):
-    from radflow.demo import uid
-
     seed, i = patient.seed, patient.index
     rois = [write.Roi(1, patient.roi_name, mask, (255, 0, 0), "GTV")]
     return write.rtstruct(images, rois, manufacturer="radflow demo contouring", label="GTV",
@@ -210,12 +200,10 @@ def _save_series(folder: Path, images: list, mask_ds) -> None:
 
 def follow_up_ct(outdir: Path, patient, timepoint: int) -> dict:
     """One CT (no retest) and its mask at follow-up ``timepoint`` (``patient`` already at that timepoint)."""
-    from radflow.demo import ct_series, mask_object, render_scan, uid
-
     scan = 1 + timepoint  # scan index >= 2: own UIDs and noise stream, the retest's small shift
     patient = dataclasses.replace(patient, noise_sd_hu=patient.noise_sd_hu + (patient.noise_sd_hu[0],) * timepoint)
-    stored, mask = render_scan(patient, scan)
-    cts = ct_series(patient, scan, stored)
+    stored, mask = demo.render_scan(patient, scan)
+    cts = demo.ct_series(patient, scan, stored)
     for ct in cts:  # a new study on a later date
         ct.StudyInstanceUID = uid(patient.seed, patient.index, "study", timepoint)
         ct.SeriesNumber = SERIES_NUMBERS["CT"] + 100 * timepoint
@@ -223,7 +211,7 @@ def follow_up_ct(outdir: Path, patient, timepoint: int) -> dict:
     folder = outdir / "dicom" / patient.patient_id / f"{patient.study_date:%Y%m%d}_FU{timepoint}" / "CT"
     for ct in cts:
         write.save(ct, folder / "images" / f"IM{int(ct.InstanceNumber):06d}.dcm")
-    mask_ds = mask_object(patient, scan, cts, mask)
+    mask_ds = demo.mask_object(patient, scan, cts, mask)
     write.save(mask_ds, folder / "MASK" / "MS000001.dcm")
     return {f"mask_volume_fu{timepoint}_cm3": round(int(mask.sum()) * float(np.prod(patient.grid.spacing)) / 1000, 3)}
 
@@ -260,8 +248,6 @@ def check_options(modalities: tuple[str, ...], timepoints: int) -> None:
 
 def extra_uids(patient, modalities: tuple[str, ...], timepoints: int) -> set[str]:
     """Every UID the extras of one patient write (for the PHI manifest: de-identification must replace them)."""
-    from radflow.demo import uid
-
     seed, i = patient.seed, patient.index
     uids: set[str] = set()
     for timepoint in range(timepoints):
@@ -278,3 +264,17 @@ def extra_uids(patient, modalities: tuple[str, ...], timepoints: int) -> set[str
                 uids |= {uid(seed, i, tag, role) for role in ("series", "frame", "mask", "mask-series")}
                 uids |= {uid(seed, i, tag, "im", k) for k in range(shape[0])}
     return uids
+
+
+def write_cohort(outdir: Path, n_patients: int = 40, seed: int = 0, modalities: tuple[str, ...] = ("CT",),
+                 timepoints: int = 1) -> Path:
+    """The demo cohort (``radflow.demo.write_cohort``) with PET/MR series and ``timepoints`` - 1 follow-ups."""
+    modalities = tuple(m.strip().upper() for m in modalities)
+    check_options(modalities, timepoints)
+    if modalities == ("CT",) and timepoints == 1:
+        return demo.write_cohort(outdir, n_patients, seed)
+    extras = demo.CohortExtras(
+        write=lambda out, patient: write_extras(out, patient, modalities, timepoints),
+        clinical=lambda patient: {"response": int(is_responder(patient))} if timepoints > 1 else {},
+        uids=lambda patient: extra_uids(patient, modalities, timepoints))
+    return demo.write_cohort(outdir, n_patients, seed, extras)

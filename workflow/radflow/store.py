@@ -139,8 +139,10 @@ PER_CASE_TABLES = ("scans", "masks", "qc")
 # Tables a later stage computes over the whole cohort (one Parquet file each): replaced per settings id.
 COHORT_TABLES = ("stability", "stable_features", "stability_cases")
 # Cohort-level tables recomputed whole by every run of their stage (the modelling stage): replaced entirely.
-WHOLE_TABLES = ("models", "model_features", "predictions", "metrics", "delta_features")
-# QC rows written by a cohort-level stage (the delta stage): they replace that stage's earlier QC rows.
+WHOLE_TABLES = ("models", "model_features", "predictions", "metrics")
+# The delta stage's outputs (rules/common.smk DELTA_TABLE_NAMES): delta_features is replaced whole; delta_qc is
+# QC rows, which replace the qc table's earlier DELTA_* rows.
+DELTA_TABLES = ("delta_features", "delta_qc")
 COHORT_QC = {"delta_qc": "DELTA_%"}
 
 
@@ -255,7 +257,7 @@ def _replace(con, batch_dirs, settings_docs, clinical, software, files) -> None:
 
 
 def _replace_cohort_tables(con, cohort_tables: dict[str, Path], settings_ids: list[str]) -> None:
-    unknown = set(cohort_tables) - set(COHORT_TABLES) - set(WHOLE_TABLES) - set(COHORT_QC)
+    unknown = set(cohort_tables) - set(COHORT_TABLES) - set(WHOLE_TABLES) - set(DELTA_TABLES)
     if unknown:
         raise ValueError(f"unknown cohort tables {sorted(unknown)}; known: {COHORT_TABLES + WHOLE_TABLES}")
     for table, path in sorted(cohort_tables.items()):
@@ -263,8 +265,14 @@ def _replace_cohort_tables(con, cohort_tables: dict[str, Path], settings_ids: li
             con.execute("DELETE FROM qc WHERE check_code LIKE ?", [COHORT_QC[table]])
             _load(con, "qc", [Path(path)])
             continue
-        if table in WHOLE_TABLES:
+        if table in WHOLE_TABLES or table in DELTA_TABLES:
             con.execute(f"DELETE FROM {table}")
         else:
             con.execute(f"DELETE FROM {table} WHERE list_contains(?, settings_id)", [settings_ids])
         _load(con, table, [Path(path)])
+
+
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the database has table ``name`` (a stage that did not run leaves its tables out)."""
+    row = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()
+    return row is not None and row[0] > 0

@@ -28,6 +28,8 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
+from radflow.inventory import ScanWarning
+
 BASELINE_LABELS = ("test", "retest")
 ACQUISITION_DATE_MISSING = "ACQUISITION_DATE_MISSING"
 TIMEPOINT_AMBIGUOUS = "TIMEPOINT_AMBIGUOUS"
@@ -77,7 +79,7 @@ class Placement:
     label: str
     timepoint: int | None
     days_from_baseline: int | None
-    warnings: list[dict] = field(default_factory=list)
+    warnings: list[ScanWarning] = field(default_factory=list)
 
 
 def timepoint_label(timepoint: int, position: int) -> str:
@@ -109,6 +111,7 @@ def place(scans: list[ScanTiming], rules: TimepointRules) -> list[Placement]:
     dates = [s.date for s in scans]
     dated = [d for d in dates if d is not None]
     placements: list[Placement | None] = [None] * len(scans)
+    groups: dict[tuple[str, int | None], list[int]]
     if not dated:  # nothing to group by: one unknown timepoint in time order (SeriesNumber), as far as it goes
         groups = {(s.modality, None): [i for i, t in enumerate(scans) if t.modality == s.modality] for s in scans}
         timepoint_of = {}
@@ -121,7 +124,7 @@ def place(scans: list[ScanTiming], rules: TimepointRules) -> list[Placement]:
     baseline = min(dated) if dated else None
     for (modality, timepoint), members in groups.items():
         members = sorted(members, key=lambda i: scans[i].order())
-        warnings = []
+        warnings: list[ScanWarning] = []
         if len(members) > 2:
             warnings.append({"code": TIMEPOINT_AMBIGUOUS, "value": float(len(members)),
                              "message": f"{len(members)} {modality} scans on one timepoint: the first two in time "
@@ -131,7 +134,8 @@ def place(scans: list[ScanTiming], rules: TimepointRules) -> list[Placement]:
                              "message": f"{len(members)} {modality} scans without acquisition date: ordered by "
                                         "SeriesNumber, timepoint unknown"})
         for position, i in enumerate(members):
-            days = (dates[i] - baseline).days if dates[i] is not None else None
+            date = dates[i]
+            days = (date - baseline).days if date is not None and baseline is not None else None
             label = modality_prefix(modality, rules) + timepoint_label(timepoint or 0, position)
             placements[i] = Placement(label, timepoint, days, list(warnings))
     undated = [i for i, p in enumerate(placements) if p is None]

@@ -18,6 +18,7 @@ else (CNTS, DecayCorrection NONE, a missing or zero tag) raises ``SuvError`` nam
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -212,7 +213,7 @@ SERIES_CONSTANT_RADIOPHARMACEUTICAL_TAGS = ("RadionuclideTotalDose", "Radionucli
                                             "RadiopharmaceuticalStartTime", "RadiopharmaceuticalStartDateTime")
 
 
-def _series_start(datasets: list[Dataset]) -> datetime | None:
+def _series_start(datasets: Sequence[Dataset]) -> datetime | None:
     """The earliest AcquisitionDate/AcquisitionTime over the series (QIBA: the scan start), None if absent."""
     times = []
     for ds in datasets:
@@ -222,7 +223,7 @@ def _series_start(datasets: list[Dataset]) -> datetime | None:
     return min(times) if times else None
 
 
-def series_suv_factor(datasets: list[Dataset]) -> float:
+def series_suv_factor(datasets: Sequence[Dataset]) -> float:
     """The SUVbw factor of a whole PET series (single-frame slices, or one enhanced multi-frame dataset).
 
     Every slice must carry the same units, decay correction, weight, series time and radiopharmaceutical tags

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from radflow.modelling.harmonisation import META_PREFIX
+from radflow.qc import FAIL
 from radflow.timepoints import split_label
 
 KEY_COLUMNS = ["settings_id", "roi", "ibsi_code", "aggregation"]
@@ -27,7 +28,7 @@ def feature_key(roi: str, settings_id: str, ibsi_code: str, aggregation: str) ->
 def qc_failed_cases(qc: pd.DataFrame, scan: str) -> set[tuple[str, str, str]]:
     """(case_id, scan, roi) of the scans labelled ``scan`` (any modality prefix) that failed QC, with roi ''
     standing for every ROI of the scan."""
-    failed = qc[(qc["severity"] == "fail") & scans_labelled(qc["scan"], scan)]
+    failed = qc[(qc["severity"] == FAIL) & scans_labelled(qc["scan"], scan)]
     return set(zip(failed["case_id"], failed["scan"], failed["roi"]))
 
 
