@@ -98,3 +98,26 @@ def test_cycle_finder_finds_a_planted_cycle():
 def test_graph_sees_deferred_imports():
     # cli imports every stage inside its command functions; the graph must see them
     assert "radflow.pipeline" in unit_graph()["radflow.cli"]
+
+
+DOMAIN = ("radflow.dicom", "radflow.imaging", "radflow.imaging.filters", "radflow.features", "radflow.stability",
+          "radflow.modelling", "radflow.settings", "radflow.ibsi")
+IO_AND_EXPORT = ("radflow.cli", "radflow.pipeline", "radflow.provenance", "radflow.store", "radflow.extraction")
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for child in graph.get(todo.pop(), ()):
+            if child not in seen:
+                seen.add(child)
+                todo.append(child)
+    return seen
+
+
+def test_domain_packages_do_not_reach_the_io_and_export_layers():
+    """The IBSI/statistics/modelling code is usable without the pipeline: it never imports, directly or through
+    another module, the rules' I/O (pipeline, cli, extraction), the database (store) or the RDF export."""
+    graph = unit_graph()
+    for package in DOMAIN:
+        assert not _reachable(graph, package) & set(IO_AND_EXPORT), package

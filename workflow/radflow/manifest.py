@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TypedDict
+from typing import Literal, TypedDict
 
 from radflow.inventory import RoiError, ScanWarning
+
+ScanStatus = Literal["ok", "fail"]  # whether ingest read the scan (its QC verdict is qc.Severity)
 
 
 class ScanMeta(TypedDict, total=False):
@@ -42,7 +44,7 @@ class MaskEntry:
 class ScanEntry:
     case_id: str
     scan: str  # test | retest | scan3 ...
-    status: str = "ok"  # ok | fail
+    status: ScanStatus = "ok"  # fail: the scan could not be read (error_code says why)
     modality: str = ""
     error_code: str = ""
     error_message: str = ""
