@@ -81,3 +81,14 @@ def test_broken_pet_tags_fail_the_scan_with_a_code_and_reason(tmp_path, broken, 
     scan = ingest_one(tmp_path, write_pet_series(tmp_path / "dicom", **broken)).scans[0]
     assert scan.status == "fail" and scan.error_code == code and words in scan.error_message
     assert code in CHECKS
+
+
+def test_the_scans_table_names_the_intensity_unit():
+    from radflow.manifest import ScanEntry
+    from radflow.pipeline.qc import intensity_unit
+
+    def unit(modality, **meta):
+        return intensity_unit(ScanEntry("c", "s", modality=modality, meta={"modality": modality, **meta}))
+
+    assert [unit("CT"), unit("PT", suv_factor=0.001), unit("PT"), unit("MR")] == ["HU", "SUVbw", None, "arbitrary"]
+    assert intensity_unit(ScanEntry("c", "s", status="fail", modality="CT")) is None

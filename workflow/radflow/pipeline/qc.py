@@ -132,13 +132,16 @@ def _note(results: list[qc.QCResult]) -> str:
 
 
 def intensity_unit(scan: ScanEntry) -> str | None:
-    """HU for CT, SUVbw for PET (ingest converted it), arbitrary otherwise; None for a scan never read. (The SUV
-    factor itself stays in the interim manifest: with a protocol dose it would reveal the patient's weight.)"""
+    """HU for CT, SUVbw for PET (ingest converted it), arbitrary otherwise; None for a scan never read or a PET
+    image file (its unit is unknown). The SUV factor itself stays in the interim manifest: with a protocol dose it
+    would reveal the patient's weight."""
     if scan.status != "ok":
         return None
     if "suv_factor" in scan.meta:
         return "SUVbw"
-    return "HU" if (scan.meta.get("modality") or scan.modality) == "CT" else "arbitrary"
+    modality = scan.meta.get("modality") or scan.modality
+    # a PET image file of the input manifest arrives in whatever unit it was saved in: unknown
+    return {"CT": "HU", "MR": "arbitrary", "PT": None}.get(modality, "arbitrary")
 
 
 def scan_status(scan: ScanEntry, results: list[qc.QCResult]) -> qc.Severity:
