@@ -158,6 +158,10 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
     for table, (cols, key) in SCHEMA.items():
         body = ", ".join(f"{name} {dtype}" for name, dtype in cols)
         con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({body}, PRIMARY KEY ({', '.join(key)}))")
+        # a database written by an older radflow lacks the newest columns (e.g. scans.timepoint): add them (NULL
+        # for the old rows until their cases are loaded again) instead of failing the store job
+        for name, dtype in cols:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {dtype}")
     con.execute(PET_MEASURES_VIEW)
 
 
