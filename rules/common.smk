@@ -34,6 +34,10 @@ STABILITY_DIR = f"{INTERIM}/stability"
 STABILITY_TABLES = {name: f"{STABILITY_DIR}/{name}.parquet" for name in STABILITY_TABLE_NAMES}
 MODEL_DIR = f"{INTERIM}/model"
 MODEL_TABLES = {name: f"{MODEL_DIR}/{name}.parquet" for name in MODEL_TABLE_NAMES}
+# Written by the delta rule (radflow.delta), loaded by the store rule (radflow.store.DELTA_TABLES).
+DELTA_TABLE_NAMES = ("delta_features", "delta_qc")
+DELTA_DIR = f"{INTERIM}/delta"
+DELTA_TABLES = {name: f"{DELTA_DIR}/{name}.parquet" for name in DELTA_TABLE_NAMES}
 
 
 wildcard_constraints:

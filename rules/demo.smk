@@ -17,5 +17,14 @@ if USE_DEMO:
             radflow=RADFLOW,
             patients=config["demo_patients"],
             seed=config["demo_seed"],
+            modalities=(
+                config["demo_modalities"]
+                if isinstance(config.get("demo_modalities"), str)
+                else ",".join(config.get("demo_modalities", ["CT"]))
+            ),
+            timepoints=config.get("demo_timepoints", 1),
         shell:
-            "{params.radflow} demo-cohort resources/demo --patients {params.patients} --seed {params.seed} > {log} 2>&1"
+            (
+                "{params.radflow} demo-cohort resources/demo --patients {params.patients} --seed {params.seed}"
+                " --modalities {params.modalities} --timepoints {params.timepoints} > {log} 2>&1"
+            )

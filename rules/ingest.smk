@@ -27,6 +27,7 @@ checkpoint discover:
         dates=config["pseudonymisation"]["dates"],
         missing_id=config["pseudonymisation"]["missing_patient_id"],
         results=RESULTS,
+        timepoints=json.dumps(config.get("timepoints", {})),
         fingerprint=input_fingerprint(),
         mapping=(
             f"--mapping-file {config['pseudonymisation']['mapping_file']}"
@@ -37,7 +38,7 @@ checkpoint discover:
         "{params.radflow} discover {params.input_dir} {output.inventory:q} --batch-size {params.batch_size}"
         " --rois {params.rois:q} --series {params.series:q} --roi-aliases {params.roi_aliases:q}"
         " {params.input_manifest} --dates {params.dates} --missing-patient-id {params.missing_id}"
-        " --results-dir {params.results:q} {params.key} {params.mapping} > {log} 2>&1"
+        " --timepoints {params.timepoints:q} --results-dir {params.results:q} {params.key} {params.mapping} > {log} 2>&1"
 
 
 rule ingest:

@@ -20,6 +20,7 @@ rule model:
         qc=batch_files("qc.parquet"),
         clinical=f"{INTERIM}/clinical.parquet",  # only requested when MODELLING (a clinical table is configured)
         stable=STABILITY_TABLES["stable_features"] if MODEL.get("use_stable_features", True) else [],
+        delta=DELTA_TABLES["delta_features"] if MODEL.get("features_from", "scan") != "scan" else [],
     output:
         models=MODEL_TABLES["models"],
         model_features=MODEL_TABLES["model_features"],
@@ -39,9 +40,11 @@ rule model:
         outdir=lambda wildcards, output: os.path.dirname(output.models),
         options=json.dumps(MODEL, sort_keys=True),
         stable=lambda wildcards, input: f"--stable {input.stable}" if input.stable else "",
+        delta=lambda wildcards, input: f"--delta {input.delta}" if input.delta else "",
     shell:
         "{params.radflow} model {params.outdir:q} {output.fitted:q} --features {input.features:q} --qc {input.qc:q}"
-        " --clinical {input.clinical:q} {params.stable} --options {params.options:q} --jobs {threads} > {log} 2>&1"
+        " --clinical {input.clinical:q} {params.stable} {params.delta} --options {params.options:q} --jobs {threads}"
+        " > {log} 2>&1"
 
 
 rule model_figures:

@@ -14,6 +14,7 @@ rule store:
         model=list(MODEL_TABLES.values()) if MODELLING else [],
         run=RUN_RECORD,
         inputs=INPUT_CHECKSUMS,
+        delta=list(DELTA_TABLES.values()),
     output:
         receipt=STORE_RECEIPT,
     log:
@@ -28,7 +29,7 @@ rule store:
         radflow=RADFLOW,
         database=lambda wildcards, output: database_of(output.receipt),
         tables=" ".join(
-            f"{name}={path}" for name, path in {**STABILITY_TABLES, **(MODEL_TABLES if MODELLING else {})}.items()
+            f"{name}={path}" for name, path in {**STABILITY_TABLES, **(MODEL_TABLES if MODELLING else {}), **DELTA_TABLES}.items()
         ),
         clinical=f"--clinical {shlex.quote(CLINICAL_TABLE)}" if CLINICAL_TABLE else "",
         emptied="" if MODELLING else "--emptied " + " ".join(MODEL_TABLES),

@@ -109,6 +109,7 @@ def test_table_lists():
 
     assert rule_tuple("MODEL_TABLE_NAMES") == store.WHOLE_TABLES == model_stage.OUTPUT_TABLES
     assert rule_tuple("STABILITY_TABLE_NAMES") == store.COHORT_TABLES
+    assert rule_tuple("DELTA_TABLE_NAMES") == store.DELTA_TABLES
 
 
 def test_cli_defaults():

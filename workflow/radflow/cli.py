@@ -34,9 +34,10 @@ def _key(args, *data: Path | None) -> bytes:
 
 
 def cmd_demo_cohort(args) -> None:
-    from radflow.demo import write_cohort
+    from radflow.demo_longitudinal import write_cohort
 
-    write_cohort(Path(args.outdir), n_patients=args.patients, seed=args.seed)
+    write_cohort(Path(args.outdir), n_patients=args.patients, seed=args.seed,
+                 modalities=tuple(m for m in args.modalities.split(",") if m.strip()), timepoints=args.timepoints)
 
 
 class UsageError(Exception):
@@ -92,7 +93,8 @@ def cmd_discover(args) -> None:
              series_rules=json.loads(args.series), roi_aliases=json.loads(args.roi_aliases),
              input_manifest=Path(args.input_manifest) if args.input_manifest else None, dates=args.dates,
              missing_patient_id=args.missing_patient_id,
-             results_dir=Path(args.results_dir) if args.results_dir else None)
+             results_dir=Path(args.results_dir) if args.results_dir else None,
+             timepoints=json.loads(args.timepoints))
 
 
 def _thresholds(args):
@@ -176,12 +178,19 @@ def cmd_stability_report(args) -> None:
     write_stability_figure(Path(args.stability), Path(args.stable), options.min_icc_ci_low, Path(args.png))
 
 
+def cmd_delta(args) -> None:
+    from radflow.pipeline.delta import delta_stage
+
+    delta_stage([Path(p) for p in args.features], [Path(p) for p in args.scans], Path(args.out), Path(args.qc_out),
+                args.icc_form)
+
+
 def cmd_model(args) -> None:
     from radflow.pipeline.model import model_stage
 
     model_stage([Path(p) for p in args.features], [Path(p) for p in args.qc], Path(args.clinical),
                 Path(args.stable) if args.stable else None, json.loads(args.options), Path(args.outdir),
-                Path(args.models_dir), n_jobs=args.jobs)
+                Path(args.models_dir), n_jobs=args.jobs, delta_path=Path(args.delta) if args.delta else None)
 
 
 def cmd_model_figures(args) -> None:
@@ -318,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("outdir")
     p.add_argument("--patients", type=int, default=40)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--modalities", default="CT", help="comma-separated: CT (always), PT, MR, e.g. CT,PT,MR")
+    p.add_argument("--timepoints", type=int, default=1, help="baseline plus follow-ups with a planted response")
     p.set_defaults(func=cmd_demo_cohort)
 
     p = sub.add_parser("extract", help="IBSI features of one image and mask, as CSV")
@@ -367,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--missing-patient-id", choices=["fail", "study_uid"], default="fail",
                    help="files without a PatientID: a failed case per study, or a case keyed on the study")
     p.add_argument("--results-dir", default="", help="the results folder (the mapping file must lie outside it)")
+    p.add_argument("--timepoints", default="{}", help='JSON {"max_gap_days": N}: how scans group into timepoints')
     _key_arguments(p)
     p.set_defaults(func=cmd_discover)
 
@@ -448,6 +460,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--options", default="{}", help=options_help)
     p.set_defaults(func=cmd_stability_report)
 
+    p = sub.add_parser("delta", help="pipeline: delta features between timepoints with their smallest detectable change")
+    p.add_argument("out", help="delta_features.parquet to write")
+    p.add_argument("qc_out", help="delta_qc.parquet to write (DELTA_* QC rows)")
+    p.add_argument("--features", nargs="*", default=[], help="features.parquet of every batch")
+    p.add_argument("--scans", nargs="*", default=[], help="scans.parquet of every batch")
+    p.add_argument("--icc-form", default="ICC(2,1)", help="ICC form whose ANOVA error mean square gives the SEM")
+    p.set_defaults(func=cmd_delta)
+
     p = sub.add_parser("model", help="pipeline: outcome models (nested CV, metrics, final fitted models)")
     p.add_argument("outdir", help="folder for models/model_features/predictions/metrics.parquet")
     p.add_argument("models_dir", help="folder for the final fitted models (<model_id>.joblib)")
@@ -455,6 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--qc", nargs="*", default=[], help="qc.parquet of each batch")
     p.add_argument("--clinical", required=True, help="pseudonymised clinical.parquet")
     p.add_argument("--stable", default="", help="stable_features.parquet (default: every feature)")
+    p.add_argument("--delta", default="", help="delta_features.parquet (model.features_from delta_*)")
     p.add_argument("--options", default="{}", help="the `model` configuration as JSON")
     p.add_argument("--jobs", type=int, default=1, help="parallel workers for folds and permutations")
     p.set_defaults(func=cmd_model)

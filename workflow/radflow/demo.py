@@ -39,6 +39,7 @@ import hashlib
 import json
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -470,6 +471,15 @@ def clinical_row(patient: Patient) -> dict:
             "sex": patient.sex}
 
 
+@dataclass(frozen=True)
+class CohortExtras:
+    """More series per patient on top of the CT test/retest (radflow.demo_longitudinal: PET, MR, follow-ups)."""
+
+    write: Callable[[Path, Patient], dict]  # writes them; returns extra ground-truth columns
+    clinical: Callable[[Patient], dict]  # extra clinical columns
+    uids: Callable[[Patient], set[str]]  # every UID they carry (for the PHI manifest)
+
+
 def _write_csv(path: Path, rows: list[dict]) -> None:
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
@@ -551,17 +561,27 @@ def demo_data_problem(path: Path) -> str:
     return "; ".join(problems)
 
 
-def write_cohort(outdir: Path, n_patients: int = 40, seed: int = 0) -> Path:
+def write_cohort(outdir: Path, n_patients: int = 40, seed: int = 0, extras: CohortExtras | None = None) -> Path:
     """Write the demo cohort (DICOM export, clinical.csv, ground_truth.csv, phi_manifest.json, and the checksums of
-    all of them in demo_checksums.json) into `outdir`."""
+    all of them in demo_checksums.json) into `outdir`; ``extras`` add series per patient
+    (``radflow.demo_longitudinal.write_cohort``)."""
     outdir = Path(outdir)
     (outdir / "dicom").mkdir(parents=True, exist_ok=True)
     patients = [sample_patient(seed, i) for i in range(n_patients)]
-    truth = [write_patient(outdir, p) for p in patients]
+    truth = []
+    for p in patients:
+        row = write_patient(outdir, p)
+        if extras is not None:
+            row.update(extras.write(outdir, p))
+        truth.append(row)
     (outdir / "dicom" / "README.TXT").write_text(
         "PACS export. Synthetic radflow demo cohort: all names, identifiers and images are fake.\n")
-    _write_csv(outdir / "clinical.csv", [clinical_row(p) for p in patients])
+    _write_csv(outdir / "clinical.csv", [{**clinical_row(p), **(extras.clinical(p) if extras else {})}
+                                         for p in patients])
     _write_csv(outdir / "ground_truth.csv", truth)
-    (outdir / "phi_manifest.json").write_text(json.dumps(phi_manifest(patients), indent=1) + "\n")
+    manifest = phi_manifest(patients)
+    if extras is not None:
+        manifest["uids"] = sorted(set(manifest["uids"]).union(*(extras.uids(p) for p in patients)))
+    (outdir / "phi_manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     write_checksums(outdir)
     return outdir

@@ -45,12 +45,14 @@ class RoiSelection(TypedDict):
     label_id: NotRequired[str]  # its keyed id (DICOM masks), what results carry
 
 class InventoryScan(TypedDict):
-    scan: str  # test, retest, scan3, ...
+    scan: str  # test, retest, fu1, pt_test, ... (radflow.timepoints)
     source: Literal["dicom", "file"]
     modality: str
     series_uid: str  # pseudonymised
     files: list[str]
     acquisition_datetime: str | None  # shifted per patient, or None
+    timepoint: NotRequired[int | None]  # 0 = baseline; None when the scan has no date
+    days_from_baseline: NotRequired[int | None]
     rois: list[RoiSelection]
     roi_errors: list[RoiError]
     error: Issue | None

@@ -20,6 +20,9 @@ class ScanMeta(TypedDict, total=False):
     series_uid: str | None  # remapped
     modality: str | None
     acquisition_datetime: str | None  # shifted per patient, or None
+    timepoint: int | None  # radflow.timepoints
+    days_from_baseline: int | None
+    suv_factor: float  # PET: Bq/ml -> SUVbw (interim only: with a protocol dose it reveals the weight)
     manufacturer: str | None
     convolution_kernel: str | None
     kvp: float | None

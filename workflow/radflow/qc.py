@@ -42,6 +42,10 @@ CHECKS: dict[str, tuple[Severity, str]] = {
     "PATIENT_ID_FROM_STUDY": (WARN, "no PatientID: the case is one study keyed on its StudyInstanceUID"),
     "INPUT_UNREADABLE": (FAIL, "folders or files of the input cannot be listed or opened (permissions, I/O): on the "
                                "cases beside them, or run-level (case_id '') for the rest; paths in interim/ only"),
+    # timepoints (radflow.timepoints)
+    "ACQUISITION_DATE_MISSING": (WARN, "the scan has no acquisition, series or study date: its timepoint is unknown"),
+    "TIMEPOINT_AMBIGUOUS": (WARN, "more than two scans of one modality on one timepoint: which pair is test-retest "
+                                  "is a guess"),
     # reading the series
     "SERIES_READ": (FAIL, "the series was read into one regular volume"),
     "SERIES_UNREADABLE": (FAIL, "reading the series failed in an unexpected way (the message names the error type)"),
@@ -61,6 +65,11 @@ CHECKS: dict[str, tuple[Severity, str]] = {
     "UNREADABLE_FILES_NEARBY": (WARN, "files in the series' (or patient's) folders could not be read as DICOM at all"),
     "DUPLICATE_INSTANCE": (WARN, "the same SOP instance stored in several files (read once)"),
     "ORIENTATION_NON_AXIAL": (WARN, "the grid is oblique or not axial: 2D features follow the acquired planes"),
+    "PET_TAGS_MISSING": (FAIL, "a tag SUV needs (weight, dose, half-life, injection or series time, units, decay "
+                               "correction) is missing, empty or zero"),
+    "PET_TAGS_INCONSISTENT": (FAIL, "PET tags contradict each other (injection after the scan) or differ between "
+                                    "the slices of the series"),
+    "PET_UNITS": (FAIL, "PET Units other than BQML (or GML), or a decay correction other than START/ADMIN"),
     "INTENSITY_IMPLAUSIBLE": (FAIL, "intensities outside the plausible range of the modality (wrong rescale?)"),
     "IMAGE_UNREADABLE": (FAIL, "an image file of the input manifest cannot be read as a 3D volume"),
     # masks
@@ -79,6 +88,11 @@ CHECKS: dict[str, tuple[Severity, str]] = {
     "RETEST_MISSING": (WARN, "no retest scan: the case gives no test-retest pair"),
     "QC_ERROR": (FAIL, "the QC step itself failed on this scan (a bug or unexpected input)"),
     "FEATURE_EXTRACTION": (FAIL, "feature extraction raised for this ROI"),
+    # longitudinal (radflow.delta)
+    "DELTA_SETTINGS_MISMATCH": (WARN, "a feature of the baseline and the follow-up scan was computed with different "
+                                      "settings ids: no delta feature for it"),
+    "DELTA_BASELINE_MISSING": (WARN, "a follow-up scan has no usable baseline scan of its modality and ROI: no delta "
+                                     "features"),
 }
 
 #: Scan failures that come from discovery itself: a case whose every scan failed so has nothing to pair, so it gets

@@ -28,6 +28,9 @@ from radflow.imaging.filters.registry import defaults as filter_defaults
 from radflow.imaging.filters.registry import normalise as normalise_filter
 
 DISCRETISATION_METHODS = ("fixed_bin_size", "fixed_bin_number", "none")
+MODALITIES = ("CT", "PET", "MR", "generic")
+# DICOM Modality values of each settings modality (a settings document applies only to the modality it names).
+DICOM_MODALITIES = {"CT": ("CT",), "PET": ("PT",), "MR": ("MR",)}
 INTERPOLATORS = ("nearest", "linear", "cubic")
 MODALITIES = ("CT", "PET", "PT", "MR", "generic")
 NORMALISATIONS = ("none", "z_score", "percentile")
@@ -318,6 +321,13 @@ class Settings:
             return cls.from_dict(chosen.doc, name=name)
         except SettingsError as exc:
             raise SettingsError(f"{path} ({chosen.image_type}): {exc}") from None
+
+    def applies_to(self, dicom_modality: str | None) -> bool:
+        """Whether this document is meant for images of ``dicom_modality`` (CT, PT, MR); ``generic`` fits all, and
+        an image of unknown modality is taken as CT (the manifest's default)."""
+        if self.doc["modality"] == "generic":
+            return True
+        return (dicom_modality or "CT") in DICOM_MODALITIES[self.doc["modality"]]
 
     def canonical_json(self) -> str:
         """Sorted, compact JSON of the defaults-filled document: the thing that is hashed."""

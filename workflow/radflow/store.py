@@ -36,6 +36,10 @@ SCHEMA: dict[str, tuple[list[tuple[str, str]], list[str]]] = {
             ("image_sha256", "VARCHAR"), ("status", "VARCHAR"),
             # shifted per patient by a keyed number of days (config pseudonymisation.dates), NULL when dropped
             ("acquisition_datetime", "VARCHAR"),
+            # radflow.timepoints: visit index (0 = baseline) and calendar days since the patient's first scan
+            ("timepoint", "INTEGER"), ("days_from_baseline", "INTEGER"),
+            # what the voxel values are: HU (CT), SUVbw (PET, converted at ingest), arbitrary (MR, other)
+            ("intensity_unit", "VARCHAR"),
         ],
         ["case_id", "scan"],
     ),
@@ -133,6 +137,18 @@ SCHEMA: dict[str, tuple[list[tuple[str, str]], list[str]]] = {
         ],
         ["standard", "item"],
     ),
+    # Delta radiomics (stage `delta`; radflow.delta): change of each feature from baseline to a follow-up scan,
+    # computed only between values of the same settings id, with the feature's smallest detectable change.
+    "delta_features": (
+        [
+            ("case_id", "VARCHAR"), ("roi", "VARCHAR"), ("settings_id", "VARCHAR"), ("family", "VARCHAR"),
+            ("feature", "VARCHAR"), ("ibsi_code", "VARCHAR"), ("aggregation", "VARCHAR"),
+            ("baseline_scan", "VARCHAR"), ("followup_scan", "VARCHAR"), ("timepoint", "INTEGER"),
+            ("days_between", "INTEGER"), ("baseline_value", "DOUBLE"), ("followup_value", "DOUBLE"),
+            ("delta_absolute", "DOUBLE"), ("delta_relative", "DOUBLE"), ("sdc", "DOUBLE"), ("exceeds_sdc", "BOOLEAN"),
+        ],
+        ["case_id", "followup_scan", "roi", "settings_id", "ibsi_code", "aggregation"],
+    ),
     "software": ([("package", "VARCHAR"), ("version", "VARCHAR")], ["package"]),
     # The run that wrote the database (radflow.provenance.run_record): resolved configuration (local paths
     # withheld), code version, seeds; and every input file by checksum and pseudonym (never by path).
@@ -154,6 +170,10 @@ PER_CASE_TABLES = ("scans", "masks", "qc")
 COHORT_TABLES = ("stability", "stable_features", "stability_cases")
 # Cohort-level tables recomputed whole by every run of their stage (the modelling stage): replaced entirely.
 WHOLE_TABLES = ("models", "model_features", "predictions", "metrics")
+# The delta stage's outputs (rules/common.smk DELTA_TABLE_NAMES): delta_features is replaced whole; delta_qc is
+# QC rows, which replace the qc table's earlier DELTA_* rows.
+DELTA_TABLES = ("delta_features", "delta_qc")
+COHORT_QC = {"delta_qc": "DELTA_%"}
 
 
 def columns(table: str) -> list[str]:
@@ -168,6 +188,27 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
     for table, (cols, key) in SCHEMA.items():
         body = ", ".join(f"{name} {dtype}" for name, dtype in cols)
         con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({body}, PRIMARY KEY ({', '.join(key)}))")
+        # a database written by an older radflow lacks the newest columns (e.g. scans.timepoint): add them (NULL
+        # for the old rows until their cases are loaded again) instead of failing the store job
+        for name, dtype in cols:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {dtype}")
+    con.execute(PET_MEASURES_VIEW)
+
+
+# The usual PET measures by their clinical names (IBSI codes in radflow.features; README "A PET study"): one row
+# per PET scan, ROI and settings id. TLG is IBSI's integrated intensity (MTV * SUVmean); volumes in mL.
+PET_MEASURES_VIEW = """
+CREATE OR REPLACE VIEW pet_measures AS
+SELECT f.case_id, f.scan, f.roi, f.settings_id,
+       max(f.value) FILTER (f.ibsi_code = '84IY') AS suv_max,
+       max(f.value) FILTER (f.ibsi_code = 'Q4LE') AS suv_mean,
+       max(f.value) FILTER (f.ibsi_code = 'VJGA') AS suv_peak,
+       max(f.value) FILTER (f.ibsi_code = 'RNU0') / 1000 AS mtv_ml,
+       max(f.value) FILTER (f.ibsi_code = '99N0') / 1000 AS tlg
+FROM features f JOIN scans s ON s.case_id = f.case_id AND s.scan = f.scan
+WHERE s.modality = 'PT'
+GROUP BY f.case_id, f.scan, f.roi, f.settings_id
+"""
 
 
 def _load(con: duckdb.DuckDBPyConnection, table: str, parquet_files: list[Path]) -> None:
@@ -361,11 +402,15 @@ def _replace(con, batch_dirs, settings_docs, clinical, software, files) -> None:
 
 
 def _replace_cohort_tables(con, cohort_tables: dict[str, Path], settings_ids: list[str]) -> None:
-    unknown = set(cohort_tables) - set(COHORT_TABLES) - set(WHOLE_TABLES)
+    unknown = set(cohort_tables) - set(COHORT_TABLES) - set(WHOLE_TABLES) - set(DELTA_TABLES)
     if unknown:
         raise ValueError(f"unknown cohort tables {sorted(unknown)}; known: {COHORT_TABLES + WHOLE_TABLES}")
     for table, path in sorted(cohort_tables.items()):
-        if table in WHOLE_TABLES:
+        if table in COHORT_QC:
+            con.execute("DELETE FROM qc WHERE check_code LIKE ?", [COHORT_QC[table]])
+            _load(con, "qc", [Path(path)])
+            continue
+        if table in WHOLE_TABLES or table in DELTA_TABLES:
             con.execute(f"DELETE FROM {table}")
         else:
             con.execute(f"DELETE FROM {table} WHERE list_contains(?, settings_id)", [settings_ids])

@@ -98,6 +98,83 @@ def ct_image(
     return _with_file_meta(ds)
 
 
+# --------------------------------------------------------------------------------------------------- PET and MR
+
+PET_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.128"
+MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
+
+
+@dataclass(frozen=True)
+class Radiopharmaceutical:
+    """What SUV needs about the injection (RadiopharmaceuticalInformationSequence), DICOM strings."""
+
+    start_time: str  # RadiopharmaceuticalStartTime, HHMMSS
+    total_dose_bq: str
+    half_life_s: str = "6586.2"  # 18F
+    name: str = "Fluorodeoxyglucose"
+
+
+def _axial_image(attrs: Mapping[str, Any], sop_class_uid: str, modality: str, image_type: list[str],
+                 sop_instance_uid: str, instance_number: int, position_xyz: Sequence[float],
+                 pixel_spacing_rc: Sequence[float], stored: np.ndarray) -> Dataset:
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.ImageType = image_type
+    ds.SOPClassUID = sop_class_uid
+    ds.SOPInstanceUID = sop_instance_uid
+    ds.Modality = modality
+    for keyword, value in attrs.items():
+        setattr(ds, keyword, value)
+    ds.InstanceNumber = instance_number
+    ds.ImagePositionPatient = [ds_str(v) for v in position_xyz]
+    ds.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
+    ds.SliceLocation = ds_str(position_xyz[2])
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = stored.shape
+    ds.PixelSpacing = [ds_str(v, 7) for v in pixel_spacing_rc]
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    ds.PixelData = np.ascontiguousarray(stored, dtype="<u2").tobytes()
+    return ds
+
+
+def pet_image(attrs: Mapping[str, Any], *, sop_instance_uid: str, instance_number: int,
+              position_xyz: Sequence[float], pixel_spacing_rc: Sequence[float], stored: np.ndarray,
+              rescale_slope: str, weight_kg: str, radiopharmaceutical: Radiopharmaceutical,
+              units: str = "BQML", decay_correction: str = "START") -> Dataset:
+    """One axial PET Image Storage slice: `stored` uint16, activity concentration = stored * `rescale_slope` in
+    `units`, with the tags SUVbw needs (weight, units, decay correction, radiopharmaceutical)."""
+    if stored.dtype != np.uint16 or stored.ndim != 2:
+        raise ValueError(f"stored values must be a 2D uint16 array, got {stored.dtype} {stored.shape}")
+    ds = _axial_image(attrs, PET_IMAGE_STORAGE, "PT", ["ORIGINAL", "PRIMARY"], sop_instance_uid, instance_number,
+                      position_xyz, pixel_spacing_rc, stored)
+    ds.RescaleSlope, ds.RescaleIntercept = rescale_slope, "0"
+    ds.Units, ds.DecayCorrection = units, decay_correction
+    ds.CorrectedImage = ["DECY", "ATTN", "SCAT", "DTIM"]
+    ds.PatientWeight = weight_kg
+    info = Dataset()
+    info.Radiopharmaceutical = radiopharmaceutical.name
+    info.RadiopharmaceuticalStartTime = radiopharmaceutical.start_time
+    info.RadionuclideTotalDose = radiopharmaceutical.total_dose_bq
+    info.RadionuclideHalfLife = radiopharmaceutical.half_life_s
+    ds.RadiopharmaceuticalInformationSequence = DicomSequence([info])
+    return _with_file_meta(ds)
+
+
+def mr_image(attrs: Mapping[str, Any], *, sop_instance_uid: str, instance_number: int,
+             position_xyz: Sequence[float], pixel_spacing_rc: Sequence[float], stored: np.ndarray) -> Dataset:
+    """One axial MR Image Storage slice of uint16 signal (arbitrary units, no rescale)."""
+    if stored.dtype != np.uint16 or stored.ndim != 2:
+        raise ValueError(f"stored values must be a 2D uint16 array, got {stored.dtype} {stored.shape}")
+    ds = _axial_image(attrs, MR_IMAGE_STORAGE, "MR", ["ORIGINAL", "PRIMARY", "M"], sop_instance_uid,
+                      instance_number, position_xyz, pixel_spacing_rc, stored)
+    ds.ScanningSequence, ds.SequenceVariant, ds.MRAcquisitionType = "SE", "NONE", "2D"
+    ds.RepetitionTime, ds.EchoTime, ds.MagneticFieldStrength = "600", "15", "1.5"
+    return _with_file_meta(ds)
+
+
 # --------------------------------------------------------------------------------------------------- RTSTRUCT
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ else (CNTS, DecayCorrection NONE, a missing or zero tag) raises ``SuvError`` nam
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -29,8 +30,18 @@ SUPPORTED_DECAY_CORRECTIONS = ("START", "ADMIN")
 GE_SCAN_DATETIME = (0x0009, 0x100D)
 
 
+# QC codes of the refusals (radflow.qc.CHECKS).
+PET_TAGS_MISSING = "PET_TAGS_MISSING"
+PET_TAGS_INCONSISTENT = "PET_TAGS_INCONSISTENT"
+PET_UNITS = "PET_UNITS"
+
+
 class SuvError(ValueError):
-    pass
+    """SUV cannot be computed; ``code`` is the QC code (missing tag, inconsistent tags, unsupported units)."""
+
+    def __init__(self, message: str, code: str = PET_TAGS_MISSING):
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -158,12 +169,12 @@ def suv_parameters(ds: Dataset, scan_start: datetime | None = None) -> SuvParame
     if units == "GML":
         return SuvParameters("GML", str(getattr(ds, "DecayCorrection", "")), math.nan, math.nan, math.nan, None, None)
     if units != "BQML":
-        raise SuvError(f"SUV needs activity concentrations: Units BQML (or GML), got {units!r}")
+        raise SuvError(f"SUV needs activity concentrations: Units BQML (or GML), got {units!r}", PET_UNITS)
     decay_correction = str(_tag(ds, "DecayCorrection")).upper()
     if decay_correction not in SUPPORTED_DECAY_CORRECTIONS:
         raise SuvError(
             f"DecayCorrection {decay_correction!r} is not supported (only {SUPPORTED_DECAY_CORRECTIONS}): "
-            "per-slice decay to the acquisition time is not implemented"
+            "per-slice decay to the acquisition time is not implemented", PET_UNITS
         )
     info = _radiopharmaceutical(ds)
     where = "RadiopharmaceuticalInformationSequence[0]."
@@ -175,7 +186,7 @@ def suv_parameters(ds: Dataset, scan_start: datetime | None = None) -> SuvParame
         scan = _scan_time(ds, scan_start)
         injection = _injection_time(info, ds, scan)
         if injection > scan:
-            raise SuvError(f"the injection ({injection}) is after the scan start ({scan})")
+            raise SuvError(f"the injection ({injection}) is after the scan start ({scan})", PET_TAGS_INCONSISTENT)
     return SuvParameters(units, decay_correction, dose, half_life, weight, injection, scan)
 
 
@@ -194,3 +205,44 @@ def activity_concentration(ds: Dataset) -> np.ndarray:
 def suv_bw(ds: Dataset, scan_start: datetime | None = None) -> np.ndarray:
     """The slice's voxels as SUVbw."""
     return activity_concentration(ds) * suv_bw_factor(ds, scan_start)
+
+
+# What must agree between the slices of one PET series for one SUV factor to hold for all of them.
+SERIES_CONSTANT_TAGS = ("Units", "DecayCorrection", "PatientWeight", "SeriesDate", "SeriesTime")
+SERIES_CONSTANT_RADIOPHARMACEUTICAL_TAGS = ("RadionuclideTotalDose", "RadionuclideHalfLife",
+                                            "RadiopharmaceuticalStartTime", "RadiopharmaceuticalStartDateTime")
+
+
+def _series_start(datasets: Sequence[Dataset]) -> datetime | None:
+    """The earliest AcquisitionDate/AcquisitionTime over the series (QIBA: the scan start), None if absent."""
+    times = []
+    for ds in datasets:
+        date, time = getattr(ds, "AcquisitionDate", None), getattr(ds, "AcquisitionTime", None)
+        if date and time:
+            times.append(combine(date, time))
+    return min(times) if times else None
+
+
+def series_suv_factor(datasets: Sequence[Dataset]) -> float:
+    """The SUVbw factor of a whole PET series (single-frame slices, or one enhanced multi-frame dataset).
+
+    Every slice must carry the same units, decay correction, weight, series time and radiopharmaceutical tags
+    (else ``SuvError`` with code PET_TAGS_INCONSISTENT: one factor would be wrong for some slices); the decay is
+    computed to the earliest acquisition time of the series when SeriesTime was reset by post-processing.
+    """
+    if not datasets:
+        raise SuvError("no PET slices", PET_TAGS_MISSING)
+    for keyword in SERIES_CONSTANT_TAGS:
+        values = {str(getattr(ds, keyword, "")).strip() for ds in datasets}
+        if len(values) > 1:
+            raise SuvError(f"{keyword} differs between the slices of the series ({len(values)} values)",
+                           PET_TAGS_INCONSISTENT)
+    for keyword in SERIES_CONSTANT_RADIOPHARMACEUTICAL_TAGS:
+        values = set()
+        for ds in datasets:
+            sequence = getattr(ds, "RadiopharmaceuticalInformationSequence", None) or [Dataset()]
+            values.add(str(getattr(sequence[0], keyword, "")).strip())
+        if len(values) > 1:
+            raise SuvError(f"RadiopharmaceuticalInformationSequence[0].{keyword} differs between the slices of the "
+                           f"series ({len(values)} values)", PET_TAGS_INCONSISTENT)
+    return suv_bw_factor(datasets[0], _series_start(datasets))

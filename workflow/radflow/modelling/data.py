@@ -1,7 +1,9 @@
 """From the long feature table to the modelling frame: one row per case, one column per feature key (ROI x settings
 x IBSI code x aggregation), plus the ``clinical:*`` columns the pipelines need (centre, covariates).
 
-Which values enter: the configured scan (``test``) of cases that passed QC, restricted to the stable feature set when
+Which values enter: the configured scan (``test``; with its modality-prefixed siblings ``pt_test``, ``mr_test``, whose
+settings ids differ) of cases that passed QC, or (``features_from: delta_absolute | delta_relative``) the change of
+each feature from baseline to a follow-up timepoint (``delta_rows``), restricted to the stable feature set when
 one is given. Feature columns that are missing for more than ``max_missing`` of the cases or constant over all cases
 are dropped before modelling; that decision uses no outcome and no value order, so it cannot leak. Remaining gaps are
 filled inside the folds (training median).
@@ -13,6 +15,7 @@ import pandas as pd
 
 from radflow.modelling.harmonisation import META_PREFIX
 from radflow.qc import FAIL
+from radflow.timepoints import split_label
 
 KEY_COLUMNS = ["settings_id", "roi", "ibsi_code", "aggregation"]
 
@@ -22,20 +25,36 @@ def feature_key(roi: str, settings_id: str, ibsi_code: str, aggregation: str) ->
     return f"{roi}|{settings_id}|{ibsi_code}|{aggregation}"
 
 
-def qc_failed_cases(qc: pd.DataFrame, scan: str) -> set[tuple[str, str]]:
-    """(case_id, roi) pairs whose ``scan`` failed QC, with roi '' standing for every ROI of the scan."""
-    failed = qc[(qc["severity"] == FAIL) & (qc["scan"] == scan)]
-    return set(zip(failed["case_id"], failed["roi"]))
+def qc_failed_cases(qc: pd.DataFrame, scan: str) -> set[tuple[str, str, str]]:
+    """(case_id, scan, roi) of the scans labelled ``scan`` (any modality prefix) that failed QC, with roi ''
+    standing for every ROI of the scan."""
+    failed = qc[(qc["severity"] == FAIL) & scans_labelled(qc["scan"], scan)]
+    return set(zip(failed["case_id"], failed["scan"], failed["roi"]))
+
+
+def scans_labelled(scans: pd.Series, label: str) -> np.ndarray:
+    """Which scan names are ``label`` itself or ``label`` after a modality prefix (``test``, ``pt_test``)."""
+    return np.asarray([s == label or split_label(s)[1] == label for s in scans], dtype=bool)
+
+
+def delta_rows(delta: pd.DataFrame, timepoint: int, column: str = "delta_absolute") -> pd.DataFrame:
+    """Delta features of follow-up ``timepoint`` as long feature rows (scan 'delta', value = ``column``)."""
+    rows = delta[delta["timepoint"] == timepoint]
+    return pd.DataFrame({"case_id": rows["case_id"], "scan": "delta", "roi": rows["roi"],
+                         "settings_id": rows["settings_id"], "feature": [f"{column}: {name}" for name in rows["feature"]],
+                         "ibsi_code": rows["ibsi_code"], "aggregation": rows["aggregation"],
+                         "value": rows[column].astype(float)})
 
 
 def feature_matrix(features: pd.DataFrame, scan: str = "test", stable: pd.DataFrame | None = None,
                    qc: pd.DataFrame | None = None, max_missing: float = 0.1) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(matrix, catalogue): cases x feature keys (sorted both ways) and one catalogue row per kept key with its
     settings_id, roi, ibsi_code, aggregation and feature name."""
-    rows = features[features["scan"] == scan]
+    rows = features[scans_labelled(features["scan"], scan)]
     if qc is not None and len(qc):
         failed = qc_failed_cases(qc, scan)
-        bad = [(c, r) in failed or (c, "") in failed for c, r in zip(rows["case_id"], rows["roi"])]
+        bad = [(c, s, r) in failed or (c, s, "") in failed
+               for c, s, r in zip(rows["case_id"], rows["scan"], rows["roi"])]
         rows = rows[~np.asarray(bad, dtype=bool)]
     if stable is not None:
         rows = rows.merge(stable[KEY_COLUMNS].drop_duplicates(), on=KEY_COLUMNS, how="inner")

@@ -29,6 +29,8 @@ DEFAULTS: dict = {
     "enabled": True,
     "seed": 20240611,
     "scan": "test",
+    "features_from": "scan",
+    "delta_timepoint": 1,
     "use_stable_features": True,
     "outcome": "outcome",
     "survival_time": "survival_time",

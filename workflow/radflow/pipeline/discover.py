@@ -7,8 +7,9 @@ cohort grows (:func:`batch_slot`), each with a fingerprint of what it reads. It 
 folder names may be identifying), so it stays in interim/ and is never exported; it holds no PatientID, and dates
 only shifted per patient (or not at all).
 
-Which series become scans: the image series of a patient that pass ``SeriesRules`` and have a linked mask, named
-``test``, ``retest``, ``scan3``, ... in acquisition order. A patient without any such series still becomes a case,
+Which series become scans: the image series of a patient that pass ``SeriesRules`` and have a linked mask, labelled
+and grouped into timepoints by acquisition date and time (``radflow.timepoints``: ``test``, ``retest``, ``fu1``,
+``pt_test``, ...). A patient without any such series still becomes a case,
 with a failed scan saying why (NO_IMAGE_SERIES, MASK_NOT_FOUND, MASK_UNLINKED), so nothing in the input disappears
 silently.
 
@@ -37,6 +38,7 @@ import pandas as pd
 from radflow import inventory as inv
 from radflow.dicom import discovery
 from radflow.dicom.deid import date_shift_days, pseudo_uid, pseudonym, shift_iso_datetime
+from radflow.timepoints import ScanTiming, TimepointRules, place
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +81,6 @@ def label_id(label: str, key: bytes) -> str:
     """A keyed stand-in for an RTSTRUCT ROI name or SEG segment label (free text that may name a person): the same
     label gives the same id within a study, and only the key holder can test a guess."""
     return pseudonym(label, key, prefix="label-", length=12)
-
-
-def scan_names(n: int) -> list[str]:
-    """Acquisition order names the scans: test, retest, then scan3, scan4, ..."""
-    return ["test", "retest", *[f"scan{i}" for i in range(3, n + 1)]][:n]
 
 
 # ------------------------------------------------------------------------------------------ ROI choice
@@ -139,6 +136,8 @@ def _scan_entry(name: str, series: discovery.ImageSeries | None, key: bytes,
         "series_uid": pseudo_uid(series.series_uid, key) if series is not None else "",
         "files": [str(p) for p in series.files] if series is not None else [],
         "acquisition_datetime": shift_iso_datetime(when, date_shift) if when and date_shift is not None else None,
+        "timepoint": None,
+        "days_from_baseline": None,
         "rois": [],
         "roi_errors": [],
         "error": None,
@@ -150,8 +149,9 @@ def _failed(entry: inv.InventoryScan, code: str, message: str) -> inv.InventoryS
     return entry
 
 
-def _order(series: discovery.ImageSeries) -> tuple:
-    return (series.acquisition_datetime or series.series_datetime, series.series_number, series.series_uid)
+def _timing(series: discovery.ImageSeries) -> ScanTiming:
+    return ScanTiming(series.modality, series.acquisition_datetime or series.series_datetime, series.series_number,
+                      series.series_uid)
 
 
 def _no_series_message(excluded: list[discovery.ImageSeries], n_masks: int) -> str:
@@ -196,9 +196,10 @@ def identity_conflict(series_list: list[discovery.ImageSeries],
 
 def patient_scans(inventory: discovery.Inventory, series_list: list[discovery.ImageSeries],
                   masks: list[discovery.MaskObject], rois: list[dict], key: bytes, date_shift: int | None,
-                  roi_aliases: dict | None) -> list[inv.InventoryScan]:
+                  roi_aliases: dict | None, timepoint_rules: TimepointRules | None = None
+                  ) -> list[inv.InventoryScan]:
     """The scans of one patient (see the module docstring)."""
-    selected = sorted((s for s in series_list if not s.excluded), key=_order)
+    selected = sorted((s for s in series_list if not s.excluded), key=lambda s: _timing(s).order())
     if not selected:
         excluded = [s for s in series_list if s.excluded]
         entry = _scan_entry("test", max(excluded, key=lambda s: s.n_slices) if excluded else None, key, date_shift)
@@ -212,9 +213,11 @@ def patient_scans(inventory: discovery.Inventory, series_list: list[discovery.Im
     else:  # no mask at all: the largest series stands for the case in QC
         chosen = [max(selected, key=lambda s: s.n_slices)]
     scans = []
-    for name, series in zip(scan_names(len(chosen)), chosen):
-        entry = _scan_entry(name, series, key, date_shift)
-        entry["warnings"] = unreadable_nearby(inventory, series)
+    placements = place([_timing(s) for s in chosen], timepoint_rules or TimepointRules())
+    for placement, series in zip(placements, chosen):
+        entry = _scan_entry(placement.label, series, key, date_shift)
+        entry["timepoint"], entry["days_from_baseline"] = placement.timepoint, placement.days_from_baseline
+        entry["warnings"] = placement.warnings + unreadable_nearby(inventory, series)
         series_masks = inventory.masks_for(series)
         if not series_masks and unlinked:
             methods = Counter(m.link_method for m in unlinked)
@@ -244,9 +247,11 @@ def _case_failure(code: str, message: str) -> list[inv.InventoryScan]:
 
 def cases_from_inventory(inventory: discovery.Inventory, rois: list[dict], key: bytes, dates: str = "shift",
                          roi_aliases: dict | None = None,
-                         missing_patient_id: str = "fail") -> dict[str, inv.InventoryCase]:
+                         missing_patient_id: str = "fail",
+                         timepoint_rules: TimepointRules | None = None) -> dict[str, inv.InventoryCase]:
     """Cases keyed by case_id from a DICOM inventory; ``dates``: 'shift' (keyed per patient) or 'drop';
-    ``missing_patient_id``: 'fail' or 'study_uid' (see the module docstring)."""
+    ``missing_patient_id``: 'fail' or 'study_uid' (see the module docstring); ``timepoint_rules``: how scans group
+    into timepoints (``radflow.timepoints``)."""
     if missing_patient_id not in MISSING_PATIENT_ID:
         raise ValueError(f"missing_patient_id must be one of {MISSING_PATIENT_ID}, got {missing_patient_id!r}")
     series_by_patient: dict[str, list[discovery.ImageSeries]] = {}
@@ -274,7 +279,8 @@ def cases_from_inventory(inventory: discovery.Inventory, rois: list[dict], key: 
                                "message": "no PatientID: this case is one study, keyed on its StudyInstanceUID "
                                           "(other studies of the same person become other cases)"})
             shift = date_shift_days(patient, key) if dates == "shift" else None
-            scans = patient_scans(inventory, series_list, masks, rois, key, shift, roi_aliases)
+            scans = patient_scans(inventory, series_list, masks, rois, key, shift, roi_aliases,
+                                   timepoint_rules)
         cases[case_id] = {"case_id": case_id, "scans": scans, "checks": checks}
     mark_unreadable(cases, inventory, series_by_patient, masks_by_patient, key)
     return cases
@@ -386,7 +392,8 @@ def cases_from_manifest(rows: list[dict], rois: list[dict], key: bytes) -> dict[
         entry: inv.InventoryScan = {
             "scan": scan, "source": "file", "modality": (first.get("modality") or "").strip().upper() or "CT",
             "series_uid": pseudo_uid("file:" + first["image"], key), "files": [first["image"]],
-            "acquisition_datetime": None, "rois": [], "roi_errors": [], "error": None,
+            "acquisition_datetime": None, "timepoint": None, "days_from_baseline": None,
+            "rois": [], "roi_errors": [], "error": None,
         }
         for row in scan_rows:
             roi = (row.get("roi") or "").strip() or default_roi
@@ -448,14 +455,16 @@ def batch_fingerprint(batch: list[inv.InventoryCase]) -> str:
 def discover(input_dir: Path | None, inventory_path: Path, batch_size: int, rois: list[dict], key: bytes,
              mapping_file: Path | None = None, series_rules: dict | None = None, roi_aliases: dict | None = None,
              input_manifest: Path | None = None, dates: str = "shift", missing_patient_id: str = "fail",
-             results_dir: Path | None = None) -> None:
+             results_dir: Path | None = None, timepoints: dict | None = None) -> None:
     compile_roi_patterns(rois, roi_aliases)
     if mapping_file is not None and results_dir is not None:
         check_mapping_location(mapping_file, results_dir)
     cases: dict[str, inv.InventoryCase] = {}
+    rules = discovery.SeriesRules.from_config(series_rules)
+    timepoint_rules = TimepointRules.from_config(timepoints, rules.modalities[0] if rules.modalities else "CT")
     patient_ids: set[str] = set()
     if input_dir is not None:
-        inventory = discovery.scan(input_dir, discovery.SeriesRules.from_config(series_rules),
+        inventory = discovery.scan(input_dir, rules,
                                    centre_attribute=(roi_aliases or {}).get("attribute", ""))
         excluded = Counter(s.excluded for s in inventory.series if s.excluded)
         log.info("%d image series (%d selected), %d mask objects, %d unreadable and %d skipped files",
@@ -465,7 +474,9 @@ def discover(input_dir: Path | None, inventory_path: Path, batch_size: int, rois
             log.info("excluded %d series: %s", n, reason)
         links = Counter(m.link_method for m in inventory.masks)
         log.info("mask links: %s", dict(sorted(links.items())))
-        cases.update(cases_from_inventory(inventory, rois, key, dates, roi_aliases, missing_patient_id))
+        cases.update(cases_from_inventory(inventory, rois, key, dates, roi_aliases,
+                                          missing_patient_id=missing_patient_id,
+                                          timepoint_rules=timepoint_rules))
         patient_ids |= ({patient_key(s.patient_id, s.study_uid, s.series_uid) for s in inventory.series}
                         | {patient_key(m.patient_id, m.study_uid, m.series_uid) for m in inventory.masks})
         write_unreadable(inventory, inventory_path.parent / "unreadable.csv")

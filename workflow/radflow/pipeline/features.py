@@ -37,6 +37,7 @@ class UsableRoi:
     roi: str
     image: sitk.Image
     mask: sitk.Image
+    modality: str = ""
 
 
 def usable_rois(manifest_path: Path, qc_path: Path, scans: set[str] | None = None) -> Iterator[UsableRoi]:
@@ -51,7 +52,8 @@ def usable_rois(manifest_path: Path, qc_path: Path, scans: set[str] | None = Non
             if (scan.case_id, scan.scan, mask_entry.roi) in roi_failed:
                 continue
             mask = sitk.ReadImage(str(manifest.path_of(mask_entry.path)))
-            yield UsableRoi(scan.case_id, scan.scan, mask_entry.roi, image, mask)
+            yield UsableRoi(scan.case_id, scan.scan, mask_entry.roi, image, mask,
+                            scan.meta.get("modality") or scan.modality)
 
 
 def extraction_error(settings: Settings, exc: BaseException) -> tuple[str, str, float | None]:
@@ -68,7 +70,8 @@ def extraction_error(settings: Settings, exc: BaseException) -> tuple[str, str, 
 
 def extract_batch(manifest_path: Path, qc_path: Path, settings_paths: list[Path],
                   memory_mb: float = DEFAULT_MEMORY_MB) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Features of every QC-passed scan and ROI in a batch, for every settings document.
+    """Features of every QC-passed scan and ROI in a batch, for every settings document of the scan's modality
+    (``Settings.applies_to``: CT settings for CT, PET settings for PT, MR settings for MR, generic ones for all).
 
     Returns (features, extraction_qc): a ROI whose grid would not fit in ``memory_mb`` is an ROI_TOO_LARGE failure
     (estimated before anything is allocated), a ROI whose extraction raises anything else (MemoryError included) a
@@ -80,6 +83,8 @@ def extract_batch(manifest_path: Path, qc_path: Path, settings_paths: list[Path]
     for usable in usable_rois(manifest_path, qc_path):
         key = (usable.case_id, usable.scan, usable.roi)
         for settings in all_settings:
+            if not settings.applies_to(usable.modality):
+                continue
             try:
                 table = extract_pair(usable.image, usable.mask, settings, memory_mb=memory_mb)
             except Exception as exc:  # MemoryError included: one ROI's failure is recorded, the batch goes on

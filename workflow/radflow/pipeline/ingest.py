@@ -1,5 +1,9 @@
 """Pipeline rule `ingest`: read a batch of cases into NIfTI volumes and masks, with pseudonymised metadata only.
 
+PET series (Modality PT) are converted to SUV body weight on the way in (``radflow.imaging.suv``: decay-corrected
+injected dose, patient weight); a PET series whose tags do not allow it fails with PET_TAGS_MISSING,
+PET_TAGS_INCONSISTENT or PET_UNITS, since features of Bq/ml under SUV settings would be silently wrong.
+
 A scan that cannot be read is recorded in the manifest with the specific QC code of what went wrong (see
 ``radflow.qc.CHECKS``) and its reason; a mask that cannot be placed is recorded for its ROI. Nothing about one case
 stops the batch: QC marks the scan failed, later stages skip it, and the other cases go on.
@@ -18,6 +22,7 @@ from radflow import inventory
 from radflow.dicom import rtstruct, seg
 from radflow.dicom.deid import identifiers_unlogged
 from radflow.dicom.series import load_series
+from radflow.imaging import suv
 from radflow.manifest import Manifest, MaskEntry, ScanEntry, ScanMeta
 from radflow.pipeline.store import sha256_of
 from radflow.qc import Thresholds
@@ -133,23 +138,44 @@ def error_message(exc: Exception) -> str:
     return f"unexpected {type(exc).__name__} while reading"
 
 
+@identifiers_unlogged()
+def pet_suv_factor(files: list[str]) -> float:
+    """The SUVbw factor of a PET series from its slices' headers (``SuvError`` with a QC code if it cannot be)."""
+    headers = [pydicom.dcmread(path, stop_before_pixels=True) for path in files]
+    return suv.series_suv_factor(headers)
+
+
+def to_suv(image: sitk.Image, factor: float) -> sitk.Image:
+    """Bq/ml -> SUVbw: the float32 volume times the factor (computed in float64, rounded once)."""
+    array = sitk.GetArrayViewFromImage(image).astype(np.float64) * factor
+    converted = sitk.GetImageFromArray(array.astype(np.float32))
+    converted.CopyInformation(image)
+    return converted
+
+
 def read_scan_image(scan: inventory.InventoryScan, thresholds: Thresholds
                     ) -> tuple[sitk.Image, list[inventory.ScanWarning], ScanMeta]:
-    """(volume, warnings, acquisition metadata) of one scan from DICOM files or an image file."""
+    """(volume, warnings, acquisition metadata) of one scan from DICOM files or an image file; PET in SUVbw."""
     if scan.get("source", "dicom") == "file":
         return read_image_file(scan["files"][0]), [], {"modality": scan.get("modality") or None}
     volume = load_series(scan["files"], spacing_tolerance_mm=thresholds.slice_spacing_tolerance_mm,
                          oblique_tolerance_deg=thresholds.oblique_tolerance_deg)
     warnings: list[inventory.ScanWarning] = [{"code": w.code, "message": w.message, "value": w.value}
                                              for w in volume.warnings]
-    return volume.image, warnings, cast(ScanMeta, acquisition_meta(scan["files"][0]))
+    meta = cast(ScanMeta, acquisition_meta(scan["files"][0]))
+    image = volume.image
+    if (meta.get("modality") or scan.get("modality")) == "PT":
+        factor = pet_suv_factor(scan["files"])
+        image, meta["suv_factor"] = to_suv(image, factor), factor
+    return image, warnings, meta
 
 
 def ingest_scan(case_id: str, scan: inventory.InventoryScan, volumes: Path, thresholds: Thresholds) -> ScanEntry:
     entry = ScanEntry(case_id=case_id, scan=scan["scan"], modality=scan.get("modality", ""),
                       roi_errors=list(scan["roi_errors"]))
     entry.meta = {"series_uid": scan.get("series_uid") or None, "modality": scan.get("modality") or None,
-                  "acquisition_datetime": scan.get("acquisition_datetime")}
+                  "acquisition_datetime": scan.get("acquisition_datetime"), "timepoint": scan.get("timepoint"),
+                  "days_from_baseline": scan.get("days_from_baseline")}
     if scan["error"]:
         entry.status, entry.error_code, entry.error_message = "fail", scan["error"]["code"], scan["error"]["message"]
         return entry

@@ -14,7 +14,7 @@ import joblib
 import pandas as pd
 
 from radflow import store
-from radflow.modelling.data import feature_matrix, modelling_frame
+from radflow.modelling.data import delta_rows, feature_matrix, modelling_frame
 from radflow.modelling.study import StudyConfig, run_study
 from radflow.pipeline.store import sha256_of
 
@@ -39,7 +39,8 @@ def _conform(frame: pd.DataFrame, table: str) -> pd.DataFrame:
 
 
 def model_stage(feature_files: list[Path], qc_files: list[Path], clinical_path: Path, stable_path: Path | None,
-                config: dict, outdir: Path, models_dir: Path, n_jobs: int = 1) -> dict[str, pd.DataFrame]:
+                config: dict, outdir: Path, models_dir: Path, n_jobs: int = 1,
+                delta_path: Path | None = None) -> dict[str, pd.DataFrame]:
     study = StudyConfig.from_dict(config)
     outdir.mkdir(parents=True, exist_ok=True)
     models_dir.mkdir(parents=True, exist_ok=True)
@@ -49,7 +50,13 @@ def model_stage(feature_files: list[Path], qc_files: list[Path], clinical_path: 
     stable = pd.read_parquet(stable_path) if stable_path else None
     if stable is not None:
         log.info("restricting to %d stable features", len(stable))
-    matrix, catalogue = feature_matrix(features, study["scan"], stable, qc, study["max_missing"])
+    if study["features_from"] != "scan":  # delta radiomics: change from baseline to a follow-up timepoint
+        if delta_path is None:
+            raise ValueError(f"model.features_from {study['features_from']} needs the delta_features table")
+        features = delta_rows(pd.read_parquet(delta_path), study["delta_timepoint"], study["features_from"])
+        matrix, catalogue = feature_matrix(features, "delta", stable, None, study["max_missing"])
+    else:
+        matrix, catalogue = feature_matrix(features, study["scan"], stable, qc, study["max_missing"])
     clinical = pd.read_parquet(clinical_path)
     frame = modelling_frame(matrix, clinical, study["centre"], study["covariates"])
     log.info("modelling frame: %d cases x %d radiomic features", len(frame), matrix.shape[1])

@@ -89,7 +89,8 @@ def perturb_batch(manifest_path: Path, qc_path: Path, settings_paths: list[Path]
     all_settings = [Settings.from_yaml(p) for p in settings_paths]
     frames = []
     for usable in usable_rois(manifest_path, qc_path, scans={FIRST_SCAN}):
-        for table in perturbed_features(usable.image, usable.mask, all_settings, settings, seed, usable.case_id,
+        matching = [doc for doc in all_settings if doc.applies_to(usable.modality)]
+        for table in perturbed_features(usable.image, usable.mask, matching, settings, seed, usable.case_id,
                                         usable.roi):
             table.insert(0, "roi", usable.roi)
             table.insert(0, "scan", usable.scan)

@@ -48,6 +48,9 @@ class ScanRow:
     image_sha256: str | None
     status: qc.Severity
     acquisition_datetime: str | None
+    timepoint: int | None = None  # radflow.timepoints: 0 = baseline
+    days_from_baseline: int | None = None
+    intensity_unit: str | None = None  # HU, SUVbw, arbitrary
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,19 @@ def _note(results: list[qc.QCResult]) -> str:
     return ", ".join(dict.fromkeys(r.code for r in bad)) + f"\n{first}"
 
 
+def intensity_unit(scan: ScanEntry) -> str | None:
+    """HU for CT, SUVbw for PET (ingest converted it), arbitrary otherwise; None for a scan never read or a PET
+    image file (its unit is unknown). The SUV factor itself stays in the interim manifest: with a protocol dose it
+    would reveal the patient's weight."""
+    if scan.status != "ok":
+        return None
+    if "suv_factor" in scan.meta:
+        return "SUVbw"
+    modality = scan.meta.get("modality") or scan.modality
+    # a PET image file of the input manifest arrives in whatever unit it was saved in: unknown
+    return {"CT": "HU", "MR": "arbitrary", "PT": None}.get(modality, "arbitrary")
+
+
 def scan_status(scan: ScanEntry, results: list[qc.QCResult]) -> qc.Severity:
     """fail when a scan-level check failed or no ROI is usable; else the worst severity."""
     scan_level = [r for r in results if not r.roi]
@@ -207,7 +223,8 @@ def qc_batch(manifest_path: Path, outdir: Path, thresholds: qc.Thresholds | None
                 meta.get("convolution_kernel"), meta.get("kvp"), meta.get("n_slices"),
                 spacing_x=spacing[0], spacing_y=spacing[1], spacing_z=spacing[2],
                 image_sha256=scan.image_sha256 or None, status=status,
-                acquisition_datetime=meta.get("acquisition_datetime"),
+                acquisition_datetime=meta.get("acquisition_datetime"), timepoint=meta.get("timepoint"),
+                days_from_baseline=meta.get("days_from_baseline"), intensity_unit=intensity_unit(scan),
             ))
             for m in scan.masks:
                 count = int(meta.get("roi_voxels", {}).get(m.roi, 0))

@@ -28,7 +28,8 @@ RECORDED_PACKAGES = (
 
 # The stage that writes each cohort-level table (store.COHORT_TABLES).
 COHORT_STAGE = {"stability": "stability", "stable_features": "stability", "stability_cases": "stability",
-                "models": "model", "model_features": "model", "predictions": "model", "metrics": "model"}
+                "models": "model", "model_features": "model", "predictions": "model", "metrics": "model",
+                "delta_features": "delta", "delta_qc": "delta"}
 
 
 def sha256_of(path: Path) -> str:

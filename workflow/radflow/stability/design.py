@@ -2,7 +2,8 @@
 
 Three designs (the ``method`` of a stability result):
 
-* ``test-retest``: subject = case, measurements = its ``test`` and ``retest`` scans, per ROI.
+* ``test-retest``: subject = case, measurements = its ``test`` and ``retest`` scans (or ``pt_test`` and
+  ``pt_retest``, ... for the settings ids of another modality: ``radflow.timepoints``), per ROI.
 * ``segmentation``: subject = case (first scan, ``test``), measurements = the ROIs that
   ``stability.segmentation_groups`` names as observers' masks of one lesion; results carry the lesion's name as roi.
 * ``perturbation``: subject = case (its ``test`` scan), measurements = the perturbed copies (``perturbation`` column).
@@ -18,6 +19,8 @@ from typing import Iterator
 
 import numpy as np
 import pandas as pd
+
+from radflow.timepoints import split_label
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +81,26 @@ def pivot(rows: pd.DataFrame, subject: str, measurement: str, measurements: list
     return keys, [str(s) for s in subjects], values.reshape(len(feature_ids), n, k)
 
 
+def baseline_pairs(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of one modality's baseline test and retest scans, ``scan`` relabelled ``test``/``retest``: the
+    unprefixed modality when it has rows, else the first prefixed one (a settings id normally applies to one
+    modality only; a generic one measured on several keeps one, so each feature has one result)."""
+    split = rows["scan"].map(split_label)
+    prefix, base = split.map(lambda p: p[0]), split.map(lambda p: p[1])
+    paired = base.isin(TEST_RETEST)
+    if not paired.any():
+        return rows.iloc[0:0]
+    chosen = "" if (paired & (prefix == "")).any() else sorted(set(prefix[paired]))[0]
+    keep = paired & (prefix == chosen)
+    return rows[keep.to_numpy()].assign(scan=base[keep].to_numpy())
+
+
 def designs_for_test_retest(features: pd.DataFrame) -> Iterator[Design]:
     """One design per (settings id, roi): the test and retest scans of every case."""
     for (settings_id, roi), rows in features.groupby(["settings_id", "roi"], sort=True):
+        rows = baseline_pairs(rows)
+        if rows.empty:
+            continue
         keys, subjects, values = pivot(rows, "case_id", "scan", TEST_RETEST)
         yield Design(settings_id, roi, "test-retest", keys, subjects, list(TEST_RETEST), values)
 

@@ -1,0 +1,94 @@
+"""PET through ingest: a PET series written with pydicom is read back by the real reader and converted to SUVbw;
+broken radiopharmaceutical tags fail the scan with a QC code and reason instead of crashing the batch.
+
+The series: 4 slices of 8 x 8 voxels, 18F (T1/2 6586.2 s), 350 MBq injected at 09:05:00, series and first
+acquisition at 10:05:00 (decay time 3600 s), 82 kg, stored value v with RescaleSlope 2.5 -> 2.5 v Bq/ml:
+    decayed dose = 3.5e8 * 2^(-3600 / 6586.2)
+    SUVbw        = 2.5 v * 82000 / decayed dose
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from radflow.dicom import write
+from radflow.manifest import Manifest
+from radflow.pipeline.ingest import ingest_batch
+from radflow.qc import CHECKS, Thresholds
+
+DOSE, HALF_LIFE, WEIGHT, SLOPE = 3.5e8, 6586.2, 82.0, 2.5
+EXPECTED_FACTOR = WEIGHT * 1000 / (DOSE * 2 ** (-3600 / HALF_LIFE))
+
+
+def stored_slice(k: int) -> np.ndarray:
+    return (np.arange(64, dtype=np.uint16).reshape(8, 8) * 10 + 100 * k).astype(np.uint16)
+
+
+def write_pet_series(folder, **broken) -> list[str]:
+    paths = []
+    for k in range(4):
+        attrs = {"PatientID": "PET-1", "StudyInstanceUID": "1.2.3", "SeriesInstanceUID": "1.2.3.4",
+                 "FrameOfReferenceUID": "1.2.3.5", "SeriesDate": "20240312", "SeriesTime": "100500",
+                 "AcquisitionDate": "20240312", "AcquisitionTime": f"1005{k:02d}"}
+        pharma = write.Radiopharmaceutical(start_time="090500", total_dose_bq=f"{DOSE:.0f}", half_life_s=f"{HALF_LIFE}")
+        ds = write.pet_image(attrs, sop_instance_uid=f"1.2.3.4.{k + 1}", instance_number=k + 1,
+                             position_xyz=(0.0, 0.0, 3.0 * k), pixel_spacing_rc=(4.0, 4.0), stored=stored_slice(k),
+                             rescale_slope=f"{SLOPE}", weight_kg=f"{WEIGHT:g}", radiopharmaceutical=pharma)
+        for keyword, value in broken.items():
+            if keyword == "RadionuclideTotalDose_slice" and k == 2:
+                ds.RadiopharmaceuticalInformationSequence[0].RadionuclideTotalDose = value
+            elif keyword.startswith("Radio") and keyword != "RadionuclideTotalDose_slice":
+                target = ds.RadiopharmaceuticalInformationSequence[0]
+                delattr(target, keyword) if value is None else setattr(target, keyword, value)
+            elif keyword != "RadionuclideTotalDose_slice":
+                delattr(ds, keyword) if value is None else setattr(ds, keyword, value)
+        paths.append(str(write.save(ds, folder / f"IM{k}.dcm")))
+    return paths
+
+
+def ingest_one(tmp_path, files) -> Manifest:
+    scan = {"scan": "pt_test", "source": "dicom", "modality": "PT", "series_uid": "2.25.1", "files": files,
+            "acquisition_datetime": None, "timepoint": 0, "days_from_baseline": 0, "rois": [], "roi_errors": [],
+            "error": None}
+    inventory = tmp_path / "inventory.json"
+    inventory.write_text(json.dumps({"batches": {"b0000": [{"case_id": "case-1", "scans": [scan]}]}}))
+    ingest_batch(inventory, "b0000", tmp_path / "ingest.json", tmp_path / "volumes", Thresholds())
+    return Manifest.read(tmp_path / "ingest.json")
+
+
+def test_pet_voxels_are_suv_bw_equal_to_the_hand_computation(tmp_path):
+    files = write_pet_series(tmp_path / "dicom")
+    scan = ingest_one(tmp_path, files).scans[0]
+    assert scan.status == "ok"
+    assert scan.meta["suv_factor"] == pytest.approx(EXPECTED_FACTOR, rel=1e-12)
+    volume = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / scan.image)))
+    expected = np.stack([stored_slice(k) * SLOPE * EXPECTED_FACTOR for k in range(4)])
+    np.testing.assert_allclose(volume, expected, rtol=2e-7)  # float32 volume
+    assert volume[1, 0, 1] == pytest.approx(110 * 2.5 * 82000 / (3.5e8 * 0.5 ** (3600 / 6586.2)), rel=2e-7)
+
+
+@pytest.mark.parametrize("broken, code, words", [
+    ({"PatientWeight": None}, "PET_TAGS_MISSING", "PatientWeight"),
+    ({"RadionuclideTotalDose": None}, "PET_TAGS_MISSING", "RadionuclideTotalDose"),
+    ({"RadiopharmaceuticalStartDateTime": "20240312110000"}, "PET_TAGS_INCONSISTENT", "after the scan"),
+    ({"RadionuclideTotalDose_slice": "1000"}, "PET_TAGS_INCONSISTENT", "differs between the slices"),
+    ({"Units": "CNTS"}, "PET_UNITS", "BQML"),
+])
+def test_broken_pet_tags_fail_the_scan_with_a_code_and_reason(tmp_path, broken, code, words):
+    scan = ingest_one(tmp_path, write_pet_series(tmp_path / "dicom", **broken)).scans[0]
+    assert scan.status == "fail" and scan.error_code == code and words in scan.error_message
+    assert code in CHECKS
+
+
+def test_the_scans_table_names_the_intensity_unit():
+    from radflow.manifest import ScanEntry
+    from radflow.pipeline.qc import intensity_unit
+
+    def unit(modality, **meta):
+        return intensity_unit(ScanEntry("c", "s", modality=modality, meta={"modality": modality, **meta}))
+
+    assert [unit("CT"), unit("PT", suv_factor=0.001), unit("PT"), unit("MR")] == ["HU", "SUVbw", None, "arbitrary"]
+    assert intensity_unit(ScanEntry("c", "s", status="fail", modality="CT")) is None
