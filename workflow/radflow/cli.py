@@ -29,13 +29,11 @@ def cmd_demo_cohort(args) -> None:
 
 
 def cmd_extract(args) -> None:
-    from radflow.extraction import extract_columns, write_csv
-    from radflow.io import read_image, read_mask
+    from radflow.extraction import extract_columns, read_inputs, write_csv
     from radflow.settings import Settings
 
     settings = Settings.from_yaml(args.settings) if args.settings else Settings.from_dict({})
-    image = read_image(Path(args.image))
-    mask = read_mask(Path(args.mask), image, roi=args.roi)
+    image, mask = read_inputs(Path(args.image), Path(args.mask), settings, roi=args.roi)
     table = extract_columns(image, mask, settings)
     if args.out:
         with open(args.out, "w", newline="") as fh:

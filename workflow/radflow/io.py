@@ -60,7 +60,39 @@ def read_mask(path: Path, reference: sitk.Image, roi: str | None = None) -> sitk
 
             return seg.read_segment(path, _the_label(seg.segment_labels(path), roi, "SEG"), reference)
         raise InputError(f"a DICOM mask must be RTSTRUCT or SEG, not {modality or 'unknown'}")
+    return _label_file(path, reference.GetSize(), roi)
+
+
+def _label_file(path: Path, size: tuple[int, ...], roi: str | None) -> sitk.Image:
     mask = sitk.ReadImage(str(path))
-    if mask.GetSize() != reference.GetSize():
-        raise InputError(f"mask size {mask.GetSize()} differs from image size {reference.GetSize()}")
+    if mask.GetSize() != tuple(size):
+        raise InputError(f"mask size {mask.GetSize()} differs from image size {tuple(size)}")
     return mask != 0 if roi is None else mask == int(roi)
+
+
+def read_roi_window(image_path: Path, mask_path: Path, margin_mm: float,
+                    roi: str | None = None) -> tuple[sitk.Image, sitk.Image] | None:
+    """The image and mask cut to the ROI's bounding box grown by ``margin_mm`` (clipped to the image), read mask
+    first, or None when either input is not a plain image file (DICOM: read them whole with ``read_image`` and
+    ``read_mask``). The image is read through SimpleITK's streaming reader, so a compressed NIfTI is decompressed
+    only up to the window's last slice and only the window is kept: a small ROI in a large CT no longer pays for
+    the whole volume. The window has the image's spacing and direction and the origin of its first voxel."""
+    if image_path.is_dir() or is_dicom(image_path) or (mask_path.is_file() and is_dicom(mask_path)):
+        return None
+    import math
+
+    from radflow.imaging.preprocess import crop_box
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(image_path))
+    reader.ReadImageInformation()
+    mask = _label_file(mask_path, reader.GetSize(), roi)
+    spacing_zyx = tuple(reversed(reader.GetSpacing()))
+    box = crop_box(sitk.GetArrayViewFromImage(mask), tuple(int(math.ceil(margin_mm / s)) for s in spacing_zyx))
+    if box is None:  # an empty mask: the whole image, and prepare says the ROI is empty
+        return reader.Execute(), mask
+    index = [int(b.start) for b in reversed(box)]  # (x, y, z) as ITK counts
+    size = [int(b.stop - b.start) for b in reversed(box)]
+    reader.SetExtractIndex(index)
+    reader.SetExtractSize(size)
+    return reader.Execute(), sitk.RegionOfInterest(mask, size, index)

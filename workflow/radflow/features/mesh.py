@@ -81,9 +81,15 @@ def hull_candidates(vertices: np.ndarray, spacing: tuple[float, float, float]) -
     order is kept, so the hull's vertex array is the one qhull gives for all the vertices (checked in the tests).
     """
     grid = np.rint(vertices * (2.0 / np.asarray(spacing, dtype=np.float64))).astype(np.int64)
+    return np.flatnonzero(_hull_candidate_mask(grid))
+
+
+@numba.njit(cache=True, nogil=True)
+def _hull_candidate_mask(grid: np.ndarray) -> np.ndarray:
+    """Both filters of ``hull_candidates`` in one compiled call (one kernel to load from the cache, not two)."""
     keep = _line_extremes(grid)
     _drop_inside_plane_hulls(grid, keep)
-    return np.flatnonzero(keep)
+    return keep
 
 
 @numba.njit(cache=True, nogil=True)
