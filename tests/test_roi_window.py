@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from radflow.extraction import extract_columns, read_inputs
+from radflow.extraction import extract_columns, roi_window_margin_mm
 from radflow.io import InputError, read_image, read_mask, read_roi_window
 from radflow.settings import Settings
 
@@ -39,7 +39,7 @@ def write_case(tmp_path, shape=(30, 40, 36), roi_at=(12, 10, 8)):
 def whole_and_windowed(image_path, mask_path, settings):
     image = read_image(image_path)
     whole = extract_columns(image, read_mask(mask_path, image), settings)
-    windowed = extract_columns(*read_inputs(image_path, mask_path, settings), settings)
+    windowed = extract_columns(*read_roi_window(image_path, mask_path, roi_window_margin_mm(settings)), settings)
     return whole, windowed
 
 
@@ -67,16 +67,35 @@ def test_windowed_features_equal_the_whole_image_features(tmp_path, settings_doc
     image_path, mask_path = write_case(tmp_path)
     settings = Settings.from_dict(settings_doc)
     whole, windowed = whole_and_windowed(image_path, mask_path, settings)
-    assert sitk.ReadImage(str(image_path)).GetSize() != read_inputs(image_path, mask_path, settings)[0].GetSize()
+    window = read_roi_window(image_path, mask_path, roi_window_margin_mm(settings))[0]
+    assert window.GetSize() != sitk.ReadImage(str(image_path)).GetSize()
     assert whole["ibsi_code"] == windowed["ibsi_code"] and whole["aggregation"] == windowed["aggregation"]
     np.testing.assert_array_equal(np.array(whole["value"]), np.array(windowed["value"]))  # NaN == NaN here
 
 
-def test_settings_that_see_the_whole_image_read_it_whole(tmp_path):
+@pytest.mark.parametrize("settings_doc", [
+    {"interpolation": {"enabled": True, "spacing_mm": [1.0, 1.0, 1.0]}},
+    {"intensity_normalisation": "z_score"},
+])
+def test_settings_that_see_more_than_the_roi_get_no_window(settings_doc):
+    assert roi_window_margin_mm(Settings.from_dict(settings_doc)) is None
+    assert roi_window_margin_mm(Settings.from_dict({})) == pytest.approx(6.2035, abs=1e-4)
+
+
+def test_cli_extract_of_a_window_equals_the_whole_image(tmp_path):
+    import csv
+    import subprocess
+    import sys
+
     image_path, mask_path = write_case(tmp_path)
-    settings = Settings.from_dict({"interpolation": {"enabled": True, "spacing_mm": [1.0, 1.0, 1.0]}})
-    image, mask = read_inputs(image_path, mask_path, settings)
-    assert image.GetSize() == mask.GetSize() == (36, 40, 30)
+    out = tmp_path / "features.csv"
+    subprocess.run([sys.executable, "-m", "radflow", "extract", str(image_path), str(mask_path), "--out", str(out)],
+                   check=True, capture_output=True, timeout=600)
+    with out.open(newline="") as fh:
+        written = [float(r["value"]) if r["value"] else math.nan for r in csv.DictReader(fh)]
+    image = read_image(image_path)
+    whole = extract_columns(image, read_mask(mask_path, image), Settings.from_dict({}))
+    np.testing.assert_array_equal(np.array(written), np.array(whole["value"]))
 
 
 def test_a_mask_of_another_size_is_refused(tmp_path):

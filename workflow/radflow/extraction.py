@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import math
-from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 import SimpleITK as sitk
@@ -32,22 +31,15 @@ def extract_columns(image: sitk.Image, mask: sitk.Image, settings: Settings) -> 
     return engine.extract_columns(prepare(image, mask, settings), settings)
 
 
-def read_inputs(image_path: Path, mask_path: Path, settings: Settings, roi: str | None = None
-                ) -> tuple[sitk.Image, sitk.Image]:
-    """The image and mask ``extract_columns`` needs for these settings: only the ROI's window (its box plus the
-    local-intensity margin, ``io.read_roi_window``) when the features see nothing else — no interpolation (the IBSI
-    grid is aligned to the whole image), no intensity normalisation (fitted on the whole image) and no filter —
-    and both are image files; otherwise the whole image and mask. Same features either way."""
-    from radflow.io import read_image, read_mask, read_roi_window
-
-    neighbourhood_only = (not settings["interpolation"]["enabled"] and settings["intensity_normalisation"] == "none"
-                          and not FilterSpec.from_settings(settings["filter"]).active)
-    if neighbourhood_only:
-        window = read_roi_window(image_path, mask_path, local_intensity_radius_mm(settings), roi=roi)
-        if window is not None:
-            return window
-    image = read_image(image_path)
-    return image, read_mask(mask_path, image, roi=roi)
+def roi_window_margin_mm(settings: Settings) -> float | None:
+    """The margin (mm) around the ROI's bounding box that holds everything the features of ``settings`` see — the
+    local-intensity sphere's radius — or None when they see more of the image: interpolation (the IBSI grid is
+    aligned to the whole image), intensity normalisation (fitted on the whole image) or a filter. With a margin,
+    ``radflow extract`` reads only that window of the image (``io.read_roi_window``); the features are the same."""
+    if (settings["interpolation"]["enabled"] or settings["intensity_normalisation"] != "none"
+            or FilterSpec.from_settings(settings["filter"]).active):
+        return None
+    return local_intensity_radius_mm(settings)
 
 
 def extract_pair(image: sitk.Image, mask: sitk.Image, settings: Settings) -> "pd.DataFrame":

@@ -4,8 +4,10 @@ pydicom is imported only for DICOM input: reading NIfTI does not need it (its im
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import numpy as np
 import SimpleITK as sitk
 
 
@@ -72,27 +74,29 @@ def _label_file(path: Path, size: tuple[int, ...], roi: str | None) -> sitk.Imag
 
 def read_roi_window(image_path: Path, mask_path: Path, margin_mm: float,
                     roi: str | None = None) -> tuple[sitk.Image, sitk.Image] | None:
-    """The image and mask cut to the ROI's bounding box grown by ``margin_mm`` (clipped to the image), read mask
-    first, or None when either input is not a plain image file (DICOM: read them whole with ``read_image`` and
-    ``read_mask``). The image is read through SimpleITK's streaming reader, so a compressed NIfTI is decompressed
-    only up to the window's last slice and only the window is kept: a small ROI in a large CT no longer pays for
-    the whole volume. The window has the image's spacing and direction and the origin of its first voxel."""
+    """The image and mask cut to the ROI's bounding box grown by ``margin_mm`` per axis (in voxels: the margin over
+    the spacing, rounded up; clipped to the image), the mask read first; None when either input is not a plain image
+    file (DICOM: read them whole with ``read_image`` and ``read_mask``). The image is read through SimpleITK's
+    streaming reader, so a compressed NIfTI is decompressed only up to the window's last slice and only the window
+    is kept: a small ROI in a large CT no longer pays for the whole volume. The window keeps the image's spacing and
+    direction, with the origin of its first voxel; an empty mask gives the whole image."""
     if image_path.is_dir() or is_dicom(image_path) or (mask_path.is_file() and is_dicom(mask_path)):
         return None
-    import math
-
-    from radflow.imaging.preprocess import crop_box
-
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(image_path))
     reader.ReadImageInformation()
-    mask = _label_file(mask_path, reader.GetSize(), roi)
-    spacing_zyx = tuple(reversed(reader.GetSpacing()))
-    box = crop_box(sitk.GetArrayViewFromImage(mask), tuple(int(math.ceil(margin_mm / s)) for s in spacing_zyx))
-    if box is None:  # an empty mask: the whole image, and prepare says the ROI is empty
-        return reader.Execute(), mask
-    index = [int(b.start) for b in reversed(box)]  # (x, y, z) as ITK counts
-    size = [int(b.stop - b.start) for b in reversed(box)]
+    size = reader.GetSize()
+    mask = _label_file(mask_path, size, roi)
+    labelled = sitk.GetArrayViewFromImage(mask)  # (z, y, x)
+    index, extent = [], []
+    for axis, (n, spacing) in enumerate(zip(size, reader.GetSpacing())):  # x, y, z
+        present = np.flatnonzero(labelled.any(axis=tuple(a for a in range(3) if a != 2 - axis)))
+        if present.size == 0:
+            return reader.Execute(), mask
+        grow = math.ceil(margin_mm / spacing)
+        first, last = max(int(present[0]) - grow, 0), min(int(present[-1]) + grow + 1, n)
+        index.append(first)
+        extent.append(last - first)
     reader.SetExtractIndex(index)
-    reader.SetExtractSize(size)
-    return reader.Execute(), sitk.RegionOfInterest(mask, size, index)
+    reader.SetExtractSize(extent)
+    return reader.Execute(), sitk.RegionOfInterest(mask, extent, index)
