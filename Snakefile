@@ -25,6 +25,7 @@ include: "rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         DATABASE,
         RDF_FILE,
@@ -32,4 +33,3 @@ rule all:
         STABILITY_FIGURE,
         MODEL_FIGURES,
         overlay_files,
-    default_target: True

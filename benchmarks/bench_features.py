@@ -175,7 +175,6 @@ def write_data(outdir: Path, regenerate: bool) -> dict[str, Path]:
 
 def roi_summary(paths: dict[str, Path], sizes: list[str]) -> dict[str, dict]:
     """Voxel count and intensity minimum of each ROI (the minimum sets PyRadiomics' first bin edge)."""
-    import numpy as np
     import SimpleITK as sitk
 
     image = sitk.GetArrayFromImage(sitk.ReadImage(str(paths["ct"])))

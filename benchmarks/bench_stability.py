@@ -82,7 +82,7 @@ def benchmark(repeats: int) -> None:
     values, true_icc = synthetic()
     print(f"{N_CASES} cases x 2 scans x {N_FEATURES} features")
     for form in ICC_FORMS:
-        seconds, stats = best_of(repeats, lambda: stability_statistics(values, form))
+        seconds, stats = best_of(repeats, lambda form=form: stability_statistics(values, form))
         print(f"  statistics ({form}, CCC, wCV, Bland-Altman): {seconds:.3f} s")
     covered = np.mean((stats["ci_low"] <= true_icc) & (true_icc <= stats["ci_high"]))
     print(f"  95% ICC intervals covering the true ICC: {covered:.3f}")

@@ -12,6 +12,20 @@ RDF_FILE = f"{RESULTS}/rdf/radflow.ttl"
 REPORT_DIR = f"{RESULTS}/report"
 REPORT_FILES = [f"{REPORT_DIR}/qc_summary.html", f"{REPORT_DIR}/feature_distributions.png"]
 
+# Cohort-level tables: written by the stability and model rules, loaded by the store rule. The names are the
+# DuckDB tables of radflow.store (COHORT_TABLES, WHOLE_TABLES); tests/test_defaults.py keeps them equal.
+STABILITY_TABLE_NAMES = ("stability", "stable_features", "stability_cases")
+MODEL_TABLE_NAMES = ("models", "model_features", "predictions", "metrics")
+STABILITY_DIR = f"{INTERIM}/stability"
+STABILITY_TABLES = {name: f"{STABILITY_DIR}/{name}.parquet" for name in STABILITY_TABLE_NAMES}
+MODEL_DIR = f"{INTERIM}/model"
+MODEL_TABLES = {name: f"{MODEL_DIR}/{name}.parquet" for name in MODEL_TABLE_NAMES}
+
+
+wildcard_constraints:
+    batch=r"[A-Za-z0-9_-]+",  # one path component: a batch id never spans folders
+
+
 # Every rule runs the package from this checkout, inside whatever environment Snakemake gives it (the project's
 # virtualenv, or envs/radflow.yaml with --sdm conda).
 RADFLOW = f"PYTHONPATH={workflow.basedir}/workflow${{PYTHONPATH:+:$PYTHONPATH}} python -m radflow"

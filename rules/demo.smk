@@ -5,13 +5,13 @@ if USE_DEMO:
         output:
             dicom=directory(DEMO_INPUT_DIR),
             clinical="resources/demo/clinical.csv",
-        params:
-            radflow=RADFLOW,
-            patients=config["demo_patients"],
-            seed=config["demo_seed"],
         log:
             f"{LOGS}/demo_cohort.log",
         conda:
             CONDA_ENV
+        params:
+            radflow=RADFLOW,
+            patients=config["demo_patients"],
+            seed=config["demo_seed"],
         shell:
             "{params.radflow} demo-cohort resources/demo --patients {params.patients} --seed {params.seed} > {log} 2>&1"

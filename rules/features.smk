@@ -7,15 +7,15 @@ rule features:
     output:
         features=f"{INTERIM}/batches/{{batch}}/features.parquet",
         errors=f"{INTERIM}/batches/{{batch}}/features_qc.parquet",
+    log:
+        f"{LOGS}/features/{{batch}}.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=4000,
     params:
         radflow=RADFLOW,
-    log:
-        f"{LOGS}/features/{{batch}}.log",
-    conda:
-        CONDA_ENV
     shell:
         "{params.radflow} features {input.manifest:q} {input.qc:q} {output.features:q} {output.errors:q}"
         " --settings {input.settings:q} > {log} 2>&1"

@@ -5,6 +5,10 @@ checkpoint discover:
         **discover_inputs(),
     output:
         inventory=f"{INTERIM}/inventory.json",
+    log:
+        f"{LOGS}/discover.log",
+    conda:
+        CONDA_ENV
     params:
         radflow=RADFLOW,
         key=KEY_ARGS,
@@ -23,10 +27,6 @@ checkpoint discover:
             if config["pseudonymisation"]["mapping_file"]
             else ""
         ),
-    log:
-        f"{LOGS}/discover.log",
-    conda:
-        CONDA_ENV
     shell:
         "{params.radflow} discover {params.input_dir} {output.inventory:q} --batch-size {params.batch_size}"
         " --rois {params.rois:q} --series {params.series:q} --roi-aliases {params.roi_aliases:q}"
@@ -40,13 +40,13 @@ rule ingest:
     output:
         manifest=f"{INTERIM}/batches/{{batch}}/ingest.json",
         volumes=directory(f"{INTERIM}/batches/{{batch}}/volumes"),
-    params:
-        radflow=RADFLOW,
-        qc=json.dumps(config["qc"]),
     log:
         f"{LOGS}/ingest/{{batch}}.log",
     conda:
         CONDA_ENV
+    params:
+        radflow=RADFLOW,
+        qc=json.dumps(config["qc"]),
     shell:
         "{params.radflow} ingest {input.inventory:q} {wildcards.batch} {output.manifest:q} {output.volumes:q}"
         " --qc {params.qc:q} > {log} 2>&1"
@@ -58,12 +58,12 @@ rule clinical:
         clinical=config["clinical"],
     output:
         f"{INTERIM}/clinical.parquet",
-    params:
-        radflow=RADFLOW,
-        key=KEY_ARGS,
     log:
         f"{LOGS}/clinical.log",
     conda:
         CONDA_ENV
+    params:
+        radflow=RADFLOW,
+        key=KEY_ARGS,
     shell:
         "{params.radflow} clinical {input.clinical:q} {output:q} {params.key} > {log} 2>&1"

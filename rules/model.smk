@@ -3,10 +3,10 @@
 # the outcome-permutation test, external validation on a held-out centre, and the final fitted models.
 # The negative control (outcome shuffled before modelling) is the top-level switch `model_permute_outcome`, so that
 # `--config model_permute_outcome=true` works (Snakemake reads nested --config values, and lowercase true, as text).
-MODEL = {**config.get("model", {}),
-         "permute_outcome": str(config.get("model_permute_outcome", False)).lower() == "true"}
-MODEL_DIR = f"{INTERIM}/model"
-MODEL_TABLES = {name: f"{MODEL_DIR}/{name}.parquet" for name in ("models", "model_features", "predictions", "metrics")}
+MODEL = {
+    **config.get("model", {}),
+    "permute_outcome": str(config.get("model_permute_outcome", False)).lower() == "true",
+}
 MODEL_FILES_DIR = f"{RESULTS}/models"
 MODEL_FIGURES = [f"{REPORT_DIR}/roc.png", f"{REPORT_DIR}/calibration.png"]
 
@@ -24,6 +24,10 @@ rule model:
         predictions=MODEL_TABLES["predictions"],
         metrics=MODEL_TABLES["metrics"],
         fitted=directory(MODEL_FILES_DIR),
+    log:
+        f"{LOGS}/model.log",
+    conda:
+        CONDA_ENV
     threads: 2
     resources:
         mem_mb=4000,
@@ -32,10 +36,6 @@ rule model:
         outdir=lambda wildcards, output: os.path.dirname(output.models),
         options=json.dumps(MODEL, sort_keys=True),
         stable=lambda wildcards, input: f"--stable {input.stable}" if input.stable else "",
-    log:
-        f"{LOGS}/model.log",
-    conda:
-        CONDA_ENV
     shell:
         "{params.radflow} model {params.outdir:q} {output.fitted:q} --features {input.features:q} --qc {input.qc:q}"
         " --clinical {input.clinical:q} {params.stable} --options {params.options:q} --jobs {threads} > {log} 2>&1"
@@ -49,12 +49,12 @@ rule model_figures:
     output:
         roc=report(MODEL_FIGURES[0], caption="../workflow/report/roc.rst", category="Modelling"),
         calibration=report(MODEL_FIGURES[1], caption="../workflow/report/calibration.rst", category="Modelling"),
-    params:
-        radflow=RADFLOW,
     log:
         f"{LOGS}/model_figures.log",
     conda:
         CONDA_ENV
+    params:
+        radflow=RADFLOW,
     shell:
         "{params.radflow} model-figures {input.predictions:q} {input.metrics:q} {output.roc:q} {output.calibration:q}"
         " > {log} 2>&1"

@@ -15,14 +15,14 @@ rule qc:
             category="Quality control",
             subcategory="Mask overlays",
         ),
-    params:
-        radflow=RADFLOW,
-        outdir=lambda wildcards: f"{INTERIM}/batches/{wildcards.batch}",
-        qc=json.dumps(config["qc"]),
     log:
         f"{LOGS}/qc/{{batch}}.log",
     conda:
         CONDA_ENV
+    params:
+        radflow=RADFLOW,
+        outdir=lambda wildcards: f"{INTERIM}/batches/{wildcards.batch}",
+        qc=json.dumps(config["qc"]),
     shell:
         "{params.radflow} qc {input.manifest:q} {params.outdir} --qc {params.qc:q}"
         " --overlays {output.overlays:q} > {log} 2>&1"

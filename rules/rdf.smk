@@ -4,12 +4,12 @@ rule rdf:
         database=DATABASE,
     output:
         turtle=RDF_FILE,
-    params:
-        radflow=RADFLOW,
-        namespace=config["rdf"]["namespace"],
     log:
         f"{LOGS}/rdf.log",
     conda:
         CONDA_ENV
+    params:
+        radflow=RADFLOW,
+        namespace=config["rdf"]["namespace"],
     shell:
         "{params.radflow} rdf {input.database:q} {output.turtle:q} --namespace {params.namespace:q} > {log} 2>&1"

@@ -13,11 +13,11 @@ rule report_figures:
             caption="../workflow/report/feature_distributions.rst",
             category="Features",
         ),
-    params:
-        radflow=RADFLOW,
     log:
         f"{LOGS}/report_figures.log",
     conda:
         CONDA_ENV
+    params:
+        radflow=RADFLOW,
     shell:
         "{params.radflow} report-figures {input.database:q} {output.qc_summary:q} {output.distributions:q} > {log} 2>&1"

@@ -3,12 +3,6 @@
 STABILITY = config.get("stability", {})
 STABILITY_METHODS = [STABILITY["method"]] if isinstance(STABILITY.get("method"), str) else STABILITY.get("method", [])
 USE_PERTURBATION = "perturbation" in STABILITY_METHODS
-STABILITY_DIR = f"{INTERIM}/stability"
-STABILITY_TABLES = {
-    "stability": f"{STABILITY_DIR}/stability.parquet",
-    "stable_features": f"{STABILITY_DIR}/stable_features.parquet",
-    "stability_cases": f"{STABILITY_DIR}/stability_cases.parquet",
-}
 STABILITY_FIGURE = f"{REPORT_DIR}/stability.png"
 
 
@@ -21,6 +15,10 @@ rule perturb:
         settings=settings_files(),
     output:
         f"{INTERIM}/batches/{{batch}}/perturbed_features.parquet",
+    log:
+        f"{LOGS}/perturb/{{batch}}.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=4000,
@@ -28,10 +26,6 @@ rule perturb:
         radflow=RADFLOW,
         # only what decides the perturbed images: a new threshold must not redo the perturbations
         options=json.dumps({key: STABILITY[key] for key in ("seed", "perturbation") if key in STABILITY}),
-    log:
-        f"{LOGS}/perturb/{{batch}}.log",
-    conda:
-        CONDA_ENV
     shell:
         "{params.radflow} perturb {input.manifest:q} {input.qc:q} {output:q} --settings {input.settings:q}"
         " --options {params.options:q} > {log} 2>&1"
@@ -46,13 +40,13 @@ rule stability:
         stability=STABILITY_TABLES["stability"],
         stable=STABILITY_TABLES["stable_features"],
         cases=STABILITY_TABLES["stability_cases"],
-    params:
-        radflow=RADFLOW,
-        options=json.dumps(STABILITY),
     log:
         f"{LOGS}/stability.log",
     conda:
         CONDA_ENV
+    params:
+        radflow=RADFLOW,
+        options=json.dumps(STABILITY),
     shell:
         "{params.radflow} stability {output.stability:q} {output.stable:q} {output.cases:q}"
         " --features {input.features:q} --perturbed {input.perturbed:q} --options {params.options:q} > {log} 2>&1"
@@ -65,13 +59,13 @@ rule stability_report:
         stable=STABILITY_TABLES["stable_features"],
     output:
         report(STABILITY_FIGURE, caption="../workflow/report/stability.rst", category="Stability"),
-    params:
-        radflow=RADFLOW,
-        options=json.dumps({key: STABILITY[key] for key in ("min_icc_ci_low",) if key in STABILITY}),
     log:
         f"{LOGS}/stability_report.log",
     conda:
         CONDA_ENV
+    params:
+        radflow=RADFLOW,
+        options=json.dumps({key: STABILITY[key] for key in ("min_icc_ci_low",) if key in STABILITY}),
     shell:
         "{params.radflow} stability-report {input.stability:q} {input.stable:q} {output:q}"
         " --options {params.options:q} > {log} 2>&1"

@@ -13,13 +13,13 @@ rule store:
         model=list(MODEL_TABLES.values()),
     output:
         database=DATABASE,
-    params:
-        radflow=RADFLOW,
-        tables=" ".join(f"{name}={path}" for name, path in {**STABILITY_TABLES, **MODEL_TABLES}.items()),
     log:
         f"{LOGS}/store.log",
     conda:
         CONDA_ENV
+    params:
+        radflow=RADFLOW,
+        tables=" ".join(f"{name}={path}" for name, path in {**STABILITY_TABLES, **MODEL_TABLES}.items()),
     shell:
         "{params.radflow} store {output.database:q} --batches {input.cases:q} --clinical {input.clinical:q}"
         " --settings {input.settings:q} --tables {params.tables} > {log} 2>&1"

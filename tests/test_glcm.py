@@ -210,7 +210,7 @@ def test_single_voxel_gives_nan_with_reason_everywhere():
 def test_single_grey_level():
     values = computed(roi_of(np.full((3, 4, 4), 2, dtype=np.int32), n_levels=5), settings_with())
     for aggregation in MATRIX_AGGREGATIONS:
-        def at(code):
+        def at(code, aggregation=aggregation):
             return values[code, aggregation]
 
         assert at("GYBY") == (1.0, "") and at("60VM") == (2.0, "") and at("QWB0") == (4.0, "")

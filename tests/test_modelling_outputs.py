@@ -14,7 +14,7 @@ from rdflib import RDF, Namespace, URIRef
 from radflow import store
 from radflow.modelling import metrics
 from radflow.modelling.plots import write_model_figures
-from radflow.modelling.rdf import MLS, add_models
+from radflow.provenance.model_rdf import MLS, add_models
 from radflow.pipeline.model import OUTPUT_TABLES, model_stage
 from radflow.pipeline.store import sha256_of
 from test_modelling_validation import cohort

@@ -210,3 +210,17 @@ def test_unreadable_files_beside_a_series_are_noted_on_its_scan(tmp_path):
     (entry,) = case["scans"]
     assert [(w["code"], w["value"]) for w in entry["warnings"]] == [("UNREADABLE_FILES_NEARBY", 1.0)]
     assert entry["acquisition_datetime"] is not None and not entry["acquisition_datetime"].startswith("2024-01-02")
+
+
+def test_qc_stage_rows_are_the_store_tables():
+    """The rows the qc rule writes name and order their fields as the store's schema does (they are written by
+    name, so a renamed or reordered column fails here, not as shifted values in DuckDB)."""
+    from dataclasses import fields
+
+    from radflow import store
+    from radflow.pipeline.qc import TABLE_ROWS
+
+    for table, row in TABLE_ROWS.items():
+        assert [f.name for f in fields(row)] == store.columns(table), table
+    assert {s.value for s in qc.Severity} == {"fail", "warn", "pass"}
+    assert {severity for severity, _ in qc.CHECKS.values()} <= set(qc.Severity) - {qc.PASS}

@@ -78,9 +78,9 @@ def reference_overall_ccc(table: np.ndarray) -> float:
     n, k = table.shape
     means = table.mean(axis=0)
     cov = np.cov(table.T, bias=True)
-    pairs = [(j, l) for j in range(k) for l in range(j + 1, k)]
-    num = 2 * sum(cov[j, l] for j, l in pairs)
-    den = (k - 1) * sum(cov[j, j] for j in range(k)) + sum((means[j] - means[l]) ** 2 for j, l in pairs)
+    pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
+    num = 2 * sum(cov[i, j] for i, j in pairs)
+    den = (k - 1) * sum(cov[j, j] for j in range(k)) + sum((means[i] - means[j]) ** 2 for i, j in pairs)
     return num / den
 
 

@@ -51,7 +51,7 @@ def cmd_extract(args) -> None:
 def cmd_filter(args) -> None:
     import SimpleITK as sitk
 
-    from radflow.imaging.filters.image import response_map
+    from radflow.imaging.response_map import response_map
     from radflow.io import read_image
     from radflow.settings import Settings
 
@@ -74,12 +74,7 @@ def cmd_discover(args) -> None:
 def _thresholds(args):
     from radflow.qc import Thresholds
 
-    doc = json.loads(args.qc)
-    if args.spacing_tolerance is not None:
-        doc["slice_spacing_tolerance_mm"] = args.spacing_tolerance
-    if getattr(args, "min_roi_volume", None) is not None:
-        doc["min_roi_volume_mm3"] = args.min_roi_volume
-    return Thresholds.from_config(doc)
+    return Thresholds.from_config(json.loads(args.qc))
 
 
 def cmd_ingest(args) -> None:
@@ -215,7 +210,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("batch")
     p.add_argument("manifest")
     p.add_argument("volumes")
-    p.add_argument("--spacing-tolerance", type=float, default=None, help="mm a slice gap may deviate")
     p.add_argument("--qc", default="{}", help="JSON of the config's qc thresholds")
     p.set_defaults(func=cmd_ingest)
 
@@ -228,8 +222,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("qc", help="pipeline: QC one batch")
     p.add_argument("manifest")
     p.add_argument("outdir")
-    p.add_argument("--min-roi-volume", type=float, default=None)
-    p.add_argument("--spacing-tolerance", type=float, default=None)
     p.add_argument("--qc", default="{}", help="JSON of the config's qc thresholds")
     p.add_argument("--overlays", default="", help="PNG contact sheet of mask overlays to write")
     p.set_defaults(func=cmd_qc)

@@ -7,6 +7,25 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal, TypedDict
+
+from radflow.inventory import RoiError, ScanWarning
+
+ScanStatus = Literal["ok", "fail"]  # whether ingest read the scan (its QC verdict is qc.Severity)
+
+
+class ScanMeta(TypedDict, total=False):
+    """Pseudonymised acquisition metadata of a scan (the scans table's columns come from here)."""
+
+    series_uid: str | None  # remapped
+    modality: str | None
+    acquisition_datetime: str | None  # shifted per patient, or None
+    manufacturer: str | None
+    convolution_kernel: str | None
+    kvp: float | None
+    n_slices: int
+    spacing_mm: list[float]  # (x, y, z)
+    roi_voxels: dict[str, int]
 
 
 @dataclass
@@ -22,16 +41,16 @@ class MaskEntry:
 class ScanEntry:
     case_id: str
     scan: str  # test | retest | scan3 ...
-    status: str = "ok"  # ok | fail
+    status: ScanStatus = "ok"  # fail: the scan could not be read (error_code says why)
     modality: str = ""
     error_code: str = ""
     error_message: str = ""
     image: str = ""
     image_sha256: str = ""
-    meta: dict = field(default_factory=dict)
+    meta: ScanMeta = field(default_factory=lambda: ScanMeta())
     masks: list[MaskEntry] = field(default_factory=list)
-    roi_errors: list[dict] = field(default_factory=list)  # {"roi", "code", "message"}
-    warnings: list[dict] = field(default_factory=list)  # {"code", "message", "value"}: read, but noticed
+    roi_errors: list[RoiError] = field(default_factory=list)
+    warnings: list[ScanWarning] = field(default_factory=list)  # read, but noticed
 
 
 @dataclass

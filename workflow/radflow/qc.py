@@ -10,14 +10,25 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 import SimpleITK as sitk
 
-FAIL, WARN, PASS = "fail", "warn", "pass"
+
+
+class Severity(StrEnum):
+    """How a QC result counts (the ``severity`` column; a str, so it is stored and compared as its value)."""
+
+    FAIL = "fail"  # the scan (or, for a ROI-level check, the ROI) is left out of feature extraction
+    WARN = "warn"  # recorded; the case goes on
+    PASS = "pass"  # documents that the check ran
+
+
+FAIL, WARN, PASS = Severity.FAIL, Severity.WARN, Severity.PASS
 
 #: code -> (severity when the check does not pass, what it means). Codes are stable: reports and users filter on them.
-CHECKS: dict[str, tuple[str, str]] = {
+CHECKS: dict[str, tuple[Severity, str]] = {
     # discovery
     "NO_IMAGE_SERIES": (FAIL, "no image series of the patient passes the series rules (modality, slices, type)"),
     "MASK_NOT_FOUND": (FAIL, "no RTSTRUCT or SEG references the scan"),
@@ -64,7 +75,7 @@ DEFAULT_INTENSITY_RANGE = {"CT": (-1100.0, 4000.0), "PT": (-5.0, math.inf)}
 @dataclass(frozen=True)
 class QCResult:
     code: str
-    severity: str
+    severity: Severity
     message: str
     value: float | None = None
     roi: str = ""
@@ -189,6 +200,6 @@ def retest_present(scan_names: set[str]) -> QCResult:
     return result("RETEST_MISSING", False, "no retest scan for this case")
 
 
-def worst(results: list[QCResult]) -> str:
+def worst(results: list[QCResult]) -> Severity:
     severities = {r.severity for r in results}
     return FAIL if FAIL in severities else WARN if WARN in severities else PASS

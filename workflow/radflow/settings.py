@@ -15,10 +15,10 @@ from typing import Any
 
 import yaml
 
-from radflow.features.base import MATRIX_AGGREGATIONS, ZONE_AGGREGATIONS
-from radflow.features.registry import FAMILIES
-from radflow.imaging.filters.spec import DEFAULT_FILTER, FilterSpec
-from radflow.imaging.filters.spec import normalise as normalise_filter
+from radflow.ibsi import FAMILIES, MATRIX_AGGREGATIONS, ZONE_AGGREGATIONS
+from radflow.imaging.filters.registry import FilterSpec
+from radflow.imaging.filters.registry import defaults as filter_defaults
+from radflow.imaging.filters.registry import normalise as normalise_filter
 
 DISCRETISATION_METHODS = ("fixed_bin_size", "fixed_bin_number", "none")
 INTERPOLATORS = ("nearest", "linear", "cubic")
@@ -62,8 +62,9 @@ DEFAULTS: dict[str, Any] = {
     },
     "local_intensity": {"sphere_volume_cm3": 1.0},
     # IBSI-2 convolutional filter applied after interpolation (and re-segmentation, which uses the unfiltered
-    # intensities); features are computed on its response map. Keys and defaults: imaging/filters/spec.py.
-    "filter": copy.deepcopy(DEFAULT_FILTER),
+    # intensities); features are computed on its response map. Keys and defaults: the registered filters
+    # (imaging/filters/registry.py and each filter's module); refreshed in from_dict for plug-in filters.
+    "filter": filter_defaults(),
     "families": list(FAMILIES),
 }
 
@@ -127,7 +128,7 @@ class Settings:
 
     @classmethod
     def from_dict(cls, given: dict | None, name: str = "") -> "Settings":
-        doc = _merge(DEFAULTS, given or {}, "")
+        doc = _merge(dict(DEFAULTS, filter=filter_defaults()), given or {}, "")
         doc["filter"] = normalise_filter(doc["filter"])  # "pi/4" and 0.785... hash alike
         _validate(doc)
         return cls(doc=doc, name=name)

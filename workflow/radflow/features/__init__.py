@@ -1,1 +1,1 @@
-"""IBSI chapter-1 feature families, one module each; ``engine.extract`` runs the configured set."""
+"""IBSI chapter-1 feature families, one module each; ``engine.extract_columns`` runs the configured set."""

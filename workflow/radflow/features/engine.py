@@ -6,23 +6,12 @@ list[FeatureValue]``; this module only dispatches and labels the rows with the r
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 
 from radflow.features import registry
 from radflow.features.base import RoiData
 from radflow.settings import Settings
 
 COLUMNS = ("family", "feature", "ibsi_code", "aggregation", "value", "reason")
-
-
-@dataclass(frozen=True)
-class FeatureRow:
-    family: str
-    feature: str
-    ibsi_code: str
-    aggregation: str
-    value: float
-    reason: str
 
 
 def family_module(family: str):
@@ -52,8 +41,3 @@ def extract_columns(roi: RoiData, settings: Settings) -> dict[str, list]:
             reason.append(fv.reason)
     return table
 
-
-def extract(roi: RoiData, settings: Settings) -> list[FeatureRow]:
-    """Every configured feature of ``roi``, one row each."""
-    columns = extract_columns(roi, settings)
-    return [FeatureRow(*row) for row in zip(*(columns[name] for name in COLUMNS))]

@@ -69,13 +69,6 @@ def distance_zones(roi: RoiData, linkage: int, planar: bool) -> zones.Zones:
     return zones.roi_zones(roi, linkage, planar, with_distance=True)
 
 
-def distance_zone_matrix(zone_table: zones.Zones, n_levels: int) -> tuple[np.ndarray, np.ndarray]:
-    """GLDZM d_ij of a set of zones: (matrix (n_levels, n_distances), the distances of the columns)."""
-    matrices, distances = zones.count_matrices(np.zeros(zone_table.level.size, np.int64), zone_table.level,
-                                               zone_table.distance, 1, n_levels)
-    return matrices[0], distances
-
-
 def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:
     aggregations = settings["texture"]["zone_aggregations"]
     linkage = settings["texture"]["zone_linkage"]

@@ -61,13 +61,6 @@ CODE_OF = {
 CODES = tuple(CODE_OF.values())
 
 
-def size_zone_matrix(zone_table: zones.Zones, n_levels: int) -> tuple[np.ndarray, np.ndarray]:
-    """GLSZM s_ij of a set of zones: (matrix (n_levels, n_sizes), the zone sizes of the columns)."""
-    matrices, sizes = zones.count_matrices(np.zeros(zone_table.level.size, np.int64), zone_table.level,
-                                           zone_table.size, 1, n_levels)
-    return matrices[0], sizes
-
-
 def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:
     aggregations = settings["texture"]["zone_aggregations"]
     linkage = settings["texture"]["zone_linkage"]

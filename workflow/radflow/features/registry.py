@@ -6,26 +6,17 @@ the DuckDB ``features`` table and the RDF export, so a feature is named the same
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from radflow.ibsi import FAMILIES, FAMILY_CODES
+
+__all__ = ["FAMILIES", "FAMILY_CODES", "RO_NAMESPACE", "FeatureInfo", "codes_of", "features", "info"]
+
 RO_NAMESPACE = "http://www.radiomics.org/RO/"
 
-FAMILY_CODES = {
-    "morphology": "HCUG",
-    "local_intensity": "9ST6",
-    "statistics": "UHIW",
-    "intensity_histogram": "ZVCW",
-    "ivh": "P88C",
-    "glcm": "LFYI",
-    "glrlm": "TP0I",
-    "glszm": "9SAK",
-    "gldzm": "VMDZ",
-    "ngtdm": "IPET",
-    "ngldm": "REK0",
-}
-FAMILIES = tuple(FAMILY_CODES)
 
 
 @dataclass(frozen=True)
@@ -40,12 +31,11 @@ class FeatureInfo:
 @cache
 def features() -> dict[str, FeatureInfo]:
     """All IBSI chapter-1 features, keyed by IBSI code, in IBSI document order."""
-    table = resources.files("radflow").joinpath("data/ibsi_features.csv")
-    with table.open(newline="") as fh:
-        return {
-            row["ibsi_code"]: FeatureInfo(row["ibsi_code"], row["family"], row["family_code"], row["feature"], row["ro_class"])
-            for row in csv.DictReader(fh)
-        }
+    text = resources.files("radflow").joinpath("data/ibsi_features.csv").read_text(encoding="utf-8")
+    return {
+        row["ibsi_code"]: FeatureInfo(row["ibsi_code"], row["family"], row["family_code"], row["feature"], row["ro_class"])
+        for row in csv.DictReader(io.StringIO(text))
+    }
 
 
 def info(ibsi_code: str) -> FeatureInfo:

@@ -88,7 +88,8 @@ class Distribution:
         """(m_2, m_3, m_4), m_j = 1/N sum_k (X_k - mu)^j, by products (``**`` with exponents 3 and 4 is a slow pow)."""
         d = self.deviations
         d2 = d * d
-        return tuple(_dot(self.weights, power) / self.n for power in (d2, d2 * d, d2 * d2))
+        m2, m3, m4 = (_dot(self.weights, power) / self.n for power in (d2, d2 * d, d2 * d2))
+        return m2, m3, m4
 
     @cached_property
     def sum_of_squares(self) -> float:

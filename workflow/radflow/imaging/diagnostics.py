@@ -70,6 +70,7 @@ def diagnostics(image: sitk.Image, mask: sitk.Image, settings: Settings) -> dict
     initial_spacing = tuple(float(s) for s in reversed(image.GetSpacing()))
 
     interp = settings["interpolation"]
+    spacing: tuple[float, ...]
     if interp["enabled"]:
         image_new, fraction, spacing = resampling.resample_image_and_mask(image, mask, settings)
         morph_mask = fraction >= interp["partial_volume_threshold"]

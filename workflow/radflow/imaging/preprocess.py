@@ -19,9 +19,9 @@ import math
 import numpy as np
 import SimpleITK as sitk
 
-from radflow.features.base import RoiData
 from radflow.imaging import discretisation, normalisation, resegmentation
 from radflow.imaging.filters import FilterSpec, apply_filter, support_margin
+from radflow.imaging.roi import RoiData
 from radflow.settings import Settings
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from radflow.modelling.harmonisation import META_PREFIX
+from radflow.qc import FAIL
 
 KEY_COLUMNS = ["settings_id", "roi", "ibsi_code", "aggregation"]
 
@@ -23,7 +24,7 @@ def feature_key(roi: str, settings_id: str, ibsi_code: str, aggregation: str) ->
 
 def qc_failed_cases(qc: pd.DataFrame, scan: str) -> set[tuple[str, str]]:
     """(case_id, roi) pairs whose ``scan`` failed QC, with roi '' standing for every ROI of the scan."""
-    failed = qc[(qc["severity"] == "fail") & (qc["scan"] == scan)]
+    failed = qc[(qc["severity"] == FAIL) & (qc["scan"] == scan)]
     return set(zip(failed["case_id"], failed["roi"]))
 
 

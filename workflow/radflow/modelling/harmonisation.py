@@ -161,7 +161,8 @@ class CovariateEncoder:
         self.columns = list(columns)
 
     def fit(self, frame: pd.DataFrame) -> "CovariateEncoder":
-        self.fill_, self.levels_ = {}, {}
+        self.fill_: dict[str, float | str] = {}
+        self.levels_: dict[str, list[str]] = {}
         for column in self.columns:
             values = frame[column]
             if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):

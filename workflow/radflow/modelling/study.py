@@ -65,7 +65,7 @@ class ModelSpec:
     def parse(cls, task: str, text: str) -> "ModelSpec":
         learner, _, feature_set = text.partition("/")
         if learner not in LEARNERS or LEARNERS[learner].task != task:
-            names = sorted(n for n, l in LEARNERS.items() if l.task == task)
+            names = sorted(name for name, spec in LEARNERS.items() if spec.task == task)
             raise ValueError(f"{text!r}: unknown {task} learner {learner!r} ({', '.join(names)})")
         if feature_set not in FEATURE_SETS:
             raise ValueError(f"{text!r}: unknown feature set {feature_set!r} ({', '.join(FEATURE_SETS)})")

@@ -213,12 +213,12 @@ def _binary_metric_functions(thresholded: bool):
 
 def fold_mean_auc(y: np.ndarray, predictions: np.ndarray, folds: np.ndarray, index: np.ndarray) -> float:
     """Mean over repeats of the mean over test folds of the AUC within each fold, for the cases ``index``."""
-    per_repeat = []
+    per_repeat: list[float] = []
     for r in range(predictions.shape[0]):
         fold_of, p, labels = folds[r, index], predictions[r, index], y[index]
         values = [metrics.auc(labels[fold_of == f], p[fold_of == f]) for f in np.unique(fold_of)]
         values = [v for v in values if np.isfinite(v)]
-        per_repeat.append(np.mean(values) if values else np.nan)
+        per_repeat.append(float(np.mean(values)) if values else np.nan)
     return float(np.mean(per_repeat))
 
 

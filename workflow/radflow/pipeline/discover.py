@@ -14,7 +14,6 @@ silently.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import re
 from collections import Counter
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from radflow import inventory as inv
 from radflow.dicom import discovery
 from radflow.dicom.deid import date_shift_days, pseudo_uid, pseudonym, shift_iso_datetime
 
@@ -55,10 +55,11 @@ def centre_aliases(roi_aliases: dict | None, centre: str) -> dict[str, list[str]
 
 
 def choose_rois(masks: list[discovery.MaskObject], rois: list[dict],
-                aliases: dict[str, list[str]] | None = None) -> tuple[list[dict], list[dict]]:
+                aliases: dict[str, list[str]] | None = None) -> tuple[list[inv.RoiSelection], list[inv.RoiError]]:
     """For each configured ROI, the first mask label matching the centre's aliases, else its pattern (regular
     expressions, case-insensitive): (selections, errors)."""
-    selections, errors = [], []
+    selections: list[inv.RoiSelection] = []
+    errors: list[inv.RoiError] = []
     aliases = aliases or {}
     for roi in rois:
         patterns = [*aliases.get(roi["name"], []), roi["pattern"]]
@@ -81,7 +82,8 @@ def choose_rois(masks: list[discovery.MaskObject], rois: list[dict],
 
 # ------------------------------------------------------------------------------------------ DICOM cases
 
-def _scan_entry(name: str, series: discovery.ImageSeries | None, key: bytes, date_shift: int | None) -> dict:
+def _scan_entry(name: str, series: discovery.ImageSeries | None, key: bytes,
+                date_shift: int | None) -> inv.InventoryScan:
     when = (series.acquisition_datetime or series.series_datetime) if series is not None else ""
     return {
         "scan": name,
@@ -96,7 +98,7 @@ def _scan_entry(name: str, series: discovery.ImageSeries | None, key: bytes, dat
     }
 
 
-def _failed(entry: dict, code: str, message: str) -> dict:
+def _failed(entry: inv.InventoryScan, code: str, message: str) -> inv.InventoryScan:
     entry["error"] = {"code": code, "message": message}
     return entry
 
@@ -112,7 +114,7 @@ def _no_series_message(excluded: list[discovery.ImageSeries], n_masks: int) -> s
     return "no series passes the series rules: " + "; ".join(f"{n} x {r}" for r, n in sorted(reasons.items()))
 
 
-def unreadable_nearby(inventory: discovery.Inventory, series: discovery.ImageSeries) -> list[dict]:
+def unreadable_nearby(inventory: discovery.Inventory, series: discovery.ImageSeries) -> list[inv.ScanWarning]:
     """A warning when files in the series' folders could not be read as DICOM at all: if the series then misses
     slices, this says why (the files may be truncated copies of its slices)."""
     folders = {path.parent for path in series.files}
@@ -126,7 +128,7 @@ def unreadable_nearby(inventory: discovery.Inventory, series: discovery.ImageSer
 
 def patient_scans(inventory: discovery.Inventory, series_list: list[discovery.ImageSeries],
                   masks: list[discovery.MaskObject], rois: list[dict], key: bytes, date_shift: int | None,
-                  roi_aliases: dict | None) -> list[dict]:
+                  roi_aliases: dict | None) -> list[inv.InventoryScan]:
     """The scans of one patient (see the module docstring)."""
     selected = sorted((s for s in series_list if not s.excluded), key=_order)
     if not selected:
@@ -161,7 +163,7 @@ def patient_scans(inventory: discovery.Inventory, series_list: list[discovery.Im
 
 
 def cases_from_inventory(inventory: discovery.Inventory, rois: list[dict], key: bytes, dates: str = "shift",
-                         roi_aliases: dict | None = None) -> dict[str, dict]:
+                         roi_aliases: dict | None = None) -> dict[str, inv.InventoryCase]:
     """Cases keyed by case_id from a DICOM inventory; ``dates``: 'shift' (keyed per patient) or 'drop'."""
     series_by_patient: dict[str, list[discovery.ImageSeries]] = {}
     masks_by_patient: dict[str, list[discovery.MaskObject]] = {}
@@ -169,7 +171,7 @@ def cases_from_inventory(inventory: discovery.Inventory, rois: list[dict], key: 
         series_by_patient.setdefault(series.patient_id, []).append(series)
     for mask in inventory.masks:
         masks_by_patient.setdefault(mask.patient_id, []).append(mask)
-    cases = {}
+    cases: dict[str, inv.InventoryCase] = {}
     for patient_id in sorted(set(series_by_patient) | set(masks_by_patient)):
         shift = date_shift_days(patient_id, key) if dates == "shift" else None
         scans = patient_scans(inventory, series_by_patient.get(patient_id, []), masks_by_patient.get(patient_id, []),
@@ -196,7 +198,7 @@ def read_input_manifest(path: Path) -> list[dict]:
     return rows
 
 
-def cases_from_manifest(rows: list[dict], rois: list[dict], key: bytes) -> dict[str, dict]:
+def cases_from_manifest(rows: list[dict], rois: list[dict], key: bytes) -> dict[str, inv.InventoryCase]:
     """Cases from manifest rows: one row per (patient, scan, ROI); ``roi`` names the ROI (default: the first
     configured ROI), ``label`` picks one label of a multi-label mask (default: every non-zero voxel)."""
     default_roi = rois[0]["name"]
@@ -204,11 +206,11 @@ def cases_from_manifest(rows: list[dict], rois: list[dict], key: bytes) -> dict[
     for row in rows:
         scan = (row.get("scan") or "").strip() or "test"
         grouped.setdefault((row["patient_id"].strip(), scan), []).append(row)
-    cases: dict[str, dict] = {}
+    cases: dict[str, inv.InventoryCase] = {}
     for (patient_id, scan), scan_rows in sorted(grouped.items()):
         case_id = case_id_of(patient_id, key)
         first = scan_rows[0]
-        entry = {
+        entry: inv.InventoryScan = {
             "scan": scan, "source": "file", "modality": (first.get("modality") or "").strip().upper() or "CT",
             "series_uid": pseudo_uid("file:" + first["image"], key), "files": [first["image"]],
             "acquisition_datetime": None, "rois": [], "roi_errors": [], "error": None,
@@ -229,7 +231,7 @@ def cases_from_manifest(rows: list[dict], rois: list[dict], key: bytes) -> dict[
 def discover(input_dir: Path | None, inventory_path: Path, batch_size: int, rois: list[dict], key: bytes,
              mapping_file: Path | None = None, series_rules: dict | None = None, roi_aliases: dict | None = None,
              input_manifest: Path | None = None, dates: str = "shift") -> None:
-    cases: dict[str, dict] = {}
+    cases: dict[str, inv.InventoryCase] = {}
     patient_ids: set[str] = set()
     if input_dir is not None:
         inventory = discovery.scan(input_dir, discovery.SeriesRules.from_config(series_rules),
@@ -256,8 +258,7 @@ def discover(input_dir: Path | None, inventory_path: Path, batch_size: int, rois
         f"b{i // batch_size:04d}": [cases[c] for c in ordered[i:i + batch_size]]
         for i in range(0, len(ordered), batch_size)
     }
-    inventory_path.parent.mkdir(parents=True, exist_ok=True)
-    inventory_path.write_text(json.dumps({"batches": batches}, indent=1, sort_keys=True) + "\n")
+    inv.write(inventory_path, batches)
     log.info("%d cases in %d batches", len(ordered), len(batches))
     if mapping_file is not None:
         write_mapping(patient_ids, key, mapping_file)

@@ -57,7 +57,8 @@ def extract_batch(manifest_path: Path, qc_path: Path, settings_paths: list[Path]
     and the batch goes on.
     """
     all_settings = [Settings.from_yaml(p) for p in settings_paths]
-    frames, errors = [], {}
+    frames: list[pd.DataFrame] = []
+    errors: dict[tuple[str, str, str], list[str]] = {}
     for usable in usable_rois(manifest_path, qc_path):
         key = (usable.case_id, usable.scan, usable.roi)
         for settings in all_settings:

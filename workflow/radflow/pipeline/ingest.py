@@ -6,18 +6,19 @@ stops the batch: QC marks the scan failed, later stages skip it, and the other c
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pydicom
 import SimpleITK as sitk
 
+from radflow import inventory
 from radflow.dicom import rtstruct, seg
 from radflow.dicom.deid import identifiers_unlogged
 from radflow.dicom.series import load_series
-from radflow.manifest import Manifest, MaskEntry, ScanEntry
+from radflow.manifest import Manifest, MaskEntry, ScanEntry, ScanMeta
 from radflow.pipeline.store import sha256_of
 from radflow.qc import Thresholds
 
@@ -87,7 +88,7 @@ def read_mask_file(path: str, label: str) -> sitk.Image:
     return mask
 
 
-def read_mask(selection: dict, image: sitk.Image, source_files: list[str]) -> sitk.Image:
+def read_mask(selection: inventory.RoiSelection, image: sitk.Image, source_files: list[str]) -> sitk.Image:
     if selection["kind"] == "RTSTRUCT":
         return rtstruct.rasterise(selection["path"], selection["label"], image)
     if selection["kind"] == "SEG":
@@ -112,17 +113,19 @@ def error_message(exc: Exception) -> str:
     return f"unexpected {type(exc).__name__} while reading"
 
 
-def read_scan_image(scan: dict, thresholds: Thresholds) -> tuple[sitk.Image, list[dict], dict]:
+def read_scan_image(scan: inventory.InventoryScan, thresholds: Thresholds
+                    ) -> tuple[sitk.Image, list[inventory.ScanWarning], ScanMeta]:
     """(volume, warnings, acquisition metadata) of one scan from DICOM files or an image file."""
     if scan.get("source", "dicom") == "file":
         return read_image_file(scan["files"][0]), [], {"modality": scan.get("modality") or None}
     volume = load_series(scan["files"], spacing_tolerance_mm=thresholds.slice_spacing_tolerance_mm,
                          oblique_tolerance_deg=thresholds.oblique_tolerance_deg)
-    warnings = [{"code": w.code, "message": w.message, "value": w.value} for w in volume.warnings]
-    return volume.image, warnings, acquisition_meta(scan["files"][0])
+    warnings: list[inventory.ScanWarning] = [{"code": w.code, "message": w.message, "value": w.value}
+                                             for w in volume.warnings]
+    return volume.image, warnings, cast(ScanMeta, acquisition_meta(scan["files"][0]))
 
 
-def ingest_scan(case_id: str, scan: dict, volumes: Path, thresholds: Thresholds) -> ScanEntry:
+def ingest_scan(case_id: str, scan: inventory.InventoryScan, volumes: Path, thresholds: Thresholds) -> ScanEntry:
     entry = ScanEntry(case_id=case_id, scan=scan["scan"], modality=scan.get("modality", ""),
                       roi_errors=list(scan["roi_errors"]))
     entry.meta = {"series_uid": scan.get("series_uid") or None, "modality": scan.get("modality") or None,
@@ -141,7 +144,7 @@ def ingest_scan(case_id: str, scan: dict, volumes: Path, thresholds: Thresholds)
     stem = f"{case_id}_{scan['scan']}"
     entry.image = f"{volumes.name}/{stem}_image.nii.gz"
     entry.image_sha256 = write_volume(image, volumes / f"{stem}_image.nii.gz")
-    entry.meta.update({k: v for k, v in meta.items() if v is not None or k not in entry.meta})
+    entry.meta.update(cast(ScanMeta, {k: v for k, v in meta.items() if v is not None or k not in entry.meta}))
     entry.modality = entry.meta.get("modality") or entry.modality
     entry.meta.update({"n_slices": image.GetSize()[2], "spacing_mm": list(image.GetSpacing()), "roi_voxels": {}})
     for selection in scan["rois"]:
@@ -161,7 +164,7 @@ def ingest_scan(case_id: str, scan: dict, volumes: Path, thresholds: Thresholds)
 def ingest_batch(inventory_path: Path, batch: str, manifest_path: Path, volumes: Path,
                  thresholds: Thresholds | None = None) -> None:
     thresholds = thresholds or Thresholds()
-    cases = json.loads(inventory_path.read_text())["batches"][batch]
+    cases = inventory.read_batch(inventory_path, batch)
     volumes.mkdir(parents=True, exist_ok=True)
     scans = []
     for case in cases:

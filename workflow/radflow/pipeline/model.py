@@ -20,7 +20,7 @@ from radflow.pipeline.store import sha256_of
 
 log = logging.getLogger(__name__)
 
-OUTPUT_TABLES = ("models", "model_features", "predictions", "metrics")
+OUTPUT_TABLES = store.WHOLE_TABLES
 
 
 def _read_all(paths: list[Path], columns: list[str] | None = None) -> pd.DataFrame:

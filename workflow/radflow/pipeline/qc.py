@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +20,63 @@ from radflow.manifest import Manifest, ScanEntry
 from radflow.overlay import OverlayRow, contact_sheet, overlay_row
 
 log = logging.getLogger(__name__)
+
+
+# The rows of the four tables this rule writes: fields named and ordered as radflow.store.SCHEMA's columns
+# (tests/test_qc.py keeps them so); rows are written by column name.
+@dataclass(frozen=True)
+class CaseRow:
+    case_id: str
+    n_scans: int
+    status: qc.Severity
+
+
+@dataclass(frozen=True)
+class ScanRow:
+    case_id: str
+    scan: str
+    series_uid: str | None
+    modality: str | None
+    manufacturer: str | None
+    convolution_kernel: str | None
+    kvp: float | None
+    n_slices: int | None
+    spacing_x: float | None
+    spacing_y: float | None
+    spacing_z: float | None
+    image_sha256: str | None
+    status: qc.Severity
+    acquisition_datetime: str | None
+
+
+@dataclass(frozen=True)
+class MaskRow:
+    case_id: str
+    scan: str
+    roi: str
+    source: str
+    source_roi_name: str
+    voxel_count: int
+    volume_mm3: float | None
+    mask_sha256: str
+
+
+@dataclass(frozen=True)
+class QCRow:
+    case_id: str
+    scan: str
+    roi: str
+    check_code: str
+    severity: qc.Severity
+    message: str
+    value: float | None
+
+    @classmethod
+    def of(cls, case_id: str, scan: str, result: qc.QCResult) -> QCRow:
+        return cls(case_id, scan, result.roi, result.code, result.severity, result.message, result.value)
+
+
+TABLE_ROWS = {"cases": CaseRow, "scans": ScanRow, "masks": MaskRow, "qc": QCRow}
 
 
 def ingest_results(scan: ScanEntry) -> list[qc.QCResult]:
@@ -70,7 +128,7 @@ def _note(results: list[qc.QCResult]) -> str:
     return ", ".join(dict.fromkeys(r.code for r in bad)) + f"\n{first}"
 
 
-def scan_status(scan: ScanEntry, results: list[qc.QCResult]) -> str:
+def scan_status(scan: ScanEntry, results: list[qc.QCResult]) -> qc.Severity:
     """fail when a scan-level check failed or no ROI is usable; else the worst severity."""
     scan_level = [r for r in results if not r.roi]
     roi_failed = {r.roi for r in results if r.roi and r.severity == qc.FAIL}
@@ -80,7 +138,7 @@ def scan_status(scan: ScanEntry, results: list[qc.QCResult]) -> str:
     return qc.worst(results)
 
 
-def case_status(scan_statuses: list[str], retest_severity: str) -> str:
+def case_status(scan_statuses: list[qc.Severity], retest_severity: qc.Severity) -> qc.Severity:
     """fail when no scan is usable; warn when some scan failed or warned or the retest is missing; else pass."""
     if all(status == qc.FAIL for status in scan_statuses):
         return qc.FAIL
@@ -106,7 +164,10 @@ def qc_batch(manifest_path: Path, outdir: Path, thresholds: qc.Thresholds | None
              overlay_png: Path | None = None) -> None:
     thresholds = thresholds or qc.Thresholds()
     manifest = Manifest.read(manifest_path)
-    qc_rows, scan_rows, mask_rows, case_rows = [], [], [], []
+    qc_rows: list[QCRow] = []
+    scan_rows: list[ScanRow] = []
+    mask_rows: list[MaskRow] = []
+    case_rows: list[CaseRow] = []
     overlay_rows: list[OverlayRow] = []
     by_case: dict[str, list[ScanEntry]] = {}
     for scan in manifest.scans:
@@ -124,28 +185,31 @@ def qc_batch(manifest_path: Path, outdir: Path, thresholds: qc.Thresholds | None
             status = scan_status(scan, results)
             case_results.append(status)
             overlay_rows += pictures + failure_rows(scan, results, status)
-            qc_rows += [(case_id, scan.scan, r.roi, r.code, r.severity, r.message, r.value) for r in results]
+            qc_rows += [QCRow.of(case_id, scan.scan, r) for r in results]
             meta = scan.meta
-            spacing = meta.get("spacing_mm", [None, None, None])
-            scan_rows.append((
+            spacing_mm = meta.get("spacing_mm")
+            spacing: list[float | None] = list(spacing_mm) if spacing_mm else [None, None, None]
+            scan_rows.append(ScanRow(
                 case_id, scan.scan, meta.get("series_uid"), meta.get("modality"), meta.get("manufacturer"),
-                meta.get("convolution_kernel"), meta.get("kvp"), meta.get("n_slices"), *spacing,
-                scan.image_sha256 or None, status, meta.get("acquisition_datetime"),
+                meta.get("convolution_kernel"), meta.get("kvp"), meta.get("n_slices"),
+                spacing_x=spacing[0], spacing_y=spacing[1], spacing_z=spacing[2],
+                image_sha256=scan.image_sha256 or None, status=status,
+                acquisition_datetime=meta.get("acquisition_datetime"),
             ))
             for m in scan.masks:
                 count = int(meta.get("roi_voxels", {}).get(m.roi, 0))
-                volume = count * math.prod(spacing) if None not in spacing else None
-                mask_rows.append((case_id, scan.scan, m.roi, m.source, m.source_roi_name, count, volume, m.sha256))
+                volume = count * math.prod(spacing_mm) if spacing_mm else None
+                mask_rows.append(MaskRow(case_id, scan.scan, m.roi, m.source, m.source_roi_name, count, volume,
+                                         m.sha256))
         retest = qc.retest_present({s.scan for s in scans})
-        qc_rows.append((case_id, "", "", retest.code, retest.severity, retest.message, retest.value))
-        case_rows.append((case_id, len(scans), case_status(case_results, retest.severity)))
+        qc_rows.append(QCRow.of(case_id, "", retest))
+        case_rows.append(CaseRow(case_id, len(scans), case_status(case_results, retest.severity)))
 
     outdir.mkdir(parents=True, exist_ok=True)
-    tables = {"cases": case_rows, "scans": scan_rows, "masks": mask_rows, "qc": qc_rows}
+    tables: dict[str, list] = {"cases": case_rows, "scans": scan_rows, "masks": mask_rows, "qc": qc_rows}
     for name, rows in tables.items():
-        columns = store.columns(name)
-        rows = [row[:len(columns)] for row in rows]  # a store schema without the newest columns still loads
-        frame = pd.DataFrame(rows, columns=columns) if rows else store.empty_frame(name)
-        frame.to_parquet(outdir / f"{name}.parquet", index=False)
+        names = [f.name for f in fields(TABLE_ROWS[name])]
+        frame = pd.DataFrame([astuple(row) for row in rows], columns=names) if rows else store.empty_frame(name)
+        frame[store.columns(name)].to_parquet(outdir / f"{name}.parquet", index=False)
     if overlay_png is not None:
         contact_sheet(overlay_rows, overlay_png, title=f"batch {manifest.batch}: mask contours (red) on the image")

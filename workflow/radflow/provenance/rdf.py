@@ -13,8 +13,9 @@ import duckdb
 from rdflib import BNode, Graph, Literal, Namespace, URIRef
 
 from radflow.features import registry
-from radflow.modelling.rdf import add_models
 from radflow.provenance import vocabulary as V
+from radflow.provenance.iri import slug
+from radflow.provenance.model_rdf import add_models
 from radflow.provenance.stability_rdf import add_stability
 from radflow.provenance.vocabulary import DCTERMS, PROV, RDF, RDFS, SCHEMA, SPDX, XSD
 
@@ -26,10 +27,6 @@ def _checksum(graph: Graph, node, sha256: str) -> None:
     graph.add((node, SPDX.checksum, checksum))
     graph.add((checksum, SPDX.algorithm, SPDX.checksumAlgorithm_sha256))
     graph.add((checksum, SPDX.checksumValue, Literal(sha256)))
-
-
-def _slug(*parts: str) -> str:
-    return "/".join(str(p).replace(" ", "_").replace(",", "").replace(".", "_") for p in parts)
 
 
 def _settings_parameters(graph: Graph, node, settings_id: str, document: dict) -> None:
@@ -114,7 +111,7 @@ def build_graph(database: Path, namespace: str) -> Graph:
         for case_id, scan, series_uid, modality, image_sha, status in con.execute(
             "SELECT case_id, scan, series_uid, modality, image_sha256, status FROM scans ORDER BY case_id, scan"
         ).fetchall():
-            node = rf[f"scan/{_slug(case_id, scan)}"]
+            node = rf[f"scan/{slug(case_id, scan)}"]
             graph.add((node, RDF.type, PROV.Entity))
             graph.add((node, RDF.type, V.NCIT.C17999))  # imaging study / scan
             graph.add((node, DCTERMS.isPartOf, rf[f"case/{case_id}"]))
@@ -128,11 +125,11 @@ def build_graph(database: Path, namespace: str) -> Graph:
         for case_id, scan, roi, source, mask_sha in con.execute(
             "SELECT case_id, scan, roi, source, mask_sha256 FROM masks ORDER BY case_id, scan, roi"
         ).fetchall():
-            node = rf[f"mask/{_slug(case_id, scan, roi)}"]
+            node = rf[f"mask/{slug(case_id, scan, roi)}"]
             graph.add((node, RDF.type, V.ROI_MASK))
             graph.add((node, RDF.type, PROV.Entity))
             graph.add((node, RDFS.label, Literal(roi)))
-            graph.add((node, PROV.wasDerivedFrom, rf[f"scan/{_slug(case_id, scan)}"]))
+            graph.add((node, PROV.wasDerivedFrom, rf[f"scan/{slug(case_id, scan)}"]))
             graph.add((node, SCHEMA.description, Literal(f"rasterised from {source}")))
             graph.add((node, PROV.wasGeneratedBy, activities["ingest"]))
             graph.add((activities["features"], PROV.used, node))
@@ -144,14 +141,14 @@ def build_graph(database: Path, namespace: str) -> Graph:
             "ORDER BY case_id, scan, roi, settings_id, ibsi_code, aggregation"
         ).fetchall()
         for case_id, scan, roi, settings_id, code, aggregation, value in rows:
-            node = rf[f"value/{_slug(case_id, scan, roi, settings_id, code, aggregation)}"]
+            node = rf[f"value/{slug(case_id, scan, roi, settings_id, code, aggregation)}"]
             graph.add((node, RDF.type, ro_class[code]))
             graph.add((node, RDF.type, PROV.Entity))
             graph.add((node, V.HAS_VALUE, Literal(value, datatype=XSD.double)))
             graph.add((node, V.AGGREGATION_LABEL, Literal(aggregation)))
             graph.add((node, V.HAS_FEATURE_SPACE, rf[f"settings/{settings_id}"]))
             graph.add((node, PROV.wasGeneratedBy, activities["features"]))
-            graph.add((node, PROV.wasDerivedFrom, rf[f"mask/{_slug(case_id, scan, roi)}"]))
+            graph.add((node, PROV.wasDerivedFrom, rf[f"mask/{slug(case_id, scan, roi)}"]))
 
         add_stability(graph, con, rf)
         add_models(graph, con, rf)

@@ -23,7 +23,9 @@ from rdflib import Graph, Literal, Namespace, URIRef
 
 from radflow.features import registry
 from radflow.provenance import vocabulary as V
+from radflow.provenance.iri import slug
 from radflow.provenance.vocabulary import DCTERMS, PROV, RDF, XSD
+from radflow.store import has_table
 
 R = V.RADFLOW
 # stability column -> radflow property
@@ -34,17 +36,9 @@ STATISTIC_PROPERTIES = {
 }
 
 
-def _slug(*parts: str) -> str:
-    return "/".join(str(p).replace(" ", "_").replace(",", "").replace(".", "_") for p in parts)
-
-
-def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0] > 0
-
-
 def add_stability(graph: Graph, con: duckdb.DuckDBPyConnection, rf: Namespace) -> int:
     """Add the stability results, analyses and stable-feature sets of the database; returns the results added."""
-    if not _has_table(con, "stability"):
+    if not has_table(con, "stability"):
         return 0
     pipeline = rf["software/radflow"]
     ro_class = {code: URIRef(info.ro_class) for code, info in registry.features().items()}
@@ -53,7 +47,7 @@ def add_stability(graph: Graph, con: duckdb.DuckDBPyConnection, rf: Namespace) -
     for settings_id, roi, method, icc_form in con.execute(
         "SELECT DISTINCT settings_id, roi, method, icc_form FROM stability ORDER BY ALL"
     ).fetchall():
-        activity = rf[f"activity/stability/{_slug(settings_id, roi, method)}"]
+        activity = rf[f"activity/stability/{slug(settings_id, roi, method)}"]
         analyses[(settings_id, roi, method)] = activity
         graph.add((activity, RDF.type, PROV.Activity))
         graph.add((activity, RDF.type, R.StabilityAnalysis))
@@ -62,22 +56,22 @@ def add_stability(graph: Graph, con: duckdb.DuckDBPyConnection, rf: Namespace) -
         graph.add((activity, R.roi, Literal(roi)))
         graph.add((activity, PROV.used, rf[f"settings/{settings_id}"]))
         graph.add((activity, PROV.wasAssociatedWith, pipeline))
-    if _has_table(con, "stability_cases"):
+    if has_table(con, "stability_cases"):
         for settings_id, roi, method, case_id in con.execute(
             "SELECT settings_id, roi, method, case_id FROM stability_cases ORDER BY ALL"
         ).fetchall():
-            activity = analyses.get((settings_id, roi, method))
-            if activity is not None:
-                graph.add((activity, PROV.used, rf[f"case/{case_id}"]))
+            analysis = analyses.get((settings_id, roi, method))
+            if analysis is not None:
+                graph.add((analysis, PROV.used, rf[f"case/{case_id}"]))
 
     columns = list(STATISTIC_PROPERTIES)
     rows = con.execute(
         f"SELECT settings_id, roi, method, ibsi_code, aggregation, n, k, {', '.join(columns)} FROM stability "
         "ORDER BY settings_id, roi, method, ibsi_code, aggregation"
     ).fetchall()
-    results = {}
+    results: dict[tuple, list[URIRef]] = {}
     for settings_id, roi, method, code, aggregation, n, k, *values in rows:
-        node = rf[f"stability/{_slug(settings_id, roi, method, code, aggregation)}"]
+        node = rf[f"stability/{slug(settings_id, roi, method, code, aggregation)}"]
         results.setdefault((settings_id, roi, code, aggregation), []).append(node)
         graph.add((node, RDF.type, PROV.Entity))
         graph.add((node, RDF.type, R.StabilityResult))
@@ -91,18 +85,18 @@ def add_stability(graph: Graph, con: duckdb.DuckDBPyConnection, rf: Namespace) -
             if value is not None and math.isfinite(value):
                 graph.add((node, STATISTIC_PROPERTIES[name], Literal(float(value), datatype=XSD.double)))
 
-    if _has_table(con, "stable_features"):
+    if has_table(con, "stable_features"):
         for settings_id, roi, code, aggregation in con.execute(
             "SELECT settings_id, roi, ibsi_code, aggregation FROM stable_features ORDER BY ALL"
         ).fetchall():
-            feature_set = rf[f"stable-features/{_slug(settings_id, roi)}"]
+            feature_set = rf[f"stable-features/{slug(settings_id, roi)}"]
             graph.add((feature_set, RDF.type, PROV.Entity))
             graph.add((feature_set, RDF.type, R.StableFeatureSet))
             graph.add((feature_set, R.roi, Literal(roi)))
             graph.add((feature_set, V.HAS_FEATURE_SPACE, rf[f"settings/{settings_id}"]))
             graph.add((feature_set, DCTERMS.description, Literal(
                 "features whose lower ICC confidence bound reaches the configured threshold in every method")))
-            for node in results.get((settings_id, roi, code, aggregation), []):
-                graph.add((feature_set, R.hasMember, node))
-                graph.add((feature_set, PROV.wasDerivedFrom, node))
+            for member in results.get((settings_id, roi, code, aggregation), []):
+                graph.add((feature_set, R.hasMember, member))
+                graph.add((feature_set, PROV.wasDerivedFrom, member))
     return len(rows)

@@ -9,11 +9,9 @@ SPDX = Namespace("http://spdx.org/rdf/terms#")
 NCIT = Namespace("http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl#")
 
 HAS_VALUE = ROO.P100042  # RO has no datatype property for values; FAIR radiomics data use ROO's has_value
-HAS_UNIT = ROO.P100027
 FEATURE_PARAMETER_SPACE = RO.CINW
 HAS_PARAMETER = RO.P00009
 HAS_FEATURE_SPACE = RO.P00578
-COMPUTED_USING = RO.P00002
 ROI_MASK = RO.OH8W
 CALCULATION_RUN = RO.GFJV
 FIXED_BIN_SIZE = RO.Q3RU
@@ -21,7 +19,6 @@ FIXED_BIN_NUMBER = RO.K15C
 INTERPOLATION = RO.VTM2
 INTERPOLATORS = {"nearest": RO.EY9L, "linear": RO.X13G, "cubic": RO["2I2N"]}
 RESEGMENTATION = RO.QP79
-AGGREGATION = RO["1XL1"]
 # radflow's own terms (defined in ontology/radflow.ttl), for what RO has no property for.
 RADFLOW = Namespace("https://w3id.org/radflow/vocab#")
 AGGREGATION_LABEL = RADFLOW.aggregation  # the IBSI aggregation label of a texture value, e.g. "3D, merged"

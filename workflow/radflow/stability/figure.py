@@ -34,7 +34,7 @@ def stability_png(stability: pd.DataFrame, stable: pd.DataFrame, min_icc_ci_low:
         for ax in axes.flat:
             ax.set_axis_off()
         axes[0, 0].text(0.5, 0.5, "no repeated measurements: no stability results", ha="center", va="center")
-    kept = fraction_kept_by_family(stability, stable) if len(stability) else None
+    kept = fraction_kept_by_family(stability, stable) if len(stability) else pd.DataFrame()
     for (left, right), ((settings_id, roi, method), group) in zip(axes, shown):
         families = _families(group)
         positions = np.arange(len(families))

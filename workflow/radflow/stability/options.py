@@ -30,7 +30,7 @@ class StabilityOptions:
         unknown = set(doc) - known
         if unknown:
             raise ValueError(f"unknown stability settings {sorted(unknown)}; known: {sorted(known)}")
-        method = doc.get("method", "test-retest")
+        method = doc.get("method", list(cls.methods))
         methods = (method,) if isinstance(method, str) else tuple(method)
         bad = set(methods) - set(METHODS)
         if bad or not methods:
@@ -38,11 +38,11 @@ class StabilityOptions:
         perturbation_doc = dict(doc.get("perturbation") or {})
         options = cls(
             methods=tuple(m for m in METHODS if m in methods),
-            icc_form=doc.get("icc_form", DEFAULT_FORM),
-            perturbation_icc_form=perturbation_doc.get("icc_form", DEFAULT_PERTURBATION_FORM),
-            confidence_level=float(doc.get("confidence_level", 0.95)),
-            min_icc_ci_low=float(doc.get("min_icc_ci_low", 0.75)),
-            seed=int(doc.get("seed", 42)),
+            icc_form=doc.get("icc_form", cls.icc_form),
+            perturbation_icc_form=perturbation_doc.get("icc_form", cls.perturbation_icc_form),
+            confidence_level=float(doc.get("confidence_level", cls.confidence_level)),
+            min_icc_ci_low=float(doc.get("min_icc_ci_low", cls.min_icc_ci_low)),
+            seed=int(doc.get("seed", cls.seed)),
             segmentation_groups={k: list(v) for k, v in (doc.get("segmentation_groups") or {}).items()},
             perturbation=PerturbationSettings.from_dict(perturbation_doc),
         )

@@ -85,7 +85,8 @@ def draw(rng: np.random.Generator, settings: PerturbationSettings, label: str) -
     """Random parameters of one perturbation (the same number of draws whatever is enabled, so enabling one step
     does not change the others' parameters)."""
     angle = float(rng.uniform(-1.0, 1.0)) * settings.rotation_deg
-    shift = tuple(float(v) for v in rng.uniform(0.0, 1.0, size=3))
+    t0, t1, t2 = (float(v) for v in rng.uniform(0.0, 1.0, size=3))
+    shift = (t0, t1, t2)
     change = float(rng.uniform(-1.0, 1.0)) * settings.volume_change
     return Perturbation(
         label=label,

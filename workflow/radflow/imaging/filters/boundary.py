@@ -5,12 +5,14 @@ IBSI "mirror" repeats the edge voxel (d c b a | a b c d): scipy.ndimage's ``refl
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 BOUNDARY_CONDITIONS = ("zero", "nearest", "periodic", "mirror")
 
 _NDIMAGE = {"zero": "constant", "nearest": "nearest", "periodic": "wrap", "mirror": "reflect"}
-_NUMPY_PAD = {"zero": "constant", "nearest": "edge", "periodic": "wrap", "mirror": "symmetric"}
+_NUMPY_PAD: dict[str, Any] = {"zero": "constant", "nearest": "edge", "periodic": "wrap", "mirror": "symmetric"}
 
 
 def ndimage_mode(boundary: str) -> str:

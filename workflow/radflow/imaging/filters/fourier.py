@@ -96,12 +96,12 @@ def apply_transfer(image: np.ndarray, transfer: Transfer, axes: tuple[int, ...])
             negated.append(np.arange(n))
     riesz = np.zeros(3, dtype=np.int64)
     riesz_scale, has_riesz = 1.0, transfer.riesz_order_xyz is not None
-    if has_riesz:
+    if transfer.riesz_order_xyz is not None:
         order = [int(v) for v in transfer.riesz_order_xyz]
         for axis, power in zip(axes, reversed(order)):  # x first in IBSI order, array axes are (z, y, x)
             riesz[axis] = power
         riesz_scale = math.sqrt(math.factorial(sum(order)) / math.prod(math.factorial(v) for v in order))
     has_band = transfer.simoncelli_level is not None
-    band_scale = 2.0 ** (transfer.simoncelli_level - 1) if has_band else 1.0
+    band_scale = 1.0 if transfer.simoncelli_level is None else 2.0 ** (transfer.simoncelli_level - 1)
     _multiply_hermitian(spectrum, *frequencies, *negated, band_scale, has_band, riesz, riesz_scale, has_riesz)
     return scipy.fft.irfftn(spectrum, s=[image.shape[a] for a in axes], axes=axes, overwrite_x=True)

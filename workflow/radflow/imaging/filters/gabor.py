@@ -21,7 +21,8 @@ import numpy as np
 import scipy.fft
 
 from radflow.imaging.filters.boundary import pad
-from radflow.imaging.filters.rotations import Pool
+from radflow.imaging.filters.registry import FilterKind, FilterSpec, Radius, Spacing, require
+from radflow.imaging.filters.rotations import Pool, require_pooling
 
 # Planes as (y-axis, x-axis) of the 2D filter in (z, y, x) arrays: axial, coronal, sagittal.
 PLANES = ((1, 2), (0, 2), (0, 1))
@@ -109,15 +110,61 @@ def gabor(
         raise ValueError("Gabor sigma, lambda and gamma must be positive")
     image = np.asarray(image, dtype=np.float64)
     planes = PLANES if orthogonal_planes else PLANES[:1]
-    total = np.zeros(image.shape) if len(planes) > 1 else None
-    for plane in planes:
+
+    def plane_response(plane: tuple[int, int]) -> np.ndarray:
         sy, sx = sigma_mm / spacing[plane[0]], sigma_mm / spacing[plane[1]]
         radius = (kernel_radius(sy, gamma, cutoff), kernel_radius(sx, gamma, cutoff))
         wavelength = (wavelength_mm / spacing[plane[0]], wavelength_mm / spacing[plane[1]])
         kernels = [(gabor_kernel((sy, sx), wavelength, gamma, angle, radius), multiplicity)
                    for angle, multiplicity in orientations(theta, delta_theta)]
-        response = _plane_response(image, kernels, plane, boundary, pooling)
-        if total is None:
-            return response
+        return _plane_response(image, kernels, plane, boundary, pooling)
+
+    responses = (plane_response(plane) for plane in planes)  # one plane's response alive at a time
+    total = next(responses)
+    for response in responses:
         total += response
-    return total / len(planes)
+    return total if len(planes) == 1 else total / len(planes)
+
+
+def _apply(image: np.ndarray, spacing: Spacing, spec: FilterSpec) -> np.ndarray:
+    return gabor(image, float(spec.sigma_mm), float(spec.gabor_lambda_mm), float(spec.gabor_gamma), spacing,
+                 spec.boundary_condition, theta=float(spec.gabor_theta), delta_theta=spec.gabor_delta_theta,
+                 pooling=spec.pooling or "average", orthogonal_planes=spec.orthogonal_planes,
+                 cutoff=spec.cutoff_sigma)
+
+
+def _support_radius(spec: FilterSpec, spacing: Spacing) -> Radius:
+    radius = [0, 0, 0]
+    for plane in PLANES if spec.orthogonal_planes else PLANES[:1]:
+        for axis in plane:
+            r = kernel_radius(float(spec.sigma_mm) / spacing[axis], float(spec.gabor_gamma), spec.cutoff_sigma)
+            radius[axis] = max(radius[axis], r)
+    return (radius[0], radius[1], radius[2])
+
+
+def _validate(spec: FilterSpec) -> None:
+    require_pooling(spec, pooled=spec.gabor_delta_theta is not None)
+    require(spec.sigma_mm is not None and spec.sigma_mm > 0, "sigma_mm must be > 0")
+    require(spec.cutoff_sigma > 0, "cutoff_sigma must be > 0")
+    require(spec.gabor_lambda_mm is not None and spec.gabor_lambda_mm > 0, "gabor_lambda_mm must be > 0")
+    require(spec.gabor_gamma > 0, "gabor_gamma must be > 0")
+    require(spec.gabor_delta_theta is None or spec.gabor_delta_theta > 0, "gabor_delta_theta must be > 0")
+    require(spec.dimensions == "2D", "Gabor is a 2D (in-plane) filter; use orthogonal_planes for 3D")
+
+
+FILTER = FilterKind(
+    name="gabor",
+    parameters={
+        "sigma_mm": None,
+        "cutoff_sigma": 4.0,
+        "gabor_lambda_mm": None,
+        "gabor_gamma": 1.0,
+        "gabor_theta": 0.0,  # radians, or "pi/3"
+        "gabor_delta_theta": None,  # radians: pool over theta = k * delta_theta
+        "orthogonal_planes": False,  # average the axial, coronal and sagittal 2D responses
+        "pooling": None,  # max | average | min over the orientations (default average)
+    },
+    apply=_apply,
+    support_radius=_support_radius,
+    validate=_validate,
+)

@@ -15,6 +15,8 @@ import numpy as np
 from scipy import ndimage
 
 from radflow.imaging.filters.boundary import ndimage_mode
+from radflow.imaging.filters.registry import FilterKind, FilterSpec, Spacing, radius_on_axes, require
+from radflow.imaging.filters.rotations import require_pooling
 from radflow.imaging.filters.separable import Factor, convolve_separable, rotation_invariant
 
 # The normalised 1D Laws kernels (IBSI-2 table): each has unit L2 norm.
@@ -65,3 +67,36 @@ def laws(
     else:
         response = convolve_separable(image, factors, boundary)
     return energy_map(response, energy_delta, axes, boundary) if energy else response
+
+
+def _apply(image: np.ndarray, spacing: Spacing, spec: FilterSpec) -> np.ndarray:
+    return laws(image, spec.laws_kernel, spec.axes, spec.boundary_condition,
+                rotation_invariance=spec.rotation_invariance, pooling=spec.pooling or "max",
+                energy=spec.energy_map, energy_delta=int(spec.energy_delta_voxels))
+
+
+def _support_radius(spec: FilterSpec, spacing: Spacing) -> tuple[int, int, int]:
+    half = max(int(part[1]) // 2 for part in parse_kernel(spec.laws_kernel, len(spec.axes)))
+    return radius_on_axes(spec, half + (int(spec.energy_delta_voxels) if spec.energy_map else 0))
+
+
+def _validate(spec: FilterSpec) -> None:
+    require_pooling(spec, pooled=spec.rotation_invariance)
+    require(spec.laws_kernel is not None, "laws_kernel is required, e.g. L5E5E5")
+    parse_kernel(spec.laws_kernel, len(spec.axes))
+    require(int(spec.energy_delta_voxels) >= 0, "energy_delta_voxels must be >= 0")
+
+
+FILTER = FilterKind(
+    name="laws",
+    parameters={
+        "laws_kernel": None,  # e.g. "L5E5E5" (x, y, z order)
+        "energy_map": False,  # Laws texture-energy map
+        "energy_delta_voxels": 7,
+        "rotation_invariance": False,  # pool over the right-angle rotations
+        "pooling": None,  # max | average | min (default max)
+    },
+    apply=_apply,
+    support_radius=_support_radius,
+    validate=_validate,
+)

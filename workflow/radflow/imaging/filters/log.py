@@ -17,6 +17,8 @@ import math
 import numpy as np
 
 from radflow.imaging.filters.separable import Factor, convolve_axis
+from radflow.imaging.filters.registry import FilterKind, FilterSpec, Radius, Spacing, require
+from radflow.imaging.filters.riesz import require_riesz_order, riesz
 
 
 def gaussian_factors(sigma_voxels: float, cutoff: float) -> tuple[Factor, Factor]:
@@ -50,4 +52,40 @@ def laplacian_of_gaussian(
             laplacian += term
         if n < len(axes) - 1:
             smoothed = convolve_axis(smoothed, g, axis, boundary, output=None if smoothed is image else smoothed)
+    if laplacian is None:
+        raise ValueError("LoG needs at least one filtered axis")
     return laplacian
+
+
+def _apply(image: np.ndarray, spacing: Spacing, spec: FilterSpec) -> np.ndarray:
+    response = laplacian_of_gaussian(image, float(spec.sigma_mm), spacing, spec.axes, spec.boundary_condition,
+                                     spec.cutoff_sigma)
+    return response if spec.riesz_order is None else riesz(response, spec.riesz_order, spec.axes)
+
+
+def _support_radius(spec: FilterSpec, spacing: Spacing) -> Radius | None:
+    if spec.riesz_order is not None:  # a Fourier-domain stage: the whole image
+        return None
+    radius = [0, 0, 0]
+    for axis in spec.axes:
+        radius[axis] = support_radius_voxels(float(spec.sigma_mm), spacing[axis], spec.cutoff_sigma)
+    return (radius[0], radius[1], radius[2])
+
+
+def _validate(spec: FilterSpec) -> None:
+    require(spec.sigma_mm is not None and spec.sigma_mm > 0, "sigma_mm must be > 0")
+    require(spec.cutoff_sigma > 0, "cutoff_sigma must be > 0")
+    require_riesz_order(spec)
+
+
+FILTER = FilterKind(
+    name="laplacian_of_gaussian",
+    parameters={
+        "sigma_mm": None,  # LoG and Gabor sigma*
+        "cutoff_sigma": 4.0,  # LoG / Gabor kernel truncation, in sigmas
+        "riesz_order": None,  # Riesz transform of the response, e.g. [1, 0, 0] (x, y, z order)
+    },
+    apply=_apply,
+    support_radius=_support_radius,
+    validate=_validate,
+)

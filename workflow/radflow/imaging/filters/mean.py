@@ -8,6 +8,7 @@ import numpy as np
 from scipy import ndimage
 
 from radflow.imaging.filters.boundary import ndimage_mode
+from radflow.imaging.filters.registry import FilterKind, FilterSpec, radius_on_axes, require
 
 
 def mean(image: np.ndarray, support: int, axes: tuple[int, ...], boundary: str) -> np.ndarray:
@@ -18,3 +19,16 @@ def mean(image: np.ndarray, support: int, axes: tuple[int, ...], boundary: str) 
         size[axis] = int(support)
     return ndimage.uniform_filter(np.asarray(image, dtype=np.float64), size=size, mode=ndimage_mode(boundary),
                                   cval=0.0)
+
+
+def _validate(spec: FilterSpec) -> None:
+    require(int(spec.support_voxels) >= 1 and int(spec.support_voxels) % 2 == 1, "support_voxels must be odd")
+
+
+FILTER = FilterKind(
+    name="mean",
+    parameters={"support_voxels": 5},  # M
+    apply=lambda image, spacing, spec: mean(image, int(spec.support_voxels), spec.axes, spec.boundary_condition),
+    support_radius=lambda spec, spacing: radius_on_axes(spec, int(spec.support_voxels) // 2),
+    validate=_validate,
+)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from radflow.imaging.filters.fourier import Transfer, apply_transfer
+from radflow.imaging.filters.registry import FilterSpec, require
 
 
 def check_order(order_xyz) -> tuple[int, ...]:
@@ -20,4 +20,14 @@ def check_order(order_xyz) -> tuple[int, ...]:
 
 
 def riesz(response: np.ndarray, order_xyz, axes: tuple[int, ...]) -> np.ndarray:
+    # numba compiles fourier's kernels: imported when used, not when the registry reads this module
+    from radflow.imaging.filters.fourier import Transfer, apply_transfer
+
     return apply_transfer(response, Transfer(riesz_order_xyz=check_order(order_xyz)), axes)
+
+
+def require_riesz_order(spec: FilterSpec) -> None:
+    """For the ``validate`` of a filter with a Riesz stage: ``spec.riesz_order`` unset or a valid order."""
+    if spec.riesz_order is not None:
+        require(len(spec.riesz_order) == len(spec.axes), f"riesz_order needs {len(spec.axes)} entries (x, y, z order)")
+        check_order(spec.riesz_order)

@@ -10,6 +10,8 @@ import itertools
 
 import numpy as np
 
+from radflow.imaging.filters.registry import FilterSpec, require
+
 POOLINGS = ("max", "average", "min")
 
 
@@ -55,3 +57,9 @@ class Pool:
         if self.pooling == "average":
             return self.result / self.count
         return self.result
+
+
+def require_pooling(spec: FilterSpec, pooled: bool) -> None:
+    """For a filter's ``validate``: ``spec.pooling`` is a known pooling, and present when responses are ``pooled``."""
+    require(spec.pooling is None or spec.pooling in POOLINGS, f"pooling must be one of {POOLINGS}")
+    require(not pooled or spec.pooling is not None, "rotation invariance needs a pooling (max, average or min)")

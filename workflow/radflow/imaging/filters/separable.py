@@ -155,7 +155,8 @@ def _average_by_linearity(image: np.ndarray, factors: dict[int, Factor], axes: t
     total = np.zeros_like(source)
     first_axis = min(axes)
     terms.sort(key=lambda term: term[1].get(first_axis, np.zeros(0)).tobytes())
-    shared_key, shared = None, None
+    shared_key: bytes | None = None
+    shared = source  # replaced by the first pass before a term uses it
     for weight, assigned in terms:
         key = assigned[first_axis].tobytes() if first_axis in assigned else None
         if key is not None and key != shared_key:  # the first pass, shared by the terms sorted next to each other

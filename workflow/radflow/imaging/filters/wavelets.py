@@ -21,6 +21,8 @@ import re
 import numpy as np
 
 from radflow.imaging.filters.separable import Factor, convolve_separable, rotation_invariant
+from radflow.imaging.filters.registry import FilterKind, FilterSpec, Radius, Spacing, radius_on_axes, require
+from radflow.imaging.filters.rotations import require_pooling
 
 
 def _pywt():
@@ -82,3 +84,39 @@ def separable_wavelet(
     for stage in stages:
         out = convolve_separable(out, stage, boundary)
     return out
+
+
+def _apply(image: np.ndarray, spacing: Spacing, spec: FilterSpec) -> np.ndarray:
+    return separable_wavelet(image, spec.wavelet, spec.wavelet_map, int(spec.wavelet_level), spec.axes,
+                             spec.boundary_condition, rotation_invariance=spec.rotation_invariance,
+                             pooling=spec.pooling or "average")
+
+
+def _support_radius(spec: FilterSpec, spacing: Spacing) -> Radius:
+    lo, hi = wavelet_filters(spec.wavelet)
+    return radius_on_axes(spec, sum(max(len(dilated_factor(lo, j).taps), len(dilated_factor(hi, j).taps)) // 2
+                                    for j in range(1, int(spec.wavelet_level) + 1)))
+
+
+def _validate(spec: FilterSpec) -> None:
+    require_pooling(spec, pooled=spec.rotation_invariance)
+    require(int(spec.wavelet_level) >= 1, "wavelet_level must be >= 1")
+    require(spec.wavelet is not None, "wavelet is required, e.g. haar, db3, coif1")
+    wavelet_filters(spec.wavelet)
+    require(spec.wavelet_map is not None, "wavelet_map is required, e.g. LLH")
+    parse_band(spec.wavelet_map, len(spec.axes))
+
+
+FILTER = FilterKind(
+    name="separable_wavelet",
+    parameters={
+        "wavelet": None,  # PyWavelets name: haar, db3, coif1, ...
+        "wavelet_map": None,  # sub-band, e.g. "LLH" (x, y, z order)
+        "wavelet_level": 1,  # decomposition level
+        "rotation_invariance": False,  # pool over the right-angle rotations
+        "pooling": None,  # max | average | min (default average)
+    },
+    apply=_apply,
+    support_radius=_support_radius,
+    validate=_validate,
+)

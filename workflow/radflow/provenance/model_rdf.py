@@ -27,15 +27,13 @@ import duckdb
 from rdflib import BNode, Graph, Literal, Namespace, URIRef
 
 from radflow.features import registry
+from radflow.store import has_table
 from radflow.provenance import vocabulary as V
+from radflow.provenance.iri import slug
 from radflow.provenance.vocabulary import DCTERMS, PROV, RDF, RDFS, SCHEMA, SPDX, XSD
 
 MLS = Namespace("http://www.w3.org/ns/mls#")
 R = V.RADFLOW
-
-
-def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0] > 0
 
 
 def _double(value) -> Literal | None:
@@ -46,9 +44,7 @@ def _double(value) -> Literal | None:
 
 def add_models(graph: Graph, con: duckdb.DuckDBPyConnection, rf: Namespace) -> int:
     """Add every model, its features and metrics from the database; returns the number of models."""
-    from radflow.provenance.rdf import _slug  # the value-node naming of the main export
-
-    if not _has_table(con, "models"):
+    if not has_table(con, "models"):
         return 0
     graph.bind("mls", MLS)
     pipeline = rf["software/radflow"]
@@ -94,7 +90,7 @@ def add_models(graph: Graph, con: duckdb.DuckDBPyConnection, rf: Namespace) -> i
             "weight_kind, selection_frequency FROM model_features WHERE model_id = ? ORDER BY feature_key",
             [model_id]).fetchall()
         for key, settings_id, roi, code, aggregation, name, final, weight, kind, frequency in features:
-            node = rf[f"model/{model_id}/feature/{quote(_slug(*key.split('|')), safe='/')}"]
+            node = rf[f"model/{model_id}/feature/{quote(slug(*key.split('|')), safe='/')}"]
             graph.add((node, RDF.type, R.ModelFeature))
             graph.add((model, R.hasModelFeature, node))
             graph.add((node, RDFS.label, Literal(name or key)))
@@ -116,7 +112,7 @@ def add_models(graph: Graph, con: duckdb.DuckDBPyConnection, rf: Namespace) -> i
                 graph.add((node, R.weightKind, Literal(kind)))
             if final and settings_id and code:
                 for case_id in cases:
-                    value = rf[f"value/{_slug(case_id, scan, roi, settings_id, code, aggregation)}"]
+                    value = rf[f"value/{slug(case_id, scan, roi, settings_id, code, aggregation)}"]
                     graph.add((activity, PROV.used, value))
 
         for validation, metric, value, low, high, n in con.execute(

@@ -5,22 +5,20 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
+from radflow.imaging import normalisation
 from radflow.imaging.filters import FilterSpec, apply_filter
+from radflow.imaging.preprocess import arrays_from_images
+from radflow.imaging.resampling import grid_for, resample_image_and_mask
 
 
 def response_map(image: sitk.Image, settings) -> sitk.Image:
     """``image`` interpolated and normalised as ``settings`` say, filtered with ``settings['filter']`` (float32 out:
     the maps are for viewing and exchange; features use the float64 map inside ``prepare``)."""
-    from radflow.imaging import normalisation
-    from radflow.imaging.preprocess import arrays_from_images
-
     spec = FilterSpec.from_settings(settings["filter"])
     no_mask = sitk.Image(image.GetSize(), sitk.sitkUInt8)
     no_mask.CopyInformation(image)
     origin = np.asarray(image.GetOrigin(), dtype=np.float64)
     if settings["interpolation"]["enabled"]:
-        from radflow.imaging.resampling import grid_for, resample_image_and_mask
-
         array, _, spacing = resample_image_and_mask(image, no_mask, settings)
         old_spacing = tuple(float(s) for s in reversed(image.GetSpacing()))
         grids = grid_for(sitk.GetArrayViewFromImage(image).shape, old_spacing, spacing)
