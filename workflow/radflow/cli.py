@@ -51,15 +51,19 @@ def _existing(path: str, what: str) -> Path:
 
 
 def cmd_extract(args) -> None:
-    from radflow.extraction import extract_columns, write_csv
-    from radflow.io import read_image, read_mask
+    from radflow.extraction import extract_columns, roi_window_margin_mm, write_csv
+    from radflow.io import read_image, read_mask, read_roi_window
     from radflow.settings import Settings
 
     _existing(args.image, "image")
     _existing(args.mask, "mask")
     settings = Settings.from_yaml(_existing(args.settings, "settings file")) if args.settings else Settings.from_dict({})
-    image = read_image(Path(args.image))
-    mask = read_mask(Path(args.mask), image, roi=args.roi)
+    margin_mm = roi_window_margin_mm(settings)  # None: the features see more than the ROI's neighbourhood
+    window = None if margin_mm is None else read_roi_window(Path(args.image), Path(args.mask), margin_mm, roi=args.roi)
+    if window is None:
+        image = read_image(Path(args.image))
+        window = image, read_mask(Path(args.mask), image, roi=args.roi)
+    image, mask = window
     table = extract_columns(image, mask, settings)
     if args.out:
         with open(args.out, "w", newline="") as fh:

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, TextIO
 import SimpleITK as sitk
 
 from radflow.features import engine
-from radflow.imaging.preprocess import prepare
+from radflow.imaging.filters import FilterSpec
+from radflow.imaging.preprocess import local_intensity_radius_mm, prepare
 from radflow.settings import Settings
 
 if TYPE_CHECKING:
@@ -30,6 +31,17 @@ def extract_columns(image: sitk.Image, mask: sitk.Image, settings: Settings,
     """All configured features of one ROI as columns family, feature, ibsi_code, aggregation, value, reason;
     ``RoiTooLargeError`` before any allocation when the ROI's grid would exceed ``memory_mb``."""
     return engine.extract_columns(prepare(image, mask, settings, memory_mb=memory_mb), settings)
+
+
+def roi_window_margin_mm(settings: Settings) -> float | None:
+    """The margin (mm) around the ROI's bounding box that holds everything the features of ``settings`` see — the
+    local-intensity sphere's radius — or None when they see more of the image: interpolation (the IBSI grid is
+    aligned to the whole image), intensity normalisation (fitted on the whole image) or a filter. With a margin,
+    ``radflow extract`` reads only that window of the image (``io.read_roi_window``); the features are the same."""
+    if (settings["interpolation"]["enabled"] or settings["intensity_normalisation"] != "none"
+            or FilterSpec.from_settings(settings["filter"]).active):
+        return None
+    return local_intensity_radius_mm(settings)
 
 
 def extract_pair(image: sitk.Image, mask: sitk.Image, settings: Settings,

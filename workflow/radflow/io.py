@@ -4,8 +4,10 @@ pydicom is imported only for DICOM input: reading NIfTI does not need it (its im
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import numpy as np
 import SimpleITK as sitk
 
 
@@ -69,7 +71,41 @@ def read_mask(path: Path, reference: sitk.Image, roi: str | None = None) -> sitk
 
             return seg.read_segment(path, _the_label(seg.segment_labels(path), roi, "SEG"), reference)
         raise InputError(f"a DICOM mask must be RTSTRUCT or SEG, not {modality or 'unknown'}")
+    return _label_file(path, reference.GetSize(), roi)
+
+
+def _label_file(path: Path, size: tuple[int, ...], roi: str | None) -> sitk.Image:
     mask = _read_file(path, "mask")
-    if mask.GetSize() != reference.GetSize():
-        raise InputError(f"mask size {mask.GetSize()} differs from image size {reference.GetSize()}")
+    if mask.GetSize() != tuple(size):
+        raise InputError(f"mask size {mask.GetSize()} differs from image size {tuple(size)}")
     return mask != 0 if roi is None else mask == int(roi)
+
+
+def read_roi_window(image_path: Path, mask_path: Path, margin_mm: float,
+                    roi: str | None = None) -> tuple[sitk.Image, sitk.Image] | None:
+    """The image and mask cut to the ROI's bounding box grown by ``margin_mm`` per axis (in voxels: the margin over
+    the spacing, rounded up; clipped to the image), the mask read first; None when either input is not a plain image
+    file (DICOM: read them whole with ``read_image`` and ``read_mask``). The image is read through SimpleITK's
+    streaming reader, so a compressed NIfTI is decompressed only up to the window's last slice and only the window
+    is kept: a small ROI in a large CT no longer pays for the whole volume. The window keeps the image's spacing and
+    direction, with the origin of its first voxel; an empty mask gives the whole image."""
+    if image_path.is_dir() or is_dicom(image_path) or (mask_path.is_file() and is_dicom(mask_path)):
+        return None
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(image_path))
+    reader.ReadImageInformation()
+    size = reader.GetSize()
+    mask = _label_file(mask_path, size, roi)
+    labelled = sitk.GetArrayViewFromImage(mask)  # (z, y, x)
+    index, extent = [], []
+    for axis, (n, spacing) in enumerate(zip(size, reader.GetSpacing())):  # x, y, z
+        present = np.flatnonzero(labelled.any(axis=tuple(a for a in range(3) if a != 2 - axis)))
+        if present.size == 0:
+            return reader.Execute(), mask
+        grow = math.ceil(margin_mm / spacing)
+        first, last = max(int(present[0]) - grow, 0), min(int(present[-1]) + grow + 1, n)
+        index.append(first)
+        extent.append(last - first)
+    reader.SetExtractIndex(index)
+    reader.SetExtractSize(extent)
+    return reader.Execute(), sitk.RegionOfInterest(mask, extent, index)

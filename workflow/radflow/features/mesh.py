@@ -81,7 +81,15 @@ def hull_candidates(vertices: np.ndarray, spacing: tuple[float, float, float]) -
     order is kept, so the hull's vertex array is the one qhull gives for all the vertices (checked in the tests).
     """
     grid = np.rint(vertices * (2.0 / np.asarray(spacing, dtype=np.float64))).astype(np.int64)
-    return np.flatnonzero(_line_extremes(grid))
+    return np.flatnonzero(_hull_candidate_mask(grid))
+
+
+@numba.njit(cache=True, nogil=True)
+def _hull_candidate_mask(grid: np.ndarray) -> np.ndarray:
+    """Both filters of ``hull_candidates`` in one compiled call (one kernel to load from the cache, not two)."""
+    keep = _line_extremes(grid)
+    _drop_inside_plane_hulls(grid, keep)
+    return keep
 
 
 @numba.njit(cache=True, nogil=True)
@@ -108,6 +116,59 @@ def _line_extremes(grid: np.ndarray) -> np.ndarray:
             if w != lowest[grid[i, a], grid[i, b]] and w != highest[grid[i, a], grid[i, b]]:
                 keep[i] = False
     return keep
+
+
+@numba.njit(cache=True, nogil=True)
+def _drop_inside_plane_hulls(grid: np.ndarray, keep: np.ndarray) -> None:
+    """Clears ``keep`` for the kept points of ``grid`` (n, 3) integer coordinates that are no vertex of the 2D convex
+    hull of the kept points in their axis-0 plane: such a point is a convex combination of others, so no 3D hull
+    vertex either. Integer cross products: exact, collinear points dropped (Andrew's monotone chain)."""
+    kept = np.flatnonzero(keep)
+    if kept.size == 0:
+        return
+    # by plane, then axis 1, then axis 2 (one sort on a combined integer key; coordinates are small and >= 0)
+    size1 = grid[kept, 1].max() + 1
+    size2 = grid[kept, 2].max() + 1
+    key = (grid[kept, 0] * size1 + grid[kept, 1]) * size2 + grid[kept, 2]
+    order = kept[np.argsort(key)]
+    chain = np.empty(2 * order.size + 1, dtype=np.int64)
+    on_hull = np.zeros(keep.size, dtype=np.bool_)
+    start = 0
+    while start < order.size:
+        stop = start
+        while stop < order.size and grid[order[stop], 0] == grid[order[start], 0]:
+            stop += 1
+        if stop - start <= 2:
+            for idx in range(start, stop):
+                on_hull[order[idx]] = True
+        else:
+            k = 0
+            for idx in range(start, stop):
+                k = _push_hull_point(grid, chain, k, 2, order[idx])
+            lower = k + 1
+            for idx in range(stop - 2, start - 1, -1):
+                k = _push_hull_point(grid, chain, k, lower, order[idx])
+            for idx in range(k - 1):
+                on_hull[chain[idx]] = True
+        start = stop
+    for i in kept:
+        if not on_hull[i]:
+            keep[i] = False
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _push_hull_point(grid: np.ndarray, chain: np.ndarray, k: int, floor: int, i: int) -> int:
+    """One monotone-chain step in the (axis 1, axis 2) plane: pop while the turn to point i is not strictly
+    counter-clockwise, then push i; the new chain length."""
+    while k >= floor:
+        o, a = chain[k - 2], chain[k - 1]
+        cross = ((grid[a, 1] - grid[o, 1]) * (grid[i, 2] - grid[o, 2])
+                 - (grid[a, 2] - grid[o, 2]) * (grid[i, 1] - grid[o, 1]))
+        if cross > 0:
+            break
+        k -= 1
+    chain[k] = i
+    return k + 1
 
 
 @numba.njit(cache=True, nogil=True)
@@ -373,24 +434,62 @@ def mvee_semi_axes(points: np.ndarray, tol: float = MVEE_TOLERANCE) -> np.ndarra
     core = _axis_extreme_points(centred)
     if np.linalg.matrix_rank(lifted[core]) < _LIFTED_DIM:  # extremes in one plane: start from every point
         core = np.arange(centred.shape[0])
+    return _mvee_semi_axes_from_core(centred, lifted, core.astype(np.int64), tol, MVEE_MAX_ITERATIONS)
+
+
+@numba.njit(cache=True, nogil=True)
+def _mvee_semi_axes_from_core(centred: np.ndarray, lifted: np.ndarray, core: np.ndarray, tol: float,
+                              max_iterations: int) -> np.ndarray:
+    """The core-set rounds of ``mvee_semi_axes`` and its enclosing ellipsoid's semi-axes, in one compiled call
+    (the rounds' dozen small numpy calls each cost more than their arithmetic on a hull of a few hundred points)."""
+    n, dim = lifted.shape
     while True:
-        u_core = _todd_yildirim(np.ascontiguousarray(lifted[core]), tol, MVEE_MAX_ITERATIONS)
-        x = (lifted[core] * u_core[:, None]).T @ lifted[core]
-        m = np.einsum("ij,jk,ik->i", lifted, np.linalg.inv(x), lifted)
-        missed = np.setdiff1d(np.flatnonzero(m > (1.0 + tol) * _LIFTED_DIM), core)
+        u_core = _todd_yildirim(np.ascontiguousarray(lifted[core]), tol, max_iterations)
+        x = np.zeros((dim, dim))
+        for c in range(core.size):
+            i = core[c]
+            for a in range(dim):
+                for b in range(dim):
+                    x[a, b] += u_core[c] * lifted[i, a] * lifted[i, b]
+        inv = np.linalg.inv(x)
+        m = np.empty(n)
+        for i in range(n):
+            s = 0.0
+            for a in range(dim):
+                for b in range(dim):
+                    s += lifted[i, a] * inv[a, b] * lifted[i, b]
+            m[i] = s
+        in_core = np.zeros(n, dtype=np.bool_)
+        in_core[core] = True
+        missed = np.array([i for i in range(n) if m[i] > (1.0 + tol) * dim and not in_core[i]], dtype=np.int64)
         if missed.size == 0:
             break
-        # the core only grows, so this ends (in practice after a few rounds)
-        core = np.concatenate([core, missed[np.argsort(m[missed])[::-1][:8]]])
-    u = np.zeros(centred.shape[0])
+        # the core only grows, so this ends (in practice after a few rounds); the 8 farthest misses join it
+        worst = missed[np.argsort(-m[missed], kind="mergesort")[:8]]
+        core = np.concatenate((core, worst))
+    u = np.zeros(n)
     u[core] = u_core
-    centre = u @ centred
+    centre = np.zeros(3)
+    for i in range(n):
+        for a in range(3):
+            centre[a] += u[i] * centred[i, a]
     d = centred - centre
-    shape = (d * u[:, None]).T @ d  # sum_i u_i (p_i - c)(p_i - c)^T
+    shape = np.zeros((3, 3))  # sum_i u_i (p_i - c)(p_i - c)^T
+    for i in range(n):
+        for a in range(3):
+            for b in range(3):
+                shape[a, b] += u[i] * d[i, a] * d[i, b]
     eigenvalues = np.linalg.eigvalsh(shape)
     if eigenvalues[0] <= 0.0:
         return np.zeros(3)
-    scale = float(np.max(np.einsum("ij,jk,ik->i", d, np.linalg.inv(shape), d)))
+    inv_shape = np.linalg.inv(shape)
+    scale = 0.0
+    for i in range(n):
+        s = 0.0
+        for a in range(3):
+            for b in range(3):
+                s += d[i, a] * inv_shape[a, b] * d[i, b]
+        scale = max(scale, s)
     return np.sort(np.sqrt(np.maximum(eigenvalues * scale, 0.0)))[::-1]
 
 
