@@ -29,7 +29,8 @@ rule store:
         radflow=RADFLOW,
         database=lambda wildcards, output: database_of(output.receipt),
         tables=" ".join(
-            f"{name}={path}" for name, path in {**STABILITY_TABLES, **(MODEL_TABLES if MODELLING else {}), **DELTA_TABLES}.items()
+            f"{name}={path}"
+            for name, path in {**STABILITY_TABLES, **(MODEL_TABLES if MODELLING else {}), **DELTA_TABLES}.items()
         ),
         clinical=f"--clinical {shlex.quote(CLINICAL_TABLE)}" if CLINICAL_TABLE else "",
         emptied="" if MODELLING else "--emptied " + " ".join(MODEL_TABLES),

@@ -556,7 +556,3 @@ def pseudonymise_clinical(clinical_csv: Path, out: Path, key: bytes, keep: list[
     table = table.drop(columns=[c for c in table.columns if c.lower() in IDENTIFYING_COLUMNS])
     out.parent.mkdir(parents=True, exist_ok=True)
     table.sort_values("case_id").to_parquet(out, index=False)
-
-
-class ClinicalTableError(ValueError):
-    """A clinical CSV radflow cannot use (no patient_id column, ...)."""
