@@ -16,6 +16,10 @@ rule delta:
         f"{LOGS}/delta.log",
     conda:
         CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         radflow=RADFLOW,
         icc_form=config.get("stability", {}).get("icc_form", "ICC(2,1)"),

@@ -18,7 +18,7 @@ rule model:
     input:
         features=batch_files("features.parquet"),
         qc=batch_files("qc.parquet"),
-        clinical=f"{INTERIM}/clinical.parquet",  # only requested when MODELLING (a clinical table is configured)
+        clinical=CLINICAL_TABLE or [],  # the rule is only requested when MODELLING (a clinical table is configured)
         stable=STABILITY_TABLES["stable_features"] if MODEL.get("use_stable_features", True) else [],
         delta=DELTA_TABLES["delta_features"] if MODEL.get("features_from", "scan") != "scan" else [],
     output:

@@ -23,8 +23,8 @@ SHARED_CONFIG = json.dumps(config, sort_keys=True, default=str)
 rule run_record:
     """sha256 of every input file (by pseudonym, never by path), the resolved configuration and the code version."""
     input:
-        inventory=f"{INTERIM}/inventory.json",
-        clinical=f"{INTERIM}/clinical.parquet",  # (ordering: the clinical CSV exists)
+        inventory=INVENTORY,
+        clinical=CLINICAL_TABLE or [],  # (ordering: the clinical CSV was read and checked)
     output:
         run=RUN_RECORD,
         inputs=INPUT_CHECKSUMS,
@@ -41,10 +41,10 @@ rule run_record:
         config=SHARED_CONFIG,
         workflow_dir=workflow.basedir,
         # a parameter, not an input: `snakemake --report` lists rule inputs, and a local path may identify
-        clinical=shlex.quote(config["clinical"]),
+        clinical=f"--clinical {shlex.quote(CLINICAL)}" if CLINICAL else "",
     shell:
         "{params.radflow} run-record {input.inventory:q} {output.run:q} {output.inputs:q} --config {params.config:q}"
-        " --workflow-dir {params.workflow_dir:q} --clinical {params.clinical} > {log} 2>&1"
+        " --workflow-dir {params.workflow_dir:q} {params.clinical} > {log} 2>&1"
 
 
 rule validate_rdf:

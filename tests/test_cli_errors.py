@@ -71,7 +71,8 @@ def test_invalid_settings_value(tmp_path, phantom):
 
 def test_unparsable_settings(tmp_path, phantom):
     (tmp_path / "s.yaml").write_text("a: [1\n")
-    assert_one_line(radflow("extract", *phantom, "--settings", str(tmp_path / "s.yaml")), "while parsing")
+    assert_one_line(radflow("extract", *phantom, "--settings", str(tmp_path / "s.yaml")),
+                    f"{tmp_path / 's.yaml'}: not valid YAML (while parsing")
 
 
 def test_missing_settings_file(tmp_path):

@@ -93,7 +93,10 @@ def read_roi_window(image_path: Path, mask_path: Path, margin_mm: float,
         return None
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(image_path))
-    reader.ReadImageInformation()
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        raise InputError(f"cannot read image {image_path}: not a DICOM series folder, NIfTI, NRRD or MHA file") from None
     size = reader.GetSize()
     mask = _label_file(mask_path, size, roi)
     labelled = sitk.GetArrayViewFromImage(mask)  # (z, y, x)
