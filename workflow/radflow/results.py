@@ -33,8 +33,14 @@ TABLES: dict[str, str] = {
     "model_features": "one row per model and feature: final weight and outer-fold selection frequency",
     "predictions": "out-of-fold and external predictions per case",
     "metrics": "one row per model and metric: estimate with 95% CI (AUC, Brier, calibration, C-index, ...)",
+    "delta_features": "one row per case, follow-up scan, ROI, settings id and feature: change from baseline with "
+                      "the feature's smallest detectable change",
+    "pet_measures": "view, one row per PET scan, ROI and settings id: SUVmax, SUVmean, SUVpeak, MTV (mL), TLG",
+    "reporting": "one row per RQS / TRIPOD+AI item: status, points, the run's evidence, what the authors must supply",
     "software": "package versions the run used",
     "files": "sha256 of every file the run loaded",
+    "run": "the run that wrote the database: resolved configuration, code version, seeds, input digest",
+    "inputs": "every input file by sha256, role and pseudonymised case (never by path)",
 }
 ID_COLUMNS = ["case_id", "roi"]
 

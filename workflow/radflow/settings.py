@@ -28,9 +28,9 @@ from radflow.imaging.filters.registry import defaults as filter_defaults
 from radflow.imaging.filters.registry import normalise as normalise_filter
 
 DISCRETISATION_METHODS = ("fixed_bin_size", "fixed_bin_number", "none")
-MODALITIES = ("CT", "PET", "PT", "MR", "generic")
+MODALITIES = ("CT", "PET", "MR", "generic")
 # DICOM Modality values of each settings modality (a settings document applies only to the modality it names).
-DICOM_MODALITIES = {"CT": ("CT",), "PET": ("PT",), "PT": ("PT",), "MR": ("MR",)}
+DICOM_MODALITIES = {"CT": ("CT",), "PET": ("PT",), "MR": ("MR",)}
 INTERPOLATORS = ("nearest", "linear", "cubic")
 NORMALISATIONS = ("none", "z_score", "percentile")
 #: Grey levels a discretisation may produce. The texture code keeps per-level lookup tables (8 bytes a level) and
