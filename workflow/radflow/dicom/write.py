@@ -51,72 +51,12 @@ def save(ds: Dataset, path: Path) -> Path:
     return path
 
 
-# --------------------------------------------------------------------------------------------------- CT image
-
-def ct_image(
-    attrs: Mapping[str, Any],
-    *,
-    sop_instance_uid: str,
-    instance_number: int,
-    position_xyz: Sequence[float],
-    pixel_spacing_rc: Sequence[float],
-    stored: np.ndarray,
-    rescale_intercept: float = -1024.0,
-) -> Dataset:
-    """One axial CT Image Storage slice: `stored` int16 values, HU = stored + `rescale_intercept` (slope 1).
-
-    `attrs` carries the patient/study/series/equipment tags shared by the series (keyword -> value).
-    """
-    if stored.dtype != np.int16 or stored.ndim != 2:
-        raise ValueError(f"stored values must be a 2D int16 array, got {stored.dtype} {stored.shape}")
-    ds = Dataset()
-    ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-    ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = sop_instance_uid
-    ds.Modality = "CT"
-    for keyword, value in attrs.items():
-        setattr(ds, keyword, value)
-    ds.InstanceNumber = instance_number
-    ds.ImagePositionPatient = [ds_str(v) for v in position_xyz]
-    ds.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
-    ds.SliceLocation = ds_str(position_xyz[2])
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = stored.shape
-    ds.PixelSpacing = [ds_str(v, 7) for v in pixel_spacing_rc]
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 1
-    ds.RescaleIntercept = ds_str(rescale_intercept)
-    ds.RescaleSlope = "1"
-    ds.RescaleType = "HU"
-    ds.WindowCenter = "-600"
-    ds.WindowWidth = "1500"
-    ds.PixelData = np.ascontiguousarray(stored, dtype="<i2").tobytes()
-    return _with_file_meta(ds)
-
-
-# --------------------------------------------------------------------------------------------------- PET and MR
-
-PET_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.128"
-MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
-
-
-@dataclass(frozen=True)
-class Radiopharmaceutical:
-    """What SUV needs about the injection (RadiopharmaceuticalInformationSequence), DICOM strings."""
-
-    start_time: str  # RadiopharmaceuticalStartTime, HHMMSS
-    total_dose_bq: str
-    half_life_s: str = "6586.2"  # 18F
-    name: str = "Fluorodeoxyglucose"
-
+# --------------------------------------------------------------------------------------------------- slices
 
 def _axial_image(attrs: Mapping[str, Any], sop_class_uid: str, modality: str, image_type: list[str],
                  sop_instance_uid: str, instance_number: int, position_xyz: Sequence[float],
                  pixel_spacing_rc: Sequence[float], stored: np.ndarray) -> Dataset:
+    """The tags every axial slice radflow writes shares (geometry, pixel module); 16-bit, signed for int16."""
     ds = Dataset()
     ds.SpecificCharacterSet = "ISO_IR 100"
     ds.ImageType = image_type
@@ -135,9 +75,53 @@ def _axial_image(attrs: Mapping[str, Any], sop_class_uid: str, modality: str, im
     ds.PixelSpacing = [ds_str(v, 7) for v in pixel_spacing_rc]
     ds.BitsAllocated = ds.BitsStored = 16
     ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    ds.PixelData = np.ascontiguousarray(stored, dtype="<u2").tobytes()
+    ds.PixelRepresentation = 1 if stored.dtype == np.int16 else 0
+    ds.PixelData = np.ascontiguousarray(stored, dtype="<i2" if stored.dtype == np.int16 else "<u2").tobytes()
     return ds
+
+
+# --------------------------------------------------------------------------------------------------- CT image
+
+def ct_image(
+    attrs: Mapping[str, Any],
+    *,
+    sop_instance_uid: str,
+    instance_number: int,
+    position_xyz: Sequence[float],
+    pixel_spacing_rc: Sequence[float],
+    stored: np.ndarray,
+    rescale_intercept: float = -1024.0,
+) -> Dataset:
+    """One axial CT Image Storage slice: `stored` int16 values, HU = stored + `rescale_intercept` (slope 1).
+
+    `attrs` carries the patient/study/series/equipment tags shared by the series (keyword -> value).
+    """
+    if stored.dtype != np.int16 or stored.ndim != 2:
+        raise ValueError(f"stored values must be a 2D int16 array, got {stored.dtype} {stored.shape}")
+    ds = _axial_image(attrs, CTImageStorage, "CT", ["ORIGINAL", "PRIMARY", "AXIAL"], sop_instance_uid,
+                      instance_number, position_xyz, pixel_spacing_rc, stored)
+    ds.RescaleIntercept = ds_str(rescale_intercept)
+    ds.RescaleSlope = "1"
+    ds.RescaleType = "HU"
+    ds.WindowCenter = "-600"
+    ds.WindowWidth = "1500"
+    return _with_file_meta(ds)
+
+
+# --------------------------------------------------------------------------------------------------- PET and MR
+
+PET_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.128"
+MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
+
+
+@dataclass(frozen=True)
+class Radiopharmaceutical:
+    """What SUV needs about the injection (RadiopharmaceuticalInformationSequence), DICOM strings."""
+
+    start_time: str  # RadiopharmaceuticalStartTime, HHMMSS
+    total_dose_bq: str
+    half_life_s: str = "6586.2"  # 18F
+    name: str = "Fluorodeoxyglucose"
 
 
 def pet_image(attrs: Mapping[str, Any], *, sop_instance_uid: str, instance_number: int,
