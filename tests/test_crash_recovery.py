@@ -1,6 +1,7 @@
-"""Recovery after a crash: `kill -9` of Snakemake (and its jobs) while `store` writes the database leaves a lock and
-an incomplete database; a plain rerun with a profile (--rerun-incomplete) recovers, and the stale lock of the dead
-run is cleared by the workflow (radflow.pipeline.run_lock), while a live run's lock is never touched."""
+"""Recovery after a crash: `kill -9` of Snakemake (and its jobs) while `store` builds the database leaves a lock and a
+half-built database beside the real one (radflow.store builds atomically); a plain rerun clears the stale lock of the
+dead run (radflow.pipeline.run_lock), redoes the store job and leaves one complete database, while a live run's lock
+is never touched."""
 from __future__ import annotations
 
 import json
@@ -18,6 +19,7 @@ import pytest
 
 from conftest import REPO
 from radflow.pipeline.run_lock import OWNER_FILE, clear_stale_lock, record_lock_owner
+from radflow.store import building_path
 
 N_PATIENTS = 3
 
@@ -78,11 +80,12 @@ def environment() -> dict:
 
 
 @pytest.mark.slow
-def test_kill_9_during_store_then_plain_rerun_with_profile_recovers(tmp_path):
+def test_kill_9_during_store_then_plain_rerun_recovers(tmp_path):
     run = psutil.Popen(snakemake_cmd(tmp_path, "-c", "2"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        env=environment(), start_new_session=True)
     deadline = time.monotonic() + 900
     database = tmp_path / "results" / "radflow.duckdb"
+    building = building_path(database)
     killed = False
     while run.poll() is None and time.monotonic() < deadline:
         for child in run.children(recursive=True):
@@ -90,31 +93,27 @@ def test_kill_9_during_store_then_plain_rerun_with_profile_recovers(tmp_path):
                 argv = child.cmdline()
             except psutil.Error:
                 continue
-            # once the store job has started writing the database: Snakemake and its job, as a crash would
-            if "radflow" in argv and "store" in argv and database.exists():
+            # once the store job has started building the database: Snakemake and its job, as a crash would
+            if "radflow" in argv and "store" in argv and building.exists():
                 os.killpg(run.pid, signal.SIGKILL)
                 killed = True
                 break
         if killed:
             break
-        time.sleep(0.02)
+        time.sleep(0.01)
     assert killed, "the run ended before its store job could be killed"
     run.wait()
     assert list((tmp_path / ".snakemake" / "locks").glob("*.lock")), "a killed run leaves its lock"
-    assert database.exists(), "and a partly written database"
+    assert building.exists() and not database.exists(), "and a half-built database, never in the real one's place"
 
-    # without the profile: the lock is cleared (its owner is dead), the incomplete database stops the run
+    # a plain rerun: the lock is cleared (its owner is dead) and the store job runs again from the start
     plain = subprocess.run(snakemake_cmd(tmp_path, "-c", "2"), capture_output=True, text=True, env=environment(),
                            timeout=900)
-    assert plain.returncode != 0
+    assert plain.returncode == 0, plain.stdout[-3000:] + plain.stderr[-3000:]
     assert "LockException" not in plain.stdout + plain.stderr
-    assert "IncompleteFilesException" in plain.stdout + plain.stderr
     assert "removed the lock left by a Snakemake run" in plain.stderr
-
-    recovered = subprocess.run(snakemake_cmd(tmp_path, "--profile", str(REPO / "profiles" / "laptop"), "-c", "2"),
-                               capture_output=True, text=True, env=environment(), timeout=900)
-    assert recovered.returncode == 0, recovered.stdout[-3000:] + recovered.stderr[-3000:]
-    assert "Rule: store" in recovered.stdout + recovered.stderr
+    assert "Rule: store" in plain.stdout + plain.stderr
+    assert not building.exists()
     with duckdb.connect(str(database), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM cases").fetchone()[0] == N_PATIENTS
         duplicates = con.execute("SELECT count(*) FROM (SELECT case_id, scan, roi, settings_id, ibsi_code, "

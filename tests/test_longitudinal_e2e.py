@@ -29,7 +29,7 @@ import SimpleITK as sitk
 import yaml
 
 from conftest import REPO
-from radflow.demo import phi_values
+from radflow.demo import phi_values, write_checksums
 from radflow.demo_longitudinal import write_cohort
 from radflow.dicom.deid import DEMO_KEY
 from radflow.pipeline.discover import case_id_of
@@ -67,6 +67,7 @@ def run(tmp_path_factory) -> Path:
         ds = pydicom.dcmread(path)
         del ds.PatientWeight
         ds.save_as(path)
+    write_checksums(demo)  # the deliberate damage is part of this test's demo data (the demo key stays usable)
     (workdir / "config.yaml").write_text(yaml.safe_dump(CONFIG))
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"

@@ -114,7 +114,8 @@ def test_a_cohort_without_retest_scans_falls_back_to_perturbation_when_configure
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "-c", "2",
            "--configfile", str(configfile)]
     subprocess.run([*cmd, "--until", "discover"], capture_output=True, text=True, env=env, timeout=300, check=True)
-    inventory = json.loads((tmp_path / "interim" / "inventory.json").read_text())
+    (inventory_file,) = (tmp_path / "interim" / "inventory").glob("*.json")  # one per input folder
+    inventory = json.loads(inventory_file.read_text())
     for case in (c for batch in inventory["batches"].values() for c in batch):
         for scan in case["scans"]:
             if scan["scan"] == "retest":

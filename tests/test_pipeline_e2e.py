@@ -229,10 +229,15 @@ def test_html_report_renders_in_chromium_with_every_image(demo_run):
 
 def test_a_failing_rule_reports_its_own_reason_on_the_terminal(tmp_path):
     clinical = tmp_path / "clinical.csv"
-    clinical.write_text("id,outcome\nA,1\n")
-    result = snakemake(tmp_path, f"clinical={clinical}", check=False)
+    # a patient with two disagreeing outcomes: only the clinical rule, reading the rows, can tell (not pre-flight)
+    clinical.write_text("patient_id,outcome\nA,1\nA,0\n")
+    key = tmp_path / "study.key"  # own clinical data: a study key, not the public demo key
+    key.write_text("a study key for this test, longer than the minimum")
+    overrides = tmp_path / "key.yaml"
+    overrides.write_text(f"pseudonymisation: {{key_file: {key}}}\n")
+    result = snakemake(tmp_path, f"clinical={clinical}", "--configfile", str(overrides), check=False)
     terminal = result.stdout + result.stderr
     assert result.returncode != 0
     assert "radflow run failed:" in terminal
-    assert re.search(r"rule clinical: ValueError: clinical\.csv has no patient_id column .*\[log: \S*clinical\.log\]",
-                     terminal), terminal[-3000:]
+    assert re.search(r"rule clinical: clinical\.csv: 1 patient_id\(s\) appear on several rows "
+                     r"with different values .*\[log: \S*clinical\.log\]", terminal), terminal[-3000:]

@@ -91,7 +91,7 @@ def reason_from_log(log: Path) -> str:
     for pattern in _ERROR_PATTERNS:
         for line in reversed(lines):
             if pattern.match(line):
-                return line.strip()
+                return line.strip().removeprefix("radflow: error: ")  # the CLI's one-line form: the reason itself
     return lines[-1].strip()
 
 
