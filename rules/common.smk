@@ -77,12 +77,15 @@ def repo_or_workdir(path):
 # clinical table at hand (no table, no outcome, no centre, ...) is said once (radflow.preflight).
 from radflow.preflight import plan as preflight_plan, stability_after_discovery
 
-PLAN = preflight_plan(config, USE_DEMO, repo_or_workdir, main_process=getattr(workflow, "is_main_process", True))
+# A cluster job re-reads this file: it makes the same decisions (so its rules' params are the main process's) but
+# neither checks nor says anything again.
+MAIN_PROCESS = getattr(workflow, "is_main_process", True)
+PLAN = preflight_plan(config, USE_DEMO, repo_or_workdir, main_process=MAIN_PROCESS)
 for message in PLAN.errors:
     print(f"radflow: error: {message}", file=sys.stderr)
 if PLAN.errors:
     sys.exit(2)
-for message in PLAN.notes:
+for message in PLAN.notes if MAIN_PROCESS else []:
     print(f"radflow: note: {message}", file=sys.stderr)
 CLINICAL = PLAN.clinical  # the clinical CSV, or None (modelling skipped)
 MODELLING = PLAN.modelling

@@ -169,6 +169,22 @@ def test_clinical_keep_and_identifying_columns(tmp_path, monkeypatch):
     assert "3 identifying column(s) dropped (PatientName, Birth Date, notes)" in summary
 
 
+def test_a_cluster_job_makes_the_main_process_decisions(tmp_path, monkeypatch):
+    """A Slurm job re-reads the Snakefile (not the main process): its rules' params (clinical columns kept, model
+    options, whether models are stored) must be the main process's, or the job writes other results."""
+    monkeypatch.setenv("RADFLOW_PSEUDONYM_KEY", KEY)
+    (tmp_path / "dicom").mkdir()
+    (tmp_path / "clinical.csv").write_text("patient_id,outcome,age\nP1,1,60\n")
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config.update(input_dir=str(tmp_path / "dicom"), clinical=str(tmp_path / "clinical.csv"))
+    where = lambda p: p if os.path.exists(p) else str(REPO / p)  # noqa: E731
+    main, job = (plan(config, demo=False, where=where, main_process=m) for m in (True, False))
+    assert main.notes and not main.errors
+    assert (job.clinical, job.clinical_keep, job.model, job.modelling) == (
+        main.clinical, main.clinical_keep, main.model, main.modelling)
+    assert main.clinical_keep == ["outcome", "age"] and main.modelling
+
+
 def test_effective_model_with_every_column_changes_nothing():
     header = ["patient_id", "outcome", "survival_time", "event", "centre", "age", "sex"]
     model, notes = effective_model(DEMO_MODEL, header, "clinical.csv")

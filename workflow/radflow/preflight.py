@@ -142,18 +142,8 @@ def kept_clinical_columns(model: dict, extra: list[str]) -> list[str]:
     return list(dict.fromkeys(c for c in named if c))
 
 
-def plan(config: dict, demo: bool, where, main_process: bool = True) -> Plan:
-    """Everything the Snakefile decides from the configuration before building jobs (see the module docstring).
-    ``where(path)``: a config path resolved against the working directory or the repository."""
-    from radflow.clinical_columns import select_columns
-
-    result = Plan()
-    model = dict(config.get("model") or {})
-    if not main_process:
-        result.clinical = None if config.get("clinical") in NO_CLINICAL else config["clinical"]
-        result.model = model
-        return result
-
+def _check_inputs(config: dict, demo: bool, where, result: Plan) -> None:
+    """The key, the settings documents, the input paths and the ROI patterns (errors and notes into ``result``)."""
     try:
         reason = check_key(config["pseudonymisation"], demo)
         errors, notes = check_settings(list(config.get("features") or []), where)
@@ -174,6 +164,17 @@ def plan(config: dict, demo: bool, where, main_process: bool = True) -> Plan:
     result.errors += errors
     result.notes += list(dict.fromkeys(notes))
     result.errors += check_roi_patterns(config.get("rois") or [], config.get("roi_aliases") or {})
+
+
+def plan(config: dict, demo: bool, where, main_process: bool = True) -> Plan:
+    """Everything the Snakefile decides from the configuration before building jobs (see the module docstring).
+    ``where(path)``: a config path resolved against the working directory or the repository."""
+    from radflow.clinical_columns import select_columns
+
+    result = Plan()
+    model = dict(config.get("model") or {})
+    if main_process:  # a cluster job re-reads the Snakefile: the checks ran before it was submitted
+        _check_inputs(config, demo, where, result)
 
     clinical = config.get("clinical")
     if clinical in NO_CLINICAL:
