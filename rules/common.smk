@@ -133,6 +133,12 @@ def discover_inputs():
     return {name: path for name, path in inputs.items() if path}
 
 
+def hidden_path(path):
+    """``path`` as an input function: `snakemake --report` lists each rule's inputs, and a user's absolute input
+    path may name a person or a study (its folder names); a function is shown as `<function>`."""
+    return lambda wildcards: path
+
+
 def input_key():
     """Short digest of the absolute input paths: each input gets its own inventory file, so a changed (or missing)
     input_dir never finds another input's inventory and never reuses its results."""

@@ -2,7 +2,7 @@ checkpoint discover:
     """Find image series and their RTSTRUCT/SEG masks (and listed NIfTI/NRRD pairs), group them into pseudonymised
     cases and batches."""
     input:
-        **discover_inputs(),
+        **{name: hidden_path(path) for name, path in discover_inputs().items()},
     output:
         inventory=INVENTORY,
     log:
@@ -72,7 +72,7 @@ if CLINICAL:
         """Pseudonymise the clinical table with the same key as the images (PatientID -> case_id), keeping only the
         columns the configuration names (outcome, survival, centre, covariates, clinical_keep)."""
         input:
-            clinical=CLINICAL,
+            clinical=hidden_path(CLINICAL),
         output:
             CLINICAL_TABLE,
         log:

@@ -18,13 +18,15 @@ from radflow.demo import write_cohort
 
 pytestmark = pytest.mark.slow
 KEY = "own-data-test-key: a long enough secret"
+ARCHIVE = "DOE_JOHN_lung_archive"
 
 
 @pytest.fixture(scope="module")
 def own_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("own")
-    write_cohort(workdir / "archive", n_patients=3, seed=11)
-    with (workdir / "archive" / "clinical.csv").open() as fh:
+    archive = workdir / ARCHIVE  # an absolute path whose folder names a person, as archives often do
+    write_cohort(archive, n_patients=3, seed=11)
+    with (archive / "clinical.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     with (workdir / "clinical.csv").open("w", newline="") as fh:
         writer = csv.writer(fh)
@@ -34,9 +36,10 @@ def own_run(tmp_path_factory):
     env = dict(os.environ, RADFLOW_PSEUDONYM_KEY=KEY)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "-c", "2",
-           "--config", "input_dir=archive/dicom", "clinical=clinical.csv", "batch_size=3"]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+           "--config", f"input_dir={archive / 'dicom'}", f"clinical={workdir / 'clinical.csv'}", "batch_size=3"]
+    for extra in ([], ["--report", str(workdir / "results" / "report.html")]):
+        result = subprocess.run(cmd + extra, capture_output=True, text=True, env=env, timeout=900)
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return workdir, result
 
 
@@ -66,6 +69,17 @@ def test_only_the_configured_clinical_columns_reach_the_database(own_run):
             assert b"DOE^PATIENT" not in data and b"19500100" not in data, path
 
 
+def test_no_result_and_not_the_snakemake_report_names_the_input_folders(own_run):
+    """The input paths are the user's (a folder may name a patient or a study): never in results/, the RDF, the
+    crate or `snakemake --report`'s HTML (which lists every rule's inputs)."""
+    workdir, _ = own_run
+    files = [p for p in (workdir / "results").rglob("*") if p.is_file()]
+    assert any(p.name == "report.html" for p in files) and any(p.suffix == ".ttl" for p in files)
+    leaks = [p.relative_to(workdir) for p in files if ARCHIVE.encode() in p.read_bytes()
+             or str(workdir / "clinical.csv").encode() in p.read_bytes()]
+    assert not leaks, leaks
+
+
 def test_the_database_exports_one_row_per_case(own_run, tmp_path):
     workdir, _ = own_run
     out = tmp_path / "wide.parquet"
@@ -85,7 +99,7 @@ def test_a_rerun_without_clinical_table_leaves_no_earlier_models(own_run):
     env = dict(os.environ, RADFLOW_PSEUDONYM_KEY=KEY)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "-c", "2",
-           "--config", "input_dir=archive/dicom", "clinical=null", "batch_size=3"]
+           "--config", f"input_dir={workdir / ARCHIVE / 'dicom'}", "clinical=null", "batch_size=3"]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "modelling skipped" in result.stderr
