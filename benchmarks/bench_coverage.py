@@ -41,8 +41,8 @@ import numpy as np
 from scipy.special import expit
 
 from radflow.modelling import metrics
-from radflow.modelling.intervals import (basic_interval, grouped_folds, percentile_interval, procedure_interval,
-                                        replicate_metrics)
+from radflow.modelling.intervals import (LOGIT_SCALE_METRICS, basic_interval, grouped_folds, percentile_interval,
+                                        procedure_interval, replicate_metrics)
 
 N_FEATURES, N_INFORMATIVE, N_KEPT = 30, 3, 5
 OUTER_FOLDS, OUTER_REPEATS = 5, 2
@@ -203,8 +203,12 @@ def one_dataset(task: str, n: int, signal: bool, index: int, n_bootstrap: int, s
         for name in estimate}
     out["fixed_models"] = {name: percentile_interval(values) for name, values in fixed.items()}
     out["scaled"] = {name: scaled_interval(value, replicates[name]) for name, value in estimate.items()}
-    out["radflow"] = {name: procedure_interval(value, fixed[name], replicates[name], bounds=(0.0, 1.0))
+    out["radflow"] = {name: procedure_interval(value, fixed[name], replicates[name], bounds=(0.0, 1.0),
+                                               logit_scale=name in LOGIT_SCALE_METRICS)
                       for name, value in estimate.items()}
+    # the raw replicates, so that other interval constructions can be compared without re-simulating
+    out["replicates"] = {name: {"procedure": replicates[name].tolist(), "fixed_models": fixed[name].tolist()}
+                         for name in estimate}
     return out
 
 
@@ -224,9 +228,12 @@ def xy_coverage(results: list[dict], metric: str) -> float:
     return 100.0 * float(np.mean(hits))
 
 
-def run_scenario(task, n, signal, n_datasets, n_bootstrap, seed) -> list[dict]:
+def run_scenario(task, n, signal, n_datasets, n_bootstrap, seed, datasets_out: Path | None = None) -> list[dict]:
     rows = []
     results = [one_dataset(task, n, signal, i, n_bootstrap, seed) for i in range(n_datasets)]
+    if datasets_out is not None:
+        datasets_out.parent.mkdir(parents=True, exist_ok=True)
+        datasets_out.write_text(json.dumps(results))
     for metric in results[0]["estimate"]:
         final = np.array([r["final_model"][metric] for r in results])
         exact = metric in ("auc", "c_index") and not signal
@@ -281,7 +288,9 @@ def main() -> None:
         for n in args.sizes:
             for signal in [truth == "signal" for truth in args.truths]:
                 start = time.perf_counter()
-                new = run_scenario(task, n, signal, args.datasets, args.bootstrap, args.seed)
+                truth = "signal" if signal else "null"
+                datasets_out = args.out.with_name(f"{args.out.stem}_{task}_{n}_{truth}_datasets.json")
+                new = run_scenario(task, n, signal, args.datasets, args.bootstrap, args.seed, datasets_out)
                 for row in new:
                     row["seconds"] = time.perf_counter() - start
                 rows += new
