@@ -7,8 +7,9 @@ For each scenario (binary or survival outcome; null or a planted signal; 40 or 2
   folds and repeats, Brier score and Harrell's C-index on each repeat's pooled out-of-fold predictions, averaged
   over repeats (``radflow.modelling.validation``'s definitions);
 * the interval: ``radflow.modelling.intervals`` (stratified bootstrap cohorts, the whole cross-validation rerun on
-  each with every copy of a case in one fold; their variance, the model part scaled by 0.632, plus the test-case
-  part from the case bootstrap with the fold models fixed), ``--bootstrap`` replicates;
+  each with every copy of a case in one fold; their variance, the model part weighted 0.365, plus the test-case
+  part from the case bootstrap with the fold models fixed; AUC and C-index on the logit scale), ``--bootstrap``
+  replicates;
 * for comparison, the percentile interval of the same replicates, and (AUC) the interval radflow reported before:
   the percentile case bootstrap of the out-of-fold predictions with the fold models held fixed.
 
@@ -27,7 +28,7 @@ Data: 30 standard-normal features; binary: 40 % events, the 3 informative featur
 class (Bayes AUC 0.80); survival: exponential event times with hazard exp(0.45 (x1 + x2 + x3)), uniform censoring
 (~30 % censored).
 
-    .venv/bin/python benchmarks/bench_coverage.py                        # 200 data sets a scenario, ~30 min on 1 core
+    .venv/bin/python benchmarks/bench_coverage.py                        # 200 data sets a scenario, ~15 min on 1 core
     .venv/bin/python benchmarks/bench_coverage.py --datasets 20 --bootstrap 50 --sizes 40   # a quick look
 """
 from __future__ import annotations

@@ -48,9 +48,10 @@ cross-validated AUC has skewness -0.5: cohorts where the selection fails give es
 logit-scale intervals of the AUC keep their coverage in small samples better than linear ones (Qin & Hotilovac,
 Stat Methods Med Res 2008; Pepe 2003, section 5.2). Other metrics: t +/- z(0.975) sqrt(V), clipped to the metric's
 range. Coverage of the 95 % interval was measured by simulation (``benchmarks/bench_coverage.py``, table in
-``benchmarks/README.md``): null data and data with a known true AUC / C-index, 40 and 200 cases. The weak spot is the
-AUC at 40 cases with a true signal (~91-92 %, below the 93 % target): its under-coverage is one-sided (the truth
-above the interval after a failed selection), which no weighting of the two variances repairs.
+``benchmarks/README.md``): null data and data with a known true AUC / C-index, 40 and 200 cases; 93-97 % in six of
+the eight AUC / C-index scenarios. The weak spots: the AUC at 40 cases with a true signal (91.5 %): its misses are
+one-sided (the truth above the interval after a failed selection), and only a weight near 0.632 on the logit scale
+reaches 93 %, at the price of 99-100 % under the null; and the C-index under the null at 40 cases (~99 %).
 
 What the interval is for: the expected performance of a model built by this procedure on a cohort of this size from
 the same population (in the simulation: the mean AUC, on new cases, of models fitted on n cases). Under the null that
