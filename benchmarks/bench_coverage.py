@@ -7,8 +7,9 @@ For each scenario (binary or survival outcome; null or a planted signal; 40 or 2
   folds and repeats, Brier score and Harrell's C-index on each repeat's pooled out-of-fold predictions, averaged
   over repeats (``radflow.modelling.validation``'s definitions);
 * the interval: ``radflow.modelling.intervals`` (stratified bootstrap cohorts, the whole cross-validation rerun on
-  each with every copy of a case in one fold; their variance, the model part scaled by 0.632, plus the test-case
-  part from the case bootstrap with the fold models fixed), ``--bootstrap`` replicates;
+  each with every copy of a case in one fold; their variance, the model part weighted 0.365, plus the test-case
+  part from the case bootstrap with the fold models fixed; AUC and C-index on the logit scale), ``--bootstrap``
+  replicates;
 * for comparison, the percentile interval of the same replicates, and (AUC) the interval radflow reported before:
   the percentile case bootstrap of the out-of-fold predictions with the fold models held fixed.
 
@@ -27,7 +28,7 @@ Data: 30 standard-normal features; binary: 40 % events, the 3 informative featur
 class (Bayes AUC 0.80); survival: exponential event times with hazard exp(0.45 (x1 + x2 + x3)), uniform censoring
 (~30 % censored).
 
-    .venv/bin/python benchmarks/bench_coverage.py                        # 200 data sets a scenario, ~30 min on 1 core
+    .venv/bin/python benchmarks/bench_coverage.py                        # 200 data sets a scenario, ~15 min on 1 core
     .venv/bin/python benchmarks/bench_coverage.py --datasets 20 --bootstrap 50 --sizes 40   # a quick look
 """
 from __future__ import annotations
@@ -41,8 +42,8 @@ import numpy as np
 from scipy.special import expit
 
 from radflow.modelling import metrics
-from radflow.modelling.intervals import (basic_interval, grouped_folds, percentile_interval, procedure_interval,
-                                        replicate_metrics)
+from radflow.modelling.intervals import (LOGIT_SCALE_METRICS, basic_interval, grouped_folds, percentile_interval,
+                                        procedure_interval, replicate_metrics)
 
 N_FEATURES, N_INFORMATIVE, N_KEPT = 30, 3, 5
 OUTER_FOLDS, OUTER_REPEATS = 5, 2
@@ -203,8 +204,12 @@ def one_dataset(task: str, n: int, signal: bool, index: int, n_bootstrap: int, s
         for name in estimate}
     out["fixed_models"] = {name: percentile_interval(values) for name, values in fixed.items()}
     out["scaled"] = {name: scaled_interval(value, replicates[name]) for name, value in estimate.items()}
-    out["radflow"] = {name: procedure_interval(value, fixed[name], replicates[name], bounds=(0.0, 1.0))
+    out["radflow"] = {name: procedure_interval(value, fixed[name], replicates[name], bounds=(0.0, 1.0),
+                                               logit_scale=name in LOGIT_SCALE_METRICS)
                       for name, value in estimate.items()}
+    # the raw replicates, so that other interval constructions can be compared without re-simulating
+    out["replicates"] = {name: {"procedure": replicates[name].tolist(), "fixed_models": fixed[name].tolist()}
+                         for name in estimate}
     return out
 
 
@@ -224,9 +229,12 @@ def xy_coverage(results: list[dict], metric: str) -> float:
     return 100.0 * float(np.mean(hits))
 
 
-def run_scenario(task, n, signal, n_datasets, n_bootstrap, seed) -> list[dict]:
+def run_scenario(task, n, signal, n_datasets, n_bootstrap, seed, datasets_out: Path | None = None) -> list[dict]:
     rows = []
     results = [one_dataset(task, n, signal, i, n_bootstrap, seed) for i in range(n_datasets)]
+    if datasets_out is not None:
+        datasets_out.parent.mkdir(parents=True, exist_ok=True)
+        datasets_out.write_text(json.dumps(results))
     for metric in results[0]["estimate"]:
         final = np.array([r["final_model"][metric] for r in results])
         exact = metric in ("auc", "c_index") and not signal
@@ -281,7 +289,9 @@ def main() -> None:
         for n in args.sizes:
             for signal in [truth == "signal" for truth in args.truths]:
                 start = time.perf_counter()
-                new = run_scenario(task, n, signal, args.datasets, args.bootstrap, args.seed)
+                truth = "signal" if signal else "null"
+                datasets_out = args.out.with_name(f"{args.out.stem}_{task}_{n}_{truth}_datasets.json")
+                new = run_scenario(task, n, signal, args.datasets, args.bootstrap, args.seed, datasets_out)
                 for row in new:
                     row["seconds"] = time.perf_counter() - start
                 rows += new

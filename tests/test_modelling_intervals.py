@@ -89,7 +89,8 @@ def test_procedure_interval_is_the_documented_formula():
     rng = np.random.default_rng(2)
     fixed, procedure = rng.normal(0, 0.05, 400), rng.normal(0, 0.12, 400)
     v_test, v_boot = np.var(fixed, ddof=1), np.var(procedure, ddof=1)
-    half = norm.ppf(0.975) * np.sqrt(v_test + (1 - np.exp(-1)) * (v_boot - v_test))
+    weight = (1 - np.exp(-1)) / np.sqrt(3)  # 0.632 / sqrt(3), written out independently of the module
+    half = norm.ppf(0.975) * np.sqrt(v_test + weight * (v_boot - v_test))
     low, high = intervals.procedure_interval(0.7, fixed, procedure)
     assert (low, high) == pytest.approx((0.7 - half, 0.7 + half), abs=1e-12)
     assert intervals.procedure_interval(0.98, fixed, procedure, bounds=(0.0, 1.0))[1] == 1.0
@@ -97,6 +98,25 @@ def test_procedure_interval_is_the_documented_formula():
     assert intervals.procedure_interval(0.5, procedure, fixed)[1] == pytest.approx(
         0.5 + norm.ppf(0.975) * np.std(procedure, ddof=1), abs=1e-12)
     assert np.isnan(intervals.procedure_interval(np.nan, fixed, procedure)[0])
+
+
+def test_logit_scale_interval_is_the_delta_method_on_log_odds():
+    rng = np.random.default_rng(5)
+    fixed, procedure = rng.normal(0, 0.06, 400), rng.normal(0, 0.14, 400)
+    sd = np.sqrt(intervals.procedure_variance(fixed, procedure))
+    t = 0.8
+    half = norm.ppf(0.975) * sd / (t * (1 - t))
+    log_odds = np.log(t / (1 - t))
+    expected = (1 / (1 + np.exp(-(log_odds - half))), 1 / (1 + np.exp(-(log_odds + half))))
+    low, high = intervals.procedure_interval(t, fixed, procedure, bounds=(0.0, 1.0), logit_scale=True)
+    assert (low, high) == pytest.approx(expected, abs=1e-12)
+    assert 0.0 < low < t < high < 1.0 and (t - low) > (high - t)  # longer towards 0.5, never past 1
+    # at 0.5 the logit interval is symmetric and no wider than the linear one (logit is steepest there)
+    low, high = intervals.procedure_interval(0.5, fixed, procedure, logit_scale=True)
+    assert low + high == pytest.approx(1.0, abs=1e-12) and high - 0.5 <= norm.ppf(0.975) * sd
+    # at a bound the logit is undefined: the linear interval, clipped
+    assert intervals.procedure_interval(1.0, fixed, procedure, bounds=(0.0, 1.0), logit_scale=True) == \
+        pytest.approx((1.0 - norm.ppf(0.975) * sd, 1.0), abs=1e-12)
 
 
 def test_replicates_depend_on_seed_and_replicate_only():

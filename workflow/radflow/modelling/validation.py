@@ -29,7 +29,7 @@ from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from radflow.modelling import metrics
-from radflow.modelling.intervals import grouped_folds, procedure_interval, replicate_metrics
+from radflow.modelling.intervals import LOGIT_SCALE_METRICS, grouped_folds, procedure_interval, replicate_metrics
 from radflow.modelling.models import input_features, predict_scores
 from radflow.modelling.targets import BINARY, is_survival, survival_arrays, task_of
 
@@ -306,7 +306,8 @@ def performance(y, predictions: np.ndarray, thresholds: np.ndarray | None, folds
             else np.zeros(0)
         if procedure_replicates is not None:  # no defined replicate: no interval, not the narrower one
             low, high = procedure_interval(value, fixed, procedure_replicates.get(name, np.full(1, np.nan)),
-                                           bounds=BOUNDS.get(name, (-np.inf, np.inf)))
+                                           bounds=BOUNDS.get(name, (-np.inf, np.inf)),
+                                           logit_scale=name in LOGIT_SCALE_METRICS)
         else:
             defined = fixed[np.isfinite(fixed)]
             if defined.size and defined.size >= n_bootstrap / 2:
