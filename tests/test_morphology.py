@@ -263,7 +263,9 @@ def test_moran_geary_pair_sum_equals_naive_numpy():
     assert got["NPT7"] == pytest.approx(geary, rel=1e-10)
 
 
-def test_moran_geary_fft_equals_naive_numpy():
+@pytest.mark.parametrize("numpy_fft_max_cells", [morphology.NUMPY_FFT_MAX_CELLS, 0])  # numpy.fft, scipy.fft
+def test_moran_geary_fft_equals_naive_numpy(numpy_fft_max_cells, monkeypatch):
+    monkeypatch.setattr(morphology, "NUMPY_FFT_MAX_CELLS", numpy_fft_max_cells)
     mask = _blob((10, 26, 24), 0.45, seed=13)
     image = _smooth_field(mask.shape, seed=13)
     spacing = (2.5, 0.8, 0.9)
