@@ -263,7 +263,9 @@ def test_moran_geary_pair_sum_equals_naive_numpy():
     assert got["NPT7"] == pytest.approx(geary, rel=1e-10)
 
 
-def test_moran_geary_fft_equals_naive_numpy():
+@pytest.mark.parametrize("numpy_fft_max_cells", [morphology.NUMPY_FFT_MAX_CELLS, 0])  # numpy.fft, scipy.fft
+def test_moran_geary_fft_equals_naive_numpy(numpy_fft_max_cells, monkeypatch):
+    monkeypatch.setattr(morphology, "NUMPY_FFT_MAX_CELLS", numpy_fft_max_cells)
     mask = _blob((10, 26, 24), 0.45, seed=13)
     image = _smooth_field(mask.shape, seed=13)
     spacing = (2.5, 0.8, 0.9)
@@ -273,6 +275,20 @@ def test_moran_geary_fft_equals_naive_numpy():
     assert moran > 0.02  # a correlated field, so a relative check is meaningful
     assert got["N365"] == pytest.approx(moran, rel=1e-6)
     assert got["NPT7"] == pytest.approx(geary, rel=1e-6)
+
+
+def test_fft_lengths_and_dct1_are_scipys():
+    """Extraction avoids importing scipy.fft: its next_fast_len and DCT-I, rebuilt on numpy.fft, agree with it."""
+    import scipy.fft
+
+    for n in range(1, 2500):
+        assert morphology.next_fast_len(n, real=True) == scipy.fft.next_fast_len(n, real=True)
+        assert morphology.next_fast_len(n, real=False) == scipy.fft.next_fast_len(n, real=False)
+    x = np.random.default_rng(7).random((9, 2, 17, 6)).astype(np.float32)
+    for axis in range(x.ndim):
+        got = morphology.dct1(x, axis)
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, scipy.fft.dct(x, type=1, axis=axis), rtol=0, atol=1e-5)
 
 
 def test_moran_geary_subsample_estimate_error(monkeypatch):

@@ -75,9 +75,17 @@ def read_mask(path: Path, reference: sitk.Image, roi: str | None = None) -> sitk
 
 
 def _label_file(path: Path, size: tuple[int, ...], roi: str | None) -> sitk.Image:
+    return _labelled(_unlabelled_file(path, size), roi)
+
+
+def _unlabelled_file(path: Path, size: tuple[int, ...]) -> sitk.Image:
     mask = _read_file(path, "mask")
     if mask.GetSize() != tuple(size):
         raise InputError(f"mask size {mask.GetSize()} differs from image size {tuple(size)}")
+    return mask
+
+
+def _labelled(mask: sitk.Image, roi: str | None) -> sitk.Image:
     return mask != 0 if roi is None else mask == int(roi)
 
 
@@ -98,17 +106,19 @@ def read_roi_window(image_path: Path, mask_path: Path, margin_mm: float,
     except RuntimeError:
         raise InputError(f"cannot read image {image_path}: not a DICOM series folder, NIfTI, NRRD or MHA file") from None
     size = reader.GetSize()
-    mask = _label_file(mask_path, size, roi)
-    labelled = sitk.GetArrayViewFromImage(mask)  # (z, y, x)
+    mask = _unlabelled_file(mask_path, size)
+    # the ROI's box from the label array as read: labelling the whole volume first would cost a volume-sized pass
+    values = sitk.GetArrayViewFromImage(mask)  # (z, y, x)
+    labelled = values if roi is None else values == int(roi)
     index, extent = [], []
     for axis, (n, spacing) in enumerate(zip(size, reader.GetSpacing())):  # x, y, z
         present = np.flatnonzero(labelled.any(axis=tuple(a for a in range(3) if a != 2 - axis)))
         if present.size == 0:
-            return reader.Execute(), mask
+            return reader.Execute(), _labelled(mask, roi)
         grow = math.ceil(margin_mm / spacing)
         first, last = max(int(present[0]) - grow, 0), min(int(present[-1]) + grow + 1, n)
         index.append(first)
         extent.append(last - first)
     reader.SetExtractIndex(index)
     reader.SetExtractSize(extent)
-    return reader.Execute(), sitk.RegionOfInterest(mask, extent, index)
+    return reader.Execute(), _labelled(sitk.RegionOfInterest(mask, extent, index), roi)

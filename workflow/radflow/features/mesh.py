@@ -15,9 +15,8 @@ from functools import cached_property
 
 import numba
 import numpy as np
-from scipy.spatial import ConvexHull
-
 from radflow.features.base import bounding_box
+from radflow.features.grid_hull import integer_hull
 from radflow.features.marching_cubes import marching_cubes
 
 # Khachiyan/Todd-Yildirim stops when every point lies within (1 + tol)(d + 1) of the lifted ellipsoid and every support
@@ -55,7 +54,9 @@ class Mesh:
     def hull(self) -> "Hull":
         if self.spacing is None:
             return Hull.of(self.vertices)
-        return Hull.of(self.vertices[hull_candidates(self.vertices, self.spacing)])
+        grid = half_voxel_grid(self.vertices, self.spacing)
+        candidates = np.flatnonzero(_hull_candidate_mask(grid))
+        return Hull.of_grid(self.vertices[candidates], grid[candidates], np.asarray(self.spacing) / 2.0)
 
 
 def roi_mesh(mask: np.ndarray, spacing: tuple[float, float, float]) -> Mesh:
@@ -77,11 +78,15 @@ def hull_candidates(vertices: np.ndarray, spacing: tuple[float, float, float]) -
     Marching-cubes vertices of a mask lie on the half-voxel grid, so many share a line parallel to an axis; a point
     strictly between two others on such a line lies inside their segment and is no hull vertex. Keeping only the
     first and last point of every axis-parallel line, for all three axes, leaves about a tenth of a large ROI's
-    vertices (20 k of 178 k at 1 M voxels), and qhull, which dominates ``Hull.of``, runs on those. Their relative
-    order is kept, so the hull's vertex array is the one qhull gives for all the vertices (checked in the tests).
+    vertices (20 k of 178 k at 1 M voxels), and the hull is built from those. Their relative order is kept, so the
+    hull's vertex array is the one qhull gives for all the vertices (checked in the tests).
     """
-    grid = np.rint(vertices * (2.0 / np.asarray(spacing, dtype=np.float64))).astype(np.int64)
-    return np.flatnonzero(_hull_candidate_mask(grid))
+    return np.flatnonzero(_hull_candidate_mask(half_voxel_grid(vertices, spacing)))
+
+
+def half_voxel_grid(vertices: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """The integer coordinates, in half voxels, of mesh vertices that lie on the half-voxel grid of ``spacing``."""
+    return np.rint(vertices * (2.0 / np.asarray(spacing, dtype=np.float64))).astype(np.int64)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -209,7 +214,17 @@ class Hull:
     area: float
 
     @classmethod
+    def of_grid(cls, points: np.ndarray, grid: np.ndarray, scale: np.ndarray) -> "Hull":
+        """The hull of ``points`` (n, 3) mm that lie on an integer grid: ``points ~= grid * scale``; exact integer
+        predicates (``grid_hull``), the same corners in the same order as qhull gives for ``points``."""
+        vertices, facets, normals, volume, area = integer_hull(grid, scale)
+        return cls(np.ascontiguousarray(points[vertices]), facets, normals, volume, area)
+
+    @classmethod
     def of(cls, points: np.ndarray) -> "Hull":
+        """The hull of arbitrary points (qhull; scipy.spatial is imported here, off the mask-mesh path)."""
+        from scipy.spatial import ConvexHull
+
         hull = ConvexHull(points)
         renumber = np.full(points.shape[0], -1, dtype=np.int64)
         renumber[hull.vertices] = np.arange(hull.vertices.size)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.fft
 
 from radflow.imaging.filters.boundary import pad
 from radflow.imaging.filters.registry import FilterKind, FilterSpec, Radius, Spacing, require
@@ -66,6 +65,8 @@ def orientations(theta: float, delta_theta: float | None) -> list[tuple[float, i
 
 def _centred_spectrum(kernel: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """2D FFT of ``kernel`` placed with its centre at index (0, 0) of a ``shape`` grid (circular convolution)."""
+    import scipy.fft  # imported here: the settings import every filter module, extract needs none
+
     ry, rx = kernel.shape[0] // 2, kernel.shape[1] // 2
     grid = np.zeros(shape, dtype=np.complex128)
     grid[: kernel.shape[0], : kernel.shape[1]] = kernel
@@ -79,6 +80,8 @@ def _plane_response(image: np.ndarray, kernels: list[tuple[np.ndarray, int]], pl
     Each slab of slices is padded by the kernel radius under the boundary condition and transformed once; every
     orientation then costs one product and one inverse FFT. A circular convolution on the padded grid equals the
     linear one on the unpadded voxels, which are never closer than the kernel radius to the wrap-around."""
+    import scipy.fft  # imported here: the settings import every filter module, extract needs none
+
     ry, rx = kernels[0][0].shape[0] // 2, kernels[0][0].shape[1] // 2
     other = ({0, 1, 2} - set(plane)).pop()
     moved = np.moveaxis(image, (other, plane[0], plane[1]), (0, 1, 2))

@@ -12,7 +12,6 @@ import math
 import re
 
 import numpy as np
-from scipy import ndimage
 
 from radflow.imaging.filters.boundary import ndimage_mode
 from radflow.imaging.filters.registry import FilterKind, FilterSpec, Spacing, radius_on_axes, require
@@ -52,6 +51,8 @@ def energy_map(response: np.ndarray, delta: int, axes: tuple[int, ...], boundary
     size = [1] * response.ndim
     for axis in axes:
         size[axis] = 2 * int(delta) + 1
+    from scipy import ndimage  # imported here: the settings import every filter module, extract needs none
+
     return ndimage.uniform_filter(np.abs(response), size=size, mode=ndimage_mode(boundary), cval=0.0)
 
 

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from radflow.imaging.filters.boundary import ndimage_mode
 from radflow.imaging.filters.registry import FilterKind, FilterSpec, radius_on_axes, require
@@ -17,6 +16,8 @@ def mean(image: np.ndarray, support: int, axes: tuple[int, ...], boundary: str) 
     size = [1] * image.ndim
     for axis in axes:
         size[axis] = int(support)
+    from scipy import ndimage  # imported here: the settings import every filter module, extract needs none
+
     return ndimage.uniform_filter(np.asarray(image, dtype=np.float64), size=size, mode=ndimage_mode(boundary),
                                   cval=0.0)
 

@@ -14,7 +14,6 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from radflow.imaging.filters.boundary import ndimage_mode
 from radflow.imaging.filters.rotations import Pool, parity, right_angle_rotations
@@ -45,6 +44,8 @@ def convolve_axis(image: np.ndarray, factor: Factor, axis: int, boundary: str, o
                   ) -> np.ndarray:
     """One 1D convolution pass; ``output`` may be ``image`` itself (ndimage filters a line at a time through a
     line buffer, so in place is safe) to spare a volume of memory."""
+    from scipy import ndimage  # imported here: the settings import every filter module, extract needs none
+
     return ndimage.convolve1d(image, factor.array, axis=axis, output=output, mode=ndimage_mode(boundary), cval=0.0,
                               origin=factor.origin)
 
