@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from radflow.modelling.plots import calibration_bins, roc_points  # noqa: E402
+from radflow.modelling.plots import calibration_bins, roc_points, unit_square_axes  # noqa: E402
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:1em auto;padding:0 1em;color:#222}
@@ -123,17 +123,7 @@ def model_curves_png(predictions: pd.DataFrame) -> dict[str, bytes]:
             ax.set_ylabel("net benefit")
             ax.set_title("Decision curves (out-of-fold predictions)")
         else:
-            ax.plot([0, 1], [0, 1], ":", color="grey", lw=1)
-            ax.set_xlim(0, 1)
-            ax.set_ylim(0, 1)
-            if kind == "roc":
-                ax.set_xlabel("1 - specificity")
-                ax.set_ylabel("sensitivity")
-                ax.set_title("ROC (out-of-fold predictions, repeats pooled)")
-            else:
-                ax.set_xlabel("mean predicted probability (quantile bins)")
-                ax.set_ylabel("observed fraction with outcome")
-                ax.set_title("Calibration (out-of-fold predictions)")
+            unit_square_axes(ax, kind)
         ax.legend(fontsize=7)
         fig.tight_layout()
         out[kind] = _figure_bytes(fig)

@@ -13,6 +13,21 @@ import pandas as pd  # noqa: E402
 N_CALIBRATION_BINS = 5
 
 
+def unit_square_axes(ax, kind: str) -> None:
+    """Diagonal, limits, labels and title of a ROC (``kind`` 'roc') or calibration plot of out-of-fold predictions."""
+    ax.plot([0, 1], [0, 1], ":", color="grey", lw=1)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    if kind == "roc":
+        ax.set_xlabel("1 - specificity")
+        ax.set_ylabel("sensitivity")
+        ax.set_title("ROC of out-of-fold predictions (repeats pooled)")
+    else:
+        ax.set_xlabel("mean predicted probability (quantile bins)")
+        ax.set_ylabel("observed fraction with outcome")
+        ax.set_title("Calibration of out-of-fold predictions")
+
+
 def roc_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(false positive rate, true positive rate) of "score >= t" for every distinct t, from (0, 0) to (1, 1)."""
     y = np.asarray(y).astype(bool)
@@ -70,18 +85,8 @@ def write_model_figures(predictions: pd.DataFrame, metrics: pd.DataFrame, roc_pn
                 slope = _label(metrics, model_id, validation, "calibration_slope")
                 ax.plot(predicted, observed, style, marker="o", label=f"{name}  {slope}")
         if curves:
-            ax.plot([0, 1], [0, 1], ":", color="grey", lw=1)
-            ax.set_xlim(0, 1)
-            ax.set_ylim(0, 1)
+            unit_square_axes(ax, kind)
             ax.set_aspect("equal")
-            if kind == "roc":
-                ax.set_xlabel("1 - specificity")
-                ax.set_ylabel("sensitivity")
-                ax.set_title("ROC of out-of-fold predictions (repeats pooled)")
-            else:
-                ax.set_xlabel("mean predicted probability (quantile bins)")
-                ax.set_ylabel("observed fraction with outcome")
-                ax.set_title("Calibration of out-of-fold predictions")
             ax.legend(fontsize=6.5, loc="lower right" if kind == "roc" else "upper left")
         fig.tight_layout()
         Path(path).parent.mkdir(parents=True, exist_ok=True)
