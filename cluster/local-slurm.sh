@@ -145,6 +145,11 @@ stop() {
     stop_daemon slurmd "$DIR/slurmd.pid"
     stop_daemon slurmctld "$DIR/slurmctld.pid"
     stop_daemon munged "$DIR/munged.pid"
+    # slurmd (configless) links /run/slurm/conf to its config cache. Left behind, that link makes every later
+    # `scontrol` on this machine wait ~10 s for a controller that is gone, and Snakemake's Slurm plugin runs
+    # `scontrol show config` on import, so every `snakemake` call would start 10 s late.
+    local cache=/run/slurm/conf
+    if [[ -L $cache && $(readlink "$cache") == "$DIR"/* ]]; then rm -f "$cache"; fi
     echo "local-slurm: stopped"
 }
 

@@ -46,6 +46,9 @@ def slurm(tmp_path_factory):
     yield state / "etc" / "slurm.conf"
     if not was_running:
         subprocess.run([str(SCRIPT), "stop"], capture_output=True, timeout=120)
+        # a configless slurmd's cache link left in /run would make every later `snakemake` wait 10 s on scontrol
+        cache = Path("/run/slurm/conf")
+        assert not (cache.is_symlink() and str(cache.readlink()).startswith(str(state))), "stop left " + str(cache)
 
 
 def snakemake(workdir: Path, *args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
