@@ -74,7 +74,8 @@ def test_slurm_run_equals_local_run(slurm, tmp_path):
     result = snakemake(
         on_slurm, "--profile", str(REPO / "profiles" / "slurm"),
         # this test cluster keeps no accounting database: job states from squeue (MinJobAge 900 s), checked soon
-        "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "5",
+        "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
+        "--seconds-between-status-checks", "2",
         env_extra={"SLURM_CONF": str(slurm), "SBATCH_PARTITION": "local"})
     log = result.stdout + result.stderr
     submitted = log.count("has been submitted with SLURM jobid")
