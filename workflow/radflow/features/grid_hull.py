@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
+
+from radflow.compiled import kernel
 
 # |coordinate| bound that keeps every determinant within int64: normals ~ 8 c^2, plane offsets ~ 24 c^3.
 MAX_COORDINATE = 1 << 17
@@ -39,18 +40,18 @@ def integer_hull(grid: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.nd
     return _integer_hull(shifted, np.ascontiguousarray(scale, dtype=np.float64))
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _integer_hull(g, scale):
     facets, normals = _quickhull(g)
     return _faces(g, facets, normals, scale)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@kernel(inline="always")
 def _above(g, normal, offset, p) -> int:
     return normal[0] * g[p, 0] + normal[1] * g[p, 1] + normal[2] * g[p, 2] - offset
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _plane(g, a, b, c, normal):
     """Writes (b - a) x (c - a) into ``normal``; returns the plane offset normal . a."""
     u0, u1, u2 = g[b, 0] - g[a, 0], g[b, 1] - g[a, 1], g[b, 2] - g[a, 2]
@@ -61,7 +62,7 @@ def _plane(g, a, b, c, normal):
     return normal[0] * g[a, 0] + normal[1] * g[a, 1] + normal[2] * g[a, 2]
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _initial_simplex(g):
     """Four affinely independent points: the lowest, the farthest from it, the farthest from their line, the
     farthest from their plane (ties to the lower index)."""
@@ -99,7 +100,7 @@ def _initial_simplex(g):
     return i0, i1, i2, i3
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _grow(facets, neighbours, normals, offsets, alive, head):
     cap = facets.shape[0] * 2
     f2 = np.empty((cap, 3), dtype=np.int64)
@@ -113,7 +114,7 @@ def _grow(facets, neighbours, normals, offsets, alive, head):
     return f2, n2, m2, o2, a2, h2
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _quickhull(g):
     """Triangles (m, 3) of the hull of ``g``, counter-clockwise from outside, and their integer normals (m, 3)."""
     n = g.shape[0]
@@ -259,7 +260,7 @@ def _quickhull(g):
     return out, out_normals
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _gcd(a: int, b: int) -> int:
     a, b = abs(a), abs(b)
     while b:
@@ -267,7 +268,7 @@ def _gcd(a: int, b: int) -> int:
     return a
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _faces(g, triangles, normals, scale):
     """The polytope's corners (ascending), its faces fanned from their corners, unit world normals, volume, area."""
     m = triangles.shape[0]
@@ -345,7 +346,7 @@ def _faces(g, triangles, normals, scale):
     return vertices, out, fan_normals[:n_fans].copy(), volume / 6.0, 0.5 * area
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _ring_2d(g, points, u, v):
     """The corners of the 2D convex hull of ``points`` on axes (u, v), counter-clockwise, collinear points dropped
     (Andrew's monotone chain, exact integer cross products)."""
@@ -362,7 +363,7 @@ def _ring_2d(g, points, u, v):
     return chain[:k - 1].copy()
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@kernel(inline="always")
 def _push(g, chain, k, floor, i, u, v):
     while k >= floor:
         o, a = chain[k - 2], chain[k - 1]

@@ -15,11 +15,11 @@ prefix sums along x each run costs two look-ups, so a sphere mean costs O(runs) 
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from radflow.features.base import NO_AGGREGATION, FeatureValue, RoiData
 from radflow.imaging.preprocess import local_intensity_radius_mm
+from radflow.compiled import kernel
 from radflow.settings import Settings
 
 
@@ -65,7 +65,7 @@ def sphere_runs(radius: float, spacing: tuple[float, float, float]) -> np.ndarra
     return np.array(rows, dtype=np.int64).reshape(-1, 3)
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _plane_prefix_sums(image: np.ndarray, z: int, out: np.ndarray) -> None:
     """out[y, x] = sum of image[z, y, :x] (a leading zero column), so a run x0..x1 sums to out[y, x1 + 1] -
     out[y, x0]."""
@@ -78,7 +78,7 @@ def _plane_prefix_sums(image: np.ndarray, z: int, out: np.ndarray) -> None:
             out[y, x + 1] = acc
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _peaks(image: np.ndarray, mask: np.ndarray, groups: np.ndarray, peak: float):
     """(local peak, global peak): the highest sphere mean among mask voxels of intensity ``peak``, and among all
     mask voxels. Runs (``mirrored_groups``) are clipped at the array border (the image border, or beyond the

@@ -17,8 +17,9 @@ sharing it between neighbouring cubes through skimage's two layers of per-cell v
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from radflow.compiled import kernel
 
 # Lewiner corner k of a cube: (dz, dy, dx) from the cube's first voxel.
 CORNER_OFFSETS = ((0, 0, 0), (0, 0, 1), (0, 1, 1), (0, 1, 0), (1, 0, 0), (1, 0, 1), (1, 1, 1), (1, 1, 0))
@@ -91,7 +92,7 @@ def marching_cubes(volume: np.ndarray, spacing: tuple[float, float, float]) -> t
     return _march(inside, _EDGES, _N_REFS, _MIDPOINTS_X2, _SLOTS, sz, sy, sx)
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _march(inside, edges, n_refs, midpoints_x2, slots, sz, sy, sx):
     nz, ny, nx = inside.shape
     # per row (z, y): first and last x inside (nx, -1 when empty); a cube can hold surface only from the first of

@@ -13,11 +13,13 @@ import math
 from dataclasses import dataclass
 from functools import cached_property
 
-import numba
 import numpy as np
+
 from radflow.features.base import bounding_box
 from radflow.features.grid_hull import integer_hull
 from radflow.features.marching_cubes import marching_cubes
+from radflow.features.small_matrices import inverse, symmetric_eigenvalues
+from radflow.compiled import kernel
 
 # Khachiyan/Todd-Yildirim stops when every point lies within (1 + tol)(d + 1) of the lifted ellipsoid and every support
 # point beyond (1 - tol)(d + 1): the enclosing ellipsoid's volume is then within ~(1 + tol)^2 of the minimum.
@@ -89,7 +91,7 @@ def half_voxel_grid(vertices: np.ndarray, spacing: tuple[float, float, float]) -
     return np.rint(vertices * (2.0 / np.asarray(spacing, dtype=np.float64))).astype(np.int64)
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _hull_candidate_mask(grid: np.ndarray) -> np.ndarray:
     """Both filters of ``hull_candidates`` in one compiled call (one kernel to load from the cache, not two)."""
     keep = _line_extremes(grid)
@@ -97,7 +99,7 @@ def _hull_candidate_mask(grid: np.ndarray) -> np.ndarray:
     return keep
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _line_extremes(grid: np.ndarray) -> np.ndarray:
     """True for the points of ``grid`` (n, 3) integer coordinates that are first or last along every axis-parallel
     line through them."""
@@ -123,7 +125,7 @@ def _line_extremes(grid: np.ndarray) -> np.ndarray:
     return keep
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _drop_inside_plane_hulls(grid: np.ndarray, keep: np.ndarray) -> None:
     """Clears ``keep`` for the kept points of ``grid`` (n, 3) integer coordinates that are no vertex of the 2D convex
     hull of the kept points in their axis-0 plane: such a point is a convex combination of others, so no 3D hull
@@ -161,7 +163,7 @@ def _drop_inside_plane_hulls(grid: np.ndarray, keep: np.ndarray) -> None:
             keep[i] = False
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@kernel(inline="always")
 def _push_hull_point(grid: np.ndarray, chain: np.ndarray, k: int, floor: int, i: int) -> int:
     """One monotone-chain step in the (axis 1, axis 2) plane: pop while the turn to point i is not strictly
     counter-clockwise, then push i; the new chain length."""
@@ -176,7 +178,7 @@ def _push_hull_point(grid: np.ndarray, chain: np.ndarray, k: int, floor: int, i:
     return k + 1
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _volume_and_area(vertices: np.ndarray, faces: np.ndarray) -> tuple[float, float]:
     """(V, A) of a closed, consistently oriented triangle mesh (formulas in ``Mesh.volume`` and ``Mesh.area``).
 
@@ -250,7 +252,7 @@ class Hull:
         return mvee_semi_axes(self.points)
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def max_pairwise_distance(points: np.ndarray) -> float:
     """Largest Euclidean distance between two rows of ``points`` (n, 3), by exhaustive search."""
     best = 0.0
@@ -299,7 +301,7 @@ def _unique_axes(normals: np.ndarray) -> np.ndarray:
     return canonical[np.sort(first)]
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _best_flush_box(points: np.ndarray, facets: np.ndarray, normals: np.ndarray, axes: np.ndarray) -> np.ndarray:
     n = points.shape[0]
     lowest = np.empty(n)
@@ -346,7 +348,7 @@ def _best_flush_box(points: np.ndarray, facets: np.ndarray, normals: np.ndarray,
     return np.sort(best)[::-1]
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _hull_2d(p: np.ndarray) -> np.ndarray:
     """Convex hull of 2D points (Andrew's monotone chain), counter-clockwise, collinear points dropped."""
     n = p.shape[0]
@@ -370,12 +372,12 @@ def _hull_2d(p: np.ndarray) -> np.ndarray:
     return hull[: max(k - 1, 1)]
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _cross(o, a, b) -> float:
     return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _min_area_rectangle(polygon: np.ndarray) -> tuple[float, float]:
     """Side lengths of the minimum-area rectangle around a strictly convex counter-clockwise polygon.
 
@@ -414,7 +416,7 @@ def _min_area_rectangle(polygon: np.ndarray) -> tuple[float, float]:
     return best_w, best_d
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _advance(polygon: np.ndarray, i: int, dx: float, dy: float, sign: float) -> int:
     """Walk from vertex i while the next edge goes further along sign * (dx, dy) (at most once around)."""
     k = polygon.shape[0]
@@ -452,7 +454,7 @@ def mvee_semi_axes(points: np.ndarray, tol: float = MVEE_TOLERANCE) -> np.ndarra
     return _mvee_semi_axes_from_core(centred, lifted, core.astype(np.int64), tol, MVEE_MAX_ITERATIONS)
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _mvee_semi_axes_from_core(centred: np.ndarray, lifted: np.ndarray, core: np.ndarray, tol: float,
                               max_iterations: int) -> np.ndarray:
     """The core-set rounds of ``mvee_semi_axes`` and its enclosing ellipsoid's semi-axes, in one compiled call
@@ -466,7 +468,7 @@ def _mvee_semi_axes_from_core(centred: np.ndarray, lifted: np.ndarray, core: np.
             for a in range(dim):
                 for b in range(dim):
                     x[a, b] += u_core[c] * lifted[i, a] * lifted[i, b]
-        inv = np.linalg.inv(x)
+        inv = inverse(x)
         m = np.empty(n)
         for i in range(n):
             s = 0.0
@@ -494,10 +496,10 @@ def _mvee_semi_axes_from_core(centred: np.ndarray, lifted: np.ndarray, core: np.
         for a in range(3):
             for b in range(3):
                 shape[a, b] += u[i] * d[i, a] * d[i, b]
-    eigenvalues = np.linalg.eigvalsh(shape)
+    eigenvalues = symmetric_eigenvalues(shape)
     if eigenvalues[0] <= 0.0:
         return np.zeros(3)
-    inv_shape = np.linalg.inv(shape)
+    inv_shape = inverse(shape)
     scale = 0.0
     for i in range(n):
         s = 0.0
@@ -515,7 +517,7 @@ def _axis_extreme_points(points: np.ndarray) -> np.ndarray:
     return np.unique(np.concatenate([projections.argmax(axis=0), projections.argmin(axis=0)]))
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _todd_yildirim(q: np.ndarray, tol: float, max_iterations: int) -> np.ndarray:
     """Optimal weights u for the lifted points ``q`` (n, d + 1), from uniform weights; X^-1 and M by rank-one
     (Sherman-Morrison) updates, O(n d) per iteration, recomputed from scratch every 256 iterations against drift."""
@@ -531,7 +533,7 @@ def _todd_yildirim(q: np.ndarray, tol: float, max_iterations: int) -> np.ndarray
                 for a in range(dim):
                     for b in range(dim):
                         x[a, b] += u[i] * q[i, a] * q[i, b]
-            inv = np.linalg.inv(x)
+            inv = inverse(x)
             for i in range(n):
                 s = 0.0
                 for a in range(dim):

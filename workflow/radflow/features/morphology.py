@@ -51,12 +51,12 @@ import functools
 import math
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 from radflow.features import mesh as meshes
 from radflow.features import registry
 from radflow.features.base import NO_AGGREGATION, FeatureValue, RoiData
+from radflow.compiled import kernel
 from radflow.settings import Settings
 
 # Moran's I / Geary's C: ROIs of up to this many voxels take the direct pair sum (a few ms); larger ones the FFT.
@@ -147,7 +147,7 @@ class VoxelShape:
         return cls(int(count), mean * scale, eigenvalues)
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _index_moments(mask: np.ndarray):
     """Voxel count, sum of index vectors and sum of their outer products over ``mask`` (indices about the array centre,
     which keeps the second moments small and the covariance free of cancellation)."""
@@ -178,7 +178,7 @@ def _index_moments(mask: np.ndarray):
     return count, first + count * origin, second_abs
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _weighted_index_sum(mask: np.ndarray, image: np.ndarray):
     """sum(X_i) and sum(X_i * index_i) over ``mask``."""
     total = 0.0
@@ -322,7 +322,7 @@ def _moran_geary(n: int, sum_sq: float, sum_w: float, sum_wzz: float, sum_wdiff:
 
 
 # reassociation lets the pair loop vectorise; no approximate reciprocal or square root
-@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz"})
+@kernel(fastmath={"reassoc", "contract", "nsz"})
 def pair_sums(coords: np.ndarray, z: np.ndarray) -> tuple[float, float, float]:
     """sum_{i != j} w_ij, sum w_ij z_i z_j and sum w_ij (z_i - z_j)^2 over ordered pairs, w_ij = 1/||r_i - r_j||."""
     n = z.shape[0]
@@ -406,7 +406,7 @@ def _numpy_half_spectrum(x: np.ndarray, grid: tuple[int, int, int]) -> np.ndarra
     return np.ascontiguousarray(h.transpose(0, 2, 1))
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")  # 1/0 at d = 0 is overwritten, not an exception
+@kernel(error_model="numpy")  # 1/0 at d = 0 is overwritten, not an exception
 def _inverse_distance_octant(nx: int, nz: int, ny: int, sz: float, sy: float, sx: float) -> np.ndarray:
     """[x, z, y] -> 1/||d|| in float32 at the offsets d = (z s_z, y s_y, x s_x) mm, 0 at d = 0."""
     out = np.empty((nx, nz, ny), dtype=np.float32)
@@ -458,7 +458,7 @@ def fft_pair_sums(z: np.ndarray, mask: np.ndarray, spacing: tuple[float, float, 
 
 
 # reassociation lets the three sums vectorise (a fixed order all the same: same input, same bits)
-@numba.njit(cache=True, nogil=True, fastmath={"reassoc"})
+@kernel(fastmath={"reassoc"})
 def _add_spectral_forms(octant: np.ndarray, m: np.ndarray, z: np.ndarray, q: np.ndarray, first: int,
                         sums: np.ndarray) -> None:
     """Adds to ``sums`` the planes first .. first + len(m) - 1 (last-axis frequencies c) of

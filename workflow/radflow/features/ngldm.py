@@ -37,11 +37,11 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
 from radflow.features import zones
 from radflow.features.base import FeatureValue, RoiData
+from radflow.compiled import kernel
 from radflow.settings import Settings
 
 # generic name -> IBSI code in ``zones.cell_features`` (column value j = dependence count).
@@ -67,7 +67,7 @@ CODE_OF = {
 CODES = tuple(CODE_OF.values())
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _dependence_counts(padded: np.ndarray, offsets: np.ndarray, pad: int, per_slice: bool, n_levels: int, alpha: int):
     # Row-wise: for each image row, compare each neighbour offset's row with the centre row, a loop numba
     # vectorises. Row views keep indices non-negative (numba adds a negative-index check to signed indices).

@@ -27,17 +27,17 @@ is always defined (0 for a single grey level).
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from radflow.features import zones
 from radflow.features.base import FeatureValue, RoiData
+from radflow.compiled import kernel
 from radflow.settings import Settings
 
 CODES = ("QCDE", "65HE", "NQ30", "HDEZ", "1X9X")
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _difference_sums(padded: np.ndarray, offsets: np.ndarray, pad: int, per_slice: bool, n_levels: int):
     # Row-wise: for each image row, accumulate each neighbour offset's row into per-voxel sums, a loop numba
     # vectorises. Row views keep indices non-negative (numba adds a negative-index check to signed indices).

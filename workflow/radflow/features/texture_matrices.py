@@ -27,11 +27,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-import numba
 import numpy as np
 
 from radflow.features.base import FeatureValue, RoiData, bounding_box
 from radflow.features.directions import DIRECTIONS_2D, DIRECTIONS_3D
+from radflow.compiled import kernel
 
 IN_PLANE = DIRECTIONS_2D
 OUT_OF_PLANE = DIRECTIONS_3D[DIRECTIONS_3D[:, 0] != 0]
@@ -67,7 +67,7 @@ def compact_grey_levels(levels: np.ndarray, n_levels: int) -> tuple[np.ndarray, 
     return out, values.astype(np.float64)
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _present_levels(levels: np.ndarray, n_levels: int) -> np.ndarray:
     present = np.zeros(n_levels + 1, dtype=np.bool_)
     for v in levels.ravel():
@@ -77,7 +77,7 @@ def _present_levels(levels: np.ndarray, n_levels: int) -> np.ndarray:
     return present
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _renumber(levels: np.ndarray, lookup: np.ndarray, out: np.ndarray) -> None:
     nz, ny, nx = levels.shape
     for z in range(nz):
@@ -99,7 +99,7 @@ def texture_levels(roi: RoiData) -> tuple[np.ndarray, np.ndarray]:
     return roi.cache[key]
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def cooccurrence_counts(levels, n_grey, offsets, z0, z1, per_slice):
     """Co-occurrence counts c[s, d, a-1, b-1] of level a at voxel v and level b at v + offsets[d].
 
@@ -135,7 +135,7 @@ def cooccurrence_counts(levels, n_grey, offsets, z0, z1, per_slice):
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def run_length_counts(levels, n_grey, max_run, offsets, z0, z1, per_slice):
     """Run counts r[s, d, a-1, n-1] of runs of n voxels of level a along offsets[d] (a run stops at the mask edge).
     The last axis has ``max_run`` columns (at least the longest run), or, with ``max_run`` <= 0, reaches the
@@ -169,7 +169,7 @@ def run_length_counts(levels, n_grey, max_run, offsets, z0, z1, per_slice):
     return out if max_run > 0 else out[:, :, :, :longest]
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _row_spans(levels):
     """Per row (z, y): the first and one past the last x of a voxel in the mask (level > 0); 0, 0 when empty."""
     n_z, n_y, n_x = levels.shape
@@ -185,7 +185,7 @@ def _row_spans(levels):
     return first, last
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _count_runs(levels, first, last, dz, dy, dx, z0, z1, per_slice, length, counts) -> int:
     """Adds the runs along the forward direction (dz, dy, dx) to ``counts`` [s, a - 1, n - 1] (runs longer than
     its columns are left out) and returns the longest run found; ``length`` is scratch (2, n_y, n_x). Only the
@@ -215,7 +215,7 @@ def _count_runs(levels, first, last, dz, dy, dx, z0, z1, per_slice, length, coun
     return longest
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _runs_in_plane(levels, first, last, dy, dx, z0, z1, per_slice, length, n_out, n_grey, n_columns):
     """``at_least`` (see ``_count_runs``) and the longest run beyond the columns, for a direction (0, dy, dx) that
     points forward in raster order; slices z0 <= z < z1."""
@@ -250,7 +250,7 @@ def _runs_in_plane(levels, first, last, dy, dx, z0, z1, per_slice, length, n_out
     return at_least, too_long
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _runs_across_slices(levels, first, last, dy, dx, z0, z1, per_slice, length, n_out, n_grey, n_columns):
     """``at_least`` (see ``_count_runs``) and the longest run beyond the columns, for a direction (1, dy, dx); only
     runs starting in slices z0 <= z < z1 count, attributed to their first slice. A run may start before z0, so

@@ -24,10 +24,10 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-import numba
 import numpy as np
 
 from radflow.features.base import FeatureValue, RoiData, bounding_box
+from radflow.compiled import kernel
 
 # Grey levels outside the intensity mask are 0 in ``RoiData.levels``; the kernels rely on that sentinel.
 OUTSIDE = 0
@@ -105,7 +105,7 @@ def signed_level_dtype(n_levels: int):
     return np.int8 if n_levels <= 127 else np.int16 if n_levels <= 32767 else np.int32
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def row_span(flat: np.ndarray, start: int, width: int) -> tuple[int, int]:
     """First and last x (0-based from ``start``) of a non-OUTSIDE value in flat[start:start + width]; (width, -1)
     when there is none."""
@@ -130,7 +130,7 @@ def slices_with_voxels(mask: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------- distance map
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _city_block_distance(inside: np.ndarray, planar: bool) -> np.ndarray:
     # Two raster passes (Rosenfeld & Pfaltz) are exact for the city-block metric. ``inside`` is padded by one
     # outside voxel on every side, so the passes never leave the array and the image border counts as ROI edge.
@@ -190,7 +190,7 @@ def edge_distance_map(mask: np.ndarray, planar: bool, pad: int = 0) -> np.ndarra
 # ------------------------------------------------------------------------------------------------- zone labelling
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _flood_zones(levels_flat: np.ndarray, flat_offsets: np.ndarray, dist_flat: np.ndarray, n_inside: int):
     # ``levels_flat`` is consumed: a visited voxel is marked by negating its level, so one read per neighbour
     # tells both "same level" and "not yet visited". Indices are unsigned (negative offsets wrap modulo 2^64 to
@@ -294,7 +294,7 @@ def roi_zones(roi: RoiData, linkage: int, planar: bool, with_distance: bool) -> 
 # ------------------------------------------------------------------------------------- grey level x count matrices
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _compact_columns(column_values: np.ndarray):
     """(column index of every value, the distinct values ascending as float64)."""
     max_value = 0
@@ -318,7 +318,7 @@ def _compact_columns(column_values: np.ndarray):
     return index, columns
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _count_matrices(group: np.ndarray, row_levels: np.ndarray, column_values: np.ndarray, n_groups: int,
                     n_levels: int):
     column, columns = _compact_columns(column_values)
@@ -364,7 +364,7 @@ class Cells:
 MAX_SCRATCH_CELLS = 1 << 22
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel()
 def _count_cells(group: np.ndarray, row: np.ndarray, column: np.ndarray, n_groups: int, n_rows: int,
                  n_columns: int):
     # items grouped by a counting sort, then each group's cells counted in one scratch matrix that only its own

@@ -1,0 +1,111 @@
+"""Compiled kernels (radflow.compiled): the ahead-of-time build gives the bits the just-in-time kernels give, covers
+what extraction calls, and is ignored once stale."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import radflow
+from radflow.compiled import dispatch as kernels
+
+# Grey-level counts that change the kernels' argument dtypes: int8 / uint8 / int16 zone and level arrays, and
+# beyond 32,767 levels int32 (radflow.features.zones, texture_matrices.compact_grey_levels).
+LEVEL_COUNTS = (6, 200, 1000, 40000)
+
+
+def synthetic_roi(seed: int, shape=(9, 14, 13)) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    image = rng.normal(40.0, 30.0, shape).round(1)
+    z, y, x = np.indices(shape)
+    centre = (np.array(shape) - 1) / 2
+    mask = ((z - centre[0]) / 4.2) ** 2 + ((y - centre[1]) / 6) ** 2 + ((x - centre[2]) / 5.5) ** 2 <= 1
+    return image, mask.astype(np.uint8)
+
+
+def settings_for(levels: int, slices: int) -> dict:
+    return {"modality": "generic",
+            "discretisation": {"texture": {"method": "fixed_bin_number", "n_bins": levels},
+                               "ivh": {"method": "fixed_bin_number", "n_bins": min(levels, 1000)}}}
+
+
+def extract_all(levels: int, slices: int = 9) -> pd.DataFrame:
+    image, mask = synthetic_roi(levels, shape=(slices, 14, 13))
+    return radflow.extract(image, mask, settings_for(levels, slices), spacing=(0.9, 0.8, 2.0))
+
+
+def aot_build_in_use() -> bool:
+    if kernels._build().module is None:
+        reason = kernels.status()
+        if os.environ.get("CI"):
+            pytest.fail(f"CI runs with the ahead-of-time kernels built (.ci/run), but: {reason}")
+        pytest.skip(reason)
+    return True
+
+
+@pytest.mark.parametrize("slices", (9, 1))
+@pytest.mark.parametrize("levels", LEVEL_COUNTS)
+def test_every_kernel_call_of_an_extraction_is_compiled_ahead_of_time(levels, slices):
+    """Every argument signature extraction uses is in the build (a new kernel or dtype must be added to
+    radflow/compiled/signatures.txt, or it silently costs numba's start-up again). Under the census
+    (RADFLOW_KERNEL_CENSUS) this test is what records those signatures."""
+    before = {name: k.jit_calls for name, k in kernels.REGISTRY.items()}
+    frame = extract_all(levels, slices)
+    fell_back = {name: k.jit_calls - before.get(name, 0) for name, k in kernels.REGISTRY.items()
+                 if k.jit_calls > before.get(name, 0)}
+    assert frame["value"].notna().sum() > 150
+    if kernels.CENSUS_VARIABLE not in os.environ and aot_build_in_use():
+        assert not fell_back, f"kernels called just in time: {fell_back}"
+
+
+def test_the_build_gives_the_bits_the_just_in_time_kernels_give(tmp_path):
+    aot_build_in_use()
+    script = ("import sys; sys.path.insert(0, sys.argv[1]); import test_kernel as t; "
+              "import pandas as pd; pd.concat([t.extract_all(n) for n in t.LEVEL_COUNTS] + [t.extract_all(200, 1)])"
+              ".to_parquet(sys.argv[2])")
+    out = tmp_path / "jit.parquet"
+    result = subprocess.run([sys.executable, "-c", script, os.path.dirname(__file__), str(out)],
+                            env={**os.environ, kernels.MODE_VARIABLE: "jit"}, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    ahead = pd.concat([extract_all(n) for n in LEVEL_COUNTS] + [extract_all(200, 1)])
+    just_in_time = pd.read_parquet(out)
+    assert len(ahead) == len(just_in_time) > 2000
+    a, j = ahead["value"].to_numpy(), just_in_time["value"].to_numpy()
+    same = (a.view(np.int64) == j.view(np.int64)) | (np.isnan(a) & np.isnan(j))
+    assert same.all(), ahead[~same].assign(jit=j[~same]).head(10).to_string()
+
+
+def test_a_stale_build_is_ignored(tmp_path):
+    aot_build_in_use()
+    copy = tmp_path / "aot"
+    shutil.copytree(kernels.BUILD_DIR, copy)
+    assert kernels._Build(copy).module is not None
+    manifest_path = copy / f"{kernels.BUILD_NAME}.json"
+    manifest = json.loads(manifest_path.read_text())
+    first = next(iter(manifest["files"]))
+    manifest["files"][first] = "0" * 64  # as if the kernel source changed after the build
+    manifest_path.write_text(json.dumps(manifest))
+    stale = kernels._Build(copy)
+    assert stale.module is None and "stale" in stale.reason
+
+
+def test_argument_keys_follow_numba_typing():
+    numba = pytest.importorskip("numba")
+    from radflow.compiled.build import argument_description
+
+    cases = [np.zeros((3, 4)), np.zeros((3, 4))[:, ::2], np.zeros((3, 4), order="F"), np.zeros(5, dtype=np.uint8),
+             np.zeros((2, 2), dtype=bool), 3, 2.5, True, np.int64(3), np.float64(1.0), np.int32(2)]
+    readonly = np.zeros(3)
+    readonly.flags.writeable = False
+    cases.append(readonly)
+    for value in cases:
+        described = argument_description(numba.typeof(value))
+        expected_keys = kernels._keys([described])
+        assert kernels.argument_key((value,)) in expected_keys, (value, described)

@@ -1,0 +1,158 @@
+"""Build the ahead-of-time kernel module (``radflow kernels build``) and keep its signature list (the census).
+
+See ``radflow.compiled.dispatch`` for why. The build imports the modules named in ``signatures.txt``, exports one
+function per listed signature with ``numba.pycc`` for this CPU (``target_cpu = "host"``, as numba's just-in-time
+compiler does), and writes the extension module with a manifest: the exported names, the argument types each one
+takes, the digests of every kernel module's source and the environment fingerprint. Each exported function is a
+forwarder that calls the kernel, so the kernel itself is compiled with its own options (``fastmath``,
+``error_model``) exactly as just in time.
+
+Needs a C compiler (numba.pycc links with the system's); without one the build fails with a clear message and
+kernels stay just in time.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import shutil
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from radflow.compiled import dispatch as kernels
+
+
+class KernelBuildError(RuntimeError):
+    """The ahead-of-time build could not be made (no C compiler, an unknown kernel in the signature list)."""
+
+
+def type_source(t: Any) -> str:
+    """A numba type as the constructor expression ``parse_type`` reads back."""
+    from numba.core import types as numba_types
+
+    types: Any = numba_types  # mypy skips numba's modules (pyproject): their classes are not visible to it
+
+    if isinstance(t, types.Array):
+        extra = (", readonly=True" if not t.mutable else "") + (", aligned=False" if not t.aligned else "")
+        return f"Array({type_source(t.dtype)}, {t.ndim}, '{t.layout}'{extra})"
+    if isinstance(t, types.UniTuple):
+        return f"UniTuple({type_source(t.dtype)}, {t.count})"
+    if isinstance(t, types.Tuple):
+        return "Tuple((" + "".join(f"{type_source(m)}, " for m in t.types) + "))"
+    if isinstance(t, types.NoneType):
+        return "none"
+    if isinstance(t, types.Boolean):
+        return "boolean"
+    if isinstance(t, (types.Integer, types.Float, types.Complex)):
+        return str(t)
+    raise TypeError(f"no ahead-of-time form for numba type {t}")
+
+
+def parse_type(source: str) -> Any:
+    from numba.core import types
+
+    return eval(source, {"__builtins__": {}}, vars(types))  # noqa: S307 - our own file, numba type names only
+
+
+def argument_description(t: Any) -> list | str:
+    """What ``radflow.compiled.dispatch.argument_key`` sees for an argument of numba type ``t`` (JSON)."""
+    from numba.core import types
+    from numba.np.numpy_support import as_dtype
+
+    if isinstance(t, types.Array):
+        return [as_dtype(t.dtype).str, t.ndim, t.layout, t.mutable, t.aligned]
+    name = "bool" if isinstance(t, types.Boolean) else str(t)
+    if name not in kernels.SCALAR_TYPES:
+        raise TypeError(f"no ahead-of-time dispatch for argument type {t}")
+    return name
+
+
+def add_signatures(path: Path, seen: set[tuple[str, Any]]) -> int:
+    """Merge the census ``seen`` ((kernel name, numba signature) pairs) into the signature file; return lines added."""
+    lines = set(_lines(path))
+    before = len(lines)
+    for name, signature in seen:
+        try:
+            parts = [type_source(signature.return_type), *(type_source(a) for a in signature.args)]
+            [argument_description(a) for a in signature.args]
+        except TypeError:
+            continue  # a type the build cannot dispatch on: that call stays just in time
+        lines.add("\t".join([name, *parts]))
+    header = ("# Kernel signatures compiled ahead of time by `radflow kernels build` (see radflow/compiled/dispatch.py).\n"
+              "# Add to it: RADFLOW_KERNEL_CENSUS=$PWD/workflow/radflow/compiled/signatures.txt pytest -q tests/test_kernel.py "
+              "(and any extraction run; every signature called from Python is added at exit)\n")
+    path.write_text(header + "".join(f"{line}\n" for line in sorted(lines)))
+    return len(lines) - before
+
+
+def _lines(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    return [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
+def _forwarder(compiled: kernels.Kernel):
+    """A function of the kernel's arity that calls it: what pycc exports (the kernel keeps its own options)."""
+    names = list(inspect.signature(compiled.py_func).parameters)
+    arguments = ", ".join(names)
+    namespace: dict[str, Any] = {"target": compiled}
+    exec(f"def forward({arguments}):\n    return target({arguments})\n", namespace)  # noqa: S102
+    return namespace["forward"]
+
+
+def build(out_dir: Path = kernels.BUILD_DIR, signatures: Path = kernels.SIGNATURES, verbose: bool = False) -> Path:
+    """Compile every listed signature into ``out_dir``; return the manifest path. Replaces an earlier build only
+    once the new one is complete."""
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        raise KernelBuildError("no C compiler (cc/gcc) on PATH: install one (Debian: apt-get install gcc)")
+    headers = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    if not headers.exists():
+        raise KernelBuildError(f"no Python headers ({headers}): install them (Debian: apt-get install python3-dev)")
+    import warnings
+
+    from numba.core.errors import NumbaPendingDeprecationWarning
+    from numba.pycc import CC
+
+    rows = kernels.read_signatures(signatures)
+    if not rows:
+        raise KernelBuildError(f"no kernel signatures in {signatures}")
+    for module in sorted({name.rsplit(".", 1)[0] for name, _, _ in rows}):
+        importlib.import_module(module)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", NumbaPendingDeprecationWarning)
+        cc = CC(kernels.BUILD_NAME)
+        cc.output_dir = tmp
+        cc.target_cpu = "host"
+        cc.verbose = verbose
+        variants = []
+        for index, (name, returns, args) in enumerate(rows):
+            if name not in kernels.REGISTRY:
+                raise KernelBuildError(f"{signatures.name} names {name}, which is not a registered kernel")
+            argument_types = [parse_type(a) for a in args]
+            signature = parse_type(returns)(*argument_types)
+            export = f"k{index}"
+            cc.export(export, signature)(_forwarder(kernels.REGISTRY[name]))
+            variants.append({"kernel": name, "export": export,
+                             "arguments": [argument_description(t) for t in argument_types]})
+        try:
+            cc.compile()
+        except Exception as exc:  # noqa: BLE001 - the compiler's or linker's failure, said in one line
+            raise KernelBuildError(f"numba.pycc could not compile the kernels: {exc}") from exc
+        built = next(Path(tmp).glob(f"{kernels.BUILD_NAME}*"))
+        out_dir.mkdir(parents=True, exist_ok=True)
+        files = sorted({Path(sys.modules[k.py_func.__module__].__file__ or "") for k in kernels.REGISTRY.values()})
+        manifest = {"module": built.name, "environment": kernels.environment_fingerprint(),
+                    "files": kernels.file_digests(files), "variants": variants,
+                    "seconds": round(time.perf_counter() - started, 1)}
+        target = out_dir / built.name
+        shutil.copyfile(built, out_dir / (built.name + ".part"))
+        (out_dir / (built.name + ".part")).replace(target)
+        manifest_path = out_dir / f"{kernels.BUILD_NAME}.json"
+        manifest_path.with_suffix(".part").write_text(json.dumps(manifest, indent=1))
+        manifest_path.with_suffix(".part").replace(manifest_path)
+    return manifest_path
