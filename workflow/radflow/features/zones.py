@@ -71,6 +71,14 @@ def padded_levels(levels: np.ndarray, mask: np.ndarray, pad: int, dtype=np.int32
     return padded
 
 
+def zero_framed(array: np.ndarray, width: int) -> np.ndarray:
+    """``array`` inside a frame of ``width`` zeros on every side (``np.pad`` with zeros, whose generality costs
+    ~25 us a call: as much as a small ROI's whole distance map)."""
+    framed = np.zeros(tuple(n + 2 * width for n in array.shape), dtype=array.dtype)
+    framed[tuple(slice(width, width + n) for n in array.shape)] = array
+    return framed
+
+
 def roi_box(roi: RoiData) -> tuple[slice, slice, slice]:
     """The bounding box of the ROI's masks (the morphological mask holds the intensity mask), once per ROI: the
     zone-type kernels work on it, not on the ROI array with its local-intensity margin (a fifth fewer voxels for a
@@ -179,7 +187,7 @@ def edge_distance_map(mask: np.ndarray, planar: bool, pad: int = 0) -> np.ndarra
     With ``pad`` >= 1 the map comes padded by ``pad`` zeros on every side (the frame of ``padded_levels``).
     """
     frame = max(int(pad), 1)
-    inside = np.pad(mask.astype(np.bool_), frame, mode="constant", constant_values=False)
+    inside = zero_framed(mask.astype(np.bool_, copy=False), frame)
     distance = _city_block_distance(inside, planar)
     if pad == frame:
         return distance
@@ -267,7 +275,7 @@ def label_zones(
     if distance_mask is not None:
         dist_flat = edge_distance_map(distance_mask, planar, pad=pad).ravel()
     elif distance_map is not None:
-        dist_flat = np.pad(distance_map.astype(np.int32), pad, mode="constant").ravel()
+        dist_flat = zero_framed(distance_map.astype(np.int32, copy=False), pad).ravel()
     else:
         dist_flat = np.empty(0, dtype=np.int32)
     n_inside = int(np.count_nonzero(padded))
