@@ -27,17 +27,15 @@ def extract_columns(roi: RoiData, settings: Settings) -> dict[str, list]:
     which costs as much as the feature computation itself on a small ROI (487 rows).
     """
     table: dict[str, list] = {name: [] for name in COLUMNS}
-    family, feature, code, aggregation = table["family"], table["feature"], table["ibsi_code"], table["aggregation"]
-    value, reason = table["value"], table["reason"]
     known = registry.features()
     for name in settings["families"]:
-        for fv in family_module(name).compute(roi, settings):
-            feat = known.get(fv.ibsi_code) or registry.info(fv.ibsi_code)  # info() raises for an unknown code
-            family.append(feat.family)
-            feature.append(feat.name)
-            code.append(fv.ibsi_code)
-            aggregation.append(fv.aggregation)
-            value.append(float(fv.value))
-            reason.append(fv.reason)
+        values = family_module(name).compute(roi, settings)
+        # column by column (comprehensions): a per-row loop of six appends cost ~0.3 ms for 487 rows
+        feats = [known.get(fv.ibsi_code) or registry.info(fv.ibsi_code) for fv in values]  # info() raises
+        table["family"] += [feat.family for feat in feats]
+        table["feature"] += [feat.name for feat in feats]
+        table["ibsi_code"] += [fv.ibsi_code for fv in values]
+        table["aggregation"] += [fv.aggregation for fv in values]
+        table["value"] += [float(fv.value) for fv in values]
+        table["reason"] += [fv.reason for fv in values]
     return table
-

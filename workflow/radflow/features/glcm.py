@@ -99,6 +99,11 @@ class CooccurrenceStats:
     def p_diff(self) -> np.ndarray:
         return self._diff.marginal(self.p)
 
+    @cached_property
+    def mu_diff(self) -> np.ndarray:
+        """mu_{x-y} = sum_k k p_{x-y,k} (difference average and dissimilarity, centre of the difference variance)."""
+        return self.p_diff @ self.k_diff
+
     @property
     def k_sum(self) -> np.ndarray:
         return self._sum.values
@@ -106,6 +111,11 @@ class CooccurrenceStats:
     @cached_property
     def p_sum(self) -> np.ndarray:
         return self._sum.marginal(self.p)
+
+    @cached_property
+    def mu_sum(self) -> np.ndarray:
+        """mu_{x+y} = sum_k k p_{x+y,k} (sum average, centre of the sum variance)."""
+        return self.p_sum @ self.k_sum
 
     @cached_property
     def sum_ij_p(self) -> np.ndarray:
@@ -158,12 +168,12 @@ def joint_entropy(s: CooccurrenceStats) -> np.ndarray:
 
 def difference_average(s: CooccurrenceStats) -> np.ndarray:
     """Difference average (TF7R): mu_{x-y} = sum_k k p_{x-y,k}."""
-    return s.p_diff @ s.k_diff
+    return s.mu_diff
 
 
 def difference_variance(s: CooccurrenceStats) -> np.ndarray:
     """Difference variance (D3YU): sum_k (k - mu_{x-y})^2 p_{x-y,k}."""
-    return _centred_variance(s.k_diff, s.p_diff, s.p_diff @ s.k_diff)
+    return _centred_variance(s.k_diff, s.p_diff, s.mu_diff)
 
 
 def difference_entropy(s: CooccurrenceStats) -> np.ndarray:
@@ -173,12 +183,12 @@ def difference_entropy(s: CooccurrenceStats) -> np.ndarray:
 
 def sum_average(s: CooccurrenceStats) -> np.ndarray:
     """Sum average (ZGXS): mu_{x+y} = sum_k k p_{x+y,k}."""
-    return s.p_sum @ s.k_sum
+    return s.mu_sum
 
 
 def sum_variance(s: CooccurrenceStats) -> np.ndarray:
     """Sum variance (OEEB): sum_k (k - mu_{x+y})^2 p_{x+y,k}."""
-    return _centred_variance(s.k_sum, s.p_sum, s.p_sum @ s.k_sum)
+    return _centred_variance(s.k_sum, s.p_sum, s.mu_sum)
 
 
 def sum_entropy(s: CooccurrenceStats) -> np.ndarray:
@@ -198,7 +208,7 @@ def contrast(s: CooccurrenceStats) -> np.ndarray:
 
 def dissimilarity(s: CooccurrenceStats) -> np.ndarray:
     """Dissimilarity (8S9J): sum_ij |i - j| p_ij = sum_k k p_{x-y,k}."""
-    return s.p_diff @ s.k_diff
+    return s.mu_diff
 
 
 def inverse_difference(s: CooccurrenceStats) -> np.ndarray:

@@ -43,6 +43,16 @@ class RunLengthStats:
         return self.r.sum(axis=1)
 
     @cached_property
+    def sum_r_i_squared(self) -> np.ndarray:
+        """sum_i r_i.^2 (grey level non-uniformity and its normalised form)."""
+        return (self.r_i**2).sum(axis=1)
+
+    @cached_property
+    def sum_r_j_squared(self) -> np.ndarray:
+        """sum_j r_.j^2 (run length non-uniformity and its normalised form)."""
+        return (self.r_j**2).sum(axis=1)
+
+    @cached_property
     def n_voxels(self) -> np.ndarray:
         return self.r_j @ self.length
 
@@ -99,22 +109,22 @@ def long_run_high_grey_level_emphasis(s: RunLengthStats) -> np.ndarray:
 
 def grey_level_non_uniformity(s: RunLengthStats) -> np.ndarray:
     """Grey level non-uniformity (R5YN): sum_i r_i.^2 / N_s."""
-    return (s.r_i**2).sum(axis=1) / s.n_runs
+    return s.sum_r_i_squared / s.n_runs
 
 
 def normalised_grey_level_non_uniformity(s: RunLengthStats) -> np.ndarray:
     """Normalised grey level non-uniformity (OVBL): sum_i r_i.^2 / N_s^2."""
-    return (s.r_i**2).sum(axis=1) / s.n_runs**2
+    return s.sum_r_i_squared / s.n_runs**2
 
 
 def run_length_non_uniformity(s: RunLengthStats) -> np.ndarray:
     """Run length non-uniformity (W92Y): sum_j r_.j^2 / N_s."""
-    return (s.r_j**2).sum(axis=1) / s.n_runs
+    return s.sum_r_j_squared / s.n_runs
 
 
 def normalised_run_length_non_uniformity(s: RunLengthStats) -> np.ndarray:
     """Normalised run length non-uniformity (IC23): sum_j r_.j^2 / N_s^2."""
-    return (s.r_j**2).sum(axis=1) / s.n_runs**2
+    return s.sum_r_j_squared / s.n_runs**2
 
 
 def run_percentage(s: RunLengthStats) -> np.ndarray:

@@ -287,6 +287,8 @@ def _faces(g, triangles, normals, scale):
     members = np.empty(n, dtype=np.int64)
     fans = np.empty((2 * n, 3), dtype=np.int64)  # a polytope with c corners has at most 2c - 4 triangles
     fan_normals = np.empty((2 * n, 3), dtype=np.float64)
+    ring_order = np.empty(n, dtype=np.int64)  # scratch of _ring_2d, allocated once for all faces
+    ring = np.empty(2 * n + 1, dtype=np.int64)
     n_fans = 0
     start = 0
     while start < m:
@@ -309,14 +311,14 @@ def _faces(g, triangles, normals, scale):
         for axis in range(1, 3):
             if abs(nrm[axis]) > abs(nrm[drop]):
                 drop = axis
-        ring = _ring_2d(g, members[:k], (drop + 1) % 3, (drop + 2) % 3)
+        size = _ring_2d(g, members, k, (drop + 1) % 3, (drop + 2) % 3, ring_order, ring)
         if nrm[drop] < 0:  # counter-clockwise in (u, v) is counter-clockwise seen from +axis `drop`
-            ring = ring[::-1].copy()
+            ring[:size] = ring[:size][::-1].copy()
         wx, wy, wz = nrm[0] / scale[0], nrm[1] / scale[1], nrm[2] / scale[2]
         length = math.sqrt(wx * wx + wy * wy + wz * wz)
-        for j in range(ring.size):
+        for j in range(size):
             corner[ring[j]] = True
-        for j in range(1, ring.size - 1):
+        for j in range(1, size - 1):
             fans[n_fans, 0], fans[n_fans, 1], fans[n_fans, 2] = ring[0], ring[j], ring[j + 1]
             fan_normals[n_fans, 0], fan_normals[n_fans, 1], fan_normals[n_fans, 2] = wx / length, wy / length, wz / length
             n_fans += 1
@@ -346,21 +348,36 @@ def _faces(g, triangles, normals, scale):
     return vertices, out, fan_normals[:n_fans].copy(), volume / 6.0, 0.5 * area
 
 
+# Faces with up to this many points are ordered by insertion sort, larger ones by numpy's sorts (same order).
+RING_INSERTION_SORT_MAX = 64
+
+
 @kernel()
-def _ring_2d(g, points, u, v):
-    """The corners of the 2D convex hull of ``points`` on axes (u, v), counter-clockwise, collinear points dropped
-    (Andrew's monotone chain, exact integer cross products)."""
-    n = points.size
-    order = np.argsort(g[points, v], kind="mergesort")
-    order = order[np.argsort(g[points[order], u], kind="mergesort")]
-    chain = np.empty(2 * n + 1, dtype=np.int64)
+def _ring_2d(g, points, n, u, v, order, chain) -> int:
+    """The corners of the 2D convex hull of ``points[:n]`` on axes (u, v), counter-clockwise, collinear points
+    dropped (Andrew's monotone chain, exact integer cross products): written to ``chain[:count]`` (2 n + 1 rows),
+    count returned; ``order`` (n) is scratch. The points are ordered by u, then v (then position: two stable
+    sorts' order), for a face's few points by an insertion sort into the scratch: a face of the hull of a small
+    ROI has a handful of points, and numpy's sorts would cost more in allocations than in comparisons."""
+    if n <= RING_INSERTION_SORT_MAX:
+        for i in range(n):
+            pu, pv = g[points[i], u], g[points[i], v]
+            j = i
+            while j > 0 and (g[points[order[j - 1]], u] > pu
+                             or (g[points[order[j - 1]], u] == pu and g[points[order[j - 1]], v] > pv)):
+                order[j] = order[j - 1]
+                j -= 1
+            order[j] = i
+    else:
+        by_v = np.argsort(g[points[:n], v], kind="mergesort")
+        order[:n] = by_v[np.argsort(g[points[by_v], u], kind="mergesort")]
     k = 0
     for idx in range(n):
         k = _push(g, chain, k, 2, points[order[idx]], u, v)
     lower = k + 1
     for idx in range(n - 2, -1, -1):
         k = _push(g, chain, k, lower, points[order[idx]], u, v)
-    return chain[:k - 1].copy()
+    return k - 1
 
 
 @kernel(inline="always")

@@ -15,11 +15,11 @@ from functools import cached_property
 
 import numpy as np
 
+from radflow.compiled import kernel
 from radflow.features.base import bounding_box
 from radflow.features.grid_hull import integer_hull
 from radflow.features.marching_cubes import marching_cubes
 from radflow.features.small_matrices import inverse, symmetric_eigenvalues
-from radflow.compiled import kernel
 
 # Khachiyan/Todd-Yildirim stops when every point lies within (1 + tol)(d + 1) of the lifted ellipsoid and every support
 # point beyond (1 - tol)(d + 1): the enclosing ellipsoid's volume is then within ~(1 + tol)^2 of the minimum.
@@ -297,8 +297,14 @@ def _unique_axes(normals: np.ndarray) -> np.ndarray:
     sign = np.where(np.abs(normals[:, 0]) > 1e-12, np.sign(normals[:, 0]),
                     np.where(np.abs(normals[:, 1]) > 1e-12, np.sign(normals[:, 1]), np.sign(normals[:, 2])))
     canonical = normals * sign[:, None]
-    _, first = np.unique(np.round(canonical, 9), axis=0, return_index=True)
-    return canonical[np.sort(first)]
+    # the first of every group of equal rounded rows, in row order (what np.unique(axis=0, return_index=True)
+    # gives, without its structured-dtype sort: 4x faster on a few hundred rows)
+    rounded = np.round(canonical, 9)
+    order = np.lexsort(rounded.T[::-1])  # stable: within a group, rows in index order
+    ordered = rounded[order]
+    starts = np.ones(len(order), dtype=np.bool_)
+    starts[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    return canonical[np.sort(order[starts])]
 
 
 @kernel()
@@ -307,6 +313,8 @@ def _best_flush_box(points: np.ndarray, facets: np.ndarray, normals: np.ndarray,
     lowest = np.empty(n)
     highest = np.empty(n)
     silhouette = np.empty((n, 2))
+    order = np.empty(n, dtype=np.int64)  # scratch of _hull_2d, allocated once for all axes
+    polygon = np.empty((2 * n + 1, 2))
     best_volume = np.inf
     best = np.zeros(3)
     for a in range(axes.shape[0]):
@@ -340,7 +348,8 @@ def _best_flush_box(points: np.ndarray, facets: np.ndarray, normals: np.ndarray,
                 silhouette[k, 0] = px * ux + py * uy + pz * uz
                 silhouette[k, 1] = px * vx + py * vy + pz * vz
                 k += 1
-        width, depth = _min_area_rectangle(_hull_2d(silhouette[:k]))
+        corners = _hull_2d(silhouette, k, order, polygon)
+        width, depth = _min_area_rectangle(polygon[:corners])
         volume = width * depth * (hi - lo)
         if volume < best_volume:
             best_volume = volume
@@ -349,12 +358,19 @@ def _best_flush_box(points: np.ndarray, facets: np.ndarray, normals: np.ndarray,
 
 
 @kernel()
-def _hull_2d(p: np.ndarray) -> np.ndarray:
-    """Convex hull of 2D points (Andrew's monotone chain), counter-clockwise, collinear points dropped."""
-    n = p.shape[0]
-    order_y = np.argsort(p[:, 1], kind="mergesort")
-    order = order_y[np.argsort(p[order_y, 0], kind="mergesort")]
-    hull = np.empty((2 * n + 1, 2))
+def _hull_2d(p: np.ndarray, n: int, order: np.ndarray, hull: np.ndarray) -> int:
+    """Convex hull of the 2D points p[:n] (Andrew's monotone chain), counter-clockwise from the lowest (x, y),
+    collinear points dropped: written to ``hull`` (at least 2 n + 1 rows), the corner count returned; ``order`` is
+    scratch (n). The points are ordered by x, then y, then index (what two stable argsorts give) by an insertion
+    sort: the few dozen silhouette points of an OMBB axis are sorted faster so than by numpy's sorts, whose
+    allocations cost more than the comparisons."""
+    for i in range(n):
+        x, y = p[i, 0], p[i, 1]
+        j = i
+        while j > 0 and (p[order[j - 1], 0] > x or (p[order[j - 1], 0] == x and p[order[j - 1], 1] > y)):
+            order[j] = order[j - 1]
+            j -= 1
+        order[j] = i
     k = 0
     for idx in range(n):
         i = order[idx]
@@ -369,7 +385,7 @@ def _hull_2d(p: np.ndarray) -> np.ndarray:
             k -= 1
         hull[k, 0], hull[k, 1] = p[i, 0], p[i, 1]
         k += 1
-    return hull[: max(k - 1, 1)]
+    return max(k - 1, 1)
 
 
 @kernel()
@@ -395,7 +411,7 @@ def _min_area_rectangle(polygon: np.ndarray) -> tuple[float, float]:
     best_w, best_d = 0.0, 0.0
     right, far, left = 1, 1, 1
     for e in range(k):
-        f = (e + 1) % k
+        f = e + 1 if e + 1 < k else 0
         dx, dy = polygon[f, 0] - polygon[e, 0], polygon[f, 1] - polygon[e, 1]
         norm = math.hypot(dx, dy)
         dx, dy = dx / norm, dy / norm
@@ -421,7 +437,7 @@ def _advance(polygon: np.ndarray, i: int, dx: float, dy: float, sign: float) -> 
     """Walk from vertex i while the next edge goes further along sign * (dx, dy) (at most once around)."""
     k = polygon.shape[0]
     for _ in range(k):
-        j = (i + 1) % k
+        j = i + 1 if i + 1 < k else 0  # (i + 1) % k without the division
         if sign * ((polygon[j, 0] - polygon[i, 0]) * dx + (polygon[j, 1] - polygon[i, 1]) * dy) <= 0.0:
             break
         i = j
@@ -526,6 +542,7 @@ def _todd_yildirim(q: np.ndarray, tol: float, max_iterations: int) -> np.ndarray
     inv = np.empty((dim, dim))
     m = np.empty(n)
     g = np.empty(n)
+    v = np.empty(dim)  # scratch: allocated once, not per iteration (thousands of ~0.1 us iterations)
     for it in range(max_iterations):
         if it % 256 == 0:
             x = np.zeros((dim, dim))
@@ -560,7 +577,7 @@ def _todd_yildirim(q: np.ndarray, tol: float, max_iterations: int) -> np.ndarray
             limit = u[j] / (1.0 - u[j])
             tau = -min((dim - m[j]) / (dim * (m[j] - 1.0)), limit) if m[j] > 1.0 else -limit
         # X' = (1 - tau) X + tau q_j q_j^T  =>  Sherman-Morrison for X'^-1 and M'
-        v = np.zeros(dim)
+        v[:] = 0.0
         for a in range(dim):
             for b in range(dim):
                 v[a] += inv[a, b] * q[j, b]

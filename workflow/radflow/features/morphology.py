@@ -53,10 +53,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from radflow.compiled import kernel
 from radflow.features import mesh as meshes
 from radflow.features import registry
 from radflow.features.base import NO_AGGREGATION, FeatureValue, RoiData
-from radflow.compiled import kernel
 from radflow.settings import Settings
 
 # Moran's I / Geary's C: ROIs of up to this many voxels take the direct pair sum (a few ms); larger ones the FFT.

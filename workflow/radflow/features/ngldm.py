@@ -39,9 +39,9 @@ import math
 
 import numpy as np
 
+from radflow.compiled import kernel
 from radflow.features import zones
 from radflow.features.base import FeatureValue, RoiData
-from radflow.compiled import kernel
 from radflow.settings import Settings
 
 # generic name -> IBSI code in ``zones.cell_features`` (column value j = dependence count).

@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from radflow.compiled import kernel
 from radflow.features import zones
 from radflow.features.base import FeatureValue, RoiData
-from radflow.compiled import kernel
 from radflow.settings import Settings
 
 CODES = ("QCDE", "65HE", "NQ30", "HDEZ", "1X9X")

@@ -46,4 +46,14 @@ def info(ibsi_code: str) -> FeatureInfo:
 
 
 def codes_of(family: str) -> list[str]:
-    return [code for code, feat in features().items() if feat.family == family]
+    """The IBSI codes of ``family``, in IBSI document order (a new list)."""
+    return list(_codes_by_family().get(family, ()))
+
+
+@cache
+def _codes_by_family() -> dict[str, tuple[str, ...]]:
+    """Codes grouped by family once: scanning all ~500 features per call cost ~40 us of every extraction."""
+    grouped: dict[str, list[str]] = {}
+    for code, feat in features().items():
+        grouped.setdefault(feat.family, []).append(code)
+    return {family: tuple(codes) for family, codes in grouped.items()}

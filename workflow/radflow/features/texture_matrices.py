@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from radflow.compiled import kernel
 from radflow.features.base import FeatureValue, RoiData, bounding_box
 from radflow.features.directions import DIRECTIONS_2D, DIRECTIONS_3D
-from radflow.compiled import kernel
 
 IN_PLANE = DIRECTIONS_2D
 OUT_OF_PLANE = DIRECTIONS_3D[DIRECTIONS_3D[:, 0] != 0]
@@ -294,18 +294,15 @@ class _FeatureMean:
     defined: dict[str, int] = field(default_factory=dict)
     matrices: int = 0
 
-    def add(self, values: dict[str, np.ndarray]) -> None:
-        if not values:
-            return
-        codes = list(values)
-        block = np.array([values[code] for code in codes], dtype=np.float64)  # (codes, matrices)
-        finite = np.isfinite(block)
-        totals = np.where(finite, block, 0.0).sum(axis=1).tolist()
+    def add_block(self, codes: list[str], finite_values: np.ndarray, finite: np.ndarray) -> None:
+        """Adds matrices given as (codes, matrices) blocks: the values with non-finite ones zeroed, and where they
+        were finite (columns of a larger block will do: each row is summed along its own matrices)."""
+        totals = finite_values.sum(axis=1).tolist()
         counts = finite.sum(axis=1).tolist()
         for code, total, count in zip(codes, totals, counts):
             self.total[code] = self.total.get(code, 0.0) + total
             self.defined[code] = self.defined.get(code, 0) + count
-        self.matrices += block.shape[1]
+        self.matrices += finite.shape[1]
 
     def result(self, code: str, aggregation: str, undefined_reason: str) -> FeatureValue:
         if self.matrices == 0:
@@ -360,9 +357,17 @@ class MatrixAggregator:
             combined[offset:offset + len(part), ..., :part.shape[-1]] = part
             offset += len(part)
         values = self.features(combined)
+        if not values:
+            return
+        # one (codes, matrices) block for all the stacks, each aggregation's mean fed its columns
+        codes = list(values)
+        block = np.array([values[code] for code in codes], dtype=np.float64)
+        finite = np.isfinite(block)
+        finite_values = np.where(finite, block, 0.0)
         offset = 0
         for aggregation, part in parts:
-            self.means[aggregation].add({code: v[offset:offset + len(part)] for code, v in values.items()})
+            columns = slice(offset, offset + len(part))
+            self.means[aggregation].add_block(codes, finite_values[:, columns], finite[:, columns])
             offset += len(part)
 
     def add_slices(self, stack: np.ndarray) -> None:

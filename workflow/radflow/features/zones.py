@@ -26,8 +26,8 @@ from typing import Callable
 
 import numpy as np
 
-from radflow.features.base import FeatureValue, RoiData, bounding_box
 from radflow.compiled import kernel
+from radflow.features.base import FeatureValue, RoiData, bounding_box
 
 # Grey levels outside the intensity mask are 0 in ``RoiData.levels``; the kernels rely on that sentinel.
 OUTSIDE = 0
@@ -69,6 +69,14 @@ def padded_levels(levels: np.ndarray, mask: np.ndarray, pad: int, dtype=np.int32
     inner = padded[pad:padded.shape[0] - pad, pad:padded.shape[1] - pad, pad:padded.shape[2] - pad]
     np.copyto(inner, levels, where=mask, casting="unsafe")
     return padded
+
+
+def zero_framed(array: np.ndarray, width: int) -> np.ndarray:
+    """``array`` inside a frame of ``width`` zeros on every side (``np.pad`` with zeros, whose generality costs
+    ~25 us a call: as much as a small ROI's whole distance map)."""
+    framed = np.zeros(tuple(n + 2 * width for n in array.shape), dtype=array.dtype)
+    framed[tuple(slice(width, width + n) for n in array.shape)] = array
+    return framed
 
 
 def roi_box(roi: RoiData) -> tuple[slice, slice, slice]:
@@ -179,7 +187,7 @@ def edge_distance_map(mask: np.ndarray, planar: bool, pad: int = 0) -> np.ndarra
     With ``pad`` >= 1 the map comes padded by ``pad`` zeros on every side (the frame of ``padded_levels``).
     """
     frame = max(int(pad), 1)
-    inside = np.pad(mask.astype(np.bool_), frame, mode="constant", constant_values=False)
+    inside = zero_framed(mask.astype(np.bool_, copy=False), frame)
     distance = _city_block_distance(inside, planar)
     if pad == frame:
         return distance
@@ -267,7 +275,7 @@ def label_zones(
     if distance_mask is not None:
         dist_flat = edge_distance_map(distance_mask, planar, pad=pad).ravel()
     elif distance_map is not None:
-        dist_flat = np.pad(distance_map.astype(np.int32), pad, mode="constant").ravel()
+        dist_flat = zero_framed(distance_map.astype(np.int32, copy=False), pad).ravel()
     else:
         dist_flat = np.empty(0, dtype=np.int32)
     n_inside = int(np.count_nonzero(padded))

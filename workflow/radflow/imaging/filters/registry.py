@@ -97,8 +97,9 @@ class FilterSpec:
         """The spec of a ``filter`` settings group (missing keys take their defaults); ``FilterSettingsError``
         (a ValueError) says what is wrong."""
         kinds = registered()
-        values = dict(defaults(), **normalise(group))
-        unknown = set(values) - set(defaults())
+        known = _defaults()  # read only here (values are frozen below): spares two deep copies per prepare()
+        values = dict(known, **normalise(group))
+        unknown = set(values) - set(known)
         if unknown:
             raise FilterSettingsError(f"unknown filter keys {sorted(unknown)}")
         name = values["type"]
@@ -113,7 +114,7 @@ class FilterSpec:
             require(spec.dimensions in DIMENSIONS, "dimensions must be 2D or 3D")
             require(spec.boundary_condition in BOUNDARY_CONDITIONS,
                     f"boundary_condition must be one of {BOUNDARY_CONDITIONS}")
-            foreign = sorted(key for key, default in defaults().items()
+            foreign = sorted(key for key, default in known.items()
                              if key not in COMMON_PARAMETERS and key not in kind.parameters and values[key] != default)
             require(not foreign, f"{', '.join(foreign)} do(es) not apply to this filter; its keys: "
                                  f"{sorted(kind.parameters)}")
