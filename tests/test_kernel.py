@@ -41,7 +41,7 @@ def extract_all(levels: int, slices: int = 9) -> pd.DataFrame:
 
 
 def aot_build_in_use() -> bool:
-    if kernels._build().module is None:
+    if not kernels._build().modules:
         reason = kernels.status()
         if os.environ.get("CI"):
             pytest.fail(f"CI runs with the ahead-of-time kernels built (.ci/run), but: {reason}")
@@ -86,14 +86,14 @@ def test_a_stale_build_is_ignored(tmp_path):
     aot_build_in_use()
     copy = tmp_path / "aot"
     shutil.copytree(kernels.BUILD_DIR, copy)
-    assert kernels._Build(copy).module is not None
+    assert kernels._Build(copy).modules
     manifest_path = copy / f"{kernels.BUILD_NAME}.json"
     manifest = json.loads(manifest_path.read_text())
     first = next(iter(manifest["files"]))
     manifest["files"][first] = "0" * 64  # as if the kernel source changed after the build
     manifest_path.write_text(json.dumps(manifest))
     stale = kernels._Build(copy)
-    assert stale.module is None and "stale" in stale.reason
+    assert not stale.modules and "stale" in stale.reason
 
 
 def test_argument_keys_follow_numba_typing():

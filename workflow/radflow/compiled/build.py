@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import os
 import shutil
 import sys
 import sysconfig
@@ -104,54 +105,92 @@ def _forwarder(compiled: kernels.Kernel):
     return namespace["forward"]
 
 
-def build(out_dir: Path = kernels.BUILD_DIR, signatures: Path = kernels.SIGNATURES, verbose: bool = False) -> Path:
-    """Compile every listed signature into ``out_dir``; return the manifest path. Replaces an earlier build only
-    once the new one is complete."""
-    if shutil.which("cc") is None and shutil.which("gcc") is None:
-        raise KernelBuildError("no C compiler (cc/gcc) on PATH: install one (Debian: apt-get install gcc)")
-    headers = Path(sysconfig.get_paths()["include"]) / "Python.h"
-    if not headers.exists():
-        raise KernelBuildError(f"no Python headers ({headers}): install them (Debian: apt-get install python3-dev)")
+def partition(rows: list[tuple[str, str, list[str]]], parts: int) -> list[list[int]]:
+    """Row indices in ``parts`` groups of about equal size, a kernel module's rows kept together (the kernels of
+    one module call each other: split, each part would compile the shared callees again)."""
+    by_module: dict[str, list[int]] = {}
+    for index, (name, _, _) in enumerate(rows):
+        by_module.setdefault(name.rsplit(".", 1)[0], []).append(index)
+    groups: list[list[int]] = [[] for _ in range(max(1, min(parts, len(by_module))))]
+    for indices in sorted(by_module.values(), key=len, reverse=True):
+        min(groups, key=len).extend(indices)
+    return [sorted(g) for g in groups]
+
+
+def compile_part(signatures: Path, indices: list[int], module_name: str, out_dir: str, verbose: bool) -> list[dict]:
+    """Compile the signature file's rows ``indices`` into the extension module ``module_name`` in ``out_dir``;
+    return its variants (one per row). Runs in a worker process of ``build``."""
     import warnings
 
     from numba.core.errors import NumbaPendingDeprecationWarning
     from numba.pycc import CC
 
     rows = kernels.read_signatures(signatures)
-    if not rows:
-        raise KernelBuildError(f"no kernel signatures in {signatures}")
-    for module in sorted({name.rsplit(".", 1)[0] for name, _, _ in rows}):
+    for module in sorted({rows[i][0].rsplit(".", 1)[0] for i in indices}):
         importlib.import_module(module)
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", NumbaPendingDeprecationWarning)
-        cc = CC(kernels.BUILD_NAME)
-        cc.output_dir = tmp
+        cc = CC(module_name)
+        cc.output_dir = out_dir
         cc.target_cpu = "host"
         cc.verbose = verbose
         variants = []
-        for index, (name, returns, args) in enumerate(rows):
+        for index in indices:
+            name, returns, args = rows[index]
             if name not in kernels.REGISTRY:
                 raise KernelBuildError(f"{signatures.name} names {name}, which is not a registered kernel")
             argument_types = [parse_type(a) for a in args]
-            signature = parse_type(returns)(*argument_types)
             export = f"k{index}"
-            cc.export(export, signature)(_forwarder(kernels.REGISTRY[name]))
-            variants.append({"kernel": name, "export": export,
+            cc.export(export, parse_type(returns)(*argument_types))(_forwarder(kernels.REGISTRY[name]))
+            variants.append({"kernel": name, "module": module_name, "export": export,
                              "arguments": [argument_description(t) for t in argument_types]})
         try:
             cc.compile()
         except Exception as exc:  # noqa: BLE001 - the compiler's or linker's failure, said in one line
             raise KernelBuildError(f"numba.pycc could not compile the kernels: {exc}") from exc
-        built = next(Path(tmp).glob(f"{kernels.BUILD_NAME}*"))
+    return variants
+
+
+def build(out_dir: Path = kernels.BUILD_DIR, signatures: Path = kernels.SIGNATURES, verbose: bool = False,
+          jobs: int | None = None) -> Path:
+    """Compile every listed signature into ``out_dir``, in ``jobs`` processes at once (default: one per CPU) each
+    building one extension module; return the manifest path. An earlier build is replaced only once the new one
+    is complete."""
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        raise KernelBuildError("no C compiler (cc/gcc) on PATH: install one (Debian: apt-get install gcc)")
+    headers = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    if not headers.exists():
+        raise KernelBuildError(f"no Python headers ({headers}): install them (Debian: apt-get install python3-dev)")
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    rows = kernels.read_signatures(signatures)
+    if not rows:
+        raise KernelBuildError(f"no kernel signatures in {signatures}")
+    modules = sorted({name.rsplit(".", 1)[0] for name, _, _ in rows})
+    for module in modules:
+        importlib.import_module(module)  # registers their kernels (and their callees'), for the digests below
+    groups = partition(rows, jobs or len(os.sched_getaffinity(0)))
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        names = [f"{kernels.BUILD_NAME}_{i}" for i in range(len(groups))]
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter per part: no forked LLVM state
+        with ProcessPoolExecutor(len(groups), mp_context=context) as pool:
+            futures = [pool.submit(compile_part, signatures, group, name, tmp, verbose)
+                       for group, name in zip(groups, names)]
+            variants = [v for future in futures for v in future.result()]
+        built = [next(Path(tmp).glob(f"{name}.*")) for name in names]
         out_dir.mkdir(parents=True, exist_ok=True)
         files = sorted({Path(sys.modules[k.py_func.__module__].__file__ or "") for k in kernels.REGISTRY.values()})
-        manifest = {"module": built.name, "environment": kernels.environment_fingerprint(),
+        manifest = {"modules": [b.name for b in built], "environment": kernels.environment_fingerprint(),
                     "files": kernels.file_digests(files), "variants": variants,
-                    "seconds": round(time.perf_counter() - started, 1)}
-        target = out_dir / built.name
-        shutil.copyfile(built, out_dir / (built.name + ".part"))
-        (out_dir / (built.name + ".part")).replace(target)
+                    "seconds": round(time.perf_counter() - started, 1), "processes": len(groups)}
+        for old in out_dir.glob(f"{kernels.BUILD_NAME}*"):
+            if old.name not in manifest["modules"]:
+                old.unlink()  # an earlier build's modules (their names may differ with the number of parts)
+        for b in built:
+            shutil.copyfile(b, out_dir / (b.name + ".part"))
+            (out_dir / (b.name + ".part")).replace(out_dir / b.name)
         manifest_path = out_dir / f"{kernels.BUILD_NAME}.json"
         manifest_path.with_suffix(".part").write_text(json.dumps(manifest, indent=1))
         manifest_path.with_suffix(".part").replace(manifest_path)

@@ -162,11 +162,11 @@ SCALAR_TYPES: dict[str, tuple[type, ...]] = {
 
 
 class _Build:
-    """The loaded ahead-of-time module, or none when there is none, it is stale, or ``RADFLOW_KERNELS=jit``."""
+    """The loaded ahead-of-time modules, or none when there is no build, it is stale, or ``RADFLOW_KERNELS=jit``."""
 
     def __init__(self, directory: Path = BUILD_DIR) -> None:
-        self.module: Any = None
-        self.index: dict[str, dict[tuple, str]] = {}
+        self.modules: dict[str, Any] = {}
+        self.index: dict[str, dict[tuple, tuple[str, str]]] = {}
         self.reason = self._load(directory)
 
     def _load(self, directory: Path) -> str:
@@ -180,20 +180,24 @@ class _Build:
         if (manifest["environment"] != environment_fingerprint()
                 or not all(f.exists() for f in files) or manifest["files"] != file_digests(files)):
             return "the ahead-of-time build is stale (kernel sources, numba or CPU changed): radflow kernels build"
-        spec = importlib.util.spec_from_file_location(BUILD_NAME, directory / manifest["module"])
-        if spec is None or spec.loader is None:
-            return f"cannot load {manifest['module']}"
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        self.module = module
+        loaded = {}
+        for file_name in manifest["modules"]:
+            name = file_name.split(".", 1)[0]
+            spec = importlib.util.spec_from_file_location(name, directory / file_name)
+            if spec is None or spec.loader is None:
+                return f"cannot load {file_name}"
+            loaded[name] = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(loaded[name])
+        self.modules = loaded
         for variant in manifest["variants"]:
             keys = self.index.setdefault(variant["kernel"], {})
             for key in _keys(variant["arguments"]):
-                keys.setdefault(key, variant["export"])
+                keys.setdefault(key, (variant["module"], variant["export"]))
         return ""
 
     def variants_of(self, name: str) -> dict[tuple, Callable]:
-        return {key: getattr(self.module, export) for key, export in self.index.get(name, {}).items()}
+        return {key: getattr(self.modules[module], export)
+                for key, (module, export) in self.index.get(name, {}).items()}
 
 
 def _keys(arguments: list) -> list[tuple]:
@@ -230,7 +234,7 @@ def _build() -> _Build:
 def status() -> str:
     """One line: whether kernels run ahead-of-time compiled, and if not, why."""
     build = _build()
-    if build.module is not None:
+    if build.modules:
         n = sum(len(v) for v in build.index.values())
         return f"ahead-of-time build in use: {len(build.index)} kernels, {n} argument keys ({BUILD_DIR})"
     return f"just-in-time (numba cache): {build.reason}"
