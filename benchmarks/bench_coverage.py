@@ -7,11 +7,13 @@ For each scenario (binary or survival outcome; null or a planted signal; 40 or 2
   folds and repeats, Brier score and Harrell's C-index on each repeat's pooled out-of-fold predictions, averaged
   over repeats (``radflow.modelling.validation``'s definitions);
 * the interval: ``radflow.modelling.intervals`` (stratified bootstrap cohorts, the whole cross-validation rerun on
-  each with every copy of a case in one fold; their variance, the model part weighted 0.365, plus the test-case
-  part from the case bootstrap with the fold models fixed; AUC and C-index on the logit scale), ``--bootstrap``
-  replicates;
-* for comparison, the percentile interval of the same replicates, and (AUC) the interval radflow reported before:
-  the percentile case bootstrap of the out-of-fold predictions with the fold models held fixed.
+  each with every copy of a case in one fold, metrics kept per repeat; V = V_test + S_real + 0.365 max(V_boot -
+  V_test - S_boot, 0): the test-case part from the case bootstrap with the fold models fixed, the fold-split part
+  from the spread of the data's repeats, the model part from the replicates with their own split part removed;
+  Student t quantile with Satterthwaite df; AUC and C-index on the logit scale), ``--bootstrap`` replicates;
+* for comparison, the round-2 interval (V_test + 0.365 max(V_boot - V_test, 0), normal quantile), the percentile
+  interval of the same replicates, and the interval radflow reported before round 1: the percentile case bootstrap
+  of the out-of-fold predictions with the fold models held fixed.
 
 The truth an interval should contain is the expected performance of the procedure fitted on n cases of that
 population: 0.5 exactly for AUC and C-index under the null; otherwise the mean, over the simulated cohorts, of the
@@ -37,9 +39,11 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.special import expit, logit
+from scipy.stats import norm
 
 from radflow.modelling import metrics
 from radflow.modelling.intervals import (LOGIT_SCALE_METRICS, MODEL_PART_WEIGHT, basic_interval, grouped_folds,
@@ -152,12 +156,12 @@ def cross_validate(x, y, groups, rng) -> tuple[dict[str, float], np.ndarray, np.
 
 def fold_mean_auc(y, predictions, folds, index=None) -> float:
     index = np.arange(len(y)) if index is None else index
-    per_repeat = []
+    per_repeat: list[float] = []
     for r in range(predictions.shape[0]):
         fold_of, p, labels = folds[r, index], predictions[r, index], y[index]
         values = [metrics.auc(labels[fold_of == f], p[fold_of == f]) for f in range(OUTER_FOLDS)]
         values = [v for v in values if np.isfinite(v)]
-        per_repeat.append(np.mean(values) if values else np.nan)
+        per_repeat.append(float(np.mean(values)) if values else np.nan)
     return float(np.mean(per_repeat))
 
 
@@ -196,14 +200,14 @@ def one_dataset(task: str, n: int, signal: bool, index: int, n_bootstrap: int, s
 
     def evaluate(sample, replicate_rng):
         _, sample_predictions, sample_folds = cross_validate(x[sample], y[sample], sample, replicate_rng)
-        return {f"{name}#{r}": float(value) for name, values in
-                summarise_repeats(y[sample], sample_predictions, sample_folds).items() for r, value in enumerate(values)}
+        per_repeat = summarise_repeats(y[sample], sample_predictions, sample_folds)
+        return {f"{name}#{r}": float(value) for name, values in per_repeat.items() for r, value in enumerate(values)}
 
     flat = replicate_metrics(evaluate, strata_of(y), n_bootstrap, [seed, index, 2])
     # per repeat (replicates x repeats), and the replicates of the reported (repeat-averaged) metric
     per_repeat = {name: np.column_stack([flat[f"{name}#{r}"] for r in range(OUTER_REPEATS)]) for name in estimate}
     replicates = {name: values.mean(axis=1) for name, values in per_repeat.items()}
-    out = {"estimate": estimate, "final_model": new_case_performance(x, y, x_test, y_test), "basic": {},
+    out: dict[str, Any] = {"estimate": estimate, "final_model": new_case_performance(x, y, x_test, y_test), "basic": {},
            "percentile": {}, "replicate_sd": {name: float(np.nanstd(v, ddof=1)) for name, v in replicates.items()},
            "replicate_mean": {name: float(np.nanmean(v)) for name, v in replicates.items()}}
     for name, value in estimate.items():
@@ -211,9 +215,11 @@ def one_dataset(task: str, n: int, signal: bool, index: int, n_bootstrap: int, s
         out["percentile"][name] = percentile_interval(replicates[name])
     # the test-case part: case bootstrap of the out-of-fold predictions with the fold models fixed (alone, the
     # interval radflow reported before)
-    fixed = {name: metrics.bootstrap_replicates(lambda sample, name=name: summarise(
-        y[sample], predictions[:, sample], folds[:, sample])[name], n, n_bootstrap, [seed, index, 3])
-        for name in estimate}
+    def fixed_statistic(name: str):
+        return lambda sample: summarise(y[sample], predictions[:, sample], folds[:, sample])[name]
+
+    fixed = {name: metrics.bootstrap_replicates(fixed_statistic(name), n, n_bootstrap, [seed, index, 3])
+             for name in estimate}
     out["fixed_models"] = {name: percentile_interval(values) for name, values in fixed.items()}
     out["scaled"] = {name: scaled_interval(value, replicates[name]) for name, value in estimate.items()}
     out["radflow"] = {name: procedure_interval(value, fixed[name], per_repeat[name], bounds=(0.0, 1.0),
@@ -234,9 +240,9 @@ def round2_interval(estimate, fixed, replicates, logit_scale):
     v_test, v_boot = np.nanvar(fixed, ddof=1), np.nanvar(replicates, ddof=1)
     sd = np.sqrt(v_test + MODEL_PART_WEIGHT * max(v_boot - v_test, 0.0))
     if logit_scale and 0 < estimate < 1:
-        half = 1.959964 * sd / (estimate * (1 - estimate))
+        half = norm.ppf(0.975) * sd / (estimate * (1 - estimate))
         return float(expit(logit(estimate) - half)), float(expit(logit(estimate) + half))
-    return max(estimate - 1.959964 * sd, 0.0), min(estimate + 1.959964 * sd, 1.0)
+    return max(estimate - norm.ppf(0.975) * sd, 0.0), min(estimate + norm.ppf(0.975) * sd, 1.0)
 
 
 def scaled_interval(estimate, replicates):
