@@ -7,11 +7,13 @@ For each scenario (binary or survival outcome; null or a planted signal; 40 or 2
   folds and repeats, Brier score and Harrell's C-index on each repeat's pooled out-of-fold predictions, averaged
   over repeats (``radflow.modelling.validation``'s definitions);
 * the interval: ``radflow.modelling.intervals`` (stratified bootstrap cohorts, the whole cross-validation rerun on
-  each with every copy of a case in one fold; their variance, the model part weighted 0.365, plus the test-case
-  part from the case bootstrap with the fold models fixed; AUC and C-index on the logit scale), ``--bootstrap``
-  replicates;
-* for comparison, the percentile interval of the same replicates, and (AUC) the interval radflow reported before:
-  the percentile case bootstrap of the out-of-fold predictions with the fold models held fixed.
+  each with every copy of a case in one fold, metrics kept per repeat; V = V_test + S_real + 0.365 max(V_boot -
+  V_test - S_boot, 0): the test-case part from the case bootstrap with the fold models fixed, the fold-split part
+  from the spread of the data's repeats, the model part from the replicates with their own split part removed;
+  Student t quantile with Satterthwaite df; AUC and C-index on the logit scale), ``--bootstrap`` replicates;
+* for comparison, the round-2 interval (V_test + 0.365 max(V_boot - V_test, 0), normal quantile), the percentile
+  interval of the same replicates, and the interval radflow reported before round 1: the percentile case bootstrap
+  of the out-of-fold predictions with the fold models held fixed.
 
 The truth an interval should contain is the expected performance of the procedure fitted on n cases of that
 population: 0.5 exactly for AUC and C-index under the null; otherwise the mean, over the simulated cohorts, of the
@@ -37,13 +39,15 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from scipy.special import expit
+from scipy.special import expit, logit
+from scipy.stats import norm
 
 from radflow.modelling import metrics
-from radflow.modelling.intervals import (LOGIT_SCALE_METRICS, basic_interval, grouped_folds, percentile_interval,
-                                        procedure_interval, replicate_metrics)
+from radflow.modelling.intervals import (LOGIT_SCALE_METRICS, MODEL_PART_WEIGHT, basic_interval, grouped_folds,
+                                        percentile_interval, procedure_interval, replicate_metrics)
 
 N_FEATURES, N_INFORMATIVE, N_KEPT = 30, 3, 5
 OUTER_FOLDS, OUTER_REPEATS = 5, 2
@@ -152,21 +156,27 @@ def cross_validate(x, y, groups, rng) -> tuple[dict[str, float], np.ndarray, np.
 
 def fold_mean_auc(y, predictions, folds, index=None) -> float:
     index = np.arange(len(y)) if index is None else index
-    per_repeat = []
+    per_repeat: list[float] = []
     for r in range(predictions.shape[0]):
         fold_of, p, labels = folds[r, index], predictions[r, index], y[index]
         values = [metrics.auc(labels[fold_of == f], p[fold_of == f]) for f in range(OUTER_FOLDS)]
         values = [v for v in values if np.isfinite(v)]
-        per_repeat.append(np.mean(values) if values else np.nan)
+        per_repeat.append(float(np.mean(values)) if values else np.nan)
     return float(np.mean(per_repeat))
 
 
-def summarise(y, predictions, folds) -> dict[str, float]:
+def summarise_repeats(y, predictions, folds) -> dict[str, np.ndarray]:
+    """Each metric of each repeat (an array, one value a repeat)."""
     if y.dtype.names:
-        return {"c_index": float(np.mean([metrics.harrell_c(y["time"], y["event"], p, f)
-                                          for p, f in zip(predictions, folds)]))}
-    return {"auc": fold_mean_auc(y, predictions, folds),
-            "brier": float(np.mean([metrics.brier(y, p) for p in predictions]))}
+        return {"c_index": np.array([metrics.harrell_c(y["time"], y["event"], p, f)
+                                     for p, f in zip(predictions, folds)])}
+    return {"auc": np.array([fold_mean_auc(y, p[None], f[None]) for p, f in zip(predictions, folds)]),
+            "brier": np.array([metrics.brier(y, p) for p in predictions])}
+
+
+def summarise(y, predictions, folds) -> dict[str, float]:
+    """The reported metrics: the mean over repeats of ``summarise_repeats``."""
+    return {name: float(np.mean(values)) for name, values in summarise_repeats(y, predictions, folds).items()}
 
 
 def new_case_performance(x, y, x_test, y_test) -> dict[str, float]:
@@ -186,12 +196,18 @@ def one_dataset(task: str, n: int, signal: bool, index: int, n_bootstrap: int, s
     x, y = make(n, signal, rng)
     x_test, y_test = make(TEST_CASES[task], signal, rng)
     estimate, predictions, folds = cross_validate(x, y, np.arange(n), np.random.default_rng([seed, index, 1]))
+    repeat_estimates = summarise_repeats(y, predictions, folds)
 
     def evaluate(sample, replicate_rng):
-        return cross_validate(x[sample], y[sample], sample, replicate_rng)[0]
+        _, sample_predictions, sample_folds = cross_validate(x[sample], y[sample], sample, replicate_rng)
+        per_repeat = summarise_repeats(y[sample], sample_predictions, sample_folds)
+        return {f"{name}#{r}": float(value) for name, values in per_repeat.items() for r, value in enumerate(values)}
 
-    replicates = replicate_metrics(evaluate, strata_of(y), n_bootstrap, [seed, index, 2])
-    out = {"estimate": estimate, "final_model": new_case_performance(x, y, x_test, y_test), "basic": {},
+    flat = replicate_metrics(evaluate, strata_of(y), n_bootstrap, [seed, index, 2])
+    # per repeat (replicates x repeats), and the replicates of the reported (repeat-averaged) metric
+    per_repeat = {name: np.column_stack([flat[f"{name}#{r}"] for r in range(OUTER_REPEATS)]) for name in estimate}
+    replicates = {name: values.mean(axis=1) for name, values in per_repeat.items()}
+    out: dict[str, Any] = {"estimate": estimate, "final_model": new_case_performance(x, y, x_test, y_test), "basic": {},
            "percentile": {}, "replicate_sd": {name: float(np.nanstd(v, ddof=1)) for name, v in replicates.items()},
            "replicate_mean": {name: float(np.nanmean(v)) for name, v in replicates.items()}}
     for name, value in estimate.items():
@@ -199,18 +215,34 @@ def one_dataset(task: str, n: int, signal: bool, index: int, n_bootstrap: int, s
         out["percentile"][name] = percentile_interval(replicates[name])
     # the test-case part: case bootstrap of the out-of-fold predictions with the fold models fixed (alone, the
     # interval radflow reported before)
-    fixed = {name: metrics.bootstrap_replicates(lambda sample, name=name: summarise(
-        y[sample], predictions[:, sample], folds[:, sample])[name], n, n_bootstrap, [seed, index, 3])
-        for name in estimate}
+    def fixed_statistic(name: str):
+        return lambda sample: summarise(y[sample], predictions[:, sample], folds[:, sample])[name]
+
+    fixed = {name: metrics.bootstrap_replicates(fixed_statistic(name), n, n_bootstrap, [seed, index, 3])
+             for name in estimate}
     out["fixed_models"] = {name: percentile_interval(values) for name, values in fixed.items()}
     out["scaled"] = {name: scaled_interval(value, replicates[name]) for name, value in estimate.items()}
-    out["radflow"] = {name: procedure_interval(value, fixed[name], replicates[name], bounds=(0.0, 1.0),
-                                               logit_scale=name in LOGIT_SCALE_METRICS)
+    out["radflow"] = {name: procedure_interval(value, fixed[name], per_repeat[name], bounds=(0.0, 1.0),
+                                               logit_scale=name in LOGIT_SCALE_METRICS,
+                                               repeat_estimates=repeat_estimates[name])
                       for name, value in estimate.items()}
+    out["round2"] = {name: round2_interval(value, fixed[name], replicates[name], name in LOGIT_SCALE_METRICS)
+                     for name, value in estimate.items()}
     # the raw replicates, so that other interval constructions can be compared without re-simulating
-    out["replicates"] = {name: {"procedure": replicates[name].tolist(), "fixed_models": fixed[name].tolist()}
-                         for name in estimate}
+    out["replicates"] = {name: {"procedure_per_repeat": per_repeat[name].tolist(), "fixed_models": fixed[name].tolist(),
+                                "estimate_per_repeat": repeat_estimates[name].tolist()} for name in estimate}
     return out
+
+
+def round2_interval(estimate, fixed, replicates, logit_scale):
+    """The interval radflow reported before (round 2), for comparison: V = V_test + w max(V_boot - V_test, 0) on the
+    linear scale of the repeat-averaged replicates, mapped to the logit scale by the delta method, z quantile."""
+    v_test, v_boot = np.nanvar(fixed, ddof=1), np.nanvar(replicates, ddof=1)
+    sd = np.sqrt(v_test + MODEL_PART_WEIGHT * max(v_boot - v_test, 0.0))
+    if logit_scale and 0 < estimate < 1:
+        half = norm.ppf(0.975) * sd / (estimate * (1 - estimate))
+        return float(expit(logit(estimate) - half)), float(expit(logit(estimate) + half))
+    return max(estimate - norm.ppf(0.975) * sd, 0.0), min(estimate + norm.ppf(0.975) * sd, 1.0)
 
 
 def scaled_interval(estimate, replicates):
@@ -252,6 +284,7 @@ def run_scenario(task, n, signal, n_datasets, n_bootstrap, seed, datasets_out: P
                "coverage": coverage(results, metric, "radflow", truth),
                "coverage_basic": coverage(results, metric, "basic", truth),
                "coverage_scaled": coverage(results, metric, "scaled", truth),
+               "coverage_round2": coverage(results, metric, "round2", truth),
                "coverage_percentile": coverage(results, metric, "percentile", truth),
                "coverage_err_xy": xy_coverage(results, metric),
                "coverage_fixed_models": coverage(results, metric, "fixed_models", truth)}
@@ -262,14 +295,14 @@ def run_scenario(task, n, signal, n_datasets, n_bootstrap, seed, datasets_out: P
 
 def markdown(rows: list[dict]) -> str:
     lines = ["| outcome | n | truth | metric | true value | mean estimate | mean width | coverage (radflow) "
-             "| 0.632 V_boot | percentile | basic | fixed fold models (old) | final model's own (Err_XY) |",
-             "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| round 2 | 0.632 V_boot | percentile | basic | fixed fold models (old) | final model's own (Err_XY) |",
+             "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         truth = f"{r['truth']:.3f}" + (f" ± {r['truth_mc_se']:.3f}" if r["truth_mc_se"] else "")
         lines.append(
             f"| {r['task']} | {r['n']} | {'signal' if r['signal'] else 'null'} | {r['metric']} | {truth} | "
             f"{r['mean_estimate']:.3f} | {r['mean_width']:.3f} | **{r['coverage']:.1f} %** "
-            f"(± {r['coverage_se']:.1f}) | {r['coverage_scaled']:.1f} % | {r['coverage_percentile']:.1f} % | {r['coverage_basic']:.1f} % | "
+            f"(± {r['coverage_se']:.1f}) | {r['coverage_round2']:.1f} % | {r['coverage_scaled']:.1f} % | {r['coverage_percentile']:.1f} % | {r['coverage_basic']:.1f} % | "
             f"{r['coverage_fixed_models']:.1f} % | {r['coverage_err_xy']:.1f} % |")
     return "\n".join(lines)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.stats import norm
+from scipy.stats import t as student_t
 
 from radflow.modelling import intervals, metrics
 
@@ -85,7 +86,8 @@ def test_stratified_resample_keeps_class_counts_and_grouped_folds_keep_copies_to
         assert per_fold.max() - per_fold.min() <= 1
 
 
-def test_procedure_interval_is_the_documented_formula():
+def test_procedure_interval_without_repeats_is_the_documented_formula():
+    # repeat-averaged replicates (or one repeat): V = V_test + w max(V_boot - V_test, 0), normal quantile
     rng = np.random.default_rng(2)
     fixed, procedure = rng.normal(0, 0.05, 400), rng.normal(0, 0.12, 400)
     v_test, v_boot = np.var(fixed, ddof=1), np.var(procedure, ddof=1)
@@ -93,6 +95,9 @@ def test_procedure_interval_is_the_documented_formula():
     half = norm.ppf(0.975) * np.sqrt(v_test + weight * (v_boot - v_test))
     low, high = intervals.procedure_interval(0.7, fixed, procedure)
     assert (low, high) == pytest.approx((0.7 - half, 0.7 + half), abs=1e-12)
+    # one repeat, per-repeat layout: the same
+    assert intervals.procedure_interval(0.7, fixed, procedure[:, None], repeat_estimates=[0.7]) == \
+        pytest.approx((low, high), abs=1e-12)
     assert intervals.procedure_interval(0.98, fixed, procedure, bounds=(0.0, 1.0))[1] == 1.0
     # a procedure spread below the test-case spread adds nothing
     assert intervals.procedure_interval(0.5, procedure, fixed)[1] == pytest.approx(
@@ -100,23 +105,62 @@ def test_procedure_interval_is_the_documented_formula():
     assert np.isnan(intervals.procedure_interval(np.nan, fixed, procedure)[0])
 
 
+def test_split_interval_is_the_documented_formula_with_satterthwaite_degrees_of_freedom():
+    rng = np.random.default_rng(8)
+    n_boot, n_repeats = 300, 3
+    fixed = rng.normal(0, 0.05, n_boot)
+    cohort = rng.normal(0, 0.10, n_boot)[:, None]
+    procedure = cohort + rng.normal(0, 0.06, (n_boot, n_repeats))  # replicate x repeat
+    repeats = np.array([0.61, 0.66, 0.70])
+    t = repeats.mean()
+    v_test = np.var(fixed, ddof=1)
+    v_boot = np.var(procedure.mean(axis=1), ddof=1)
+    s_boot = np.mean([np.var(row, ddof=1) for row in procedure]) / n_repeats
+    s_real = np.var(repeats, ddof=1) / n_repeats
+    model = (1 - np.exp(-1)) / np.sqrt(3) * (v_boot - v_test - s_boot)
+    assert model > 0
+    v = v_test + s_real + model
+    df = v ** 2 / (s_real ** 2 / (n_repeats - 1) + v_test ** 2 / (n_boot - 1) + model ** 2 / (n_boot - 1))
+    half = student_t.ppf(0.975, df) * np.sqrt(v)
+    low, high = intervals.procedure_interval(t, fixed, procedure, repeat_estimates=repeats)
+    assert (low, high) == pytest.approx((t - half, t + half), abs=1e-12)
+    assert intervals.procedure_variance(fixed, procedure, repeats) == pytest.approx((v, df), rel=1e-12)
+    # identical repeats: no split noise in the data, only the test-case and model parts
+    same = intervals.procedure_variance(fixed, procedure, np.full(n_repeats, t))
+    assert same[0] == pytest.approx(v_test + model, rel=1e-12)
+    # a replicate with an undefined repeat is left out of both the replicate and the split-noise variance
+    holed = procedure.copy()
+    holed[0, 1] = np.nan
+    v_holed = intervals.procedure_variance(fixed, holed, repeats)[0]
+    kept = procedure[1:]
+    expected = v_test + s_real + (1 - np.exp(-1)) / np.sqrt(3) * (
+        np.var(kept.mean(axis=1), ddof=1) - v_test - np.mean([np.var(r, ddof=1) for r in kept]) / n_repeats)
+    assert v_holed == pytest.approx(expected, rel=1e-12)
+
+
 def test_logit_scale_interval_is_the_delta_method_on_log_odds():
     rng = np.random.default_rng(5)
-    fixed, procedure = rng.normal(0, 0.06, 400), rng.normal(0, 0.14, 400)
-    sd = np.sqrt(intervals.procedure_variance(fixed, procedure))
-    t = 0.8
-    half = norm.ppf(0.975) * sd / (t * (1 - t))
+    fixed = rng.normal(0, 0.06, 400)
+    procedure = rng.normal(0, 0.12, (400, 1)) + rng.normal(0, 0.04, (400, 2))
+    repeats = np.array([0.78, 0.82])
+    variance, df = intervals.procedure_variance(fixed, procedure, repeats)
+    assert np.isfinite(df)
+    t = repeats.mean()
+    half = student_t.ppf(0.975, df) * np.sqrt(variance) / (t * (1 - t))
     log_odds = np.log(t / (1 - t))
     expected = (1 / (1 + np.exp(-(log_odds - half))), 1 / (1 + np.exp(-(log_odds + half))))
-    low, high = intervals.procedure_interval(t, fixed, procedure, bounds=(0.0, 1.0), logit_scale=True)
+    low, high = intervals.procedure_interval(t, fixed, procedure, bounds=(0.0, 1.0), logit_scale=True,
+                                             repeat_estimates=repeats)
     assert (low, high) == pytest.approx(expected, abs=1e-12)
     assert 0.0 < low < t < high < 1.0 and (t - low) > (high - t)  # longer towards 0.5, never past 1
     # at 0.5 the logit interval is symmetric and no wider than the linear one (logit is steepest there)
-    low, high = intervals.procedure_interval(0.5, fixed, procedure, logit_scale=True)
-    assert low + high == pytest.approx(1.0, abs=1e-12) and high - 0.5 <= norm.ppf(0.975) * sd
+    low, high = intervals.procedure_interval(0.5, fixed, procedure, logit_scale=True, repeat_estimates=[0.5, 0.5])
+    linear = intervals.procedure_interval(0.5, fixed, procedure, repeat_estimates=[0.5, 0.5])
+    assert low + high == pytest.approx(1.0, abs=1e-12) and high <= linear[1]
     # at a bound the logit is undefined: the linear interval, clipped
-    assert intervals.procedure_interval(1.0, fixed, procedure, bounds=(0.0, 1.0), logit_scale=True) == \
-        pytest.approx((1.0 - norm.ppf(0.975) * sd, 1.0), abs=1e-12)
+    linear = intervals.procedure_interval(1.0, fixed, procedure, repeat_estimates=[1.0, 1.0])
+    assert intervals.procedure_interval(1.0, fixed, procedure, bounds=(0.0, 1.0), logit_scale=True,
+                                        repeat_estimates=[1.0, 1.0]) == pytest.approx((linear[0], 1.0), abs=1e-12)
 
 
 def test_replicates_depend_on_seed_and_replicate_only():

@@ -236,15 +236,20 @@ def _binary_metric_functions(thresholded: bool):
     return functions
 
 
-def fold_mean_auc(y: np.ndarray, predictions: np.ndarray, folds: np.ndarray, index: np.ndarray) -> float:
-    """Mean over repeats of the mean over test folds of the AUC within each fold, for the cases ``index``."""
+def fold_auc_per_repeat(y: np.ndarray, predictions: np.ndarray, folds: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Per repeat, the mean over test folds of the AUC within each fold, for the cases ``index``."""
     per_repeat: list[float] = []
     for r in range(predictions.shape[0]):
         fold_of, p, labels = folds[r, index], predictions[r, index], y[index]
         values = [metrics.auc(labels[fold_of == f], p[fold_of == f]) for f in np.unique(fold_of)]
         values = [v for v in values if np.isfinite(v)]
         per_repeat.append(float(np.mean(values)) if values else np.nan)
-    return float(np.mean(per_repeat))
+    return np.array(per_repeat)
+
+
+def fold_mean_auc(y: np.ndarray, predictions: np.ndarray, folds: np.ndarray, index: np.ndarray) -> float:
+    """Mean over repeats of the mean over test folds of the AUC within each fold, for the cases ``index``."""
+    return float(np.mean(fold_auc_per_repeat(y, predictions, folds, index)))
 
 
 # Range of each metric (intervals are clipped to it).
@@ -252,8 +257,9 @@ BOUNDS = {"auc": (0.0, 1.0), "c_index": (0.0, 1.0), "brier": (0.0, 1.0), "sensit
           "specificity": (0.0, 1.0)}
 
 
-def metric_statistics(y, predictions: np.ndarray, thresholds: np.ndarray | None, folds: np.ndarray | None) -> dict:
-    """metric name -> statistic(index) on the cases ``index`` (which may repeat): the definitions of ``performance``.
+def repeat_statistics(y, predictions: np.ndarray, thresholds: np.ndarray | None, folds: np.ndarray | None) -> dict:
+    """metric name -> statistic(index): the metric of each repeat (an array, one value a repeat) on the cases
+    ``index`` (which may repeat); the definitions of ``performance``.
 
     ``predictions``, ``thresholds``, ``folds``: (repeats x cases) arrays (one row for external validation; folds
     None there)."""
@@ -263,21 +269,26 @@ def metric_statistics(y, predictions: np.ndarray, thresholds: np.ndarray | None,
         time, event = survival_arrays(y)
 
         def c_index(index):
-            return float(np.mean([metrics.harrell_c(time[index], event[index], p[index], f[index])
-                                  for p, f in zip(predictions, folds)]))
+            return np.array([metrics.harrell_c(time[index], event[index], p[index], f[index])
+                             for p, f in zip(predictions, folds)], dtype=float)
 
         return {"c_index": c_index}
     y = np.asarray(y).astype(int)
-    statistics = {"auc": lambda index: fold_mean_auc(y, predictions, folds, index)}
+    statistics = {"auc": lambda index: fold_auc_per_repeat(y, predictions, folds, index)}
     hits = None if thresholds is None else predictions >= np.atleast_2d(thresholds)
     for name, function in _binary_metric_functions(hits is not None).items():
         def statistic(index, function=function):
-            return float(np.mean([function(y[index], predictions[r, index],
-                                           None if hits is None else hits[r, index])
-                                  for r in range(predictions.shape[0])]))
+            return np.array([function(y[index], predictions[r, index], None if hits is None else hits[r, index])
+                             for r in range(predictions.shape[0])], dtype=float)
 
         statistics[name] = statistic
     return statistics
+
+
+def metric_statistics(y, predictions: np.ndarray, thresholds: np.ndarray | None, folds: np.ndarray | None) -> dict:
+    """metric name -> statistic(index): the mean over repeats of ``repeat_statistics`` (the reported value)."""
+    return {name: (lambda index, per_repeat=per_repeat: float(np.mean(per_repeat(index))))
+            for name, per_repeat in repeat_statistics(y, predictions, thresholds, folds).items()}
 
 
 def performance(y, predictions: np.ndarray, thresholds: np.ndarray | None, folds: np.ndarray | None,
@@ -292,22 +303,27 @@ def performance(y, predictions: np.ndarray, thresholds: np.ndarray | None, folds
     specificity use the pooled out-of-fold predictions of each repeat, averaged over repeats.
 
     95 % intervals: with ``procedure_replicates`` (the metrics of the whole procedure rerun on bootstrap cohorts,
-    ``intervals.replicate_metrics``) the interval of ``intervals.procedure_interval``, which carries the variation
-    of the fitted models; its test-case part is the case bootstrap below. Without them (external validation, where
+    ``procedure_bootstrap``: per repeat, or repeat-averaged) the interval of ``intervals.procedure_interval``, which
+    carries the variation of the fitted models and of the fold split (the latter measured on the data from the
+    repeats' spread); its test-case part is the case bootstrap below. Without them (external validation, where
     the model is fixed, or ``n_bootstrap_procedure: 0``) the percentile case bootstrap (resampled with replacement,
     each case keeping its fold; the same resample applied to every repeat), conditional on the fitted models.
     """
     predictions = np.atleast_2d(predictions)
     n = predictions.shape[1]
     rows = []
-    for i, (name, statistic) in enumerate(metric_statistics(y, predictions, thresholds, folds).items()):
-        value = statistic(np.arange(n))
+    for i, (name, per_repeat) in enumerate(repeat_statistics(y, predictions, thresholds, folds).items()):
+        def statistic(index, per_repeat=per_repeat):
+            return float(np.mean(per_repeat(index)))
+
+        repeat_values = per_repeat(np.arange(n))
+        value = float(np.mean(repeat_values))
         fixed = metrics.bootstrap_replicates(statistic, n, n_bootstrap, [seed, 6, i]) if n_bootstrap > 0 \
             else np.zeros(0)
         if procedure_replicates is not None:  # no defined replicate: no interval, not the narrower one
             low, high = procedure_interval(value, fixed, procedure_replicates.get(name, np.full(1, np.nan)),
                                            bounds=BOUNDS.get(name, (-np.inf, np.inf)),
-                                           logit_scale=name in LOGIT_SCALE_METRICS)
+                                           logit_scale=name in LOGIT_SCALE_METRICS, repeat_estimates=repeat_values)
         else:
             defined = fixed[np.isfinite(fixed)]
             if defined.size and defined.size >= n_bootstrap / 2:
@@ -321,7 +337,8 @@ def performance(y, predictions: np.ndarray, thresholds: np.ndarray | None, folds
 def procedure_bootstrap(model, grid, x: pd.DataFrame, y, centre: np.ndarray | None, cv: CVSettings,
                         binary_thresholds: bool, n_bootstrap: int, seed, n_jobs: int = 1) -> dict[str, np.ndarray]:
     """The metrics of the whole nested CV rerun on ``n_bootstrap`` stratified bootstrap cohorts (copies of a case in
-    one fold; see ``radflow.modelling.intervals``): metric name -> replicate values."""
+    one fold; see ``radflow.modelling.intervals``): metric name -> (n_bootstrap x outer repeats) replicate values,
+    the metric of each repeat (NaN where a replicate is undefined)."""
     labels = outcome_labels(y)
 
     def evaluate(index, rng):
@@ -334,11 +351,19 @@ def procedure_bootstrap(model, grid, x: pd.DataFrame, y, centre: np.ndarray | No
             log.warning("bootstrap cohort left out: %s", error)
             return {}
         predictions, thresholds, fold_of = oof_matrix(folds, len(index), cv.outer_repeats)
-        statistics = metric_statistics(y_b, predictions, thresholds if binary_thresholds else None, fold_of)
+        statistics = repeat_statistics(y_b, predictions, thresholds if binary_thresholds else None, fold_of)
         everything = np.arange(len(index))
-        return {name: statistic(everything) for name, statistic in statistics.items()}
+        return {f"{name}{_REPEAT}{r}": float(value) for name, statistic in statistics.items()
+                for r, value in enumerate(statistic(everything))}
 
-    return replicate_metrics(evaluate, labels, n_bootstrap, seed, n_jobs=n_jobs)
+    flat = replicate_metrics(evaluate, labels, n_bootstrap, seed, n_jobs=n_jobs)
+    names = sorted({key.split(_REPEAT)[0] for key in flat})
+    return {name: np.column_stack([flat.get(f"{name}{_REPEAT}{r}", np.full(n_bootstrap, np.nan))
+                                   for r in range(cv.outer_repeats)]) for name in names}
+
+
+# Separates a metric's name from its repeat number in the replicate dictionaries of ``procedure_bootstrap``.
+_REPEAT = "#repeat"
 
 
 def delong_paired(y, predictions_a: np.ndarray, predictions_b: np.ndarray) -> dict[str, float]:
