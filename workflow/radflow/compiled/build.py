@@ -105,16 +105,19 @@ def _forwarder(compiled: kernels.Kernel):
     return namespace["forward"]
 
 
-def partition(rows: list[tuple[str, str, list[str]]], parts: int) -> list[list[int]]:
-    """Row indices in ``parts`` groups of about equal size, a kernel module's rows kept together (the kernels of
-    one module call each other: split, each part would compile the shared callees again)."""
+def partition(rows: list[tuple[str, str, list[str]]]) -> list[list[int]]:
+    """Row indices grouped by kernel module (the kernels of one module call each other: split, each part would
+    compile the shared callees again), the module with the most kernel source first: ``build`` hands them to its
+    worker processes in that order, so the long compilations start first and the short ones fill in."""
     by_module: dict[str, list[int]] = {}
     for index, (name, _, _) in enumerate(rows):
         by_module.setdefault(name.rsplit(".", 1)[0], []).append(index)
-    groups: list[list[int]] = [[] for _ in range(max(1, min(parts, len(by_module))))]
-    for indices in sorted(by_module.values(), key=len, reverse=True):
-        min(groups, key=len).extend(indices)
-    return [sorted(g) for g in groups]
+
+    def source_size(module: str) -> int:
+        return sum(len(inspect.getsource(k.py_func)) for k in kernels.REGISTRY.values()
+                   if k.py_func.__module__ == module)
+
+    return [by_module[m] for m in sorted(by_module, key=source_size, reverse=True)]
 
 
 def compile_part(signatures: Path, indices: list[int], module_name: str, out_dir: str, verbose: bool) -> list[dict]:
@@ -153,9 +156,9 @@ def compile_part(signatures: Path, indices: list[int], module_name: str, out_dir
 
 def build(out_dir: Path = kernels.BUILD_DIR, signatures: Path = kernels.SIGNATURES, verbose: bool = False,
           jobs: int | None = None) -> Path:
-    """Compile every listed signature into ``out_dir``, in ``jobs`` processes at once (default: one per CPU) each
-    building one extension module; return the manifest path. An earlier build is replaced only once the new one
-    is complete."""
+    """Compile every listed signature into ``out_dir``, one extension module per kernel module, in ``jobs``
+    processes at once (default: one per CPU); return the manifest path. An earlier build is replaced only once the
+    new one is complete."""
     if shutil.which("cc") is None and shutil.which("gcc") is None:
         raise KernelBuildError("no C compiler (cc/gcc) on PATH: install one (Debian: apt-get install gcc)")
     headers = Path(sysconfig.get_paths()["include"]) / "Python.h"
@@ -170,28 +173,30 @@ def build(out_dir: Path = kernels.BUILD_DIR, signatures: Path = kernels.SIGNATUR
     modules = sorted({name.rsplit(".", 1)[0] for name, _, _ in rows})
     for module in modules:
         importlib.import_module(module)  # registers their kernels (and their callees'), for the digests below
-    groups = partition(rows, jobs or len(os.sched_getaffinity(0)))
+    groups = partition(rows)
+    processes = min(len(groups), jobs or len(os.sched_getaffinity(0)))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         names = [f"{kernels.BUILD_NAME}_{i}" for i in range(len(groups))]
         context = multiprocessing.get_context("spawn")  # a fresh interpreter per part: no forked LLVM state
-        with ProcessPoolExecutor(len(groups), mp_context=context) as pool:
+        with ProcessPoolExecutor(processes, mp_context=context) as pool:
             futures = [pool.submit(compile_part, signatures, group, name, tmp, verbose)
                        for group, name in zip(groups, names)]
             variants = [v for future in futures for v in future.result()]
         built = [next(Path(tmp).glob(f"{name}.*")) for name in names]
         out_dir.mkdir(parents=True, exist_ok=True)
         files = sorted({Path(sys.modules[k.py_func.__module__].__file__ or "") for k in kernels.REGISTRY.values()})
-        manifest = {"modules": [b.name for b in built], "environment": kernels.environment_fingerprint(),
+        module_files = [b.name for b in built]
+        manifest = {"modules": module_files, "environment": kernels.environment_fingerprint(),
                     "files": kernels.file_digests(files), "variants": variants,
-                    "seconds": round(time.perf_counter() - started, 1), "processes": len(groups)}
-        for old in out_dir.glob(f"{kernels.BUILD_NAME}*"):
-            if old.name not in manifest["modules"]:
-                old.unlink()  # an earlier build's modules (their names may differ with the number of parts)
+                    "seconds": round(time.perf_counter() - started, 1), "processes": processes}
         for b in built:
             shutil.copyfile(b, out_dir / (b.name + ".part"))
             (out_dir / (b.name + ".part")).replace(out_dir / b.name)
         manifest_path = out_dir / f"{kernels.BUILD_NAME}.json"
         manifest_path.with_suffix(".part").write_text(json.dumps(manifest, indent=1))
         manifest_path.with_suffix(".part").replace(manifest_path)
+        for old in out_dir.glob(f"{kernels.BUILD_NAME}_*"):
+            if old.name not in module_files:
+                old.unlink()  # an earlier build's part the new manifest no longer names
     return manifest_path

@@ -176,9 +176,9 @@ class _Build:
         if not manifest_path.exists():
             return "no ahead-of-time build (radflow kernels build)"
         manifest = json.loads(manifest_path.read_text())
-        files = [PACKAGE / name for name in manifest["files"]]
-        if (manifest["environment"] != environment_fingerprint()
-                or not all(f.exists() for f in files) or manifest["files"] != file_digests(files)):
+        files = [PACKAGE / name for name in manifest.get("files", {})]
+        if ("modules" not in manifest or manifest.get("environment") != environment_fingerprint() != environment_fingerprint()
+                or not all(f.exists() for f in files) or manifest.get("files") != file_digests(files)):
             return "the ahead-of-time build is stale (kernel sources, numba or CPU changed): radflow kernels build"
         loaded = {}
         for file_name in manifest["modules"]:
@@ -186,8 +186,11 @@ class _Build:
             spec = importlib.util.spec_from_file_location(name, directory / file_name)
             if spec is None or spec.loader is None:
                 return f"cannot load {file_name}"
-            loaded[name] = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(loaded[name])
+            try:
+                loaded[name] = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(loaded[name])
+            except (ImportError, OSError) as exc:  # e.g. replaced by a build running now
+                return f"cannot load {file_name} ({exc}): radflow kernels build"
         self.modules = loaded
         for variant in manifest["variants"]:
             keys = self.index.setdefault(variant["kernel"], {})
