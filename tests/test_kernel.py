@@ -82,15 +82,21 @@ def test_the_build_gives_the_bits_the_just_in_time_kernels_give(tmp_path):
     assert same.all(), ahead[~same].assign(jit=j[~same]).head(10).to_string()
 
 
-def test_a_stale_build_is_ignored(tmp_path):
+@pytest.mark.parametrize("change", ["source", "environment", "format"])
+def test_a_stale_build_is_ignored(tmp_path, change):
+    """A build made from other kernel sources, another numba/numpy/Python/CPU, or an older manifest is not used."""
     aot_build_in_use()
     copy = tmp_path / "aot"
     shutil.copytree(kernels.BUILD_DIR, copy)
     assert kernels._Build(copy).modules
     manifest_path = copy / f"{kernels.BUILD_NAME}.json"
     manifest = json.loads(manifest_path.read_text())
-    first = next(iter(manifest["files"]))
-    manifest["files"][first] = "0" * 64  # as if the kernel source changed after the build
+    if change == "source":
+        manifest["files"][next(iter(manifest["files"]))] = "0" * 64  # as if a kernel module changed after the build
+    elif change == "environment":
+        manifest["environment"] = "0" * 64  # as if numba was upgraded or the build came from another CPU
+    else:
+        manifest["module"] = manifest.pop("modules")[0]  # the single-module manifest of the first builds
     manifest_path.write_text(json.dumps(manifest))
     stale = kernels._Build(copy)
     assert not stale.modules and "stale" in stale.reason

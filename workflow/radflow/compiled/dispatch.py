@@ -118,7 +118,8 @@ class Kernel:
 def read_signatures(path: Path = SIGNATURES) -> list[tuple[str, str, list[str]]]:
     """(kernel name, return type, argument types) per line ``module.function<TAB>return<TAB>arg<TAB>arg...``.
 
-    Types are written as numba type constructors (``Array(float64, 3, 'C')``, ``int64``); ``radflow.compiled.build`` reads them.
+    Types are written as numba type constructors (``Array(float64, 3, 'C')``, ``int64``), as
+    ``radflow.compiled.build`` reads them.
     """
     if not path.exists():
         return []
@@ -177,7 +178,7 @@ class _Build:
             return "no ahead-of-time build (radflow kernels build)"
         manifest = json.loads(manifest_path.read_text())
         files = [PACKAGE / name for name in manifest.get("files", {})]
-        if ("modules" not in manifest or manifest.get("environment") != environment_fingerprint() != environment_fingerprint()
+        if ("modules" not in manifest or manifest.get("environment") != environment_fingerprint()
                 or not all(f.exists() for f in files) or manifest.get("files") != file_digests(files)):
             return "the ahead-of-time build is stale (kernel sources, numba or CPU changed): radflow kernels build"
         loaded = {}
