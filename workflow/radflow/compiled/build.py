@@ -1,9 +1,10 @@
-"""Build the ahead-of-time kernel module (``radflow kernels build``) and keep its signature list (the census).
+"""Build the ahead-of-time kernel modules (``radflow kernels build``) and keep their signature list (the census).
 
 See ``radflow.compiled.dispatch`` for why. The build imports the modules named in ``signatures.txt``, exports one
 function per listed signature with ``numba.pycc`` for this CPU (``target_cpu = "host"``, as numba's just-in-time
-compiler does), and writes the extension module with a manifest: the exported names, the argument types each one
-takes, the digests of every kernel module's source and the environment fingerprint. Each exported function is a
+compiler does), one extension module per kernel module, compiled in parallel, and writes a manifest: the modules,
+the exported names, the argument types each one takes, the digests of every kernel module's source and the
+environment fingerprint. Each exported function is a
 forwarder that calls the kernel, so the kernel itself is compiled with its own options (``fastmath``,
 ``error_model``) exactly as just in time.
 
@@ -173,18 +174,29 @@ def build(out_dir: Path = kernels.BUILD_DIR, signatures: Path = kernels.SIGNATUR
     modules = sorted({name.rsplit(".", 1)[0] for name, _, _ in rows})
     for module in modules:
         importlib.import_module(module)  # registers their kernels (and their callees'), for the digests below
+    try:  # before half a minute of compiling
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise KernelBuildError(f"cannot write the build into {out_dir}: {exc.strerror or exc}") from exc
     groups = partition(rows)
     processes = min(len(groups), jobs or len(os.sched_getaffinity(0)))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         names = [f"{kernels.BUILD_NAME}_{i}" for i in range(len(groups))]
         context = multiprocessing.get_context("spawn")  # a fresh interpreter per part: no forked LLVM state
-        with ProcessPoolExecutor(processes, mp_context=context) as pool:
-            futures = [pool.submit(compile_part, signatures, group, name, tmp, verbose)
-                       for group, name in zip(groups, names)]
-            variants = [v for future in futures for v in future.result()]
+        try:
+            with ProcessPoolExecutor(processes, mp_context=context) as pool:
+                futures = [pool.submit(compile_part, signatures, group, name, tmp, verbose)
+                           for group, name in zip(groups, names)]
+                variants = [v for future in futures for v in future.result()]
+        except KernelBuildError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - numba's typing or lowering of a listed signature: one line
+            raise KernelBuildError(f"a kernel did not compile ahead of time: {type(exc).__name__}: {exc}") from exc
         built = [next(Path(tmp).glob(f"{name}.*")) for name in names]
-        out_dir.mkdir(parents=True, exist_ok=True)
         files = sorted({Path(sys.modules[k.py_func.__module__].__file__ or "") for k in kernels.REGISTRY.values()})
         module_files = [b.name for b in built]
         manifest = {"modules": module_files, "environment": kernels.environment_fingerprint(),
