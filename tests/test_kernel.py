@@ -29,7 +29,7 @@ def synthetic_roi(seed: int, shape=(9, 14, 13)) -> tuple[np.ndarray, np.ndarray]
     return image, mask.astype(np.uint8)
 
 
-def settings_for(levels: int, slices: int) -> dict:
+def settings_for(levels: int) -> dict:
     return {"modality": "generic",
             "discretisation": {"texture": {"method": "fixed_bin_number", "n_bins": levels},
                                "ivh": {"method": "fixed_bin_number", "n_bins": min(levels, 1000)}}}
@@ -37,7 +37,7 @@ def settings_for(levels: int, slices: int) -> dict:
 
 def extract_all(levels: int, slices: int = 9) -> pd.DataFrame:
     image, mask = synthetic_roi(levels, shape=(slices, 14, 13))
-    return radflow.extract(image, mask, settings_for(levels, slices), spacing=(0.9, 0.8, 2.0))
+    return radflow.extract(image, mask, settings_for(levels), spacing=(0.9, 0.8, 2.0))
 
 
 def aot_build_in_use() -> bool:
