@@ -109,8 +109,15 @@ def _grow(facets, neighbours, normals, offsets, alive, head):
     o2 = np.empty(cap, dtype=np.int64)
     a2 = np.zeros(cap, dtype=np.bool_)
     h2 = np.full(cap, -1, dtype=np.int64)
-    old = facets.shape[0]
-    f2[:old], n2[:old], m2[:old], o2[:old], a2[:old], h2[:old] = facets, neighbours, normals, offsets, alive, head
+    # element by element: numba's slice assignment (broadcasting and its error messages) took 3 s to compile
+    for i in range(facets.shape[0]):
+        for j in range(3):
+            f2[i, j] = facets[i, j]
+            n2[i, j] = neighbours[i, j]
+            m2[i, j] = normals[i, j]
+        o2[i] = offsets[i]
+        a2[i] = alive[i]
+        h2[i] = head[i]
     return f2, n2, m2, o2, a2, h2
 
 
