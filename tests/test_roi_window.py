@@ -104,3 +104,18 @@ def test_a_mask_of_another_size_is_refused(tmp_path):
     sitk.WriteImage(sitk.Image([5, 5, 5], sitk.sitkUInt8), str(other))
     with pytest.raises(InputError, match="differs from image size"):
         read_roi_window(image_path, other, margin_mm=6.2)
+
+
+@pytest.mark.parametrize("dtype", [np.bool_, np.uint8, np.int16])
+def test_mask_extent_is_the_nonzero_voxels_first_and_last_index(dtype):
+    """roi.mask_extent (behind crop_box, bounding_box and the resampling window) against np.nonzero."""
+    from radflow.imaging.roi import mask_extent
+
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        mask = np.zeros(rng.integers(1, 12, size=3), dtype=dtype)
+        for _ in range(int(rng.integers(1, 4))):
+            mask[tuple(int(rng.integers(0, n)) for n in mask.shape)] = 2 if dtype != np.bool_ else True
+        expected = tuple((int(i.min()), int(i.max())) for i in np.nonzero(mask))
+        assert mask_extent(mask) == expected
+    assert mask_extent(np.zeros((3, 4, 5), dtype=dtype)) is None

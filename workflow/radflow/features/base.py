@@ -13,7 +13,7 @@ import numpy as np
 
 # Re-exported for the families: what they consume (made by imaging.preprocess) and the labels they emit.
 from radflow.ibsi import MATRIX_AGGREGATIONS, NO_AGGREGATION, ZONE_AGGREGATIONS
-from radflow.imaging.roi import RoiData
+from radflow.imaging.roi import RoiData, mask_extent
 
 __all__ = ["MATRIX_AGGREGATIONS", "NO_AGGREGATION", "ZONE_AGGREGATIONS", "FeatureValue", "RoiData", "bounding_box"]
 
@@ -35,11 +35,8 @@ class FeatureValue(NamedTuple):
 
 
 def bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
-    """The smallest box of slices holding every True voxel of a non-empty 3D ``mask``, from two projections (the
-    planes, and the footprint along axis 0) taken as byte maxima: 6x faster than three any() projections on a
-    small ROI's mask (68 -> 11 us), and a few times faster than ``np.nonzero`` on a large one."""
-    octets = (mask if mask.dtype == np.bool_ else mask != 0).view(np.uint8)
-    planes = np.flatnonzero(octets.max(axis=(1, 2)))
-    footprint = octets.max(axis=0)
-    rows, columns = np.flatnonzero(footprint.max(axis=1)), np.flatnonzero(footprint.max(axis=0))
-    return tuple(slice(int(present[0]), int(present[-1]) + 1) for present in (planes, rows, columns))
+    """The smallest box of slices holding every True voxel of a non-empty 3D ``mask`` (``roi.mask_extent``)."""
+    extent = mask_extent(mask)
+    if extent is None:
+        raise ValueError("bounding_box of an empty mask")
+    return tuple(slice(first, last + 1) for first, last in extent)

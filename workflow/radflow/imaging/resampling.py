@@ -29,6 +29,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from radflow.imaging.roi import mask_extent
 from radflow.settings import Settings
 
 ORDERS = {"nearest": 0, "linear": 1, "cubic": 3}
@@ -244,18 +245,6 @@ def _check_same_grid(image: sitk.Image, mask: sitk.Image) -> None:
         raise ResamplingError(f"image spacing {image.GetSpacing()} and mask spacing {mask.GetSpacing()} differ")
 
 
-def bounding_box(mask: np.ndarray) -> tuple[tuple[int, int], ...] | None:
-    """Inclusive (first, last) index of the non-zero voxels along each axis; None for an empty mask."""
-    box = []
-    for axis in range(mask.ndim):
-        others = tuple(a for a in range(mask.ndim) if a != axis)
-        hit = np.flatnonzero(np.any(mask, axis=others))
-        if hit.size == 0:
-            return None
-        box.append((int(hit[0]), int(hit[-1])))
-    return tuple(box)
-
-
 def roi_windows(
     box: tuple[tuple[int, int], ...], grids: tuple[AxisGrid, ...], reach: float, margin_mm: float
 ) -> tuple[tuple[int, int], ...]:
@@ -290,7 +279,7 @@ def resample_image_and_mask(
     grids = grid_for(image_array.shape, spacing, new_spacing)
     image_order, mask_order = ORDERS[interp["image_interpolator"]], ORDERS[interp["mask_interpolator"]]
 
-    box = bounding_box(mask_array)
+    box = mask_extent(mask_array)
     windows = tuple((0, g.n_new) for g in grids)
     if roi_margin_mm is not None and box is not None:
         windows = roi_windows(box, grids, _MASK_REACH[mask_order], roi_margin_mm)
