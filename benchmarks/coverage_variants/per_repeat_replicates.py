@@ -65,18 +65,23 @@ def one(task: str, n: int, signal: bool, index: int, n_bootstrap: int, seed: int
             "proc": {key: values.tolist() for key, values in procedure.items()}, "fixed": fixed}
 
 
-def main() -> None:
-    seed, n_datasets, n_bootstrap, out = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
-    tasks = sys.argv[5].split(",") if len(sys.argv) > 5 else ["binary", "survival"]
+def write_scenarios(cohort, tasks: list[str], n_datasets: int, n_replicates: int, seed: int, out: Path) -> None:
+    """``cohort(task, n, signal, index, n_replicates, seed)`` for every scenario's data sets, one JSON file each."""
     out.mkdir(parents=True, exist_ok=True)
     for task in tasks:
         for n in (40, 200):
             for signal in (False, True):
                 start = time.time()
-                results = [one(task, n, signal, i, n_bootstrap, seed) for i in range(n_datasets)]
+                results = [cohort(task, n, signal, i, n_replicates, seed) for i in range(n_datasets)]
                 name = out / f"{task}_{n}_{'signal' if signal else 'null'}.json"
                 name.write_text(json.dumps(results))
                 print(name, f"{time.time() - start:.0f} s", flush=True)
+
+
+def main() -> None:
+    seed, n_datasets, n_bootstrap, out = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
+    tasks = sys.argv[5].split(",") if len(sys.argv) > 5 else ["binary", "survival"]
+    write_scenarios(one, tasks, n_datasets, n_bootstrap, seed, out)
 
 
 if __name__ == "__main__":

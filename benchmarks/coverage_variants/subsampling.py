@@ -9,15 +9,13 @@ replacement, f in FRACTIONS, reruns the 5-fold x 2-repeat CV on each and stores 
 """
 from __future__ import annotations
 
-import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from per_repeat_replicates import bc, stats  # noqa: E402
+from per_repeat_replicates import bc, stats, write_scenarios  # noqa: E402
 
 FRACTIONS = (0.8, 0.5)
 
@@ -48,15 +46,7 @@ def one(task: str, n: int, signal: bool, index: int, n_replicates: int, seed: in
 
 def main() -> None:
     seed, n_datasets, n_replicates, out = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
-    out.mkdir(parents=True, exist_ok=True)
-    for task in ("binary", "survival"):
-        for n in (40, 200):
-            for signal in (False, True):
-                start = time.time()
-                results = [one(task, n, signal, i, n_replicates, seed) for i in range(n_datasets)]
-                name = out / f"{task}_{n}_{'signal' if signal else 'null'}.json"
-                name.write_text(json.dumps(results))
-                print(name, f"{time.time() - start:.0f} s", flush=True)
+    write_scenarios(one, ["binary", "survival"], n_datasets, n_replicates, seed, out)
 
 
 if __name__ == "__main__":
