@@ -115,3 +115,27 @@ def test_argument_keys_follow_numba_typing():
         described = argument_description(numba.typeof(value))
         expected_keys = kernels._keys([described])
         assert kernels.argument_key((value,)) in expected_keys, (value, described)
+
+
+def test_the_census_writes_the_signatures_an_extraction_calls(tmp_path):
+    """RADFLOW_KERNEL_CENSUS (how signatures.txt is kept): the signatures a run calls, in the file's own format."""
+    census = tmp_path / "signatures.txt"
+    script = "import sys; sys.path.insert(0, sys.argv[1]); import test_kernel as t; t.extract_all(200)"
+    result = subprocess.run([sys.executable, "-c", script, os.path.dirname(__file__)],
+                            env={**os.environ, kernels.CENSUS_VARIABLE: str(census)}, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    recorded = {name for name, _, _ in kernels.read_signatures(census)}
+    listed = {name for name, _, _ in kernels.read_signatures()}
+    assert {"radflow.features.texture_matrices.cooccurrence_counts", "radflow.features.mesh._volume_and_area",
+            "radflow.features.zones._flood_zones"} <= recorded <= listed
+
+
+def test_without_a_compiler_the_build_is_one_line_and_optional_in_setup(tmp_path):
+    env = {**os.environ, "PATH": str(tmp_path)}  # no cc, no gcc
+    command = [sys.executable, "-m", "radflow", "kernels", "build"]
+    strict = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert strict.returncode == 2 and strict.stderr.strip().splitlines() == [
+        "radflow: error: no C compiler (cc/gcc) on PATH: install one (Debian: apt-get install gcc)"]
+    optional = subprocess.run([*command, "--optional"], env=env, capture_output=True, text=True, timeout=120)
+    assert optional.returncode == 0 and "kernels stay just in time" in optional.stderr
