@@ -174,14 +174,25 @@ def test_compute_equals_naive_reference_for_every_aggregation(seed, distance, sy
         assert reason == ""
 
 
-def test_matrices_are_symmetric_and_sum_to_one():
+def _feature_row(counts: np.ndarray, symmetric: bool) -> np.ndarray:
+    """The GLCM features of one count matrix (NaN where undefined)."""
+    totals = np.zeros(len(glcm.FEATURES))
+    defined = np.zeros(len(glcm.FEATURES), dtype=np.int64)
+    grey = np.arange(1.0, counts.shape[0] + 1)
+    assert glcm._add_features(np.ascontiguousarray(counts[None]), grey, counts.shape[0], symmetric, totals,
+                              defined) == 1
+    return np.where(defined > 0, totals, np.nan)
+
+
+def test_symmetric_matrices_add_the_transpose():
     levels = random_levels(5)
     counts = tm.cooccurrence_counts(levels, int(levels.max()), DIRECTIONS_3D, 0, levels.shape[0], False)[0]
-    p = glcm.probabilities(counts, symmetric=True)
-    assert np.allclose(p, p.transpose(0, 2, 1), rtol=0, atol=1e-15)
-    assert np.allclose(p.sum(axis=(1, 2)), 1.0, rtol=0, atol=1e-12)
-    one_sided = glcm.probabilities(counts, symmetric=False)
-    assert not np.allclose(one_sided, one_sided.transpose(0, 2, 1))
+    for one_sided in counts:
+        transposed = one_sided.T.copy()
+        np.testing.assert_allclose(_feature_row(one_sided, True), _feature_row(transposed, True), rtol=1e-12)
+        np.testing.assert_allclose(_feature_row(one_sided, True), _feature_row(one_sided + transposed, False),
+                                   rtol=1e-12)
+    assert not np.allclose(_feature_row(counts[0], False), _feature_row(counts[0].T.copy(), False))
 
 
 def test_features_do_not_depend_on_where_the_roi_lies_in_the_array(monkeypatch):

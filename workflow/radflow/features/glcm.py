@@ -7,329 +7,183 @@ lie in the intensity mask. Notation (IBSI 3.6), for a matrix normalised to proba
     p_i. = sum_j p_ij, p_.j = sum_i p_ij                 marginals, means mu_i. and mu_.j, deviations sigma_i., sigma_.j
     p_{x-y,k} = sum_{|i-j|=k} p_ij, p_{x+y,k} = sum_{i+j=k} p_ij    diagonal and cross-diagonal marginals
     N_g                                                  number of grey levels of the discretisation (``roi.n_levels``)
+    HXY = -sum_ij p_ij log2 p_ij, HX = -sum_i p_i. log2 p_i., HY = -sum_j p_.j log2 p_.j
 
 i and j are grey level values (1..N_g). Matrices are computed on the grey levels present in the ROI (see
 ``texture_matrices.compact_grey_levels``); absent levels only add zero rows and columns.
+
+| code | feature                                 | formula                                                           |
+|------|-----------------------------------------|-------------------------------------------------------------------|
+| GYBY | joint maximum                           | max_ij p_ij                                                       |
+| 60VM | joint average                           | mu = sum_ij i p_ij (= mu_i.)                                      |
+| UR99 | joint variance                          | sum_ij (i - mu)^2 p_ij                                            |
+| TU9B | joint entropy                           | HXY                                                               |
+| TF7R | difference average                      | mu_{x-y} = sum_k k p_{x-y,k}                                      |
+| D3YU | difference variance                     | sum_k (k - mu_{x-y})^2 p_{x-y,k}                                  |
+| NTRS | difference entropy                      | -sum_k p_{x-y,k} log2 p_{x-y,k}                                   |
+| ZGXS | sum average                             | mu_{x+y} = sum_k k p_{x+y,k}                                      |
+| OEEB | sum variance                            | sum_k (k - mu_{x+y})^2 p_{x+y,k}                                  |
+| P6QZ | sum entropy                             | -sum_k p_{x+y,k} log2 p_{x+y,k}                                   |
+| 8ZQL | angular second moment (energy)          | sum_ij p_ij^2                                                     |
+| ACUI | contrast                                | sum_ij (i - j)^2 p_ij = sum_k k^2 p_{x-y,k}                       |
+| 8S9J | dissimilarity                           | sum_ij abs(i - j) p_ij = sum_k k p_{x-y,k}                        |
+| IB1Z | inverse difference                      | sum_k p_{x-y,k} / (1 + k)                                         |
+| NDRX | normalised inverse difference           | sum_k p_{x-y,k} / (1 + k / N_g)                                   |
+| WF0Z | inverse difference moment               | sum_k p_{x-y,k} / (1 + k^2)                                       |
+| 1QCO | normalised inverse difference moment    | sum_k p_{x-y,k} / (1 + k^2 / N_g^2)                               |
+| E8JP | inverse variance                        | 2 sum_{i<j} p_ij / (i - j)^2 = sum_{k>=1} p_{x-y,k} / k^2         |
+| NI2N | correlation                             | (sum_ij i j p_ij - mu_i. mu_.j) / (sigma_i. sigma_.j)             |
+| QWB0 | autocorrelation                         | sum_ij i j p_ij                                                   |
+| DG8W | cluster tendency                        | sum_ij (i + j - mu_i. - mu_.j)^2 p_ij                             |
+| 7NFM | cluster shade                           | sum_ij (i + j - mu_i. - mu_.j)^3 p_ij                             |
+| AE86 | cluster prominence                      | sum_ij (i + j - mu_i. - mu_.j)^4 p_ij                             |
+| R8DG | information correlation 1               | (HXY - HXY1) / HX, HXY1 = -sum_ij p_ij log2(p_i. p_.j) = HX + HY  |
+| JN9H | information correlation 2               | sqrt(1 - exp(-2 (HXY2 - HXY))), HXY2 = HX + HY                    |
+
+Correlation and information correlation 1 are undefined (0/0) for a matrix with a single grey level. Correlation is
+computed in its centred form sum_ij (i - mu_i.) (j - mu_.j) p_ij / (sigma_i. sigma_.j), sigma^2 as sum (i - mu)^2 p_i.:
+the raw moments cancel (mu^2 ~ 2000, variance ~ 1.5 for CT at 25 HU bins), which cost up to 1e-12 in relative
+accuracy. Rounding can make HXY2 - HXY a hair below 0, hence information correlation 2 clips 1 - exp(...) at 0.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cached_property
+import math
 
 import numpy as np
 
+from radflow.compiled import kernel
 from radflow.features import texture_matrices as tm
 from radflow.features.base import FeatureValue, RoiData
 from radflow.settings import Settings
 
-
-@dataclass(frozen=True)
-class _Grouping:
-    """Groups the cells of a G x G matrix by a key (|i - j| or i + j) to sum them per distinct key value."""
-
-    values: np.ndarray
-    order: np.ndarray
-    starts: np.ndarray
-
-    @classmethod
-    def of(cls, key: np.ndarray) -> "_Grouping":
-        flat = key.ravel()
-        order = np.argsort(flat, kind="stable")
-        values, starts = np.unique(flat[order], return_index=True)
-        return cls(values, order, starts)
-
-    def marginal(self, p: np.ndarray) -> np.ndarray:
-        """(n, G, G) -> (n, distinct keys): the summed probabilities per key value."""
-        return np.add.reduceat(p.reshape(len(p), -1)[:, self.order], self.starts, axis=1)
-
-
-@dataclass(frozen=True)
-class GreyLevelPairs:
-    """The grey level values of the matrix rows and their |i - j| and i + j groupings (built once per ROI)."""
-
-    grey: np.ndarray
-    diff: _Grouping
-    sum: _Grouping
-
-    @classmethod
-    def of(cls, grey: np.ndarray) -> "GreyLevelPairs":
-        i, j = grey[:, None], grey[None, :]
-        return cls(grey, _Grouping.of(np.abs(i - j)), _Grouping.of(i + j))
-
-
-class CooccurrenceStats:
-    """A stack of normalised GLCMs and the marginals and moments the features share."""
-
-    def __init__(self, p: np.ndarray, pairs: GreyLevelPairs, n_levels: int):
-        self.p = p  # (n, G, G), each matrix sums to 1
-        self.grey = pairs.grey  # (G,) grey level values
-        self.n_levels = n_levels
-        self._diff = pairs.diff
-        self._sum = pairs.sum
-
-    @cached_property
-    def p_i(self) -> np.ndarray:
-        return self.p.sum(axis=2)
-
-    @cached_property
-    def p_j(self) -> np.ndarray:
-        return self.p.sum(axis=1)
-
-    @cached_property
-    def mu_i(self) -> np.ndarray:
-        return self.p_i @ self.grey
-
-    @cached_property
-    def mu_j(self) -> np.ndarray:
-        return self.p_j @ self.grey
-
-    @cached_property
-    def sigma_i(self) -> np.ndarray:
-        return np.sqrt(np.maximum(self.p_i @ self.grey**2 - self.mu_i**2, 0.0))
-
-    @cached_property
-    def sigma_j(self) -> np.ndarray:
-        return np.sqrt(np.maximum(self.p_j @ self.grey**2 - self.mu_j**2, 0.0))
-
-    @property
-    def k_diff(self) -> np.ndarray:
-        return self._diff.values
-
-    @cached_property
-    def p_diff(self) -> np.ndarray:
-        return self._diff.marginal(self.p)
-
-    @cached_property
-    def mu_diff(self) -> np.ndarray:
-        """mu_{x-y} = sum_k k p_{x-y,k} (difference average and dissimilarity, centre of the difference variance)."""
-        return self.p_diff @ self.k_diff
-
-    @property
-    def k_sum(self) -> np.ndarray:
-        return self._sum.values
-
-    @cached_property
-    def p_sum(self) -> np.ndarray:
-        return self._sum.marginal(self.p)
-
-    @cached_property
-    def mu_sum(self) -> np.ndarray:
-        """mu_{x+y} = sum_k k p_{x+y,k} (sum average, centre of the sum variance)."""
-        return self.p_sum @ self.k_sum
-
-    @cached_property
-    def sum_ij_p(self) -> np.ndarray:
-        """sum_ij i j p_ij."""
-        return (self.p @ self.grey) @ self.grey
-
-    @cached_property
-    def cluster_deviation(self) -> np.ndarray:
-        """(n, K) deviations k - mu_i. - mu_.j of every distinct i + j = k."""
-        return self.k_sum[None, :] - (self.mu_i + self.mu_j)[:, None]
-
-    @cached_property
-    def hxy(self) -> np.ndarray:
-        return -tm.xlog2x(self.p).sum(axis=(1, 2))
-
-    @cached_property
-    def hx(self) -> np.ndarray:
-        return -tm.xlog2x(self.p_i).sum(axis=1)
-
-    @cached_property
-    def hy(self) -> np.ndarray:
-        return -tm.xlog2x(self.p_j).sum(axis=1)
-
-
-def _centred_variance(values: np.ndarray, p: np.ndarray, mu: np.ndarray) -> np.ndarray:
-    """sum_k (k - mu)^2 p_k per row of p (n, K), values (K,), mu (n,)."""
-    deviation = values[None, :] - mu[:, None]
-    return (deviation * deviation * p).sum(axis=1)
-
-
-def joint_maximum(s: CooccurrenceStats) -> np.ndarray:
-    """Joint maximum (GYBY): max_ij p_ij."""
-    return s.p.max(axis=(1, 2))
-
-
-def joint_average(s: CooccurrenceStats) -> np.ndarray:
-    """Joint average (60VM): mu = sum_ij i p_ij."""
-    return s.mu_i
-
-
-def joint_variance(s: CooccurrenceStats) -> np.ndarray:
-    """Joint variance (UR99): sum_ij (i - mu)^2 p_ij."""
-    return _centred_variance(s.grey, s.p_i, s.mu_i)
-
-
-def joint_entropy(s: CooccurrenceStats) -> np.ndarray:
-    """Joint entropy (TU9B): -sum_ij p_ij log2 p_ij."""
-    return s.hxy
-
-
-def difference_average(s: CooccurrenceStats) -> np.ndarray:
-    """Difference average (TF7R): mu_{x-y} = sum_k k p_{x-y,k}."""
-    return s.mu_diff
-
-
-def difference_variance(s: CooccurrenceStats) -> np.ndarray:
-    """Difference variance (D3YU): sum_k (k - mu_{x-y})^2 p_{x-y,k}."""
-    return _centred_variance(s.k_diff, s.p_diff, s.mu_diff)
-
-
-def difference_entropy(s: CooccurrenceStats) -> np.ndarray:
-    """Difference entropy (NTRS): -sum_k p_{x-y,k} log2 p_{x-y,k}."""
-    return -tm.xlog2x(s.p_diff).sum(axis=1)
-
-
-def sum_average(s: CooccurrenceStats) -> np.ndarray:
-    """Sum average (ZGXS): mu_{x+y} = sum_k k p_{x+y,k}."""
-    return s.mu_sum
-
-
-def sum_variance(s: CooccurrenceStats) -> np.ndarray:
-    """Sum variance (OEEB): sum_k (k - mu_{x+y})^2 p_{x+y,k}."""
-    return _centred_variance(s.k_sum, s.p_sum, s.mu_sum)
-
-
-def sum_entropy(s: CooccurrenceStats) -> np.ndarray:
-    """Sum entropy (P6QZ): -sum_k p_{x+y,k} log2 p_{x+y,k}."""
-    return -tm.xlog2x(s.p_sum).sum(axis=1)
-
-
-def angular_second_moment(s: CooccurrenceStats) -> np.ndarray:
-    """Angular second moment, energy (8ZQL): sum_ij p_ij^2."""
-    return np.einsum("nij,nij->n", s.p, s.p)
-
-
-def contrast(s: CooccurrenceStats) -> np.ndarray:
-    """Contrast (ACUI): sum_ij (i - j)^2 p_ij = sum_k k^2 p_{x-y,k}."""
-    return s.p_diff @ s.k_diff**2
-
-
-def dissimilarity(s: CooccurrenceStats) -> np.ndarray:
-    """Dissimilarity (8S9J): sum_ij |i - j| p_ij = sum_k k p_{x-y,k}."""
-    return s.mu_diff
-
-
-def inverse_difference(s: CooccurrenceStats) -> np.ndarray:
-    """Inverse difference (IB1Z): sum_k p_{x-y,k} / (1 + k)."""
-    return s.p_diff @ (1.0 / (1.0 + s.k_diff))
-
-
-def normalised_inverse_difference(s: CooccurrenceStats) -> np.ndarray:
-    """Normalised inverse difference (NDRX): sum_k p_{x-y,k} / (1 + k / N_g)."""
-    return s.p_diff @ (1.0 / (1.0 + s.k_diff / s.n_levels))
-
-
-def inverse_difference_moment(s: CooccurrenceStats) -> np.ndarray:
-    """Inverse difference moment (WF0Z): sum_k p_{x-y,k} / (1 + k^2)."""
-    return s.p_diff @ (1.0 / (1.0 + s.k_diff**2))
-
-
-def normalised_inverse_difference_moment(s: CooccurrenceStats) -> np.ndarray:
-    """Normalised inverse difference moment (1QCO): sum_k p_{x-y,k} / (1 + k^2 / N_g^2)."""
-    return s.p_diff @ (1.0 / (1.0 + (s.k_diff / s.n_levels) ** 2))
-
-
-def inverse_variance(s: CooccurrenceStats) -> np.ndarray:
-    """Inverse variance (E8JP): 2 sum_{i<j} p_ij / (i - j)^2 = sum_{k>=1} p_{x-y,k} / k^2."""
-    k = s.k_diff
-    weight = np.divide(1.0, k**2, out=np.zeros_like(k), where=k > 0)
-    return s.p_diff @ weight
-
-
-def correlation(s: CooccurrenceStats) -> np.ndarray:
-    """Correlation (NI2N): (sum_ij i j p_ij - mu_i. mu_.j) / (sigma_i. sigma_.j); undefined for one grey level."""
-    denominator = s.sigma_i * s.sigma_j
-    numerator = s.sum_ij_p - s.mu_i * s.mu_j
-    return np.divide(numerator, denominator, out=np.full_like(numerator, np.nan), where=denominator > 0)
-
-
-def autocorrelation(s: CooccurrenceStats) -> np.ndarray:
-    """Autocorrelation (QWB0): sum_ij i j p_ij."""
-    return s.sum_ij_p
-
-
-def cluster_tendency(s: CooccurrenceStats) -> np.ndarray:
-    """Cluster tendency (DG8W): sum_ij (i + j - mu_i. - mu_.j)^2 p_ij = sum_k (k - mu_i. - mu_.j)^2 p_{x+y,k}."""
-    d = s.cluster_deviation
-    return (d * d * s.p_sum).sum(axis=1)
-
-
-def cluster_shade(s: CooccurrenceStats) -> np.ndarray:
-    """Cluster shade (7NFM): sum_ij (i + j - mu_i. - mu_.j)^3 p_ij."""
-    d = s.cluster_deviation
-    return (d * d * d * s.p_sum).sum(axis=1)
-
-
-def cluster_prominence(s: CooccurrenceStats) -> np.ndarray:
-    """Cluster prominence (AE86): sum_ij (i + j - mu_i. - mu_.j)^4 p_ij."""
-    d2 = s.cluster_deviation**2
-    return (d2 * d2 * s.p_sum).sum(axis=1)
-
-
-def information_correlation_1(s: CooccurrenceStats) -> np.ndarray:
-    """Information correlation 1 (R8DG): (HXY - HXY1) / HX.
-
-    HXY is the joint entropy, HX = -sum_i p_i. log2 p_i. and HXY1 = -sum_ij p_ij log2(p_i. p_.j), which equals
-    HX + HY. Undefined for a single grey level (HX = 0).
-    """
-    numerator = s.hxy - (s.hx + s.hy)
-    return np.divide(numerator, s.hx, out=np.full_like(numerator, np.nan), where=s.hx > 0)
-
-
-def information_correlation_2(s: CooccurrenceStats) -> np.ndarray:
-    """Information correlation 2 (JN9H): sqrt(1 - exp(-2 (HXY2 - HXY))).
-
-    HXY2 = -sum_ij p_i. p_.j log2(p_i. p_.j) = HX + HY; rounding can make HXY2 - HXY a hair below 0, hence the clip.
-    """
-    return np.sqrt(np.clip(1.0 - np.exp(-2.0 * (s.hx + s.hy - s.hxy)), 0.0, None))
-
-
-FEATURES = {
-    "GYBY": joint_maximum,
-    "60VM": joint_average,
-    "UR99": joint_variance,
-    "TU9B": joint_entropy,
-    "TF7R": difference_average,
-    "D3YU": difference_variance,
-    "NTRS": difference_entropy,
-    "ZGXS": sum_average,
-    "OEEB": sum_variance,
-    "P6QZ": sum_entropy,
-    "8ZQL": angular_second_moment,
-    "ACUI": contrast,
-    "8S9J": dissimilarity,
-    "IB1Z": inverse_difference,
-    "NDRX": normalised_inverse_difference,
-    "WF0Z": inverse_difference_moment,
-    "1QCO": normalised_inverse_difference_moment,
-    "E8JP": inverse_variance,
-    "NI2N": correlation,
-    "QWB0": autocorrelation,
-    "DG8W": cluster_tendency,
-    "7NFM": cluster_shade,
-    "AE86": cluster_prominence,
-    "R8DG": information_correlation_1,
-    "JN9H": information_correlation_2,
-}
+# The 25 features in the order ``_add_features`` writes them.
+FEATURES = ("GYBY", "60VM", "UR99", "TU9B", "TF7R", "D3YU", "NTRS", "ZGXS", "OEEB", "P6QZ", "8ZQL", "ACUI", "8S9J",
+            "IB1Z", "NDRX", "WF0Z", "1QCO", "E8JP", "NI2N", "QWB0", "DG8W", "7NFM", "AE86", "R8DG", "JN9H")
 
 _SINGLE_LEVEL = "every non-empty matrix has a single grey level, where this feature is undefined (0/0)"
 UNDEFINED_REASONS = {code: "undefined for every non-empty matrix" for code in FEATURES}
 UNDEFINED_REASONS.update({"NI2N": _SINGLE_LEVEL, "R8DG": _SINGLE_LEVEL})
 
 
-def probabilities(counts: np.ndarray, symmetric: bool) -> np.ndarray:
-    """Normalised GLCMs p_ij from a stack of non-empty one-sided counts (n, G, G); symmetric adds the transpose."""
-    p = counts + counts.transpose(0, 2, 1) if symmetric else counts.copy()
-    p /= p.sum(axis=(1, 2))[:, None, None]
-    return p
-
-
-def features_of(counts: np.ndarray, pairs: GreyLevelPairs, n_levels: int, symmetric: bool) -> dict[str, np.ndarray]:
-    """All GLCM features of a stack of non-empty one-sided co-occurrence count matrices (n, G, G)."""
-    stats = CooccurrenceStats(probabilities(counts, symmetric), pairs, n_levels)
-    return {code: feature(stats) for code, feature in FEATURES.items()}
+@kernel()
+def _add_features(counts, grey, n_levels, symmetric, totals, defined):
+    """Adds the features (``FEATURES`` order) of every non-empty one-sided count matrix of ``counts`` (n, G, G,
+    float64) to ``totals`` where they are defined (finite), counting them in ``defined``; returns the number of
+    non-empty matrices. ``grey`` (G,) are the grey level values of the rows, ``symmetric`` adds the transpose."""
+    n_matrices, n_grey = counts.shape[0], counts.shape[1]
+    top = int(grey[n_grey - 1]) if n_grey else 0
+    p = np.empty((n_grey, n_grey))
+    p_i = np.empty(n_grey)
+    p_j = np.empty(n_grey)
+    p_diff = np.empty(top + 1)  # p_{x-y,k}, k = 0..max |i - j|
+    p_sum = np.empty(2 * top + 1)  # p_{x+y,k}, k = 0..2 max i
+    values = np.empty(len(FEATURES))
+    found = 0
+    for m in range(n_matrices):
+        c = counts[m]
+        total = 0.0
+        for a in range(n_grey):
+            for b in range(n_grey):
+                v = c[a, b] + c[b, a] if symmetric else c[a, b]
+                p[a, b] = v
+                total += v
+        if total == 0.0:
+            continue
+        found += 1
+        p_i[:] = 0.0
+        p_j[:] = 0.0
+        p_diff[:] = 0.0
+        p_sum[:] = 0.0
+        joint_maximum = 0.0
+        energy = 0.0
+        hxy = 0.0
+        sum_ij_p = 0.0
+        for a in range(n_grey):
+            for b in range(n_grey):
+                v = p[a, b] / total
+                p[a, b] = v
+                p_i[a] += v
+                p_j[b] += v
+                p_diff[int(abs(grey[a] - grey[b]))] += v
+                p_sum[int(grey[a] + grey[b])] += v
+                joint_maximum = max(joint_maximum, v)
+                energy += v * v
+                sum_ij_p += grey[a] * grey[b] * v
+                if v > 0.0:
+                    hxy -= v * math.log2(v)
+        mu_i = mu_j = hx = hy = 0.0
+        for a in range(n_grey):
+            mu_i += p_i[a] * grey[a]
+            mu_j += p_j[a] * grey[a]
+            if p_i[a] > 0.0:
+                hx -= p_i[a] * math.log2(p_i[a])
+            if p_j[a] > 0.0:
+                hy -= p_j[a] * math.log2(p_j[a])
+        joint_variance = variance_j = covariance = 0.0
+        for a in range(n_grey):
+            joint_variance += (grey[a] - mu_i) ** 2 * p_i[a]
+            variance_j += (grey[a] - mu_j) ** 2 * p_j[a]
+            for b in range(n_grey):
+                covariance += (grey[a] - mu_i) * (grey[b] - mu_j) * p[a, b]
+        mu_diff = contrast = difference_entropy = 0.0
+        inverse_difference = normalised_id = inverse_difference_moment = normalised_idm = inverse_variance = 0.0
+        for k in range(top + 1):
+            q = p_diff[k]
+            mu_diff += k * q
+            contrast += k * k * q
+            inverse_difference += q / (1.0 + k)
+            normalised_id += q / (1.0 + k / n_levels)
+            inverse_difference_moment += q / (1.0 + k * k)
+            normalised_idm += q / (1.0 + (k / n_levels) ** 2)
+            if k > 0:
+                inverse_variance += q / (k * k)
+            if q > 0.0:
+                difference_entropy -= q * math.log2(q)
+        difference_variance = 0.0
+        for k in range(top + 1):
+            difference_variance += (k - mu_diff) ** 2 * p_diff[k]
+        mu_sum = sum_entropy = 0.0
+        for k in range(2 * top + 1):
+            q = p_sum[k]
+            mu_sum += k * q
+            if q > 0.0:
+                sum_entropy -= q * math.log2(q)
+        sum_variance = cluster_tendency = cluster_shade = cluster_prominence = 0.0
+        for k in range(2 * top + 1):
+            q = p_sum[k]
+            sum_variance += (k - mu_sum) ** 2 * q
+            d = k - (mu_i + mu_j)
+            cluster_tendency += d * d * q
+            cluster_shade += d * d * d * q
+            cluster_prominence += d * d * d * d * q
+        sigma = math.sqrt(joint_variance) * math.sqrt(variance_j)
+        values[0] = joint_maximum
+        values[1] = mu_i
+        values[2] = joint_variance
+        values[3] = hxy
+        values[4] = mu_diff
+        values[5] = difference_variance
+        values[6] = difference_entropy
+        values[7] = mu_sum
+        values[8] = sum_variance
+        values[9] = sum_entropy
+        values[10] = energy
+        values[11] = contrast
+        values[12] = mu_diff
+        values[13] = inverse_difference
+        values[14] = normalised_id
+        values[15] = inverse_difference_moment
+        values[16] = normalised_idm
+        values[17] = inverse_variance
+        values[18] = covariance / sigma if sigma > 0.0 else np.nan
+        values[19] = sum_ij_p
+        values[20] = cluster_tendency
+        values[21] = cluster_shade
+        values[22] = cluster_prominence
+        values[23] = (hxy - (hx + hy)) / hx if hx > 0.0 else np.nan
+        values[24] = math.sqrt(max(1.0 - math.exp(-2.0 * (hx + hy - hxy)), 0.0))
+        tm.add_finite(values, totals, defined)
+    return found
 
 
 def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:
@@ -340,14 +194,14 @@ def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:
         raise ValueError(f"texture.glcm_distance must be >= 1, got {distance}")
     levels, grey = tm.texture_levels(roi)
     n_grey = grey.size
-    pairs = GreyLevelPairs.of(grey)
+    n_levels, symmetric = int(roi.n_levels), bool(texture["glcm_symmetric"])
 
     def build(offsets: np.ndarray, z0: int, z1: int, per_slice: bool) -> np.ndarray:
         return tm.cooccurrence_counts(levels, n_grey, offsets * distance, z0, z1, per_slice)
 
-    def features(counts: np.ndarray) -> dict[str, np.ndarray]:
-        return features_of(counts, pairs, roi.n_levels, bool(texture["glcm_symmetric"]))
+    def add_features(counts: np.ndarray, totals: np.ndarray, defined: np.ndarray) -> int:
+        return _add_features(counts, grey, n_levels, symmetric, totals, defined)
 
     return tm.aggregate(
-        texture["matrix_aggregations"], features, UNDEFINED_REASONS, (n_grey, n_grey), build, levels.shape[0]
+        texture["matrix_aggregations"], add_features, UNDEFINED_REASONS, (n_grey, n_grey), build, levels.shape[0]
     )

@@ -25,7 +25,6 @@ level values carried alongside.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -286,47 +285,38 @@ def _runs_across_slices(levels, first, last, dy, dx, z0, z1, per_slice, length, 
     return at_least, too_long
 
 
-@dataclass
-class _FeatureMean:
-    """Running mean over matrices of each feature, counting only matrices where the feature is defined."""
-
-    total: dict[str, float] = field(default_factory=dict)
-    defined: dict[str, int] = field(default_factory=dict)
-    matrices: int = 0
-
-    def add_block(self, codes: list[str], finite_values: np.ndarray, finite: np.ndarray) -> None:
-        """Adds matrices given as (codes, matrices) blocks: the values with non-finite ones zeroed, and where they
-        were finite (columns of a larger block will do: each row is summed along its own matrices)."""
-        totals = finite_values.sum(axis=1).tolist()
-        counts = finite.sum(axis=1).tolist()
-        for code, total, count in zip(codes, totals, counts):
-            self.total[code] = self.total.get(code, 0.0) + total
-            self.defined[code] = self.defined.get(code, 0) + count
-        self.matrices += finite.shape[1]
-
-    def result(self, code: str, aggregation: str, undefined_reason: str) -> FeatureValue:
-        if self.matrices == 0:
-            return FeatureValue.undefined(code, aggregation, NO_MATRIX_REASON)
-        if self.defined.get(code, 0) == 0:
-            return FeatureValue.undefined(code, aggregation, undefined_reason)
-        return FeatureValue(code, aggregation, self.total[code] / self.defined[code])
+@kernel()
+def add_finite(values, totals, defined):
+    """Adds the finite ``values`` of one matrix to ``totals`` and counts them in ``defined`` (a feature that a matrix
+    leaves undefined is left out of the mean)."""
+    for f in range(values.size):
+        if np.isfinite(values[f]):
+            totals[f] += values[f]
+            defined[f] += 1
 
 
-FeatureFunction = Callable[[np.ndarray], dict[str, np.ndarray]]
+# A family's ``add_features(matrices, totals, defined) -> number of non-empty matrices``: adds the features of every
+# non-empty matrix of a float64 C-contiguous stack (n, *shape) to the aggregation's ``totals``, where defined (a
+# compiled kernel per family, with ``add_finite``).
+AddFeatures = Callable[[np.ndarray, np.ndarray, np.ndarray], int]
 
 
 class MatrixAggregator:
     """Turns directional matrices into feature values for each requested IBSI aggregation.
 
-    ``features`` maps a stack of non-empty matrices (n, *shape) to {IBSI code: (n,) values}. Feed the per-slice
-    in-plane matrices chunk by chunk (``add_slices``) or, when no 2D aggregation is asked for, their sum over
-    slices (``add_in_plane_volume``); then ``finish`` with the out-of-plane volume matrices (or None).
+    Per aggregation it keeps the sum of each feature over the matrices where it is defined, how many those are, and
+    the number of non-empty matrices. Feed the per-slice in-plane matrices chunk by chunk (``add_slices``) or, when
+    no 2D aggregation is asked for, their sum over slices (``add_in_plane_volume``); then ``finish`` with the
+    out-of-plane volume matrices (or None).
     """
 
-    def __init__(self, aggregations: list[str], features: FeatureFunction, matrix_shape: tuple[int, ...]):
+    def __init__(self, aggregations: list[str], add_features: AddFeatures, n_features: int,
+                 matrix_shape: tuple[int, ...]):
         self.aggregations = list(aggregations)
-        self.features = features
-        self.means = {agg: _FeatureMean() for agg in self.aggregations}
+        self.add_features = add_features
+        self.totals = np.zeros((len(self.aggregations), n_features))
+        self.defined = np.zeros((len(self.aggregations), n_features), dtype=np.int64)
+        self.matrices = [0] * len(self.aggregations)
         self.in_plane = np.zeros((len(IN_PLANE), *matrix_shape))
 
     @property
@@ -337,43 +327,18 @@ class MatrixAggregator:
     def needs_out_of_plane(self) -> bool:
         return any(agg in VOLUME_AGGREGATIONS for agg in self.aggregations)
 
-    def _average(self, *stacks: tuple[str, np.ndarray]) -> None:
-        """Adds the features of each (aggregation, stack of matrices) to that aggregation's mean, skipping empty
-        matrices and aggregations not asked for. All stacks go through ``features`` in one call: on small
-        matrices the per-call numpy overhead, not the arithmetic, is the cost."""
-        parts = []
-        for aggregation, stack in stacks:
-            if aggregation not in self.means:
-                continue
-            non_empty = stack.reshape(len(stack), -1).any(axis=1)
-            if non_empty.any():
-                parts.append((aggregation, stack[non_empty]))
-        if not parts:
-            return
-        width = max(part.shape[-1] for _, part in parts)  # run length stacks may be cut at different lengths
-        combined = np.zeros((sum(len(part) for _, part in parts),) + parts[0][1].shape[1:-1] + (width,))
-        offset = 0
-        for _, part in parts:
-            combined[offset:offset + len(part), ..., :part.shape[-1]] = part
-            offset += len(part)
-        values = self.features(combined)
-        if not values:
-            return
-        # one (codes, matrices) block for all the stacks, each aggregation's mean fed its columns
-        codes = list(values)
-        block = np.array([values[code] for code in codes], dtype=np.float64)
-        finite = np.isfinite(block)
-        finite_values = np.where(finite, block, 0.0)
-        offset = 0
-        for aggregation, part in parts:
-            columns = slice(offset, offset + len(part))
-            self.means[aggregation].add_block(codes, finite_values[:, columns], finite[:, columns])
-            offset += len(part)
+    def _average(self, aggregation: str, stack: Callable[[], np.ndarray]) -> None:
+        """Adds the features of the matrices ``stack()`` (made only when ``aggregation`` is asked for) to its mean."""
+        if aggregation in self.aggregations:
+            k = self.aggregations.index(aggregation)
+            matrices = np.ascontiguousarray(stack(), dtype=np.float64)
+            self.matrices[k] += self.add_features(matrices, self.totals[k], self.defined[k])
 
     def add_slices(self, stack: np.ndarray) -> None:
         """Per-slice in-plane matrices, shape (slices, len(IN_PLANE), *matrix_shape); the last axis may be cut
         short (run lengths up to the longest run: the missing columns are zero)."""
-        self._average((AVERAGED_2D, stack.reshape(-1, *stack.shape[2:])), (SLICE_MERGED_2D, stack.sum(axis=1)))
+        self._average(AVERAGED_2D, lambda: stack.reshape(-1, *stack.shape[2:]))
+        self._average(SLICE_MERGED_2D, lambda: stack.sum(axis=1))
         self.add_in_plane_volume(stack.sum(axis=0))
 
     def add_in_plane_volume(self, per_direction: np.ndarray) -> None:
@@ -382,7 +347,8 @@ class MatrixAggregator:
         self.in_plane[..., :per_direction.shape[-1]] += per_direction
 
     def finish(self, out_of_plane: np.ndarray | None, undefined_reasons: dict[str, str]) -> list[FeatureValue]:
-        stacks = [(DIRECTION_MERGED_25D, self.in_plane), (MERGED_25D, self.in_plane.sum(axis=0, keepdims=True))]
+        self._average(DIRECTION_MERGED_25D, lambda: self.in_plane)
+        self._average(MERGED_25D, lambda: self.in_plane.sum(axis=0, keepdims=True))
         if self.needs_out_of_plane:
             if out_of_plane is None:
                 volume = self.in_plane
@@ -390,13 +356,25 @@ class MatrixAggregator:
                 volume = np.zeros((len(out_of_plane) + len(self.in_plane),) + self.in_plane.shape[1:])
                 volume[:len(out_of_plane), ..., :out_of_plane.shape[-1]] = out_of_plane
                 volume[len(out_of_plane):] = self.in_plane
-            stacks += [(AVERAGED_3D, volume), (MERGED_3D, volume.sum(axis=0, keepdims=True))]
-        self._average(*stacks)
+            self._average(AVERAGED_3D, lambda: volume)
+            self._average(MERGED_3D, lambda: volume.sum(axis=0, keepdims=True))
         return [
-            self.means[agg].result(code, agg, reason)
-            for agg in self.aggregations
-            for code, reason in undefined_reasons.items()
+            value
+            for k, aggregation in enumerate(self.aggregations)
+            for value in _means(aggregation, self.matrices[k], self.totals[k], self.defined[k], undefined_reasons)
         ]
+
+
+def _means(aggregation: str, matrices: int, totals: np.ndarray, defined: np.ndarray,
+           undefined_reasons: dict[str, str]) -> list[FeatureValue]:
+    """One aggregation's feature values: each feature's mean over the matrices where it is defined."""
+    if matrices == 0:
+        return [FeatureValue.undefined(code, aggregation, NO_MATRIX_REASON) for code in undefined_reasons]
+    means = (totals / np.maximum(defined, 1)).tolist()
+    return [
+        FeatureValue(code, aggregation, mean) if count else FeatureValue.undefined(code, aggregation, reason)
+        for (code, reason), mean, count in zip(undefined_reasons.items(), means, defined.tolist())
+    ]
 
 
 def slice_chunks(n_slices: int, entries_per_slice: int) -> Iterator[tuple[int, int]]:
@@ -408,7 +386,7 @@ def slice_chunks(n_slices: int, entries_per_slice: int) -> Iterator[tuple[int, i
 
 def aggregate(
     aggregations: list[str],
-    features: FeatureFunction,
+    add_features: AddFeatures,
     undefined_reasons: dict[str, str],
     matrix_shape: tuple[int, ...],
     build: Callable[[np.ndarray, int, int, bool], np.ndarray],
@@ -416,9 +394,11 @@ def aggregate(
 ) -> list[FeatureValue]:
     """Build the directional matrices with ``build(offsets, z0, z1, per_slice)`` and aggregate their features.
 
-    ``build`` returns an array (slices or 1, len(offsets), *matrix_shape) for the voxels of slices z0..z1-1.
+    ``build`` returns an array (slices or 1, len(offsets), *matrix_shape) for the voxels of slices z0..z1-1;
+    ``add_features`` is the family's (``AddFeatures``), ``undefined_reasons`` names its features in the order it
+    writes them, each with the reason given when no matrix defines it.
     """
-    agg = MatrixAggregator(aggregations, features, matrix_shape)
+    agg = MatrixAggregator(aggregations, add_features, len(undefined_reasons), matrix_shape)
     if not agg.aggregations:
         return []
     if agg.needs_slices:
@@ -430,9 +410,3 @@ def aggregate(
     out_of_plane = build(OUT_OF_PLANE, 0, n_slices, False)[0] if agg.needs_out_of_plane else None
     return agg.finish(out_of_plane, undefined_reasons)
 
-
-def xlog2x(p: np.ndarray) -> np.ndarray:
-    """p log2 p elementwise, 0 where p = 0 (the entropy convention)."""
-    out = np.log2(p + (p == 0))  # log2(1) = 0 where p = 0; faster than a masked log2
-    out *= p
-    return out
