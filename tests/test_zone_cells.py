@@ -68,7 +68,7 @@ def test_cell_features_match_the_formulas_per_matrix(seed):
     got = zones.cell_features(zones.count_cells(group, rows, values, n_groups, n_levels), voxels)
     for g in range(n_groups):
         for name, value in _direct(dense[g], columns, voxels[g]).items():
-            assert got[name][g] == pytest.approx(value, rel=1e-12), name
+            assert got[g, zones.CELL_COLUMN[name]] == pytest.approx(value, rel=1e-12), name
 
 
 def test_glszm_and_gldzm_label_the_zones_once_per_roi(monkeypatch):

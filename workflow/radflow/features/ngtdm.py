@@ -100,60 +100,70 @@ REASONS = {
 NO_NEIGHBOURS = "no voxel has a neighbour in the intensity mask"
 
 
-def ngtdm_features(s: np.ndarray, n: np.ndarray) -> dict[str, np.ndarray]:
-    """The five NGTDM features of one (s_i, n_i) pair of 1-D arrays or of a stack of them (shape (k, N_g + 1)),
-    indexed by grey level (index 0 unused). NaN where undefined (REASONS, NO_NEIGHBOURS)."""
-    present = np.flatnonzero(n.reshape(-1, n.shape[-1]).sum(axis=0))
-    i = present.astype(np.float64)
-    n_vc = n.sum(axis=-1).astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = n[..., present] / n_vc[..., None]
-        s_i = s[..., present]
-        valid = p > 0
-        pair = valid[..., :, None] & valid[..., None, :]
-        n_gp = valid.sum(axis=-1)
-        ps = p * s_i
-        sum_ps = ps.sum(axis=-1)
-        sum_s = s_i.sum(axis=-1)
-        di = i[:, None] - i[None, :]
-        ip = i * p
-        p_sum = p[..., :, None] + p[..., None, :]
-        contrast_pairs = (p[..., :, None] * p[..., None, :] * di**2).sum(axis=(-2, -1))
-        busyness_denominator = np.where(pair, np.abs(ip[..., :, None] - ip[..., None, :]), 0.0).sum(axis=(-2, -1))
-        complexity_terms = np.where(pair, np.abs(di) * (ps[..., :, None] + ps[..., None, :]) / p_sum, 0.0)
-        strength_pairs = np.where(pair, p_sum * di**2, 0.0).sum(axis=(-2, -1))
-        values = {
-            "QCDE": np.where(sum_ps > 0, 1.0 / sum_ps, np.nan),
-            "65HE": np.where(n_gp > 1, contrast_pairs / (n_gp * (n_gp - 1)) * sum_s / n_vc, np.nan),
-            "NQ30": np.where(busyness_denominator > 0, sum_ps / busyness_denominator, np.nan),
-            "HDEZ": complexity_terms.sum(axis=(-2, -1)) / n_vc,
-            "1X9X": np.where(sum_s > 0, strength_pairs / sum_s, np.nan),
-        }
-    no_neighbours = n_vc == 0
-    return {code: np.where(no_neighbours, np.nan, value) for code, value in values.items()}
+@kernel()
+def _features(s, n):
+    """The five NGTDM features (``CODES`` order) of each row of (s_i, n_i), arrays (k, N_g + 1) indexed by grey
+    level (index 0 unused): an array (k, 5), NaN where undefined (REASONS, NO_NEIGHBOURS). The double sums run
+    over the grey levels with n_i > 0 in the row."""
+    rows, width = n.shape
+    out = np.full((rows, len(CODES)), np.nan)
+    level = np.empty(width)
+    p = np.empty(width)
+    ps = np.empty(width)
+    for r in range(rows):
+        n_vc = 0.0
+        for g in range(width):
+            n_vc += n[r, g]
+        if n_vc == 0.0:
+            continue
+        n_gp = 0
+        sum_ps = sum_s = 0.0
+        for g in range(width):
+            if n[r, g] > 0:
+                level[n_gp] = g
+                p[n_gp] = n[r, g] / n_vc
+                ps[n_gp] = p[n_gp] * s[r, g]
+                sum_ps += ps[n_gp]
+                sum_s += s[r, g]
+                n_gp += 1
+        contrast = busyness = complexity = strength = 0.0
+        for a in range(n_gp):
+            for b in range(n_gp):
+                d = level[a] - level[b]
+                contrast += p[a] * p[b] * d * d
+                busyness += abs(level[a] * p[a] - level[b] * p[b])
+                complexity += abs(d) * (ps[a] + ps[b]) / (p[a] + p[b])
+                strength += (p[a] + p[b]) * d * d
+        if sum_ps > 0.0:
+            out[r, 0] = 1.0 / sum_ps
+        if n_gp > 1:
+            out[r, 1] = contrast / (n_gp * (n_gp - 1)) * sum_s / n_vc
+        if busyness > 0.0:
+            out[r, 2] = sum_ps / busyness
+        out[r, 3] = complexity / n_vc
+        if sum_s > 0.0:
+            out[r, 4] = strength / sum_s
+    return out
+
+
+def ngtdm_features(s: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """The five NGTDM features (columns in ``CODES`` order) of each row of a stack of (s_i, n_i) (shape
+    (k, N_g + 1), indexed by grey level, index 0 unused). NaN where undefined (REASONS, NO_NEIGHBOURS)."""
+    return _features(np.ascontiguousarray(s, dtype=np.float64), np.ascontiguousarray(n, dtype=np.int64))
 
 
 def _single(s: np.ndarray, n: np.ndarray) -> zones.Values:
     if n.sum() == 0:
         return zones.undefined(CODES, NO_NEIGHBOURS)
-    return {code: (float(value), "" if np.isfinite(value) else REASONS[code])
-            for code, value in ngtdm_features(s, n).items()}
+    values = ngtdm_features(s[None], n[None])[0].tolist()
+    return {code: (value, "" if np.isfinite(value) else REASONS[code]) for code, value in zip(CODES, values)}
 
 
 def _slice_mean(s: np.ndarray, n: np.ndarray, roi: RoiData) -> zones.Values:
     slices = zones.slices_with_voxels(roi.int_mask)
     s, n = s[slices], n[slices]
-    # Slices per stack so that the (slices, N_g, N_g) pair arrays stay small (all slices at once in practice).
-    g = int(np.count_nonzero(n.sum(axis=0)))
-    per_stack = max(1, zones.MAX_STACKED_CELLS // max(1, g * g))
-    chunks = [ngtdm_features(s[k:k + per_stack], n[k:k + per_stack]) for k in range(0, len(slices), per_stack)]
-    has_neighbours = n.sum(axis=1) > 0
-    per_slice = {}
-    for code in CODES:
-        values = np.concatenate([c[code] for c in chunks]) if chunks else np.empty(0)
-        reason = REASONS[code] if has_neighbours.any() else NO_NEIGHBOURS
-        per_slice[code] = (values, reason)
-    return zones.mean_over_slices(per_slice)
+    reasons = REASONS if n.any() else dict.fromkeys(CODES, NO_NEIGHBOURS)
+    return zones.mean_over_slices(ngtdm_features(s, n), CODES, reasons)
 
 
 def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:

@@ -31,8 +31,6 @@ from radflow.features.base import FeatureValue, RoiData, bounding_box
 
 # Grey levels outside the intensity mask are 0 in ``RoiData.levels``; the kernels rely on that sentinel.
 OUTSIDE = 0
-# Largest stack of slice matrices (cells) built at once; past it slices are handled one by one (memory bound).
-MAX_STACKED_CELLS = 1 << 23
 
 Values = dict[str, tuple[float, str]]  # IBSI code -> (value, reason); reason is "" when the value is defined
 
@@ -426,10 +424,17 @@ def count_cells(group: np.ndarray, row_levels: np.ndarray, column_values: np.nda
     return Cells(cell_group, cell_row, cell_column, count, columns, n_groups, n_levels)
 
 
-def cell_features(cells: Cells, n_voxels: np.ndarray | int) -> dict[str, np.ndarray]:
+# The features of a grey level x count matrix, in the order of ``cell_features``' columns.
+CELL_FEATURES = ("small", "large", "low", "high", "small_low", "small_high", "large_low", "large_high", "glnu",
+                 "glnu_norm", "cnu", "cnu_norm", "percentage", "gl_variance", "c_variance", "entropy", "energy")
+CELL_COLUMN = {name: k for k, name in enumerate(CELL_FEATURES)}
+
+
+def cell_features(cells: Cells, n_voxels: np.ndarray | int) -> np.ndarray:
     """Features of grey level x count matrices m_ij (GLSZM: zone size, GLDZM: zone distance, NGLDM: dependence
-    count), one value per matrix (group), with i the grey level (rows 1..N_g), j the column value,
-    N_s = sum_ij m_ij, p_ij = m_ij / N_s, p_i = sum_j p_ij, p_j = sum_i p_ij and N_v the voxel count:
+    count), one row per matrix (group) and one column per feature (``CELL_FEATURES``), with i the grey level (rows
+    1..N_g), j the column value, N_s = sum_ij m_ij, p_ij = m_ij / N_s, p_i = sum_j p_ij, p_j = sum_i p_ij and N_v
+    the voxel count:
 
     ``small``         sum_ij p_ij / j^2                     ``large``          sum_ij p_ij j^2
     ``low``           sum_ij p_ij / i^2                     ``high``           sum_ij p_ij i^2
@@ -443,53 +448,68 @@ def cell_features(cells: Cells, n_voxels: np.ndarray | int) -> dict[str, np.ndar
     ``entropy``       -sum_ij p_ij log2 p_ij                ``energy``         sum_ij p_ij^2
 
     The sums over ij run over the non-empty cells only. ``n_voxels`` is one count for all matrices or one per
-    matrix; every matrix must hold at least one count (callers leave out empty ROIs and slices). Returns arrays of
-    shape (number of matrices,).
+    matrix; every matrix must hold at least one count (callers leave out empty ROIs and slices).
     """
-    n, g = cells.n_groups, cells.group
-    i = (cells.row + 1).astype(np.float64)
-    j = cells.columns[cells.column]
-    n_s = np.bincount(g, cells.count, n)
-    p = cells.count / n_s[g]
-    i2, j2 = i * i, j * j
-
-    def total(weights: np.ndarray) -> np.ndarray:
-        return np.bincount(g, weights, n)
-
-    p_i = np.bincount(g * cells.n_rows + cells.row, p, n * cells.n_rows).reshape(n, cells.n_rows)
-    p_j = np.bincount(g * cells.columns.size + cells.column, p, n * cells.columns.size).reshape(n, -1)
-    grey = np.arange(1, cells.n_rows + 1, dtype=np.float64)
-    mu_i = p_i @ grey
-    mu_j = p_j @ cells.columns
-    glnu_norm = (p_i * p_i).sum(axis=1)
-    cnu_norm = (p_j * p_j).sum(axis=1)
-    return {
-        "small": total(p / j2),
-        "large": total(p * j2),
-        "low": total(p / i2),
-        "high": total(p * i2),
-        "small_low": total(p / (i2 * j2)),
-        "small_high": total(p * i2 / j2),
-        "large_low": total(p * j2 / i2),
-        "large_high": total(p * i2 * j2),
-        "glnu": glnu_norm * n_s,
-        "glnu_norm": glnu_norm,
-        "cnu": cnu_norm * n_s,
-        "cnu_norm": cnu_norm,
-        "percentage": n_s / n_voxels,
-        "gl_variance": (p_i * (grey - mu_i[:, None]) ** 2).sum(axis=1),
-        "c_variance": (p_j * (cells.columns - mu_j[:, None]) ** 2).sum(axis=1),
-        "entropy": -total(p * np.log2(p)),
-        "energy": total(p * p),
-    }
+    voxels = np.broadcast_to(np.asarray(n_voxels, dtype=np.float64), (cells.n_groups,)).copy()
+    return _cell_features(cells.group, cells.row, cells.column, cells.count, cells.columns, cells.n_groups,
+                          cells.n_rows, voxels)
 
 
-def named_mean(features: dict[str, np.ndarray], code_of: dict[str, str]) -> Values:
-    """Generic feature arrays -> IBSI codes, averaged over the leading (slice) axis if there is one."""
-    names = list(code_of)
-    block = np.array([features[name] for name in names], dtype=np.float64)
-    means = (block.mean(axis=1) if block.ndim == 2 else block).tolist()
-    return {code_of[name]: (mean, "") for name, mean in zip(names, means)}
+@kernel()
+def _cell_features(group, row, column, count, columns, n_groups, n_rows, n_voxels):
+    # one pass over the cells for the sums over ij and the marginals, then one over each matrix's marginals
+    n_s = np.zeros(n_groups)
+    for k in range(count.size):
+        n_s[group[k]] += count[k]
+    out = np.zeros((n_groups, len(CELL_FEATURES)))
+    p_i = np.zeros((n_groups, n_rows))
+    p_j = np.zeros((n_groups, columns.size))
+    for k in range(count.size):
+        g = group[k]
+        p = count[k] / n_s[g]
+        i = row[k] + 1.0
+        j = columns[column[k]]
+        i2, j2 = i * i, j * j
+        out[g, 0] += p / j2
+        out[g, 1] += p * j2
+        out[g, 2] += p / i2
+        out[g, 3] += p * i2
+        out[g, 4] += p / (i2 * j2)
+        out[g, 5] += p * i2 / j2
+        out[g, 6] += p * j2 / i2
+        out[g, 7] += p * i2 * j2
+        out[g, 15] -= p * np.log2(p)
+        out[g, 16] += p * p
+        p_i[g, row[k]] += p
+        p_j[g, column[k]] += p
+    for g in range(n_groups):
+        glnu_norm = mu_i = 0.0
+        for r in range(n_rows):
+            glnu_norm += p_i[g, r] * p_i[g, r]
+            mu_i += p_i[g, r] * (r + 1.0)
+        cnu_norm = mu_j = 0.0
+        for c in range(columns.size):
+            cnu_norm += p_j[g, c] * p_j[g, c]
+            mu_j += p_j[g, c] * columns[c]
+        gl_variance = c_variance = 0.0
+        for r in range(n_rows):
+            gl_variance += p_i[g, r] * (r + 1.0 - mu_i) ** 2
+        for c in range(columns.size):
+            c_variance += p_j[g, c] * (columns[c] - mu_j) ** 2
+        out[g, 8] = glnu_norm * n_s[g]
+        out[g, 9] = glnu_norm
+        out[g, 10] = cnu_norm * n_s[g]
+        out[g, 11] = cnu_norm
+        out[g, 12] = n_s[g] / n_voxels[g]
+        out[g, 13] = gl_variance
+        out[g, 14] = c_variance
+    return out
+
+
+def named_mean(table: np.ndarray, code_of: dict[str, str]) -> Values:
+    """Feature table (``cell_features``: one row per matrix) -> IBSI codes, averaged over the matrices (slices)."""
+    means = table.mean(axis=0).tolist()
+    return {code: (means[CELL_COLUMN[name]], "") for name, code in code_of.items()}
 
 
 def matrix_values(
@@ -525,16 +545,19 @@ def undefined(codes: tuple[str, ...] | list[str], reason: str) -> Values:
 # -------------------------------------------------------------------------------------------------- aggregation
 
 
-def mean_over_slices(per_slice: dict[str, tuple[np.ndarray, str]]) -> Values:
-    """IBSI 2D aggregation of features computed per slice: the mean over the slices where a feature is defined
-    (finite); a feature undefined in every slice is NaN with its reason."""
+def mean_over_slices(table: np.ndarray, codes: tuple[str, ...], reasons: dict[str, str]) -> Values:
+    """IBSI 2D aggregation of features computed per slice (``table``: one row per slice, one column per code): the
+    mean over the slices where a feature is defined (finite); a feature undefined in every slice is NaN with its
+    reason."""
+    finite = np.isfinite(table)
+    counts = finite.sum(axis=0).tolist()
+    totals = np.where(finite, table, 0.0).sum(axis=0).tolist()
     out: Values = {}
-    for code, (values, reason) in per_slice.items():
-        defined = values[np.isfinite(values)]
-        if defined.size:
-            out[code] = (float(defined.mean()), "")
+    for code, total, count in zip(codes, totals, counts):
+        if count:
+            out[code] = (total / count, "")
         else:
-            out[code] = (math.nan, f"undefined in every slice: {reason}" if values.size else reason)
+            out[code] = (math.nan, f"undefined in every slice: {reasons[code]}" if len(table) else reasons[code])
     return out
 
 
