@@ -150,14 +150,15 @@ def test_kernel_counts_equal_naive_counts(seed, distance):
     levels = random_levels(seed)
     n_grey = int(levels.max())
     offsets = DIRECTIONS_3D * distance
-    per_slice = tm.cooccurrence_counts(levels, n_grey, offsets, 0, levels.shape[0], True)
-    volume = tm.cooccurrence_counts(levels, n_grey, offsets, 0, levels.shape[0], False)[0]
+    compact = levels.astype(np.uint8)  # the kernel's levels as compact_grey_levels makes them
+    per_slice = tm.cooccurrence_counts(compact, n_grey, offsets, 0, levels.shape[0], True)
+    volume = tm.cooccurrence_counts(compact, n_grey, offsets, 0, levels.shape[0], False)[0]
     for d, offset in enumerate(offsets):
         assert np.array_equal(volume[d], naive_counts(levels, n_grey, offset))
         for z in range(levels.shape[0]):
             assert np.array_equal(per_slice[z, d], naive_counts(levels, n_grey, offset, z))
     # a chunk of slices reports the same matrices as the whole range
-    assert np.array_equal(tm.cooccurrence_counts(levels, n_grey, offsets, 1, 3, True), per_slice[1:3])
+    assert np.array_equal(tm.cooccurrence_counts(compact, n_grey, offsets, 1, 3, True), per_slice[1:3])
 
 
 @pytest.mark.parametrize("seed, distance, symmetric", [(0, 1, True), (1, 2, True), (2, 1, False), (3, 2, False)])
@@ -186,7 +187,8 @@ def _feature_row(counts: np.ndarray, symmetric: bool) -> np.ndarray:
 
 def test_symmetric_matrices_add_the_transpose():
     levels = random_levels(5)
-    counts = tm.cooccurrence_counts(levels, int(levels.max()), DIRECTIONS_3D, 0, levels.shape[0], False)[0]
+    counts = tm.cooccurrence_counts(levels.astype(np.uint8), int(levels.max()), DIRECTIONS_3D, 0, levels.shape[0],
+                                    False)[0]
     for one_sided in counts:
         transposed = one_sided.T.copy()
         np.testing.assert_allclose(_feature_row(one_sided, True), _feature_row(transposed, True), rtol=1e-12)

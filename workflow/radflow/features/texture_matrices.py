@@ -159,13 +159,26 @@ def run_length_counts(levels, n_grey, max_run, offsets, z0, z1, per_slice):
             dz, dy, dx = -dz, -dy, -dx
         found = _count_runs(levels, first, last, dz, dy, dx, z0, z1, per_slice, length, out[:, d])
         if found > out.shape[3]:  # a run longer than the columns: widen and count this direction again
-            grown = np.zeros(out.shape[:3] + (max(2 * out.shape[3], found),))
-            grown[:, :, :, :out.shape[3]] = out
-            grown[:, d] = 0.0
-            out = grown
+            out = _widened(out, max(2 * out.shape[3], found), d)
             _count_runs(levels, first, last, dz, dy, dx, z0, z1, per_slice, length, out[:, d])
         longest = max(longest, found)
     return out if max_run > 0 else out[:, :, :, :longest]
+
+
+@kernel()
+def _widened(counts, n_columns, cleared):
+    """``counts`` (s, d, a, n) with ``n_columns`` columns (zeros added), direction ``cleared`` all zero. Element by
+    element: numba's slice assignment of a 4-D array costs seconds of compile time."""
+    n_out, n_dirs, n_grey, n_old = counts.shape
+    grown = np.zeros((n_out, n_dirs, n_grey, n_columns))
+    for s in range(n_out):
+        for d in range(n_dirs):
+            if d == cleared:
+                continue
+            for g in range(n_grey):
+                for n in range(n_old):
+                    grown[s, d, g, n] = counts[s, d, g, n]
+    return grown
 
 
 @kernel()
