@@ -90,10 +90,12 @@ def _add_features(counts, grey, n_levels, symmetric, totals, defined):
         if total == 0.0:
             continue
         found += 1
-        p_i[:] = 0.0
-        p_j[:] = 0.0
-        p_diff[:] = 0.0
-        p_sum[:] = 0.0
+        for a in range(n_grey):
+            p_i[a] = p_j[a] = 0.0
+        for k in range(2 * top + 1):
+            p_sum[k] = 0.0
+            if k <= top:
+                p_diff[k] = 0.0
         joint_maximum = 0.0
         energy = 0.0
         hxy = 0.0
@@ -121,8 +123,8 @@ def _add_features(counts, grey, n_levels, symmetric, totals, defined):
                 hy -= p_j[a] * math.log2(p_j[a])
         joint_variance = variance_j = covariance = 0.0
         for a in range(n_grey):
-            joint_variance += (grey[a] - mu_i) ** 2 * p_i[a]
-            variance_j += (grey[a] - mu_j) ** 2 * p_j[a]
+            joint_variance += (grey[a] - mu_i) * (grey[a] - mu_i) * p_i[a]
+            variance_j += (grey[a] - mu_j) * (grey[a] - mu_j) * p_j[a]
             for b in range(n_grey):
                 covariance += (grey[a] - mu_i) * (grey[b] - mu_j) * p[a, b]
         mu_diff = contrast = difference_entropy = 0.0
@@ -134,14 +136,14 @@ def _add_features(counts, grey, n_levels, symmetric, totals, defined):
             inverse_difference += q / (1.0 + k)
             normalised_id += q / (1.0 + k / n_levels)
             inverse_difference_moment += q / (1.0 + k * k)
-            normalised_idm += q / (1.0 + (k / n_levels) ** 2)
+            normalised_idm += q / (1.0 + (k / n_levels) * (k / n_levels))
             if k > 0:
                 inverse_variance += q / (k * k)
             if q > 0.0:
                 difference_entropy -= q * math.log2(q)
         difference_variance = 0.0
         for k in range(top + 1):
-            difference_variance += (k - mu_diff) ** 2 * p_diff[k]
+            difference_variance += (k - mu_diff) * (k - mu_diff) * p_diff[k]
         mu_sum = sum_entropy = 0.0
         for k in range(2 * top + 1):
             q = p_sum[k]
@@ -151,7 +153,7 @@ def _add_features(counts, grey, n_levels, symmetric, totals, defined):
         sum_variance = cluster_tendency = cluster_shade = cluster_prominence = 0.0
         for k in range(2 * top + 1):
             q = p_sum[k]
-            sum_variance += (k - mu_sum) ** 2 * q
+            sum_variance += (k - mu_sum) * (k - mu_sum) * q
             d = k - (mu_i + mu_j)
             cluster_tendency += d * d * q
             cluster_shade += d * d * d * q

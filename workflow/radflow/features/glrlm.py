@@ -61,8 +61,10 @@ def _add_features(runs, grey, totals, defined):
     found = 0
     for m in range(n_matrices):
         r = runs[m]
-        r_i[:] = 0.0
-        r_j[:] = 0.0
+        for a in range(n_grey):
+            r_i[a] = 0.0
+        for n in range(n_lengths):
+            r_j[n] = 0.0
         for a in range(n_grey):
             for n in range(n_lengths):
                 r_i[a] += r[a, n]
@@ -103,9 +105,9 @@ def _add_features(runs, grey, totals, defined):
             mu_i += r_i[a] / n_runs * grey[a]
         grey_variance = length_variance = 0.0
         for a in range(n_grey):
-            grey_variance += (grey[a] - mu_i) ** 2 * (r_i[a] / n_runs)
+            grey_variance += (grey[a] - mu_i) * (grey[a] - mu_i) * (r_i[a] / n_runs)
         for n in range(n_lengths):
-            length_variance += (n + 1.0 - mu_j) ** 2 * (r_j[n] / n_runs)
+            length_variance += (n + 1.0 - mu_j) * (n + 1.0 - mu_j) * (r_j[n] / n_runs)
         values[0] = short / n_runs
         values[1] = long / n_runs
         values[2] = low / n_runs
@@ -115,9 +117,9 @@ def _add_features(runs, grey, totals, defined):
         values[6] = long_low / n_runs
         values[7] = long_high / n_runs
         values[8] = sum_r_i_squared / n_runs
-        values[9] = sum_r_i_squared / n_runs**2
+        values[9] = sum_r_i_squared / (n_runs * n_runs)
         values[10] = sum_r_j_squared / n_runs
-        values[11] = sum_r_j_squared / n_runs**2
+        values[11] = sum_r_j_squared / (n_runs * n_runs)
         values[12] = n_runs / n_voxels
         values[13] = grey_variance
         values[14] = length_variance

@@ -451,8 +451,9 @@ def cell_features(cells: Cells, n_voxels: np.ndarray | int) -> np.ndarray:
     matrix; every matrix must hold at least one count (callers leave out empty ROIs and slices).
     """
     voxels = np.broadcast_to(np.asarray(n_voxels, dtype=np.float64), (cells.n_groups,)).copy()
-    return _cell_features(cells.group, cells.row, cells.column, cells.count, cells.columns, cells.n_groups,
-                          cells.n_rows, voxels)
+    group, row, column = (np.ascontiguousarray(a, dtype=np.int64) for a in (cells.group, cells.row, cells.column))
+    return _cell_features(group, row, column, np.ascontiguousarray(cells.count, dtype=np.float64),
+                          np.ascontiguousarray(cells.columns, dtype=np.float64), cells.n_groups, cells.n_rows, voxels)
 
 
 @kernel()
@@ -493,9 +494,9 @@ def _cell_features(group, row, column, count, columns, n_groups, n_rows, n_voxel
             mu_j += p_j[g, c] * columns[c]
         gl_variance = c_variance = 0.0
         for r in range(n_rows):
-            gl_variance += p_i[g, r] * (r + 1.0 - mu_i) ** 2
+            gl_variance += p_i[g, r] * (r + 1.0 - mu_i) * (r + 1.0 - mu_i)
         for c in range(columns.size):
-            c_variance += p_j[g, c] * (columns[c] - mu_j) ** 2
+            c_variance += p_j[g, c] * (columns[c] - mu_j) * (columns[c] - mu_j)
         out[g, 8] = glnu_norm * n_s[g]
         out[g, 9] = glnu_norm
         out[g, 10] = cnu_norm * n_s[g]
