@@ -252,8 +252,8 @@ def _runs_in_plane(levels, first, last, dy, dx, z0, z1, per_slice, length, n_out
                     continue
                 px = x - dx
                 n = 1
-                if 0 <= px < n_x and levels[z, py, px] == a:
-                    n = length[here, py, px] + 1
+                if 0 <= px < n_x:  # branch-free continuation: whether v - d has v's level is unpredictable
+                    n += length[here, py, px] * np.int32(levels[z, py, px] == a)
                 length[here, y, x] = n
                 if n <= n_columns + 1:
                     at_least[s, a - 1, n] += 1
@@ -283,8 +283,8 @@ def _runs_across_slices(levels, first, last, dy, dx, z0, z1, per_slice, length, 
                     continue
                 px = x - dx
                 n = 1
-                if previous_row and 0 <= px < n_x and levels[z - 1, py, px] == a:
-                    n = length[before, py, px] + 1
+                if previous_row and 0 <= px < n_x:  # branch-free continuation (unpredictable)
+                    n += length[before, py, px] * np.int32(levels[z - 1, py, px] == a)
                 length[here, y, x] = n
                 if n > n_columns + 1:
                     too_long = max(too_long, n)
