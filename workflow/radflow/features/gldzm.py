@@ -70,18 +70,15 @@ def distance_zones(roi: RoiData, linkage: int, planar: bool) -> zones.Zones:
 
 
 def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:
-    aggregations = settings["texture"]["zone_aggregations"]
     linkage = settings["texture"]["zone_linkage"]
-    n_voxels = int(np.count_nonzero(roi.int_mask))
-    planar = None
-    if {"2D", "2.5D"} & set(aggregations):
-        planar = distance_zones(roi, linkage, planar=True)
 
-    def values_for(aggregation: str) -> zones.Values:
-        if aggregation == "2D":
-            return zones.slice_matrix_values(planar.slice, planar.level, planar.distance, roi.int_mask, roi.n_levels,
-                                             CODE_OF)
-        found = planar if aggregation == "2.5D" else distance_zones(roi, linkage, planar=False)
-        return zones.matrix_values(found.level, found.distance, n_voxels, roi.n_levels, CODE_OF)
+    def planar() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        found = distance_zones(roi, linkage, planar=True)
+        return found.slice, found.level, found.distance
 
-    return zones.feature_values(CODES, aggregations, values_for)
+    def volume() -> tuple[np.ndarray, np.ndarray]:
+        found = distance_zones(roi, linkage, planar=False)
+        return found.level, found.distance
+
+    return zones.aggregated_values(settings["texture"]["zone_aggregations"], planar, volume, roi.int_mask,
+                                   roi.n_levels, CODE_OF)

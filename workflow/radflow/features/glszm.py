@@ -62,20 +62,17 @@ CODES = tuple(CODE_OF.values())
 
 
 def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:
-    aggregations = settings["texture"]["zone_aggregations"]
     linkage = settings["texture"]["zone_linkage"]
-    n_voxels = int(np.count_nonzero(roi.int_mask))
     # GLDZM counts the same zones: label them with its distances when it runs too, so that it reuses them
     with_distance = "gldzm" in settings["families"]
-    planar = None
-    if {"2D", "2.5D"} & set(aggregations):
-        planar = zones.roi_zones(roi, linkage, planar=True, with_distance=with_distance)
 
-    def values_for(aggregation: str) -> zones.Values:
-        if aggregation == "2D":
-            return zones.slice_matrix_values(planar.slice, planar.level, planar.size, roi.int_mask, roi.n_levels,
-                                             CODE_OF)
-        found = planar if aggregation == "2.5D" else zones.roi_zones(roi, linkage, False, with_distance)
-        return zones.matrix_values(found.level, found.size, n_voxels, roi.n_levels, CODE_OF)
+    def planar() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        found = zones.roi_zones(roi, linkage, planar=True, with_distance=with_distance)
+        return found.slice, found.level, found.size
 
-    return zones.feature_values(CODES, aggregations, values_for)
+    def volume() -> tuple[np.ndarray, np.ndarray]:
+        found = zones.roi_zones(roi, linkage, planar=False, with_distance=with_distance)
+        return found.level, found.size
+
+    return zones.aggregated_values(settings["texture"]["zone_aggregations"], planar, volume, roi.int_mask,
+                                   roi.n_levels, CODE_OF)

@@ -115,32 +115,38 @@ def dependence_counts(roi: RoiData, distance: int, alpha: float, planar: bool) -
     return zones.embed_slices(counts, roi) if planar else counts
 
 
-def _features(counts: np.ndarray, n_voxels) -> dict[str, np.ndarray]:
-    """Features of NGLDM ``counts[..., grey level, j]`` as ``dependence_counts`` indexes them (non-empty)."""
-    matrix = counts.reshape(-1, *counts.shape[-2:])[:, 1:, 1:]  # a stack, even of one matrix
-    dependence = np.arange(1, matrix.shape[-1] + 1, dtype=np.float64)
-    return zones.cell_features(zones.Cells.of_dense(matrix, dependence), n_voxels)
-
-
 def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:
+    """Every NGLDM feature for each aggregation, the matrices of all aggregations stacked for one feature call
+    (``zones.cell_features``; rows of a matrix: grey levels 1..N_g, columns: dependence counts 1..)."""
     aggregations = settings["texture"]["zone_aggregations"]
     distance = settings["texture"]["ngldm_distance"]
     alpha = settings["texture"]["ngldm_coarseness"]
-    n_voxels = int(np.count_nonzero(roi.int_mask))
-    if n_voxels == 0:
-        empty = zones.undefined(CODES, "the intensity mask is empty")
-        return zones.feature_values(CODES, aggregations, lambda _: empty)
+    voxels = np.count_nonzero(roi.int_mask, axis=(1, 2))
+    if not voxels.any():
+        return zones.table_values(np.empty((0, len(zones.CELL_FEATURES))), dict.fromkeys(aggregations, (0, 0)),
+                                  CODE_OF)
     planar = None
     if {"2D", "2.5D"} & set(aggregations):
         planar = dependence_counts(roi, distance, alpha, planar=True)
-
-    def values_for(aggregation: str) -> zones.Values:
+    stacks, n_voxels = [], []
+    spans: dict[str, tuple[int, int]] = {}
+    n_matrices = 0
+    for aggregation in aggregations:
         if aggregation == "2D":
-            slices = zones.slices_with_voxels(roi.int_mask)
-            voxels = roi.int_mask.sum(axis=(1, 2))[slices]
-            return zones.named_mean(_features(planar[slices], voxels), CODE_OF)
-        if aggregation == "2.5D":
-            return zones.named_mean(_features(planar.sum(axis=0), n_voxels), CODE_OF)
-        return zones.named_mean(_features(dependence_counts(roi, distance, alpha, planar=False)[0], n_voxels), CODE_OF)
-
-    return zones.feature_values(CODES, aggregations, values_for)
+            slices = np.flatnonzero(voxels)
+            stack, count = planar[slices], voxels[slices]
+        else:
+            count = voxels.sum(keepdims=True)
+            stack = planar.sum(axis=0, keepdims=True) if aggregation == "2.5D" else \
+                dependence_counts(roi, distance, alpha, planar=False)
+        spans[aggregation] = (n_matrices, n_matrices + len(stack))
+        n_matrices += len(stack)
+        stacks.append(stack)
+        n_voxels.append(count)
+    # [matrix, grey level, j] without grey level 0 and j = 0; volume matrices have more dependence counts
+    matrices = np.zeros((n_matrices, roi.n_levels, max(stack.shape[2] for stack in stacks) - 1))
+    for stack, (start, stop) in zip(stacks, spans.values()):
+        matrices[start:stop, :, :stack.shape[2] - 1] = stack[:, 1:, 1:]
+    dependence = np.arange(1, matrices.shape[2] + 1, dtype=np.float64)
+    table = zones.cell_features(zones.Cells.of_dense(matrices, dependence), np.concatenate(n_voxels))
+    return zones.table_values(table, spans, CODE_OF)

@@ -513,30 +513,63 @@ def named_mean(table: np.ndarray, code_of: dict[str, str]) -> Values:
     return {code: (means[CELL_COLUMN[name]], "") for name, code in code_of.items()}
 
 
-def matrix_values(
-    row_levels: np.ndarray, column_values: np.ndarray, n_voxels: int, n_levels: int, code_of: dict[str, str]
-) -> Values:
-    """Features of the one grey level x count matrix of the given items (2.5D and 3D aggregation)."""
-    if row_levels.size == 0:
-        return undefined(tuple(code_of.values()), "the intensity mask is empty")
-    cells = count_cells(np.zeros(row_levels.size, np.int64), row_levels, column_values, 1, n_levels)
-    return named_mean(cell_features(cells, n_voxels), code_of)
-
-
-def slice_matrix_values(
-    slice_of: np.ndarray, row_levels: np.ndarray, column_values: np.ndarray, roi_mask: np.ndarray, n_levels: int,
+def aggregated_values(
+    aggregations: list[str],
+    planar: Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray]],
+    volume: Callable[[], tuple[np.ndarray, np.ndarray]],
+    roi_mask: np.ndarray,
+    n_levels: int,
     code_of: dict[str, str],
-) -> Values:
-    """IBSI 2D aggregation of a grey level x count family: one matrix per axial slice of ``roi_mask``, features per
-    slice (N_v: the slice's voxels), averaged over slices. ``slice_of`` gives each counted item's slice."""
+) -> list[FeatureValue]:
+    """IBSI aggregations of a grey level x count family (GLSZM, GLDZM) from its counted items: ``planar()`` gives
+    the in-plane items' axial slices, grey levels and column values, ``volume()`` the volume items' grey levels and
+    column values (each asked for only when an aggregation needs it).
+
+        2D    one matrix per axial slice of ``roi_mask`` (N_v: the slice's voxels), features averaged over slices
+        2.5D  one matrix of every in-plane item (N_v: every voxel)
+        3D    one matrix of the volume items
+
+    Every matrix of every aggregation is counted in one ``count_cells`` and its features computed in one
+    ``cell_features`` call: on a small ROI the per-call overhead, not the arithmetic, is the cost.
+    """
     voxels = np.count_nonzero(roi_mask, axis=(1, 2))
-    slices = np.flatnonzero(voxels)
-    if slices.size == 0:
-        return undefined(tuple(code_of.values()), "the intensity mask is empty")
-    rank_of_slice = np.zeros(roi_mask.shape[0], dtype=np.int64)
-    rank_of_slice[slices] = np.arange(slices.size)
-    cells = count_cells(rank_of_slice[slice_of], row_levels, column_values, slices.size, n_levels)
-    return named_mean(cell_features(cells, voxels[slices]), code_of)
+    groups, rows, columns, n_voxels = [], [], [], []
+    spans: dict[str, tuple[int, int]] = {}
+    n_groups = 0
+    for aggregation in aggregations:
+        if aggregation == "2D":
+            slice_of, level, value = planar()
+            slices = np.flatnonzero(voxels)
+            rank_of_slice = np.zeros(voxels.size, dtype=np.int64)
+            rank_of_slice[slices] = np.arange(n_groups, n_groups + slices.size)
+            group, count = rank_of_slice[slice_of], voxels[slices]
+        else:
+            level, value = planar()[1:] if aggregation == "2.5D" else volume()
+            count = voxels.sum(keepdims=True) if level.size else voxels[:0]
+            group = np.full(level.size, n_groups, dtype=np.int64)
+        spans[aggregation] = (n_groups, n_groups + count.size)
+        n_groups += count.size
+        groups.append(group)
+        rows.append(level)
+        columns.append(value)
+        n_voxels.append(count)
+    table = np.empty((0, len(CELL_FEATURES)))
+    if n_groups:
+        cells = count_cells(np.concatenate(groups), np.concatenate(rows), np.concatenate(columns), n_groups,
+                            n_levels)
+        table = cell_features(cells, np.concatenate(n_voxels))
+    return table_values(table, spans, code_of)
+
+
+def table_values(table: np.ndarray, spans: dict[str, tuple[int, int]], code_of: dict[str, str]) -> list[FeatureValue]:
+    """FeatureValues of each aggregation from its rows start:stop of a ``cell_features`` table (their mean: 2D
+    averages slices); no rows: the intensity mask is empty."""
+    empty = undefined(tuple(code_of.values()), "the intensity mask is empty")
+    out: list[FeatureValue] = []
+    for aggregation, (start, stop) in spans.items():
+        values = named_mean(table[start:stop], code_of) if stop > start else empty
+        out += [FeatureValue(code, aggregation, *values[code]) for code in code_of.values()]
+    return out
 
 
 def undefined(codes: tuple[str, ...] | list[str], reason: str) -> Values:
