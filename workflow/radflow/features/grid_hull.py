@@ -261,8 +261,9 @@ def _quickhull(g):
     m = 0
     for f in range(count):
         if alive[f]:
-            out[m] = facets[f]
-            out_normals[m] = normals[f]
+            for j in range(3):
+                out[m, j] = facets[f, j]
+                out_normals[m, j] = normals[f, j]
             m += 1
     return out, out_normals
 
@@ -284,9 +285,7 @@ def _faces(g, triangles, normals, scale):
         d = _gcd(_gcd(normals[f, 0], normals[f, 1]), normals[f, 2])
         for k in range(3):
             reduced[f, k] = normals[f, k] // d
-    order = np.argsort(reduced[:, 2], kind="mergesort")
-    order = order[np.argsort(reduced[order, 1], kind="mergesort")]
-    order = order[np.argsort(reduced[order, 0], kind="mergesort")]
+    order = _row_order(reduced)
 
     n = g.shape[0]
     corner = np.zeros(n, dtype=np.bool_)
@@ -320,7 +319,8 @@ def _faces(g, triangles, normals, scale):
                 drop = axis
         size = _ring_2d(g, members, k, (drop + 1) % 3, (drop + 2) % 3, ring_order, ring)
         if nrm[drop] < 0:  # counter-clockwise in (u, v) is counter-clockwise seen from +axis `drop`
-            ring[:size] = ring[:size][::-1].copy()
+            for j in range(size // 2):
+                ring[j], ring[size - 1 - j] = ring[size - 1 - j], ring[j]
         wx, wy, wz = nrm[0] / scale[0], nrm[1] / scale[1], nrm[2] / scale[2]
         length = math.sqrt(wx * wx + wy * wy + wz * wz)
         for j in range(size):
@@ -355,7 +355,7 @@ def _faces(g, triangles, normals, scale):
     return vertices, out, fan_normals[:n_fans].copy(), volume / 6.0, 0.5 * area
 
 
-# Faces with up to this many points are ordered by insertion sort, larger ones by numpy's sorts (same order).
+# Faces with up to this many points are ordered by insertion sort, larger ones by ``_row_order`` (same order).
 RING_INSERTION_SORT_MAX = 64
 
 
@@ -363,8 +363,8 @@ RING_INSERTION_SORT_MAX = 64
 def _ring_2d(g, points, n, u, v, order, chain) -> int:
     """The corners of the 2D convex hull of ``points[:n]`` on axes (u, v), counter-clockwise, collinear points
     dropped (Andrew's monotone chain, exact integer cross products): written to ``chain[:count]`` (2 n + 1 rows),
-    count returned; ``order`` (n) is scratch. The points are ordered by u, then v (then position: two stable
-    sorts' order), for a face's few points by an insertion sort into the scratch: a face of the hull of a small
+    count returned; ``order`` (n) is scratch. The points are ordered by u, then v (then position: a stable
+    sort's order), for a face's few points by an insertion sort into the scratch: a face of the hull of a small
     ROI has a handful of points, and numpy's sorts would cost more in allocations than in comparisons."""
     if n <= RING_INSERTION_SORT_MAX:
         for i in range(n):
@@ -376,8 +376,12 @@ def _ring_2d(g, points, n, u, v, order, chain) -> int:
                 j -= 1
             order[j] = i
     else:
-        by_v = np.argsort(g[points[:n], v], kind="mergesort")
-        order[:n] = by_v[np.argsort(g[points[by_v], u], kind="mergesort")]
+        keys = np.empty((n, 2), dtype=np.int64)
+        for i in range(n):
+            keys[i, 0], keys[i, 1] = g[points[i], u], g[points[i], v]
+        sorted_rows = _row_order(keys)
+        for i in range(n):
+            order[i] = sorted_rows[i]
     k = 0
     for idx in range(n):
         k = _push(g, chain, k, 2, points[order[idx]], u, v)
@@ -397,3 +401,37 @@ def _push(g, chain, k, floor, i, u, v):
         k -= 1
     chain[k] = i
     return k + 1
+
+
+@kernel()
+def _row_order(keys):
+    """Indices that sort the rows of ``keys`` (n, k) lexicographically, ties in index order: a stable bottom-up
+    merge sort, what stable argsorts from the last column to the first give. Written out because each call site of
+    numba's ``np.argsort`` compiles its own sort (about 1.5 s of compilation each, five of them in this module)."""
+    n = keys.shape[0]
+    order = np.arange(n)
+    merged = np.empty(n, dtype=np.int64)
+    width = 1
+    while width < n:
+        for low in range(0, n, 2 * width):
+            middle, high = min(low + width, n), min(low + 2 * width, n)
+            i, j = low, middle
+            for out in range(low, high):
+                # the right run's row goes first only when strictly smaller: equal rows keep their order
+                if i < middle and (j >= high or not _row_less(keys, order[j], order[i])):
+                    merged[out] = order[i]
+                    i += 1
+                else:
+                    merged[out] = order[j]
+                    j += 1
+        order, merged = merged, order
+        width *= 2
+    return order
+
+
+@kernel(inline="always")
+def _row_less(keys, a, b) -> bool:
+    for column in range(keys.shape[1]):
+        if keys[a, column] != keys[b, column]:
+            return keys[a, column] < keys[b, column]
+    return False
