@@ -160,13 +160,26 @@ def run_length_counts(levels, n_grey, max_run, offsets, z0, z1, per_slice):
             dz, dy, dx = -dz, -dy, -dx
         found = _count_runs(levels, first, last, dz, dy, dx, z0, z1, per_slice, length, out[:, d])
         if found > out.shape[3]:  # a run longer than the columns: widen and count this direction again
-            grown = np.zeros(out.shape[:3] + (max(2 * out.shape[3], found),))
-            grown[:, :, :, :out.shape[3]] = out
-            grown[:, d] = 0.0
-            out = grown
+            out = _widened(out, max(2 * out.shape[3], found), d)
             _count_runs(levels, first, last, dz, dy, dx, z0, z1, per_slice, length, out[:, d])
         longest = max(longest, found)
     return out if max_run > 0 else out[:, :, :, :longest]
+
+
+@kernel()
+def _widened(counts, columns, cleared):
+    """``counts`` (s, d, a, n) with ``columns`` run-length columns, direction ``cleared`` zeroed. Element by element:
+    a slice assignment costs each signature of ``run_length_counts`` about a second of compilation."""
+    n_out, n_dirs, n_grey, n_columns = counts.shape
+    grown = np.zeros((n_out, n_dirs, n_grey, columns))
+    for s in range(n_out):
+        for d in range(n_dirs):
+            if d == cleared:
+                continue
+            for a in range(n_grey):
+                for n in range(n_columns):
+                    grown[s, d, a, n] = counts[s, d, a, n]
+    return grown
 
 
 @kernel()
