@@ -86,7 +86,9 @@ def add_signatures(path: Path, seen: set[tuple[str, Any]]) -> int:
         lines.add("\t".join([name, *parts]))
     header = ("# Kernel signatures compiled ahead of time by `radflow kernels build` (see radflow/compiled/dispatch.py).\n"
               "# Add to it: RADFLOW_KERNEL_CENSUS=$PWD/workflow/radflow/compiled/signatures.txt pytest -q tests/test_kernel.py "
-              "(and any extraction run; every signature called from Python is added at exit)\n")
+              "(extractions; every signature called from Python is added at exit).\n"
+              "# Only what an extraction of up to 32,767 grey levels calls: more levels, or a unit test calling a kernel "
+              "with other dtypes, stay just in time.\n")
     path.write_text(header + "".join(f"{line}\n" for line in sorted(lines)))
     return len(lines) - before
 
