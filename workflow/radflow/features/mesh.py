@@ -358,7 +358,20 @@ def _best_flush_box(points: np.ndarray, facets: np.ndarray, normals: np.ndarray,
         if volume < best_volume:
             best_volume = volume
             best[0], best[1], best[2] = width, depth, hi - lo
-    return np.sort(best)[::-1]
+    return _descending(best[0], best[1], best[2])
+
+
+@kernel()
+def _descending(a: float, b: float, c: float) -> np.ndarray:
+    """[a, b, c] in descending order: three compares, where np.sort would add its compiled sort (a second of
+    compile time) to every kernel returning box edges or semi-axes."""
+    if a < b:
+        a, b = b, a
+    if b < c:
+        b, c = c, b
+        if a < b:
+            a, b = b, a
+    return np.array([a, b, c])
 
 
 @kernel()
@@ -392,7 +405,7 @@ def _hull_2d(p: np.ndarray, n: int, order: np.ndarray, hull: np.ndarray) -> int:
     return max(k - 1, 1)
 
 
-@kernel(inline="always")
+@kernel()
 def _turn(hull: np.ndarray, k: int, x: float, y: float) -> float:
     """Cross product (a - o) x (p - o) of the chain's last two corners o = hull[k - 2], a = hull[k - 1] and the point
     p = (x, y): > 0 for a counter-clockwise turn (scalars, not row views: this runs for every silhouette point)."""
@@ -400,7 +413,7 @@ def _turn(hull: np.ndarray, k: int, x: float, y: float) -> float:
     return (hull[k - 1, 0] - ox) * (y - oy) - (hull[k - 1, 1] - oy) * (x - ox)
 
 
-@kernel(inline="always")
+@kernel()
 def _polygon_area(polygon: np.ndarray, k: int) -> float:
     """Area of the polygon polygon[:k] (shoelace)."""
     twice = 0.0
@@ -543,7 +556,8 @@ def _mvee_semi_axes_from_core(centred: np.ndarray, lifted: np.ndarray, core: np.
             for b in range(3):
                 s += d[i, a] * inv_shape[a, b] * d[i, b]
         scale = max(scale, s)
-    return np.sort(np.sqrt(np.maximum(eigenvalues * scale, 0.0)))[::-1]
+    semi_axes = np.sqrt(np.maximum(eigenvalues * scale, 0.0))
+    return _descending(semi_axes[0], semi_axes[1], semi_axes[2])
 
 
 def _axis_extreme_points(points: np.ndarray) -> np.ndarray:
