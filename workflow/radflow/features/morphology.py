@@ -276,8 +276,8 @@ def spatial_autocorrelation(image: np.ndarray, mask: np.ndarray, spacing: tuple[
         a DCT-I of one octant. Of the three fields (z, z^2 and the mask):
           - up to NUMPY_FFT_MAX_CELLS grid cells (``slab_pair_sums``), in double precision, transformed along two
             axes only; along the shortest axis the form is summed directly over the plane pairs (a few dozen at a
-            small ROI), which needs neither that axis' padding nor its transforms. The results equal the pair sum
-            to rounding (~1e-12 relative);
+            small ROI), which needs neither that axis' padding nor its transforms. Exact to rounding: sum w within
+            2e-15 of a compensated direct sum on an 8 k-voxel blob (the vectorised pair sum: 2e-11);
           - larger grids (``fft_pair_sums``): three real 3D FFTs, O(M log M) for M grid cells, in single precision:
             the results differ from the double-precision pair sum by rounding only (< 1e-7 relative in the tests
             and on IBSI configuration A).
