@@ -349,12 +349,29 @@ def _best_flush_box(points: np.ndarray, facets: np.ndarray, normals: np.ndarray,
                 silhouette[k, 1] = px * vx + py * vy + pz * vz
                 k += 1
         corners = _hull_2d(silhouette, k, order, polygon)
+        # the rectangle is no smaller than the polygon: skip the calipers when even the polygon's prism cannot win
+        # (with a margin far above rounding, so a box the calipers would pick is never skipped)
+        if (hi - lo) * _polygon_area(polygon, corners) > best_volume * (1.0 + 1e-9):
+            continue
         width, depth = _min_area_rectangle(polygon[:corners])
         volume = width * depth * (hi - lo)
         if volume < best_volume:
             best_volume = volume
             best[0], best[1], best[2] = width, depth, hi - lo
-    return np.sort(best)[::-1]
+    return _descending(best[0], best[1], best[2])
+
+
+@kernel()
+def _descending(a: float, b: float, c: float) -> np.ndarray:
+    """[a, b, c] in descending order: three compares, where np.sort would add its compiled sort (a second of
+    compile time) to every kernel returning box edges or semi-axes."""
+    if a < b:
+        a, b = b, a
+    if b < c:
+        b, c = c, b
+        if a < b:
+            a, b = b, a
+    return np.array([a, b, c])
 
 
 @kernel()
@@ -374,14 +391,14 @@ def _hull_2d(p: np.ndarray, n: int, order: np.ndarray, hull: np.ndarray) -> int:
     k = 0
     for idx in range(n):
         i = order[idx]
-        while k >= 2 and _cross(hull[k - 2], hull[k - 1], p[i]) <= 0.0:
+        while k >= 2 and _turn(hull, k, p[i, 0], p[i, 1]) <= 0.0:
             k -= 1
         hull[k, 0], hull[k, 1] = p[i, 0], p[i, 1]
         k += 1
     lower = k + 1
     for idx in range(n - 2, -1, -1):
         i = order[idx]
-        while k >= lower and _cross(hull[k - 2], hull[k - 1], p[i]) <= 0.0:
+        while k >= lower and _turn(hull, k, p[i, 0], p[i, 1]) <= 0.0:
             k -= 1
         hull[k, 0], hull[k, 1] = p[i, 0], p[i, 1]
         k += 1
@@ -389,8 +406,21 @@ def _hull_2d(p: np.ndarray, n: int, order: np.ndarray, hull: np.ndarray) -> int:
 
 
 @kernel()
-def _cross(o, a, b) -> float:
-    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+def _turn(hull: np.ndarray, k: int, x: float, y: float) -> float:
+    """Cross product (a - o) x (p - o) of the chain's last two corners o = hull[k - 2], a = hull[k - 1] and the point
+    p = (x, y): > 0 for a counter-clockwise turn (scalars, not row views: this runs for every silhouette point)."""
+    ox, oy = hull[k - 2, 0], hull[k - 2, 1]
+    return (hull[k - 1, 0] - ox) * (y - oy) - (hull[k - 1, 1] - oy) * (x - ox)
+
+
+@kernel()
+def _polygon_area(polygon: np.ndarray, k: int) -> float:
+    """Area of the polygon polygon[:k] (shoelace)."""
+    twice = 0.0
+    for i in range(k):
+        j = i + 1 if i + 1 < k else 0
+        twice += polygon[i, 0] * polygon[j, 1] - polygon[j, 0] * polygon[i, 1]
+    return 0.5 * abs(twice)
 
 
 @kernel()
@@ -412,9 +442,9 @@ def _min_area_rectangle(polygon: np.ndarray) -> tuple[float, float]:
     right, far, left = 1, 1, 1
     for e in range(k):
         f = e + 1 if e + 1 < k else 0
+        # the edge direction d and inward normal n unnormalised: the calipers only compare signs, and the
+        # rectangle's sides are the projections divided by |d| (one square root per new best, not per edge)
         dx, dy = polygon[f, 0] - polygon[e, 0], polygon[f, 1] - polygon[e, 1]
-        norm = math.hypot(dx, dy)
-        dx, dy = dx / norm, dy / norm
         nx, ny = -dy, dx
         if e == 0:
             right = f
@@ -425,10 +455,13 @@ def _min_area_rectangle(polygon: np.ndarray) -> tuple[float, float]:
         if e == 0:
             left = far
         left = _advance(polygon, left, dx, dy, -1.0)
+        norm2 = dx * dx + dy * dy
         width = (polygon[right, 0] - polygon[left, 0]) * dx + (polygon[right, 1] - polygon[left, 1]) * dy
         depth = (polygon[far, 0] - polygon[e, 0]) * nx + (polygon[far, 1] - polygon[e, 1]) * ny
-        if width * depth < best_area:
-            best_area, best_w, best_d = width * depth, width, depth
+        if width * depth < best_area * norm2:
+            norm = math.sqrt(norm2)
+            best_w, best_d = width / norm, depth / norm
+            best_area = best_w * best_d
     return best_w, best_d
 
 
@@ -523,7 +556,8 @@ def _mvee_semi_axes_from_core(centred: np.ndarray, lifted: np.ndarray, core: np.
             for b in range(3):
                 s += d[i, a] * inv_shape[a, b] * d[i, b]
         scale = max(scale, s)
-    return np.sort(np.sqrt(np.maximum(eigenvalues * scale, 0.0)))[::-1]
+    semi_axes = np.sqrt(np.maximum(eigenvalues * scale, 0.0))
+    return _descending(semi_axes[0], semi_axes[1], semi_axes[2])
 
 
 def _axis_extreme_points(points: np.ndarray) -> np.ndarray:
