@@ -399,12 +399,12 @@ def inverse_distance_spectrum(grid: tuple[int, int, int], spacing: tuple[float, 
     return scipy.fft.dctn(octant.astype(np.float32), type=1, workers=1, overwrite_x=True)
 
 
-@functools.lru_cache(maxsize=8)
 def slab_kernel_spectrum(planes: int, n1: int, n2: int, spacing: tuple[float, float, float]) -> np.ndarray:
     """[k_2, dz, k_1] -> the 2D DFT over (axis 1, axis 2) of the kernel K(d) = 1/||d|| (mm) at axis-0 offset
     dz = 0 .. planes - 1, periodic on the grid n1 x n2 (even lengths), for k_a = 0 .. N_a / 2: real and even, so the
-    DCT-I of one quadrant (see ``inverse_distance_spectrum``), in double precision. Cached: it depends on the grid
-    and spacing only, which repeat across ROIs of a scan. Not to be written to."""
+    DCT-I of one quadrant (see ``inverse_distance_spectrum``), in double precision. Not cached: the grid follows
+    the ROI's box, which seldom repeats in a cohort (a cache would only flatter a benchmark that extracts one ROI
+    again and again)."""
     octant = _inverse_distance_octant(n2 // 2 + 1, planes, n1 // 2 + 1, *spacing)  # [x, z, y]
     return np.ascontiguousarray(dct1(dct1(octant, 0), 2))
 
