@@ -20,6 +20,7 @@ import math
 import numpy as np
 
 from radflow.compiled import kernel
+from radflow.features.sorting import row_order
 
 # |coordinate| bound that keeps every determinant within int64: normals ~ 8 c^2, plane offsets ~ 24 c^3.
 MAX_COORDINATE = 1 << 17
@@ -285,7 +286,7 @@ def _faces(g, triangles, normals, scale):
         d = _gcd(_gcd(normals[f, 0], normals[f, 1]), normals[f, 2])
         for k in range(3):
             reduced[f, k] = normals[f, k] // d
-    order = _row_order(reduced)
+    order = row_order(reduced)
 
     n = g.shape[0]
     corner = np.zeros(n, dtype=np.bool_)
@@ -355,7 +356,7 @@ def _faces(g, triangles, normals, scale):
     return vertices, out, fan_normals[:n_fans].copy(), volume / 6.0, 0.5 * area
 
 
-# Faces with up to this many points are ordered by insertion sort, larger ones by ``_row_order`` (same order).
+# Faces with up to this many points are ordered by insertion sort, larger ones by ``sorting.row_order`` (same order).
 RING_INSERTION_SORT_MAX = 64
 
 
@@ -379,7 +380,7 @@ def _ring_2d(g, points, n, u, v, order, chain) -> int:
         keys = np.empty((n, 2), dtype=np.int64)
         for i in range(n):
             keys[i, 0], keys[i, 1] = g[points[i], u], g[points[i], v]
-        sorted_rows = _row_order(keys)
+        sorted_rows = row_order(keys)
         for i in range(n):
             order[i] = sorted_rows[i]
     k = 0
@@ -401,37 +402,3 @@ def _push(g, chain, k, floor, i, u, v):
         k -= 1
     chain[k] = i
     return k + 1
-
-
-@kernel()
-def _row_order(keys):
-    """Indices that sort the rows of ``keys`` (n, k) lexicographically, ties in index order: a stable bottom-up
-    merge sort, what stable argsorts from the last column to the first give. Written out because each call site of
-    numba's ``np.argsort`` compiles its own sort (about 1.5 s of compilation each, five of them in this module)."""
-    n = keys.shape[0]
-    order = np.arange(n)
-    merged = np.empty(n, dtype=np.int64)
-    width = 1
-    while width < n:
-        for low in range(0, n, 2 * width):
-            middle, high = min(low + width, n), min(low + 2 * width, n)
-            i, j = low, middle
-            for out in range(low, high):
-                # the right run's row goes first only when strictly smaller: equal rows keep their order
-                if i < middle and (j >= high or not _row_less(keys, order[j], order[i])):
-                    merged[out] = order[i]
-                    i += 1
-                else:
-                    merged[out] = order[j]
-                    j += 1
-        order, merged = merged, order
-        width *= 2
-    return order
-
-
-@kernel(inline="always")
-def _row_less(keys, a, b) -> bool:
-    for column in range(keys.shape[1]):
-        if keys[a, column] != keys[b, column]:
-            return keys[a, column] < keys[b, column]
-    return False

@@ -20,6 +20,7 @@ from radflow.features.base import bounding_box
 from radflow.features.grid_hull import integer_hull
 from radflow.features.marching_cubes import marching_cubes
 from radflow.features.small_matrices import inverse, symmetric_eigenvalues
+from radflow.features.sorting import row_order
 
 # Khachiyan/Todd-Yildirim stops when every point lies within (1 + tol)(d + 1) of the lifted ellipsoid and every support
 # point beyond (1 - tol)(d + 1): the enclosing ellipsoid's volume is then within ~(1 + tol)^2 of the minimum.
@@ -133,11 +134,15 @@ def _drop_inside_plane_hulls(grid: np.ndarray, keep: np.ndarray) -> None:
     kept = np.flatnonzero(keep)
     if kept.size == 0:
         return
-    # by plane, then axis 1, then axis 2 (one sort on a combined integer key; coordinates are small and >= 0)
-    size1 = grid[kept, 1].max() + 1
-    size2 = grid[kept, 2].max() + 1
-    key = (grid[kept, 0] * size1 + grid[kept, 1]) * size2 + grid[kept, 2]
-    order = kept[np.argsort(key)]
+    # by plane, then axis 1, then axis 2
+    rows = np.empty((kept.size, 3), dtype=np.int64)
+    for r in range(kept.size):
+        for c in range(3):
+            rows[r, c] = grid[kept[r], c]
+    rank = row_order(rows)
+    order = np.empty(kept.size, dtype=np.int64)
+    for r in range(kept.size):
+        order[r] = kept[rank[r]]
     chain = np.empty(2 * order.size + 1, dtype=np.int64)
     on_hull = np.zeros(keep.size, dtype=np.bool_)
     start = 0
@@ -526,15 +531,21 @@ def _mvee_semi_axes_from_core(centred: np.ndarray, lifted: np.ndarray, core: np.
                     s += lifted[i, a] * inv[a, b] * lifted[i, b]
             m[i] = s
         in_core = np.zeros(n, dtype=np.bool_)
-        in_core[core] = True
-        missed = np.array([i for i in range(n) if m[i] > (1.0 + tol) * dim and not in_core[i]], dtype=np.int64)
-        if missed.size == 0:
-            break
+        for c in range(core.size):
+            in_core[core[c]] = True
         # the core only grows, so this ends (in practice after a few rounds); the 8 farthest misses join it
-        worst = missed[np.argsort(-m[missed], kind="mergesort")[:8]]
-        core = np.concatenate((core, worst))
+        worst = _farthest_misses(m, in_core, (1.0 + tol) * dim, 8)
+        if worst.size == 0:
+            break
+        grown = np.empty(core.size + worst.size, dtype=np.int64)
+        for c in range(core.size):
+            grown[c] = core[c]
+        for c in range(worst.size):
+            grown[core.size + c] = worst[c]
+        core = grown
     u = np.zeros(n)
-    u[core] = u_core
+    for c in range(core.size):
+        u[core[c]] = u_core[c]
     centre = np.zeros(3)
     for i in range(n):
         for a in range(3):
@@ -558,6 +569,26 @@ def _mvee_semi_axes_from_core(centred: np.ndarray, lifted: np.ndarray, core: np.
         scale = max(scale, s)
     semi_axes = np.sqrt(np.maximum(eigenvalues * scale, 0.0))
     return _descending(semi_axes[0], semi_axes[1], semi_axes[2])
+
+
+@kernel()
+def _farthest_misses(m: np.ndarray, in_core: np.ndarray, bound: float, most: int) -> np.ndarray:
+    """Up to ``most`` indices i outside the core with m[i] > ``bound``, largest m first, ties by index (a stable
+    sort's order), picked one by one: numba's argsort would add its compiled sort for eight picks."""
+    picked = np.zeros(m.size, dtype=np.bool_)
+    out = np.empty(most, dtype=np.int64)
+    count = 0
+    while count < most:
+        best = -1
+        for i in range(m.size):
+            if m[i] > bound and not in_core[i] and not picked[i] and (best < 0 or m[i] > m[best]):
+                best = i
+        if best < 0:
+            break
+        picked[best] = True
+        out[count] = best
+        count += 1
+    return out[:count]
 
 
 def _axis_extreme_points(points: np.ndarray) -> np.ndarray:
