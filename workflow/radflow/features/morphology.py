@@ -300,7 +300,7 @@ def spatial_autocorrelation(image: np.ndarray, mask: np.ndarray, spacing: tuple[
     box = meshes.bounding_box(mask)
     grid = _fft_grid(tuple(s.stop - s.start for s in box))
     if n <= PAIR_SUM_MAX_VOXELS or (math.prod(grid) > FFT_MAX_CELLS and n <= exact_max_voxels):
-        sums = pair_sums(np.argwhere(mask) * np.asarray(spacing), deviations)
+        sums = pair_sums(np.ascontiguousarray(np.argwhere(mask) * np.asarray(spacing)), deviations)
     elif math.prod(grid) <= min(NUMPY_FFT_MAX_CELLS, FFT_MAX_CELLS):
         sums = slab_pair_sums(deviations, mask[box], spacing)
     elif math.prod(grid) <= FFT_MAX_CELLS:
