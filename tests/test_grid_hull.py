@@ -52,6 +52,13 @@ def test_box_lattice_has_the_eight_corners_only():
     assert area == pytest.approx(2 * (2 * 3 + 2 * 4 + 3 * 4), rel=1e-15)
 
 
+def test_faces_of_many_lattice_points_give_qhulls_hull():
+    """A cut cube lattice: faces of 100+ points each, ordered by the merge sort rather than the insertion sort."""
+    grid = np.argwhere(np.ones((12, 13, 11), dtype=bool))
+    grid = grid[grid.sum(axis=1) <= 24]
+    _check_against_qhull(grid, np.array([2.5, 0.8, 0.7]))
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_mask_mesh_hull_is_qhulls_hull_of_all_vertices(seed):
     rng = np.random.default_rng(100 + seed)

@@ -2,7 +2,7 @@
 
 See ``radflow.compiled.dispatch`` for why. The build imports the modules named in ``signatures.txt``, exports one
 function per listed signature with ``numba.pycc`` for this CPU (``target_cpu = "host"``, as numba's just-in-time
-compiler does), one extension module per kernel module, compiled in parallel, and writes a manifest: the modules,
+compiler does), in one extension module per worker process, compiled in parallel, and writes a manifest: the modules,
 the exported names, the argument types each one takes, the digests of every kernel module's source and the
 environment fingerprint. Each exported function is a
 forwarder that calls the kernel, so the kernel itself is compiled with its own options (``fastmath``,
@@ -86,7 +86,9 @@ def add_signatures(path: Path, seen: set[tuple[str, Any]]) -> int:
         lines.add("\t".join([name, *parts]))
     header = ("# Kernel signatures compiled ahead of time by `radflow kernels build` (see radflow/compiled/dispatch.py).\n"
               "# Add to it: RADFLOW_KERNEL_CENSUS=$PWD/workflow/radflow/compiled/signatures.txt pytest -q tests/test_kernel.py "
-              "(and any extraction run; every signature called from Python is added at exit)\n")
+              "(extractions; every signature called from Python is added at exit).\n"
+              "# Only what an extraction of up to 32,767 grey levels calls: more levels, or a unit test calling a kernel "
+              "with other dtypes, stay just in time.\n")
     path.write_text(header + "".join(f"{line}\n" for line in sorted(lines)))
     return len(lines) - before
 
@@ -106,10 +108,12 @@ def _forwarder(compiled: kernels.Kernel):
     return namespace["forward"]
 
 
-def partition(rows: list[tuple[str, str, list[str]]]) -> list[list[int]]:
-    """Row indices grouped by kernel module (the kernels of one module call each other: split, each part would
-    compile the shared callees again), the module with the most kernel source first: ``build`` hands them to its
-    worker processes in that order, so the long compilations start first and the short ones fill in."""
+def partition(rows: list[tuple[str, str, list[str]]], parts: int) -> list[list[int]]:
+    """Row indices in ``parts`` groups, one extension module and one worker process each. A kernel module's rows stay
+    together (its kernels call each other: split, each part would compile the shared callees again); modules are
+    dealt largest kernel source first to the group with the least source so far, so the workers finish together.
+    Few groups, not one per kernel module: every extension module costs a C compile and link of pycc's runtime
+    (about 3 s of CPU), a third of the build when each kernel module had its own."""
     by_module: dict[str, list[int]] = {}
     for index, (name, _, _) in enumerate(rows):
         by_module.setdefault(name.rsplit(".", 1)[0], []).append(index)
@@ -118,7 +122,13 @@ def partition(rows: list[tuple[str, str, list[str]]]) -> list[list[int]]:
         return sum(len(inspect.getsource(k.py_func)) for k in kernels.REGISTRY.values()
                    if k.py_func.__module__ == module)
 
-    return [by_module[m] for m in sorted(by_module, key=source_size, reverse=True)]
+    groups: list[list[int]] = [[] for _ in range(min(parts, len(by_module)))]
+    load = [0] * len(groups)
+    for module in sorted(by_module, key=source_size, reverse=True):
+        lightest = load.index(min(load))
+        groups[lightest].extend(by_module[module])
+        load[lightest] += source_size(module)
+    return groups
 
 
 def compile_part(signatures: Path, indices: list[int], module_name: str, out_dir: str, verbose: bool) -> list[dict]:
@@ -157,9 +167,9 @@ def compile_part(signatures: Path, indices: list[int], module_name: str, out_dir
 
 def build(out_dir: Path = kernels.BUILD_DIR, signatures: Path = kernels.SIGNATURES, verbose: bool = False,
           jobs: int | None = None) -> Path:
-    """Compile every listed signature into ``out_dir``, one extension module per kernel module, in ``jobs``
-    processes at once (default: one per CPU); return the manifest path. An earlier build is replaced only once the
-    new one is complete."""
+    """Compile every listed signature into ``out_dir`` as ``jobs`` extension modules (default: one per CPU; see
+    ``partition``), each in a process of its own, all at once; return the manifest path. An earlier build is
+    replaced only once the new one is complete."""
     if shutil.which("cc") is None and shutil.which("gcc") is None:
         raise KernelBuildError("no C compiler (cc/gcc) on PATH: install one (Debian: apt-get install gcc)")
     headers = Path(sysconfig.get_paths()["include"]) / "Python.h"
@@ -181,8 +191,8 @@ def build(out_dir: Path = kernels.BUILD_DIR, signatures: Path = kernels.SIGNATUR
         probe.unlink()
     except OSError as exc:
         raise KernelBuildError(f"cannot write the build into {out_dir}: {exc.strerror or exc}") from exc
-    groups = partition(rows)
-    processes = min(len(groups), jobs or len(os.sched_getaffinity(0)))
+    groups = partition(rows, jobs or len(os.sched_getaffinity(0)))
+    processes = len(groups)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         names = [f"{kernels.BUILD_NAME}_{i}" for i in range(len(groups))]

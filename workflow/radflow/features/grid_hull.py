@@ -20,6 +20,7 @@ import math
 import numpy as np
 
 from radflow.compiled import kernel
+from radflow.features.sorting import row_order
 
 # |coordinate| bound that keeps every determinant within int64: normals ~ 8 c^2, plane offsets ~ 24 c^3.
 MAX_COORDINATE = 1 << 17
@@ -261,8 +262,9 @@ def _quickhull(g):
     m = 0
     for f in range(count):
         if alive[f]:
-            out[m] = facets[f]
-            out_normals[m] = normals[f]
+            for j in range(3):
+                out[m, j] = facets[f, j]
+                out_normals[m, j] = normals[f, j]
             m += 1
     return out, out_normals
 
@@ -284,9 +286,7 @@ def _faces(g, triangles, normals, scale):
         d = _gcd(_gcd(normals[f, 0], normals[f, 1]), normals[f, 2])
         for k in range(3):
             reduced[f, k] = normals[f, k] // d
-    order = np.argsort(reduced[:, 2], kind="mergesort")
-    order = order[np.argsort(reduced[order, 1], kind="mergesort")]
-    order = order[np.argsort(reduced[order, 0], kind="mergesort")]
+    order = row_order(reduced)
 
     n = g.shape[0]
     corner = np.zeros(n, dtype=np.bool_)
@@ -320,7 +320,8 @@ def _faces(g, triangles, normals, scale):
                 drop = axis
         size = _ring_2d(g, members, k, (drop + 1) % 3, (drop + 2) % 3, ring_order, ring)
         if nrm[drop] < 0:  # counter-clockwise in (u, v) is counter-clockwise seen from +axis `drop`
-            ring[:size] = ring[:size][::-1].copy()
+            for j in range(size // 2):
+                ring[j], ring[size - 1 - j] = ring[size - 1 - j], ring[j]
         wx, wy, wz = nrm[0] / scale[0], nrm[1] / scale[1], nrm[2] / scale[2]
         length = math.sqrt(wx * wx + wy * wy + wz * wz)
         for j in range(size):
@@ -355,7 +356,7 @@ def _faces(g, triangles, normals, scale):
     return vertices, out, fan_normals[:n_fans].copy(), volume / 6.0, 0.5 * area
 
 
-# Faces with up to this many points are ordered by insertion sort, larger ones by numpy's sorts (same order).
+# Faces with up to this many points are ordered by insertion sort, larger ones by ``sorting.row_order`` (same order).
 RING_INSERTION_SORT_MAX = 64
 
 
@@ -363,8 +364,8 @@ RING_INSERTION_SORT_MAX = 64
 def _ring_2d(g, points, n, u, v, order, chain) -> int:
     """The corners of the 2D convex hull of ``points[:n]`` on axes (u, v), counter-clockwise, collinear points
     dropped (Andrew's monotone chain, exact integer cross products): written to ``chain[:count]`` (2 n + 1 rows),
-    count returned; ``order`` (n) is scratch. The points are ordered by u, then v (then position: two stable
-    sorts' order), for a face's few points by an insertion sort into the scratch: a face of the hull of a small
+    count returned; ``order`` (n) is scratch. The points are ordered by u, then v (then position: a stable
+    sort's order), for a face's few points by an insertion sort into the scratch: a face of the hull of a small
     ROI has a handful of points, and numpy's sorts would cost more in allocations than in comparisons."""
     if n <= RING_INSERTION_SORT_MAX:
         for i in range(n):
@@ -376,8 +377,12 @@ def _ring_2d(g, points, n, u, v, order, chain) -> int:
                 j -= 1
             order[j] = i
     else:
-        by_v = np.argsort(g[points[:n], v], kind="mergesort")
-        order[:n] = by_v[np.argsort(g[points[by_v], u], kind="mergesort")]
+        keys = np.empty((n, 2), dtype=np.int64)
+        for i in range(n):
+            keys[i, 0], keys[i, 1] = g[points[i], u], g[points[i], v]
+        sorted_rows = row_order(keys)
+        for i in range(n):
+            order[i] = sorted_rows[i]
     k = 0
     for idx in range(n):
         k = _push(g, chain, k, 2, points[order[idx]], u, v)

@@ -20,6 +20,7 @@ from radflow.features.base import bounding_box
 from radflow.features.grid_hull import integer_hull
 from radflow.features.marching_cubes import marching_cubes
 from radflow.features.small_matrices import inverse, symmetric_eigenvalues
+from radflow.features.sorting import row_order
 
 # Khachiyan/Todd-Yildirim stops when every point lies within (1 + tol)(d + 1) of the lifted ellipsoid and every support
 # point beyond (1 - tol)(d + 1): the enclosing ellipsoid's volume is then within ~(1 + tol)^2 of the minimum.
@@ -133,11 +134,15 @@ def _drop_inside_plane_hulls(grid: np.ndarray, keep: np.ndarray) -> None:
     kept = np.flatnonzero(keep)
     if kept.size == 0:
         return
-    # by plane, then axis 1, then axis 2 (one sort on a combined integer key; coordinates are small and >= 0)
-    size1 = grid[kept, 1].max() + 1
-    size2 = grid[kept, 2].max() + 1
-    key = (grid[kept, 0] * size1 + grid[kept, 1]) * size2 + grid[kept, 2]
-    order = kept[np.argsort(key)]
+    # by plane, then axis 1, then axis 2
+    rows = np.empty((kept.size, 3), dtype=np.int64)
+    for r in range(kept.size):
+        for c in range(3):
+            rows[r, c] = grid[kept[r], c]
+    rank = row_order(rows)
+    order = np.empty(kept.size, dtype=np.int64)
+    for r in range(kept.size):
+        order[r] = kept[rank[r]]
     chain = np.empty(2 * order.size + 1, dtype=np.int64)
     on_hull = np.zeros(keep.size, dtype=np.bool_)
     start = 0
@@ -349,12 +354,29 @@ def _best_flush_box(points: np.ndarray, facets: np.ndarray, normals: np.ndarray,
                 silhouette[k, 1] = px * vx + py * vy + pz * vz
                 k += 1
         corners = _hull_2d(silhouette, k, order, polygon)
+        # the rectangle is no smaller than the polygon: skip the calipers when even the polygon's prism cannot win
+        # (with a margin far above rounding, so a box the calipers would pick is never skipped)
+        if (hi - lo) * _polygon_area(polygon, corners) > best_volume * (1.0 + 1e-9):
+            continue
         width, depth = _min_area_rectangle(polygon[:corners])
         volume = width * depth * (hi - lo)
         if volume < best_volume:
             best_volume = volume
             best[0], best[1], best[2] = width, depth, hi - lo
-    return np.sort(best)[::-1]
+    return _descending(best[0], best[1], best[2])
+
+
+@kernel()
+def _descending(a: float, b: float, c: float) -> np.ndarray:
+    """[a, b, c] in descending order: three compares, where np.sort would add its compiled sort (a second of
+    compile time) to every kernel returning box edges or semi-axes."""
+    if a < b:
+        a, b = b, a
+    if b < c:
+        b, c = c, b
+        if a < b:
+            a, b = b, a
+    return np.array([a, b, c])
 
 
 @kernel()
@@ -374,14 +396,14 @@ def _hull_2d(p: np.ndarray, n: int, order: np.ndarray, hull: np.ndarray) -> int:
     k = 0
     for idx in range(n):
         i = order[idx]
-        while k >= 2 and _cross(hull[k - 2], hull[k - 1], p[i]) <= 0.0:
+        while k >= 2 and _turn(hull, k, p[i, 0], p[i, 1]) <= 0.0:
             k -= 1
         hull[k, 0], hull[k, 1] = p[i, 0], p[i, 1]
         k += 1
     lower = k + 1
     for idx in range(n - 2, -1, -1):
         i = order[idx]
-        while k >= lower and _cross(hull[k - 2], hull[k - 1], p[i]) <= 0.0:
+        while k >= lower and _turn(hull, k, p[i, 0], p[i, 1]) <= 0.0:
             k -= 1
         hull[k, 0], hull[k, 1] = p[i, 0], p[i, 1]
         k += 1
@@ -389,8 +411,21 @@ def _hull_2d(p: np.ndarray, n: int, order: np.ndarray, hull: np.ndarray) -> int:
 
 
 @kernel()
-def _cross(o, a, b) -> float:
-    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+def _turn(hull: np.ndarray, k: int, x: float, y: float) -> float:
+    """Cross product (a - o) x (p - o) of the chain's last two corners o = hull[k - 2], a = hull[k - 1] and the point
+    p = (x, y): > 0 for a counter-clockwise turn (scalars, not row views: this runs for every silhouette point)."""
+    ox, oy = hull[k - 2, 0], hull[k - 2, 1]
+    return (hull[k - 1, 0] - ox) * (y - oy) - (hull[k - 1, 1] - oy) * (x - ox)
+
+
+@kernel()
+def _polygon_area(polygon: np.ndarray, k: int) -> float:
+    """Area of the polygon polygon[:k] (shoelace)."""
+    twice = 0.0
+    for i in range(k):
+        j = i + 1 if i + 1 < k else 0
+        twice += polygon[i, 0] * polygon[j, 1] - polygon[j, 0] * polygon[i, 1]
+    return 0.5 * abs(twice)
 
 
 @kernel()
@@ -412,9 +447,9 @@ def _min_area_rectangle(polygon: np.ndarray) -> tuple[float, float]:
     right, far, left = 1, 1, 1
     for e in range(k):
         f = e + 1 if e + 1 < k else 0
+        # the edge direction d and inward normal n unnormalised: the calipers only compare signs, and the
+        # rectangle's sides are the projections divided by |d| (one square root per new best, not per edge)
         dx, dy = polygon[f, 0] - polygon[e, 0], polygon[f, 1] - polygon[e, 1]
-        norm = math.hypot(dx, dy)
-        dx, dy = dx / norm, dy / norm
         nx, ny = -dy, dx
         if e == 0:
             right = f
@@ -425,10 +460,13 @@ def _min_area_rectangle(polygon: np.ndarray) -> tuple[float, float]:
         if e == 0:
             left = far
         left = _advance(polygon, left, dx, dy, -1.0)
+        norm2 = dx * dx + dy * dy
         width = (polygon[right, 0] - polygon[left, 0]) * dx + (polygon[right, 1] - polygon[left, 1]) * dy
         depth = (polygon[far, 0] - polygon[e, 0]) * nx + (polygon[far, 1] - polygon[e, 1]) * ny
-        if width * depth < best_area:
-            best_area, best_w, best_d = width * depth, width, depth
+        if width * depth < best_area * norm2:
+            norm = math.sqrt(norm2)
+            best_w, best_d = width / norm, depth / norm
+            best_area = best_w * best_d
     return best_w, best_d
 
 
@@ -493,15 +531,21 @@ def _mvee_semi_axes_from_core(centred: np.ndarray, lifted: np.ndarray, core: np.
                     s += lifted[i, a] * inv[a, b] * lifted[i, b]
             m[i] = s
         in_core = np.zeros(n, dtype=np.bool_)
-        in_core[core] = True
-        missed = np.array([i for i in range(n) if m[i] > (1.0 + tol) * dim and not in_core[i]], dtype=np.int64)
-        if missed.size == 0:
-            break
+        for c in range(core.size):
+            in_core[core[c]] = True
         # the core only grows, so this ends (in practice after a few rounds); the 8 farthest misses join it
-        worst = missed[np.argsort(-m[missed], kind="mergesort")[:8]]
-        core = np.concatenate((core, worst))
+        worst = _farthest_misses(m, in_core, (1.0 + tol) * dim, 8)
+        if worst.size == 0:
+            break
+        grown = np.empty(core.size + worst.size, dtype=np.int64)
+        for c in range(core.size):
+            grown[c] = core[c]
+        for c in range(worst.size):
+            grown[core.size + c] = worst[c]
+        core = grown
     u = np.zeros(n)
-    u[core] = u_core
+    for c in range(core.size):
+        u[core[c]] = u_core[c]
     centre = np.zeros(3)
     for i in range(n):
         for a in range(3):
@@ -523,7 +567,28 @@ def _mvee_semi_axes_from_core(centred: np.ndarray, lifted: np.ndarray, core: np.
             for b in range(3):
                 s += d[i, a] * inv_shape[a, b] * d[i, b]
         scale = max(scale, s)
-    return np.sort(np.sqrt(np.maximum(eigenvalues * scale, 0.0)))[::-1]
+    semi_axes = np.sqrt(np.maximum(eigenvalues * scale, 0.0))
+    return _descending(semi_axes[0], semi_axes[1], semi_axes[2])
+
+
+@kernel()
+def _farthest_misses(m: np.ndarray, in_core: np.ndarray, bound: float, most: int) -> np.ndarray:
+    """Up to ``most`` indices i outside the core with m[i] > ``bound``, largest m first, ties by index (a stable
+    sort's order), picked one by one: numba's argsort would add its compiled sort for eight picks."""
+    picked = np.zeros(m.size, dtype=np.bool_)
+    out = np.empty(most, dtype=np.int64)
+    count = 0
+    while count < most:
+        best = -1
+        for i in range(m.size):
+            if m[i] > bound and not in_core[i] and not picked[i] and (best < 0 or m[i] > m[best]):
+                best = i
+        if best < 0:
+            break
+        picked[best] = True
+        out[count] = best
+        count += 1
+    return out[:count]
 
 
 def _axis_extreme_points(points: np.ndarray) -> np.ndarray:

@@ -166,18 +166,18 @@ def run_length_counts(levels, n_grey, max_run, offsets, z0, z1, per_slice):
 
 
 @kernel()
-def _widened(counts, n_columns, cleared):
-    """``counts`` (s, d, a, n) with ``n_columns`` columns (zeros added), direction ``cleared`` all zero. Element by
-    element: numba's slice assignment of a 4-D array costs seconds of compile time."""
-    n_out, n_dirs, n_grey, n_old = counts.shape
-    grown = np.zeros((n_out, n_dirs, n_grey, n_columns))
+def _widened(counts, columns, cleared):
+    """``counts`` (s, d, a, n) with ``columns`` run-length columns, direction ``cleared`` zeroed. Element by element:
+    a slice assignment costs each signature of ``run_length_counts`` about a second of compilation."""
+    n_out, n_dirs, n_grey, n_columns = counts.shape
+    grown = np.zeros((n_out, n_dirs, n_grey, columns))
     for s in range(n_out):
         for d in range(n_dirs):
             if d == cleared:
                 continue
-            for g in range(n_grey):
-                for n in range(n_old):
-                    grown[s, d, g, n] = counts[s, d, g, n]
+            for a in range(n_grey):
+                for n in range(n_columns):
+                    grown[s, d, a, n] = counts[s, d, a, n]
     return grown
 
 
