@@ -18,7 +18,7 @@ from scipy.special import expit, logit
 from scipy.stats import norm
 from scipy.stats import t as student_t
 
-from radflow.modelling.intervals import MODEL_PART_WEIGHT, procedure_interval
+from radflow.modelling.intervals import MODEL_PART_WEIGHT, procedure_interval, procedure_variance
 
 Z = norm.ppf(0.975)
 SCENARIOS = [(n, truth) for n in (40, 200) for truth in ("null", "signal")]
@@ -51,6 +51,14 @@ def constructions(record: dict, key: str, logit_scale: bool, sub: dict | None = 
     w = MODEL_PART_WEIGHT
     out = {"radflow (split + Satterthwaite t, delta)": procedure_interval(
         t, fixed, procedure, bounds=(0.0, 1.0), logit_scale=logit_scale, repeat_estimates=repeats)}
+    out["split + Satterthwaite t, linear scale"] = procedure_interval(
+        t, fixed, procedure, bounds=(0.0, 1.0), logit_scale=False, repeat_estimates=repeats)
+    if on_logit:  # the same V and df, interval on the arcsine-square-root scale (delta method)
+        variance, df = procedure_variance(fixed, procedure, repeats)
+        half = student_t.ppf(0.975, df) * np.sqrt(variance) / (2 * np.sqrt(t * (1 - t)))
+        centre = np.arcsin(np.sqrt(t))
+        out["split + Satterthwaite t, arcsine-sqrt scale"] = (
+            float(np.sin(max(centre - half, 0.0)) ** 2), float(np.sin(min(centre + half, np.pi / 2)) ** 2))
     v_test, v_boot = _var(fixed), _var(procedure.mean(axis=1))
     s_real = float(np.var(repeats, ddof=1)) / 2
     s_boot = float(np.nanmean(np.var(procedure, axis=1, ddof=1))) / 2
