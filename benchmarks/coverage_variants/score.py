@@ -51,9 +51,9 @@ def constructions(record: dict, key: str, logit_scale: bool, sub: dict | None = 
     w = MODEL_PART_WEIGHT
     out = {"radflow (split + Satterthwaite t, delta)": procedure_interval(
         t, fixed, procedure, bounds=(0.0, 1.0), logit_scale=logit_scale, repeat_estimates=repeats)}
-    out["split + Satterthwaite t, linear scale"] = procedure_interval(
-        t, fixed, procedure, bounds=(0.0, 1.0), logit_scale=False, repeat_estimates=repeats)
-    if on_logit:  # the same V and df, interval on the arcsine-square-root scale (delta method)
+    if on_logit:  # the same V and df on the linear and the arcsine-square-root scale (delta method)
+        out["split + Satterthwaite t, linear scale"] = procedure_interval(
+            t, fixed, procedure, bounds=(0.0, 1.0), logit_scale=False, repeat_estimates=repeats)
         variance, df = procedure_variance(fixed, procedure, repeats)
         half = student_t.ppf(0.975, df) * np.sqrt(variance) / (2 * np.sqrt(t * (1 - t)))
         centre = np.arcsin(np.sqrt(t))
