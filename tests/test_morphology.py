@@ -201,6 +201,18 @@ def test_mvee_recovers_a_sampled_ellipsoid():
     assert semi_axes == pytest.approx(axes, rel=1e-4)
 
 
+def test_mvee_of_a_box_is_its_circumscribed_scaled_ellipsoid():
+    """The MVEE of a box with edges 2a, 2b, 2c has semi-axes sqrt(3) (a, b, c) (John's ellipsoid of a cube, mapped
+    affinely). The Newton steps solve the optimality conditions to rounding, so the semi-axes come out to 1e-9, where
+    first-order steps alone stop at the tolerance (~1e-6); points inside and a rotation must not change it."""
+    half = np.array([7.0, 3.0, 1.5])
+    corners = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=float) * half
+    inside = np.random.default_rng(4).uniform(-1, 1, size=(200, 3)) * half
+    rotation = special_ortho_group.rvs(3, random_state=5)
+    points = np.vstack([corners, inside]) @ rotation.T + np.array([10.0, -4.0, 2.0])
+    assert meshes.mvee_semi_axes(points) == pytest.approx(np.sqrt(3) * half, rel=1e-9)
+
+
 def test_mvee_encloses_the_hull_and_beats_the_bounding_sphere():
     mask = _blob((7, 12, 12), 0.3, seed=11)
     hull = meshes.roi_mesh(mask, (2.0, 0.8, 0.8)).hull
