@@ -320,7 +320,7 @@ def _best_flush_box(points: np.ndarray, facets: np.ndarray, normals: np.ndarray,
     lowest = np.empty(n)
     highest = np.empty(n)
     silhouette = np.empty((n, 2))
-    order = np.empty(n, dtype=np.int64)  # scratch of _hull_2d, allocated once for all axes
+    ordered = np.empty((n, 2))  # scratch of _hull_2d, allocated once for all axes
     polygon = np.empty((2 * n + 1, 2))
     best_volume = np.inf
     best = np.zeros(3)
@@ -355,12 +355,12 @@ def _best_flush_box(points: np.ndarray, facets: np.ndarray, normals: np.ndarray,
                 silhouette[k, 0] = px * ux + py * uy + pz * uz
                 silhouette[k, 1] = px * vx + py * vy + pz * vz
                 k += 1
-        corners = _hull_2d(silhouette, k, order, polygon)
+        corners = _hull_2d(silhouette, k, ordered, polygon)
         # the rectangle is no smaller than the polygon: skip the calipers when even the polygon's prism cannot win
         # (with a margin far above rounding, so a box the calipers would pick is never skipped)
         if (hi - lo) * _polygon_area(polygon, corners) > best_volume * (1.0 + 1e-9):
             continue
-        width, depth = _min_area_rectangle(polygon[:corners])
+        width, depth = _min_area_rectangle(polygon, corners)
         volume = width * depth * (hi - lo)
         if volume < best_volume:
             best_volume = volume
@@ -382,32 +382,32 @@ def _descending(a: float, b: float, c: float) -> np.ndarray:
 
 
 @kernel()
-def _hull_2d(p: np.ndarray, n: int, order: np.ndarray, hull: np.ndarray) -> int:
+def _hull_2d(p: np.ndarray, n: int, ordered: np.ndarray, hull: np.ndarray) -> int:
     """Convex hull of the 2D points p[:n] (Andrew's monotone chain), counter-clockwise from the lowest (x, y),
-    collinear points dropped: written to ``hull`` (at least 2 n + 1 rows), the corner count returned; ``order`` is
-    scratch (n). The points are ordered by x, then y, then index (what two stable argsorts give) by an insertion
-    sort: the few dozen silhouette points of an OMBB axis are sorted faster so than by numpy's sorts, whose
-    allocations cost more than the comparisons."""
+    collinear points dropped: written to ``hull`` (at least 2 n + 1 rows), the corner count returned; ``ordered``
+    is scratch (n, 2). The points are sorted by x, then y by an insertion sort of the coordinates themselves (not
+    of indices, whose indirect reads cost twice as much): the few dozen silhouette points of an OMBB axis are sorted
+    faster so than by numpy's sorts, whose allocations cost more than the comparisons."""
     for i in range(n):
         x, y = p[i, 0], p[i, 1]
         j = i
-        while j > 0 and (p[order[j - 1], 0] > x or (p[order[j - 1], 0] == x and p[order[j - 1], 1] > y)):
-            order[j] = order[j - 1]
+        while j > 0 and (ordered[j - 1, 0] > x or (ordered[j - 1, 0] == x and ordered[j - 1, 1] > y)):
+            ordered[j, 0], ordered[j, 1] = ordered[j - 1, 0], ordered[j - 1, 1]
             j -= 1
-        order[j] = i
+        ordered[j, 0], ordered[j, 1] = x, y
     k = 0
-    for idx in range(n):
-        i = order[idx]
-        while k >= 2 and _turn(hull, k, p[i, 0], p[i, 1]) <= 0.0:
+    for i in range(n):
+        x, y = ordered[i, 0], ordered[i, 1]
+        while k >= 2 and _turn(hull, k, x, y) <= 0.0:
             k -= 1
-        hull[k, 0], hull[k, 1] = p[i, 0], p[i, 1]
+        hull[k, 0], hull[k, 1] = x, y
         k += 1
     lower = k + 1
-    for idx in range(n - 2, -1, -1):
-        i = order[idx]
-        while k >= lower and _turn(hull, k, p[i, 0], p[i, 1]) <= 0.0:
+    for i in range(n - 2, -1, -1):
+        x, y = ordered[i, 0], ordered[i, 1]
+        while k >= lower and _turn(hull, k, x, y) <= 0.0:
             k -= 1
-        hull[k, 0], hull[k, 1] = p[i, 0], p[i, 1]
+        hull[k, 0], hull[k, 1] = x, y
         k += 1
     return max(k - 1, 1)
 
@@ -431,15 +431,15 @@ def _polygon_area(polygon: np.ndarray, k: int) -> float:
 
 
 @kernel()
-def _min_area_rectangle(polygon: np.ndarray) -> tuple[float, float]:
-    """Side lengths of the minimum-area rectangle around a strictly convex counter-clockwise polygon.
+def _min_area_rectangle(polygon: np.ndarray, k: int) -> tuple[float, float]:
+    """Side lengths of the minimum-area rectangle around the strictly convex counter-clockwise polygon
+    polygon[:k] (a count, not a slice: numba types a slice as any-layout, and its strided reads halve the speed).
 
     One side of the optimum is flush with a polygon edge (Freeman & Shapira 1975). Rotating calipers: for edge
     direction d and inward normal n, walking counter-clockwise from the edge's end one meets the vertex extreme
     along +d (``right``), then along +n (``far``), then along -d (``left``); all three only move forward as the edge
     turns, so every edge is tried in O(k) total.
     """
-    k = polygon.shape[0]
     if k < 3:
         if k == 2:
             return math.hypot(polygon[1, 0] - polygon[0, 0], polygon[1, 1] - polygon[0, 1]), 0.0
@@ -455,13 +455,13 @@ def _min_area_rectangle(polygon: np.ndarray) -> tuple[float, float]:
         nx, ny = -dy, dx
         if e == 0:
             right = f
-        right = _advance(polygon, right, dx, dy, 1.0)
+        right = _advance(polygon, k, right, dx, dy, 1.0)
         if e == 0:
             far = right
-        far = _advance(polygon, far, nx, ny, 1.0)
+        far = _advance(polygon, k, far, nx, ny, 1.0)
         if e == 0:
             left = far
-        left = _advance(polygon, left, dx, dy, -1.0)
+        left = _advance(polygon, k, left, dx, dy, -1.0)
         norm2 = dx * dx + dy * dy
         width = (polygon[right, 0] - polygon[left, 0]) * dx + (polygon[right, 1] - polygon[left, 1]) * dy
         depth = (polygon[far, 0] - polygon[e, 0]) * nx + (polygon[far, 1] - polygon[e, 1]) * ny
@@ -473,9 +473,9 @@ def _min_area_rectangle(polygon: np.ndarray) -> tuple[float, float]:
 
 
 @kernel()
-def _advance(polygon: np.ndarray, i: int, dx: float, dy: float, sign: float) -> int:
-    """Walk from vertex i while the next edge goes further along sign * (dx, dy) (at most once around)."""
-    k = polygon.shape[0]
+def _advance(polygon: np.ndarray, k: int, i: int, dx: float, dy: float, sign: float) -> int:
+    """Walk from vertex i of polygon[:k] while the next edge goes further along sign * (dx, dy) (at most once
+    around)."""
     for _ in range(k):
         j = i + 1 if i + 1 < k else 0  # (i + 1) % k without the division
         if sign * ((polygon[j, 0] - polygon[i, 0]) * dx + (polygon[j, 1] - polygon[i, 1]) * dy) <= 0.0:

@@ -55,11 +55,13 @@ def mask_extent(mask: np.ndarray) -> tuple[tuple[int, int], ...] | None:
     Found without a full-size temporary: the slice range first, then rows and columns of that slab's (y, x)
     footprint. A bool or uint8 mask is read as bytes and reduced by max: numpy's any() converts every element to
     bool first and is twice as slow over a whole CT (26 MB: 0.9 -> 0.45 ms), which a small ROI's extraction pays in
-    full.
+    full; a contiguous mask's slices are reduced as rows of one 2D array, which numpy's reduction streams faster
+    than two axes at once (26 MB: 1.0 -> 0.75 ms on a 2-core VM).
     """
     if mask.dtype in (np.bool_, np.uint8):
         octets = mask.view(np.uint8)
-        z = np.flatnonzero(octets.max(axis=(1, 2)))
+        rows = octets.reshape(octets.shape[0], -1) if octets.flags.c_contiguous and octets.size else octets
+        z = np.flatnonzero(rows.max(axis=1) if rows.ndim == 2 else rows.max(axis=(1, 2)))
         if z.size == 0:
             return None
         footprint = octets[z[0]:z[-1] + 1].max(axis=0)
