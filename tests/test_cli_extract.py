@@ -14,11 +14,17 @@ from ibsi_reference import IBSI, references, round3, within_tolerance
 PHANTOM_ROWS = references("digital_phantom")
 
 
-def run_extract(tmp_path: Path, *args: str) -> dict[tuple[str, str], float]:
+def run_extract(tmp_path: Path, *args: str, imports: list[str] | None = None) -> dict[tuple[str, str], float]:
+    """The CSV's values by (IBSI code, aggregation); with ``imports`` (a list), the modules the process imported
+    (``python -X importtime``) are appended to it."""
     out = tmp_path / "features.csv"
-    result = subprocess.run([sys.executable, "-m", "radflow", "extract", *args, "--out", str(out)],
+    flags = ["-X", "importtime"] if imports is not None else []
+    result = subprocess.run([sys.executable, *flags, "-m", "radflow", "extract", *args, "--out", str(out)],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
+    if imports is not None:
+        imports.extend(line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines()
+                       if line.startswith("import time:") and not line.endswith("imported package"))
     with out.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert rows and list(rows[0]) == ["family", "feature", "ibsi_code", "aggregation", "value"]
@@ -26,14 +32,30 @@ def run_extract(tmp_path: Path, *args: str) -> dict[tuple[str, str], float]:
 
 
 @pytest.fixture(scope="module")
-def phantom_csv(tmp_path_factory):
+def phantom_run(tmp_path_factory):
+    """The digital phantom's extraction with every family, and the modules its process imported."""
     if not IBSI.exists():
         pytest.skip("../shared/ibsi is absent")
-    return run_extract(
+    imports: list[str] = []
+    values = run_extract(
         tmp_path_factory.mktemp("extract"),
         str(IBSI / "digital_phantom" / "image.nii.gz"), str(IBSI / "digital_phantom" / "mask.nii.gz"),
-        "--settings", str(REPO / "config" / "ibsi" / "digital_phantom.yaml"),
+        "--settings", str(REPO / "config" / "ibsi" / "digital_phantom.yaml"), imports=imports,
     )
+    return values, imports
+
+
+@pytest.fixture(scope="module")
+def phantom_csv(phantom_run):
+    return phantom_run[0]
+
+
+def test_extract_does_not_import_scipy(phantom_run):
+    """scipy costs a small ROI's whole extraction 0.15-0.3 s of imports; every family runs without it. A kernel
+    using numba's ``@`` or ``np.linalg`` would import scipy.linalg's BLAS and LAPACK (when it is compiled or loaded
+    from the cache alike), and a module importing scipy at its top would too."""
+    scipy = sorted({name for name in phantom_run[1] if name == "scipy" or name.startswith("scipy.")})
+    assert not scipy, f"`radflow extract` imported {scipy[:5]}"
 
 
 @pytest.mark.parametrize("ref", PHANTOM_ROWS, ids=[r.id for r in PHANTOM_ROWS])

@@ -764,7 +764,11 @@ def _newton_step(q: np.ndarray, u: np.ndarray, inv: np.ndarray, gap: float) -> b
             if b == a:
                 rhs[a] = t  # m_i
         kkt[a, s] = kkt[s, a] = 1.0
-    solved = inverse(kkt) @ rhs
+    kkt_inv = inverse(kkt)
+    solved = np.zeros(s + 1)  # kkt_inv @ rhs by hand: numba's @ is BLAS, whose import costs 0.26 s of a process
+    for a in range(s + 1):
+        for b in range(s + 1):
+            solved[a] += kkt_inv[a, b] * rhs[b]
     step = 1.0
     for a in range(s):
         if not math.isfinite(solved[a]):
