@@ -525,7 +525,12 @@ def _mvee_semi_axes(points: np.ndarray, tol: float, max_iterations: int) -> np.n
     # start's lifted points span the space (Jacobi's eigenvalues are exact to ~eps times the largest, so the cut is
     # at a singular-value ratio of 1e-6, not at matrix_rank's n eps)
     for directions in (3, 7, 0):
-        core = _extreme_points(centred, directions) if directions else np.arange(n)
+        if directions:
+            core = _extreme_points(centred, directions)
+        else:
+            core = np.empty(n, dtype=np.int64)
+            for i in range(n):
+                core[i] = i
         gram = np.zeros((dim, dim))
         for c in range(core.size):
             for a in range(dim):
@@ -534,9 +539,15 @@ def _mvee_semi_axes(points: np.ndarray, tol: float, max_iterations: int) -> np.n
         spectrum = symmetric_eigenvalues(gram)
         if spectrum[0] > spectrum[-1] * 1e-12:
             break
-    u_core = np.full(core.size, 1.0 / core.size)
+    u_core = np.empty(core.size)
+    for c in range(core.size):
+        u_core[c] = 1.0 / core.size
     while True:
-        u_core = _todd_yildirim(np.ascontiguousarray(lifted[core]), u_core, tol, max_iterations)
+        core_points = np.empty((core.size, dim))
+        for c in range(core.size):
+            for a in range(dim):
+                core_points[c, a] = lifted[core[c], a]
+        u_core = _todd_yildirim(core_points, u_core, tol, max_iterations)
         x = np.zeros((dim, dim))
         for c in range(core.size):
             i = core[c]
@@ -573,7 +584,10 @@ def _mvee_semi_axes(points: np.ndarray, tol: float, max_iterations: int) -> np.n
     for i in range(n):
         for a in range(3):
             centre[a] += u[i] * centred[i, a]
-    d = centred - centre
+    d = np.empty((n, 3))
+    for i in range(n):
+        for a in range(3):
+            d[i, a] = centred[i, a] - centre[a]
     shape = np.zeros((3, 3))  # sum_i u_i (p_i - c)(p_i - c)^T
     for i in range(n):
         for a in range(3):
@@ -590,8 +604,8 @@ def _mvee_semi_axes(points: np.ndarray, tol: float, max_iterations: int) -> np.n
             for b in range(3):
                 s += d[i, a] * inv_shape[a, b] * d[i, b]
         scale = max(scale, s)
-    semi_axes = np.sqrt(np.maximum(eigenvalues * scale, 0.0))
-    return _descending(semi_axes[0], semi_axes[1], semi_axes[2])
+    return _descending(math.sqrt(max(eigenvalues[0] * scale, 0.0)), math.sqrt(max(eigenvalues[1] * scale, 0.0)),
+                       math.sqrt(max(eigenvalues[2] * scale, 0.0)))
 
 
 @kernel()
@@ -620,20 +634,33 @@ def _extreme_points(points: np.ndarray, directions: int) -> np.ndarray:
     axes, the four body diagonals; each index once. A start for the MVEE's core set: Kumar & Yildirim (2005) start
     from the extremes along d orthogonal directions, any start works (the core grows to what the optimum needs), and
     a start of at most 10 points lets the Newton steps of ``_todd_yildirim`` work from the first round."""
-    axes = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 1.0, 1.0], [1.0, 1.0, -1.0],
-                     [1.0, -1.0, 1.0], [-1.0, 1.0, 1.0]])
     picked = np.zeros(points.shape[0], dtype=np.bool_)
     for d in range(directions):
+        # (1, 0, 0), (0, 1, 0), (0, 0, 1), then (1, 1, 1), (-1, 1, 1), (1, -1, 1), (1, 1, -1): written out, as a
+        # literal 2D array would compile numba's list-to-array conversion into the kernel
+        if d < 3:
+            ax, ay, az = 1.0 if d == 0 else 0.0, 1.0 if d == 1 else 0.0, 1.0 if d == 2 else 0.0
+        else:
+            ax, ay, az = -1.0 if d == 4 else 1.0, -1.0 if d == 5 else 1.0, -1.0 if d == 6 else 1.0
         low, high = 0, 0
         low_value, high_value = np.inf, -np.inf
         for i in range(points.shape[0]):
-            h = points[i, 0] * axes[d, 0] + points[i, 1] * axes[d, 1] + points[i, 2] * axes[d, 2]
+            h = points[i, 0] * ax + points[i, 1] * ay + points[i, 2] * az
             if h < low_value:
                 low, low_value = i, h
             if h > high_value:
                 high, high_value = i, h
         picked[low] = picked[high] = True
-    return np.flatnonzero(picked)
+    count = 0
+    for i in range(picked.size):
+        count += picked[i]
+    out = np.empty(count, dtype=np.int64)
+    count = 0
+    for i in range(picked.size):
+        if picked[i]:
+            out[count] = i
+            count += 1
+    return out
 
 
 @kernel()
@@ -658,7 +685,10 @@ def _todd_yildirim(q: np.ndarray, u: np.ndarray, tol: float, max_iterations: int
         if refresh or it % 256 == 0:
             _refresh(q, u, inv, m)
             refresh = False
-        j_plus = np.argmax(m)
+        j_plus = 0
+        for i in range(1, n):
+            if m[i] > m[j_plus]:
+                j_plus = i
         j_minus = -1
         m_minus = np.inf
         for i in range(n):
@@ -684,8 +714,8 @@ def _todd_yildirim(q: np.ndarray, u: np.ndarray, tol: float, max_iterations: int
             limit = u[j] / (1.0 - u[j])
             tau = -min((dim - m[j]) / (dim * (m[j] - 1.0)), limit) if m[j] > 1.0 else -limit
         # X' = (1 - tau) X + tau q_j q_j^T  =>  Sherman-Morrison for X'^-1 and M'
-        v[:] = 0.0
         for a in range(dim):
+            v[a] = 0.0
             for b in range(dim):
                 v[a] += inv[a, b] * q[j, b]
         denom = (1.0 - tau) + tau * m[j]
@@ -717,7 +747,11 @@ def _refresh(q: np.ndarray, u: np.ndarray, inv: np.ndarray, m: np.ndarray) -> No
         for a in range(dim):
             for b in range(dim):
                 x[a, b] += u[i] * q[i, a] * q[i, b]
-    inv[:, :] = inverse(x)
+    # element by element: a slice assignment compiles numba's shape-mismatch error path (string formatting, ~4 s)
+    fresh = inverse(x)
+    for a in range(dim):
+        for b in range(dim):
+            inv[a, b] = fresh[a, b]
     for i in range(n):
         s = 0.0
         for a in range(dim):
@@ -775,11 +809,15 @@ def _newton_step(q: np.ndarray, u: np.ndarray, inv: np.ndarray, gap: float) -> b
             return False
         if solved[a] < 0.0:
             step = min(step, -u[support[a]] / solved[a])
-    trial = u.copy()
+    trial = np.empty(n)
+    for i in range(n):
+        trial[i] = u[i]
     for a in range(s):
         w = u[support[a]] + step * solved[a]
         trial[support[a]] = w if w >= 1e-15 else 0.0
-    total = trial.sum()
+    total = 0.0
+    for i in range(n):
+        total += trial[i]
     for i in range(n):
         trial[i] /= total
     trial_inv = np.empty((dim, dim))
@@ -795,7 +833,8 @@ def _newton_step(q: np.ndarray, u: np.ndarray, inv: np.ndarray, gap: float) -> b
             worst_in = max(worst_in, 1.0 - trial_m[i] / dim)
     if max(worst_out, worst_in) >= gap:
         return False
-    u[:] = trial
+    for i in range(n):
+        u[i] = trial[i]
     return True
 
 

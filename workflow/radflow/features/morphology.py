@@ -172,10 +172,16 @@ def _index_moments(mask: np.ndarray):
                     second[1, 2] += p1 * p2
                     second[2, 2] += p2 * p2
     second[1, 0], second[2, 0], second[2, 1] = second[0, 1], second[0, 2], second[1, 2]
-    origin = np.array([oz, oy, ox])
-    # back to plain array indices: sum(p + o) and sum((p + o)(p + o)^T)
-    second_abs = second + np.outer(first, origin) + np.outer(origin, first) + count * np.outer(origin, origin)
-    return count, first + count * origin, second_abs
+    # back to plain array indices: sum(p + o) and sum((p + o)(p + o)^T), element by element (np.outer and array
+    # arithmetic would compile their own implementations, ~3 s, into the kernel)
+    origin = (oz, oy, ox)
+    second_abs = np.empty((3, 3))
+    first_abs = np.empty(3)
+    for a in range(3):
+        for b in range(3):
+            second_abs[a, b] = second[a, b] + first[a] * origin[b] + origin[a] * first[b] + count * (origin[a] * origin[b])
+        first_abs[a] = first[a] + count * origin[a]
+    return count, first_abs, second_abs
 
 
 @kernel()
