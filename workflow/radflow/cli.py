@@ -629,10 +629,13 @@ def main(argv: list[str] | None = None) -> int:
     import os
     import warnings
 
+    from radflow.allocator import keep_freed_memory
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("highdicom").setLevel(logging.WARNING)  # its INFO lines quote source UIDs
     warnings.showwarning = _show_warning
     args = build_parser().parse_args(argv)
+    keep_freed_memory()
     try:
         code = args.func(args)
     except BrokenPipeError:  # output piped into `head`: not an error

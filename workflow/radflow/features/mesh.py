@@ -494,9 +494,10 @@ _LIFTED_DIM = 4
 def mvee_semi_axes(points: np.ndarray, tol: float = MVEE_TOLERANCE) -> np.ndarray:
     """Semi-axis lengths (descending) of the minimum-volume enclosing ellipsoid (MVEE) of ``points`` (n, 3).
 
-    Khachiyan's barycentric coordinate ascent with Todd & Yildirim's away steps (Todd & Yildirim 2007) on the lifted
-    points q_i = (p_i, 1), weights u: it stops when M_i = q_i^T X(u)^-1 q_i <= (1 + tol)(d + 1) for every point and
-    >= (1 - tol)(d + 1) for every point of positive weight (X(u) = sum u_i q_i q_i^T, d = 3). It runs on a growing
+    Khachiyan's barycentric coordinate ascent with Todd & Yildirim's away steps (Todd & Yildirim 2007), and Newton
+    steps on the support once it settles (``_todd_yildirim``), on the lifted points q_i = (p_i, 1), weights u: it
+    stops when M_i = q_i^T X(u)^-1 q_i <= (1 + tol)(d + 1) for every point and >= (1 - tol)(d + 1) for every point
+    of positive weight (X(u) = sum u_i q_i q_i^T, d = 3). It runs on a growing
     core set (first the extreme points along the axes, then the points the current ellipsoid misses), because the
     optimum rests on a handful (<= 10) of points and each iteration costs O(core size). The returned ellipsoid is
     then scaled to contain every point exactly, so it encloses the set, with a volume within about (1 + tol)^2 of
@@ -699,7 +700,7 @@ def _todd_yildirim(q: np.ndarray, u: np.ndarray, tol: float, max_iterations: int
         eps_minus = 1.0 - m_minus / dim
         if eps_plus <= tol and eps_minus <= tol:
             break
-        if (newton_took or it % MVEE_NEWTON_PERIOD == MVEE_NEWTON_PERIOD - 1):
+        if newton_took or it % MVEE_NEWTON_PERIOD == MVEE_NEWTON_PERIOD - 1:
             # after a Newton step was kept the next one is tried at once: it converges quadratically once it takes
             newton_took = _newton_step(q, u, inv, max(eps_plus, eps_minus))
             if newton_took:
@@ -735,7 +736,6 @@ def _todd_yildirim(q: np.ndarray, u: np.ndarray, tol: float, max_iterations: int
         if u[j] < 1e-15:
             u[j] = 0.0
     return u
-
 
 
 @kernel()
