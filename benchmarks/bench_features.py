@@ -13,7 +13,8 @@ its own environment (``peer_driver.py``):
 radflow runs three settings: the full IBSI set (11 families, every 2D/2.5D/3D aggregation, 487 values), the same
 families in 3D only (the work MIRP's and Pictologics' defaults do), and ``settings_pyradiomics_default.yaml`` (the
 work PyRadiomics' defaults do). Each peer's ratio is taken against the radflow row that does the same work; the
-target check compares the full IBSI set with Pictologics. radflow's time is also split into ``prepare`` and each
+target check compares the full IBSI set with Pictologics, on the median ratio over that pair's first runs and
+``--rounds`` more alternating ones (``interleaved_rounds``). radflow's time is also split into ``prepare`` and each
 family's ``compute``, and its first use on a new machine is measured both ways: just in time with an empty
 NUMBA_CACHE_DIR, and the ahead-of-time build (``first_use``). Finally a
 dozen PyRadiomics values are compared with radflow's (mapped by ../shared/ontology/pyradiomics_IBSI_RO_mapping.csv).
@@ -259,6 +260,21 @@ def bench_size(size: str, paths: dict[str, Path], tools: list[str], args, outdir
     return rows
 
 
+def interleaved_rounds(size: str, paths: dict[str, Path], args) -> list[dict]:
+    """Issue #16's target pair (radflow's full IBSI set, Pictologics) measured again, alternately, ``--rounds``
+    times. On a shared virtual machine the speed drifts over minutes and between processes (the same 5 k-voxel
+    extraction took 12.5 to 20 ms of CPU in six consecutive processes), so the one warm run of each tool, minutes
+    apart, can misstate their ratio; the target is judged on the median over the rounds."""
+    image, mask = paths["ct"], paths[size]
+    rounds = []
+    for _ in range(args.rounds):
+        own, _ = warm(RADFLOW_PY, "radflow", image, mask, SETTINGS["radflow IBSI full"], args.repeats, args.budget)
+        peer, _ = warm(PEER_PY["pictologics"], "pictologics", image, mask, None, args.repeats, args.budget)
+        rounds.append({"radflow_s": own["median_s"], "radflow_cpu_s": own["median_cpu_s"],
+                       "pictologics_s": peer["median_s"], "pictologics_cpu_s": peer["median_cpu_s"]})
+    return rounds
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Reports
 
@@ -298,9 +314,17 @@ def print_targets(rows: list[Row], first: dict | None) -> None:
         if picto and math.isfinite(picto.warm_s):
             wall, cpu = picto.warm_s / full.warm_s, picto.warm_cpu_s / full.warm_cpu_s
             best = min(picto.detail["times"]) / min(full.detail["times"])
+            rounds = [(wall, cpu)] + [(r["pictologics_s"] / r["radflow_s"], r["pictologics_cpu_s"] / r["radflow_cpu_s"])
+                                      for r in picto.detail.get("rounds", [])]
+            judged_wall = statistics.median(w for w, _ in rounds)
+            judged_cpu = statistics.median(c for _, c in rounds)
             vs = (f"Pictologics {picto.warm_s:.4f} s ({picto.warm_cpu_s:.4f}) -> {wall:.2f}x median, {best:.2f}x "
-                  f"min-of-N ({cpu:.2f}x CPU), target >= {TARGET_WARM_RATIO:g}x: "
-                  f"{'met' if max(wall, cpu) >= TARGET_WARM_RATIO else 'MISSED'}")
+                  f"min-of-N ({cpu:.2f}x CPU)")
+            if len(rounds) > 1:
+                vs += (f"; {len(rounds)} alternating rounds: "
+                       f"{', '.join(f'{w:.2f}x ({c:.2f}x CPU)' for w, c in rounds)}, median {judged_wall:.2f}x "
+                       f"({judged_cpu:.2f}x CPU)")
+            vs += f", target >= {TARGET_WARM_RATIO:g}x: {'met' if max(judged_wall, judged_cpu) >= TARGET_WARM_RATIO else 'MISSED'}"
         else:
             vs = "Pictologics not run"
         print(f"  {size:6s} full IBSI set warm {full.warm_s:.4f} s (min {min(full.detail['times']):.4f}, cpu "
@@ -444,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "out")
     parser.add_argument("--regenerate", action="store_true", help="write the synthetic CT again")
     parser.add_argument("--skip-first-use", action="store_true")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="extra alternating warm runs of radflow (full IBSI set) and Pictologics per size")
     parser.add_argument("--compare-size", choices=SIZES, default="medium", help="ROI whose feature values are listed")
     parser.add_argument("--all-radflow", action="store_true",
                         help="run the PyRadiomics-equivalent radflow row also without PyRadiomics")
@@ -466,6 +492,9 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     for size in args.sizes:
         rows += bench_size(size, paths, args.tools, args, args.out)
+        picto = next((r for r in rows if r.size == size and r.tool == "pictologics"), None)
+        if "radflow" in args.tools and picto is not None and math.isfinite(picto.warm_s) and args.rounds > 0:
+            picto.detail["rounds"] = interleaved_rounds(size, paths, args)
     print_table(rows, rois)
     print_targets(rows, first)
     print_breakdown(rows)
