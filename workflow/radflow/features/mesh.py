@@ -543,26 +543,20 @@ def _mvee_semi_axes(points: np.ndarray, tol: float, max_iterations: int) -> np.n
     u_core = np.empty(core.size)
     for c in range(core.size):
         u_core[c] = 1.0 / core.size
+    u = np.zeros(n)
+    inv = np.empty((dim, dim))
+    m = np.empty(n)
     while True:
         core_points = np.empty((core.size, dim))
         for c in range(core.size):
             for a in range(dim):
                 core_points[c, a] = lifted[core[c], a]
         u_core = _todd_yildirim(core_points, u_core, tol, max_iterations)
-        x = np.zeros((dim, dim))
-        for c in range(core.size):
-            i = core[c]
-            for a in range(dim):
-                for b in range(dim):
-                    x[a, b] += u_core[c] * lifted[i, a] * lifted[i, b]
-        inv = inverse(x)
-        m = np.empty(n)
         for i in range(n):
-            s = 0.0
-            for a in range(dim):
-                for b in range(dim):
-                    s += lifted[i, a] * inv[a, b] * lifted[i, b]
-            m[i] = s
+            u[i] = 0.0
+        for c in range(core.size):
+            u[core[c]] = u_core[c]
+        _refresh(lifted, u, inv, m)  # the core's ellipsoid, M_i for every point
         in_core = np.zeros(n, dtype=np.bool_)
         for c in range(core.size):
             in_core[core[c]] = True
@@ -578,9 +572,6 @@ def _mvee_semi_axes(points: np.ndarray, tol: float, max_iterations: int) -> np.n
         for c in range(worst.size):
             grown[core.size + c] = worst[c]
         core, u_core = grown, weights
-    u = np.zeros(n)
-    for c in range(core.size):
-        u[core[c]] = u_core[c]
     centre = np.zeros(3)
     for i in range(n):
         for a in range(3):
