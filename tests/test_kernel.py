@@ -141,3 +141,10 @@ def test_without_a_compiler_the_build_is_one_line_and_optional_in_setup(tmp_path
         "radflow: error: no C compiler (cc/gcc) on PATH: install one (Debian: apt-get install gcc)"]
     optional = subprocess.run([*command, "--optional"], env=env, capture_output=True, text=True, timeout=120)
     assert optional.returncode == 0 and "kernels stay just in time" in optional.stderr
+
+
+@pytest.mark.parametrize("package", ("numba", "llvmlite", "numpy"))
+def test_the_builds_version_lookup_agrees_with_importlib_metadata(package):
+    from importlib import metadata
+
+    assert kernels.installed_version(package) == metadata.version(package)
