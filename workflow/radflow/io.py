@@ -7,8 +7,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 import SimpleITK as sitk
+
+from radflow.imaging.roi import mask_extent
 
 
 class InputError(ValueError):
@@ -107,16 +108,16 @@ def read_roi_window(image_path: Path, mask_path: Path, margin_mm: float,
         raise InputError(f"cannot read image {image_path}: not a DICOM series folder, NIfTI, NRRD or MHA file") from None
     size = reader.GetSize()
     mask = _unlabelled_file(mask_path, size)
-    # the ROI's box from the label array as read: labelling the whole volume first would cost a volume-sized pass
+    # the ROI's box from the label array as read, in one pass over it (mask_extent): labelling the whole volume
+    # first, or one any() per axis, would each cost another volume-sized pass
     values = sitk.GetArrayViewFromImage(mask)  # (z, y, x)
-    labelled = values if roi is None else values == int(roi)
+    bounds = mask_extent(values if roi is None else values == int(roi))
+    if bounds is None:
+        return reader.Execute(), _labelled(mask, roi)
     index, extent = [], []
-    for axis, (n, spacing) in enumerate(zip(size, reader.GetSpacing())):  # x, y, z
-        present = np.flatnonzero(labelled.any(axis=tuple(a for a in range(3) if a != 2 - axis)))
-        if present.size == 0:
-            return reader.Execute(), _labelled(mask, roi)
+    for (first, last), n, spacing in zip(reversed(bounds), size, reader.GetSpacing()):  # x, y, z
         grow = math.ceil(margin_mm / spacing)
-        first, last = max(int(present[0]) - grow, 0), min(int(present[-1]) + grow + 1, n)
+        first, last = max(first - grow, 0), min(last + grow + 1, n)
         index.append(first)
         extent.append(last - first)
     reader.SetExtractIndex(index)
