@@ -39,9 +39,9 @@ def test_freed_blocks_are_reused_instead_of_faulted_in_again():
     assert tuned < 4_096 + 500
 
 
-def test_the_command_line_sets_it_up(tmp_path):
+def test_the_command_line_sets_it_up():
     """``radflow``'s main() sets the allocator up once, before the command runs."""
-    code = ("import sys, radflow.allocator as a; calls = []; original = a.keep_freed_memory;"
+    code = ("import radflow.allocator as a; calls = []; original = a.keep_freed_memory;"
             "a.keep_freed_memory = lambda: calls.append(1) or original();"
             "from radflow.cli import main; main(['kernels', 'status']); print(len(calls))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -15,6 +15,8 @@ import pytest
 import radflow
 from radflow.compiled import dispatch as kernels
 
+from conftest import aot_build_in_use
+
 # Grey-level counts that change the kernels' argument dtypes: int8 / uint8 / int16 zone and level arrays
 # (radflow.features.zones, texture_matrices.compact_grey_levels), all built ahead of time; beyond 32,767 levels the
 # int32 variants are left to numba's JIT (signatures.txt: each signature costs the build a second or more).
@@ -40,15 +42,6 @@ def settings_for(levels: int) -> dict:
 def extract_all(levels: int, slices: int = 9) -> pd.DataFrame:
     image, mask = synthetic_roi(levels, shape=(slices, 14, 13))
     return radflow.extract(image, mask, settings_for(levels), spacing=(0.9, 0.8, 2.0))
-
-
-def aot_build_in_use() -> bool:
-    if not kernels._build().modules:
-        reason = kernels.status()
-        if os.environ.get("CI"):
-            pytest.fail(f"CI runs with the ahead-of-time kernels built (.ci/run), but: {reason}")
-        pytest.skip(reason)
-    return True
 
 
 @pytest.mark.parametrize("slices", (9, 1))

@@ -497,11 +497,11 @@ def mvee_semi_axes(points: np.ndarray, tol: float = MVEE_TOLERANCE) -> np.ndarra
     Khachiyan's barycentric coordinate ascent with Todd & Yildirim's away steps (Todd & Yildirim 2007), and Newton
     steps on the support once it settles (``_todd_yildirim``), on the lifted points q_i = (p_i, 1), weights u: it
     stops when M_i = q_i^T X(u)^-1 q_i <= (1 + tol)(d + 1) for every point and >= (1 - tol)(d + 1) for every point
-    of positive weight (X(u) = sum u_i q_i q_i^T, d = 3). It runs on a growing
-    core set (first the extreme points along the axes, then the points the current ellipsoid misses), because the
-    optimum rests on a handful (<= 10) of points and each iteration costs O(core size). The returned ellipsoid is
-    then scaled to contain every point exactly, so it encloses the set, with a volume within about (1 + tol)^2 of
-    the minimum (tol = 1e-6; the tests recover a sampled ellipsoid's semi-axes to 1e-5).
+    of positive weight (X(u) = sum u_i q_i q_i^T, d = 3). It runs on a growing core set (first the extreme points
+    along the axes, then the points the current ellipsoid misses), because the optimum rests on a handful (<= 10) of
+    points and each iteration costs O(core size). The returned ellipsoid is then scaled to contain every point
+    exactly, so it encloses the set, with a volume within about (1 + tol)^2 of the minimum (tol = 1e-6; the tests
+    recover a sampled ellipsoid's semi-axes to 1e-5).
     """
     return _mvee_semi_axes(np.ascontiguousarray(points, dtype=np.float64), tol, MVEE_MAX_ITERATIONS)
 

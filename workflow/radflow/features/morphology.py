@@ -179,7 +179,8 @@ def _index_moments(mask: np.ndarray):
     first_abs = np.empty(3)
     for a in range(3):
         for b in range(3):
-            second_abs[a, b] = second[a, b] + first[a] * origin[b] + origin[a] * first[b] + count * (origin[a] * origin[b])
+            second_abs[a, b] = (second[a, b] + first[a] * origin[b] + origin[a] * first[b]
+                                + count * (origin[a] * origin[b]))
         first_abs[a] = first[a] + count * origin[a]
     return count, first_abs, second_abs
 
