@@ -141,3 +141,36 @@ def test_the_builds_version_lookup_agrees_with_importlib_metadata(package):
     from importlib import metadata
 
     assert kernels.installed_version(package) == metadata.version(package)
+
+
+def test_a_part_of_the_build_leaves_numbas_cache_alone_and_loads(tmp_path, monkeypatch):
+    """The build compiles the kernels' own just-in-time copies unoptimised (radflow.compiled.build): none of them may
+    reach numba's cache, where a later just-in-time call would load it."""
+    from radflow.compiled import build
+
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler: the build cannot run (tests/test_kernel.py's other build tests say so too)")
+    rows = [line for line in kernels.SIGNATURES.read_text().splitlines() if line.startswith("radflow.features.ngldm.")]
+    signatures = tmp_path / "signatures.txt"
+    signatures.write_text("\n".join(rows) + "\n")
+    cache = tmp_path / "numba-cache"
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(cache))  # the spawned worker reads it
+    build.build(tmp_path / "aot", signatures, jobs=1)
+    assert kernels._Build(tmp_path / "aot").modules
+    assert not list(cache.rglob("*.nbi")) and not list(cache.rglob("*.nbc"))
+
+
+def test_the_build_partition_keeps_modules_together_and_balances_what_numba_compiles():
+    from radflow.compiled import build
+
+    rows = kernels.read_signatures()
+    for module in {name.rsplit(".", 1)[0] for name, _, _ in rows}:
+        __import__(module)
+    called = {k.name for k in build._called_kernels("radflow.features.grid_hull._integer_hull")}
+    assert {"radflow.features.grid_hull._quickhull", "radflow.features.sorting.row_order"} <= called
+    groups = build.partition(rows, 2)
+    assert sorted(i for group in groups for i in group) == list(range(len(rows)))
+    modules = [{rows[i][0].rsplit(".", 1)[0] for i in group} for group in groups]
+    assert not modules[0] & modules[1]
+    # the two modules that take numba longest (about 10 and 7 CPU s) go to different workers
+    assert any("radflow.features.mesh" in m and "radflow.features.grid_hull" not in m for m in modules)
