@@ -144,8 +144,8 @@ def test_the_builds_version_lookup_agrees_with_importlib_metadata(package):
 
 
 def test_a_part_of_the_build_leaves_numbas_cache_alone_and_loads(tmp_path, monkeypatch):
-    """The build compiles the kernels' own just-in-time copies unoptimised (radflow.compiled.build): none of them may
-    reach numba's cache, where a later just-in-time call would load it."""
+    """The build compiles the kernels' own just-in-time copies for linking only, without whole-module optimisation
+    (radflow.compiled.build): none of them may reach numba's cache, where a later just-in-time call would load it."""
     from radflow.compiled import build
 
     if shutil.which("cc") is None and shutil.which("gcc") is None:

@@ -160,8 +160,9 @@ def _compile_callees_for_linking_only() -> None:
     whole-module ones, and are emitted with LLVM's fast instruction selection (codegen level 0): the build takes
     a quarter to a third less time. A kernel's code in the extension module is then optimised as it is just in time
     (function passes, then one whole-module pass, where it had two), and gives the bits the just-in-time kernel
-    gives (``tests/test_kernel.py``); it runs about 1.5 % more instructions than with two (benchmarks/README.md). Nothing is cached: numba's cache key does not hold these settings, and a later
-    just-in-time call would load the copy. With a numba whose internals differ, the build runs as numba's own."""
+    gives (``tests/test_kernel.py``); it runs about 1.5 % more instructions than with two (benchmarks/README.md).
+    Nothing is cached: numba's cache key does not hold these settings, and a later just-in-time call would load
+    the copy. With a numba whose internals differ, the build runs as numba's own."""
     from numba.core import codegen
 
     library: Any = getattr(codegen, "JITCodeLibrary", None)
