@@ -453,7 +453,10 @@ def slab_pair_sums(deviations: np.ndarray, mask: np.ndarray,
     planes, n1, n2 = fields.shape[1:]
     n1 = _even_fast_len(2 * n1 - 1, real=False)
     n2 = _even_fast_len(2 * n2 - 1, real=True)
-    spectra = np.ascontiguousarray(np.fft.fft(np.fft.rfft(fields, n=n2, axis=3), n=n1, axis=2))
+    # the second transform runs along the last axis (numpy's faster case), which also lays each frequency row out
+    # in the order the plane-pair sums read it: [field, plane, k_2, k_1]
+    halves = np.ascontiguousarray(np.fft.rfft(fields, n=n2, axis=3).transpose(0, 1, 3, 2))
+    spectra = np.fft.fft(halves, n=n1, axis=3)
     sums = np.zeros(3)
     _add_plane_pair_forms(slab_kernel_spectrum(planes, n1, n2, spacing), spectra, sums)
     sum_w, sum_zz, sum_z2m = sums / (n1 * n2)
@@ -464,11 +467,11 @@ def slab_pair_sums(deviations: np.ndarray, mask: np.ndarray,
 @kernel(fastmath={"reassoc"})
 def _add_plane_pair_forms(kernel: np.ndarray, spectra: np.ndarray, sums: np.ndarray) -> None:
     """Adds to ``sums`` sum_k sum_{p, p'} K^_|p - p'|(k) Re(F_p(k) conj(G_p'(k))) for (F, G) = (M, M), (Z, Z),
-    (Q, M) over the full 2D spectrum, from the fields' half spectra ``spectra`` [field (M, Z, Q), plane, k_1, k_2]
+    (Q, M) over the full 2D spectrum, from the fields' half spectra ``spectra`` [field (M, Z, Q), plane, k_2, k_1]
     and ``kernel`` [k_2, dz, k_1 <= N_1 / 2] (``slab_kernel_spectrum``): K^ is even in k_1, and the columns
     k_2 = 1 .. N_2/2 - 1 stand for themselves and their conjugate mirror, so they count twice. Per frequency the
     plane pairs are summed by lag dz = p' - p, both orders of a pair at once."""
-    planes, n1, n2 = spectra.shape[1], spectra.shape[2], spectra.shape[3]
+    planes, n2, n1 = spectra.shape[1], spectra.shape[2], spectra.shape[3]
     half = n1 // 2
     mr, mi = np.empty(planes), np.empty(planes)
     zr, zi = np.empty(planes), np.empty(planes)
@@ -481,9 +484,9 @@ def _add_plane_pair_forms(kernel: np.ndarray, spectra: np.ndarray, sums: np.ndar
         for b in range(n1):
             kernel_row = kernel[c, :, b if b <= half else n1 - b]
             for p in range(planes):
-                mr[p], mi[p] = spectra[0, p, b, c].real, spectra[0, p, b, c].imag
-                zr[p], zi[p] = spectra[1, p, b, c].real, spectra[1, p, b, c].imag
-                qr[p], qi[p] = spectra[2, p, b, c].real, spectra[2, p, b, c].imag
+                mr[p], mi[p] = spectra[0, p, c, b].real, spectra[0, p, c, b].imag
+                zr[p], zi[p] = spectra[1, p, c, b].real, spectra[1, p, c, b].imag
+                qr[p], qi[p] = spectra[2, p, c, b].real, spectra[2, p, c, b].imag
             lag_w = 0.0
             lag_zz = 0.0
             lag_qm = 0.0
