@@ -42,11 +42,24 @@ def _finish(t: float, variance: float, quantile: float, on_logit: bool) -> tuple
     return max(t - half, 0.0), min(t + half, 1.0)
 
 
-def constructions(record: dict, key: str, logit_scale: bool, sub: dict | None = None) -> tuple[float, dict]:
+def replicates(record: dict, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the two repeats' estimates, the whole-procedure replicates per repeat (B x 2), the fixed-model replicates)."""
     repeats = np.array([record["est"][f"{key}_0"], record["est"][f"{key}_1"]])
-    t = float(repeats.mean())
     procedure = np.column_stack([record["proc"][f"{key}_0"], record["proc"][f"{key}_1"]])
-    fixed = np.array(record["fixed"][key])
+    return repeats, procedure, np.array(record["fixed"][key], dtype=float)
+
+
+def variance_parts(repeats: np.ndarray, procedure: np.ndarray, fixed: np.ndarray) -> tuple[float, float, float, float]:
+    """(V_test, V_boot, S_real, S_boot) on the linear scale, as ``procedure_variance`` forms them."""
+    v_test, v_boot = _var(fixed), _var(procedure.mean(axis=1))
+    s_real = float(np.var(repeats, ddof=1)) / 2
+    s_boot = float(np.nanmean(np.var(procedure, axis=1, ddof=1))) / 2
+    return v_test, v_boot, s_real, s_boot
+
+
+def constructions(record: dict, key: str, logit_scale: bool, sub: dict | None = None) -> tuple[float, dict]:
+    repeats, procedure, fixed = replicates(record, key)
+    t = float(repeats.mean())
     on_logit = logit_scale and 0 < t < 1
     w = MODEL_PART_WEIGHT
     out = {"radflow (split + Satterthwaite t, delta)": procedure_interval(
@@ -59,9 +72,7 @@ def constructions(record: dict, key: str, logit_scale: bool, sub: dict | None = 
         centre = np.arcsin(np.sqrt(t))
         out["split + Satterthwaite t, arcsine-sqrt scale"] = (
             float(np.sin(max(centre - half, 0.0)) ** 2), float(np.sin(min(centre + half, np.pi / 2)) ** 2))
-    v_test, v_boot = _var(fixed), _var(procedure.mean(axis=1))
-    s_real = float(np.var(repeats, ddof=1)) / 2
-    s_boot = float(np.nanmean(np.var(procedure, axis=1, ddof=1))) / 2
+    v_test, v_boot, s_real, s_boot = variance_parts(repeats, procedure, fixed)
     out["round 2: V_test + w (V_boot - V_test), z"] = _finish(t, v_test + w * max(v_boot - v_test, 0), Z, on_logit)
     out["split, z"] = _finish(t, v_test + s_real + w * max(v_boot - v_test - s_boot, 0), Z, on_logit)
     out["S_real + 0.632 (V_boot - S_boot), z"] = _finish(t, s_real + 0.632 * max(v_boot - s_boot, 0), Z, on_logit)

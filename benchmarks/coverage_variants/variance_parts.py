@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from radflow.modelling.intervals import MODEL_PART_WEIGHT, procedure_interval
+from score import replicates, variance_parts
 
 ROWS = [(task, key, metric, n, kind) for task, key, metric in (("binary", "fm", "auc"), ("survival", "hc", "c_index"))
         for n in (40, 200) for kind in ("null", "signal")]
@@ -20,14 +21,8 @@ ROWS = [(task, key, metric, n, kind) for task, key, metric in (("binary", "fm", 
 
 def parts(record: dict, key: str) -> tuple[float, float, float, float, tuple[float, float]]:
     """(t, V_test, S_real, model part before the clip, radflow's interval) of one data set."""
-    repeats = np.array([record["est"][f"{key}_0"], record["est"][f"{key}_1"]])
-    procedure = np.column_stack([record["proc"][f"{key}_0"], record["proc"][f"{key}_1"]])
-    fixed = np.array(record["fixed"][key], dtype=float)
-    complete = procedure[np.all(np.isfinite(procedure), axis=1)]
-    v_test = float(np.var(fixed[np.isfinite(fixed)], ddof=1))
-    v_boot = float(np.var(complete.mean(axis=1), ddof=1))
-    s_real = float(np.var(repeats, ddof=1)) / 2
-    s_boot = float(np.mean(np.var(complete, axis=1, ddof=1))) / 2
+    repeats, procedure, fixed = replicates(record, key)
+    v_test, v_boot, s_real, s_boot = variance_parts(repeats, procedure, fixed)
     interval = procedure_interval(float(repeats.mean()), fixed, procedure, bounds=(0.0, 1.0), logit_scale=True,
                                   repeat_estimates=repeats)
     return float(repeats.mean()), v_test, s_real, v_boot - v_test - s_boot, interval
