@@ -275,9 +275,9 @@ def test_moran_geary_pair_sum_equals_naive_numpy():
     assert got["NPT7"] == pytest.approx(geary, rel=1e-10)
 
 
-@pytest.mark.parametrize("numpy_fft_max_cells", [morphology.NUMPY_FFT_MAX_CELLS, 0])  # slab (numpy), scipy.fft
-def test_moran_geary_fft_equals_naive_numpy(numpy_fft_max_cells, monkeypatch):
-    monkeypatch.setattr(morphology, "NUMPY_FFT_MAX_CELLS", numpy_fft_max_cells)
+@pytest.mark.parametrize("slab_max_cells", [1 << 30, 0])  # slab_pair_sums, fft_pair_sums
+def test_moran_geary_fft_equals_naive_numpy(slab_max_cells, monkeypatch):
+    monkeypatch.setattr(morphology, "SLAB_MAX_CELLS", slab_max_cells)
     mask = _blob((10, 26, 24), 0.45, seed=13)
     image = _smooth_field(mask.shape, seed=13)
     spacing = (2.5, 0.8, 0.9)
@@ -285,23 +285,18 @@ def test_moran_geary_fft_equals_naive_numpy(numpy_fft_max_cells, monkeypatch):
     got = morphology.spatial_autocorrelation(image, mask, spacing, 20000, 0)
     moran, geary = _naive_moran_geary(mask, image, spacing)
     assert moran > 0.02  # a correlated field, so a relative check is meaningful
-    rel = 1e-11 if numpy_fft_max_cells else 1e-6  # slab_pair_sums: double precision; fft_pair_sums: single
+    rel = 1e-11 if slab_max_cells else 1e-6  # slab_pair_sums: double precision; fft_pair_sums: single
     assert got["N365"] == pytest.approx(moran, rel=rel)
     assert got["NPT7"] == pytest.approx(geary, rel=rel)
 
 
-def test_fft_lengths_and_dct1_are_scipys():
-    """Extraction avoids importing scipy.fft: its next_fast_len and DCT-I, rebuilt on numpy.fft, agree with it."""
+def test_fft_lengths_are_scipys():
+    """Extraction avoids importing scipy.fft: its next_fast_len, rebuilt here, agrees with it."""
     import scipy.fft
 
     for n in range(1, 2500):
         assert morphology.next_fast_len(n, real=True) == scipy.fft.next_fast_len(n, real=True)
         assert morphology.next_fast_len(n, real=False) == scipy.fft.next_fast_len(n, real=False)
-    x = np.random.default_rng(7).random((9, 2, 17, 6)).astype(np.float32)
-    for axis in range(x.ndim):
-        got = morphology.dct1(x, axis)
-        assert got.dtype == np.float32
-        np.testing.assert_allclose(got, scipy.fft.dct(x, type=1, axis=axis), rtol=0, atol=1e-5)
 
 
 def test_moran_geary_subsample_estimate_error(monkeypatch):

@@ -47,7 +47,6 @@ phantom's least axis length (8.48 against 8.54 +/- 0.05).
 """
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
@@ -55,6 +54,7 @@ import numpy as np
 
 from radflow.compiled import kernel
 from radflow.features import mesh as meshes
+from radflow.features import pocketfft
 from radflow.features import registry
 from radflow.features.base import NO_AGGREGATION, FeatureValue, RoiData
 from radflow.settings import Settings
@@ -67,10 +67,11 @@ FFT_MAX_CELLS = 1 << 25
 # Bytes of the three spectra ``fft_pair_sums`` transforms and sums at a time (a few last-axis frequency planes):
 # small enough to stay in cache, large enough that a small ROI needs few FFT calls (measured best at 3-5 MB).
 FFT_CHUNK_BYTES = 4 << 20
-# Grids up to this many cells take ``slab_pair_sums`` (numpy.fft in two axes, the third summed directly), larger
-# ones ``fft_pair_sums`` with scipy.fft: numpy's transforms along a non-last axis run line by line (10x slower at
-# 200 k voxels), but importing scipy.fft costs a fresh process 0.2 s, more than a small ROI's whole extraction.
-NUMPY_FFT_MAX_CELLS = 1 << 18
+# Grids up to this many cells take ``slab_pair_sums`` (double precision, 2D transforms, plane pairs summed
+# directly), larger ones ``fft_pair_sums`` (single precision, 3D transforms): the plane pairs grow with the square of
+# the planes, and measured on one core the two cost the same at ~60 k cells (the 5 k-voxel benchmark ROI: 1.0 ms),
+# the slab twice as much at 100-250 k cells.
+SLAB_MAX_CELLS = 1 << 16
 
 
 def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:
@@ -281,7 +282,7 @@ def spatial_autocorrelation(image: np.ndarray, mask: np.ndarray, spacing: tuple[
         a quadratic form sum_i f_i (K * g)_i = (1/N) sum_k K^(k) conj(F(k)) G(k) (Parseval) over a zero-padded grid
         of at least 2n - 1 cells per axis (no wrap-around); the kernel spectrum K^ is real (K is even) and comes from
         a DCT-I of one octant. Of the three fields (z, z^2 and the mask):
-          - up to NUMPY_FFT_MAX_CELLS grid cells (``slab_pair_sums``), in double precision, transformed along two
+          - up to SLAB_MAX_CELLS grid cells (``slab_pair_sums``), in double precision, transformed along two
             axes only; along the shortest axis the form is summed directly over the plane pairs (a few dozen at a
             small ROI), which needs neither that axis' padding nor its transforms. Exact to rounding: sum w within
             2e-15 of a compensated direct sum on an 8 k-voxel blob (the vectorised pair sum: 2e-11);
@@ -308,13 +309,10 @@ def spatial_autocorrelation(image: np.ndarray, mask: np.ndarray, spacing: tuple[
     grid = _fft_grid(tuple(s.stop - s.start for s in box))
     if n <= PAIR_SUM_MAX_VOXELS or (math.prod(grid) > FFT_MAX_CELLS and n <= exact_max_voxels):
         sums = pair_sums(np.ascontiguousarray(np.argwhere(mask) * np.asarray(spacing)), deviations)
-    elif math.prod(grid) <= min(NUMPY_FFT_MAX_CELLS, FFT_MAX_CELLS):
+    elif math.prod(grid) <= min(SLAB_MAX_CELLS, FFT_MAX_CELLS):
         sums = slab_pair_sums(deviations, mask[box], spacing)
     elif math.prod(grid) <= FFT_MAX_CELLS:
-        sub_mask = mask[box]
-        z = np.zeros(sub_mask.shape, dtype=np.float32)
-        z[sub_mask] = deviations
-        sums = fft_pair_sums(z, sub_mask, spacing, grid)
+        sums = fft_pair_sums(deviations, mask[box], spacing, grid)
     else:
         rng = np.random.default_rng(seed)
         keep = np.sort(rng.choice(n, size=exact_max_voxels, replace=False))
@@ -371,7 +369,8 @@ def _even_fast_len(n: int, real: bool) -> int:
 
 def next_fast_len(n: int, real: bool) -> int:
     """The smallest length >= n whose prime factors are all in 2, 3, 5 (real FFT) or 2, 3, 5, 7, 11 (complex FFT):
-    the lengths ``scipy.fft.next_fast_len`` picks, here so that extraction need not import scipy (0.2 s)."""
+    the lengths ``scipy.fft.next_fast_len`` picks, here so that extraction need not import scipy.fft (see
+    ``pocketfft``)."""
     primes = (2, 3, 5) if real else (2, 3, 5, 7, 11)
     length = max(int(n), 1)
     while True:
@@ -384,26 +383,15 @@ def next_fast_len(n: int, real: bool) -> int:
         length += 1
 
 
-def dct1(x: np.ndarray, axis: int) -> np.ndarray:
-    """The unnormalised DCT-I along ``axis`` (``scipy.fft.dct(x, type=1)``), in x's precision: the real part of the
-    real FFT of the even extension x_0 .. x_{m-1}, x_{m-2} .. x_1 (length 2 (m - 1)), as pocketfft computes it."""
-    m = x.shape[axis]
-    if m == 1:
-        return x.copy()
-    inner = np.flip(np.take(x, np.arange(1, m - 1), axis=axis), axis=axis)
-    return np.fft.rfft(np.concatenate((x, inner), axis=axis), axis=axis).real.astype(x.dtype, copy=False)
-
-
 def inverse_distance_spectrum(grid: tuple[int, int, int], spacing: tuple[float, float, float]) -> np.ndarray:
     """One octant, k_a = 0 .. N_a / 2 on every axis, of the DFT of the periodic kernel K(d) = 1/||d|| (mm), K(0) = 0,
     on ``grid``, axes ordered (2, 0, 1) as ``fft_pair_sums`` walks the spectrum. The DFT is real and even since K is
     even, and the DFT of an even sequence of even length N is the DCT-I of its first N/2 + 1 samples, axis by axis:
     so only one octant of the kernel is built and transformed (in single precision, like the data transforms)."""
-    import scipy.fft  # see NUMPY_FFT_MAX_CELLS
-
     half = tuple(n // 2 + 1 for n in grid)
-    octant = _inverse_distance_octant(half[2], half[0], half[1], *(float(v) for v in spacing))
-    return scipy.fft.dctn(octant.astype(np.float32), type=1, workers=1, overwrite_x=True)
+    octant = _inverse_distance_octant(half[2], half[0], half[1], *(float(v) for v in spacing)).astype(np.float32)
+    pocketfft.dct1_in_place(octant, axes=(0, 1, 2))
+    return octant
 
 
 def slab_kernel_spectrum(planes: int, n1: int, n2: int, spacing: tuple[float, float, float]) -> np.ndarray:
@@ -413,7 +401,8 @@ def slab_kernel_spectrum(planes: int, n1: int, n2: int, spacing: tuple[float, fl
     the ROI's box, which seldom repeats in a cohort (a cache would only flatter a benchmark that extracts one ROI
     again and again)."""
     octant = _inverse_distance_octant(n2 // 2 + 1, planes, n1 // 2 + 1, *spacing)  # [x, z, y]
-    return np.ascontiguousarray(dct1(dct1(octant, 0), 2))
+    pocketfft.dct1_in_place(octant, axes=(0, 2))
+    return octant
 
 
 @kernel(error_model="numpy")  # 1/0 at d = 0 is overwritten, not an exception
@@ -440,24 +429,26 @@ def slab_pair_sums(deviations: np.ndarray, mask: np.ndarray,
     padded to at least 2n - 1), F_p(k), and with the 2D kernel spectrum at plane offset dz, K^_dz(k):
     S(f, g) = (1 / N_1 N_2) sum_k sum_{p, p'} K^_|p - p'|(k) Re(F_p(k) conj(G_p'(k))). The plane pairs cost
     O(planes^2) per frequency against an FFT's O(N_0 log N_0), but they need no zero padding along that axis, no
-    third transform pass (numpy's slowest, along a non-last axis) and no DCT along it: at a 5 k-voxel ROI
-    (10 x 32 x 34 voxels) half the time of the 3D transforms, and exact to rounding rather than to float32.
+    third transform pass and no DCT along it: at a 5 k-voxel ROI (10 x 32 x 34 voxels) as fast as the 3D
+    transforms, and exact to rounding rather than to float32 (see SLAB_MAX_CELLS).
     """
     order = np.argsort(mask.shape, kind="stable")  # the shortest axis first, the others in their order
-    fields = np.zeros((3, *mask.shape))
-    fields[0][mask] = 1.0
-    fields[1][mask] = deviations
-    fields[2][mask] = deviations * deviations
-    fields = np.ascontiguousarray(fields.transpose(0, *(order + 1)))
-    spacing = tuple(float(spacing[a]) for a in order)
-    planes, n1, n2 = fields.shape[1:]
-    n1 = _even_fast_len(2 * n1 - 1, real=False)
-    n2 = _even_fast_len(2 * n2 - 1, real=True)
-    # the second transform runs along the last axis (numpy's faster case), which also lays each frequency row out
-    # in the order the plane-pair sums read it: [field, plane, k_2, k_1]
-    halves = np.ascontiguousarray(np.fft.rfft(fields, n=n2, axis=3).transpose(0, 1, 3, 2))
-    spectra = np.fft.fft(halves, n=n1, axis=3)
+    planes, b1, b2 = (mask.shape[a] for a in order)
+    n1 = _even_fast_len(2 * b1 - 1, real=False)
+    n2 = _even_fast_len(2 * b2 - 1, real=True)
+    fields = np.zeros((3, planes, b1, n2))  # [field (M, Z, Q), plane, axis 1, axis 2 zero padded]
+    in_mask_order = fields[:, :, :, :b2].transpose(0, *(np.argsort(order) + 1))
+    in_mask_order[0][mask] = 1.0
+    in_mask_order[1][mask] = deviations
+    in_mask_order[2][mask] = deviations * deviations
+    halves = pocketfft.rfft(fields, axis=3)
+    # the second transform runs on each frequency row laid out in the order the plane-pair sums read it:
+    # [field, plane, k_2, k_1]
+    spectra = np.zeros((3, planes, n2 // 2 + 1, n1), dtype=np.complex128)
+    spectra[..., :b1] = halves.transpose(0, 1, 3, 2)
+    pocketfft.fft_in_place(spectra, axis=3)
     sums = np.zeros(3)
+    spacing = tuple(float(spacing[a]) for a in order)
     _add_plane_pair_forms(slab_kernel_spectrum(planes, n1, n2, spacing), spectra, sums)
     sum_w, sum_zz, sum_z2m = sums / (n1 * n2)
     return sum_w, sum_zz, 2.0 * (sum_z2m - sum_zz)
@@ -513,35 +504,45 @@ def _add_plane_pair_forms(kernel: np.ndarray, spectra: np.ndarray, sums: np.ndar
         sums[2] += weight * sqm
 
 
-def fft_pair_sums(z: np.ndarray, mask: np.ndarray, spacing: tuple[float, float, float],
+def fft_pair_sums(deviations: np.ndarray, mask: np.ndarray, spacing: tuple[float, float, float],
                   grid: tuple[int, int, int]) -> tuple[float, float, float]:
-    """The three pair sums of ``pair_sums`` by FFT correlation (see ``spatial_autocorrelation``).
+    """The three pair sums of ``pair_sums`` by FFT correlation (see ``spatial_autocorrelation``), for the values
+    ``deviations`` of the voxels of ``mask`` (in its C order).
 
     With S(f, g) = sum_{i != j} w_ij f_i g_j: sum w = S(m, m), sum w z z = S(z, z) and
     sum w (z_i - z_j)^2 = 2 S(z^2, m) - 2 S(z, z), m the mask indicator. The transforms are single precision
     (3x faster than double) and the spectral sums double: Moran's I and Geary's C then differ from the double
     precision pair sums by < 1e-7 relative (measured in the tests and on IBSI configuration A).
 
-    Memory: only the last axis is transformed for the whole array (the real FFT, stored with that axis' frequencies
-    leading); the other two axes are transformed a few frequency planes at a time and each plane's contribution to
-    the three sums is added at once. The zero-padded spectra are thus never held whole (8 bytes per grid cell each,
-    ~250 MB apiece for a 1 M-voxel ROI), which spares the page faults of touching that memory and keeps each
-    plane in cache between its transforms and its sums.
+    Memory: only the last axis is transformed for the whole array (the real FFT); the other two axes are
+    transformed a few last-axis frequencies at a time, in one zero-padded buffer per field, and each frequency
+    plane's contribution to the three sums is added at once. The zero-padded spectra are thus never held whole
+    (8 bytes per grid cell each, ~150 MB apiece for a 1 M-voxel ROI), which spares the page faults of touching that
+    memory and keeps each plane in cache between its transforms and its sums. The fields are written straight into
+    arrays of the padded length, and the frequency planes straight into the padded buffers, so no transform pads
+    by a copy of its own (``scipy.fft``'s padding: 0.09 s of a 1 M-voxel ROI).
     """
-    import scipy.fft  # see NUMPY_FFT_MAX_CELLS
-
     kernel = inverse_distance_spectrum(grid, spacing)
     n0, n1, n2 = grid
+    b0, b1, b2 = mask.shape
+    halves = []
+    for values in (np.float32(1.0), deviations, deviations * deviations):
+        field = np.zeros((b0, b1, n2), dtype=np.float32)
+        field[:, :, :b2][mask] = values
+        halves.append(pocketfft.rfft(field, axis=2))  # (box 0, box 1, n2 / 2 + 1)
     sums = np.zeros(3)
-
-    rfft = functools.partial(scipy.fft.rfft, workers=1)
-    fft = functools.partial(scipy.fft.fft, workers=1)
-    halves = [rfft(x.transpose(2, 0, 1), n=n2, axis=0)
-              for x in (mask.astype(np.float32), z, z * z)]  # (n2 / 2 + 1, box z, box y), contiguous
     planes = max(1, FFT_CHUNK_BYTES // (3 * np.dtype(np.complex64).itemsize * n0 * n1))
-    for first in range(0, halves[0].shape[0], planes):
-        m_hat, z_hat, z2_hat = (fft(fft(h[first:first + planes], n=n1, axis=2), n=n0, axis=1) for h in halves)
-        _add_spectral_forms(kernel, m_hat, z_hat, z2_hat, first, sums)
+    buffers = [np.empty((min(planes, halves[0].shape[2]), n0, n1), dtype=np.complex64) for _ in halves]
+    for first in range(0, halves[0].shape[2], planes):
+        count = min(planes, halves[0].shape[2] - first)
+        for half, buffer in zip(halves, buffers):
+            spectrum = buffer[:count]
+            spectrum[:, b0:] = 0
+            spectrum[:, :b0, b1:] = 0
+            spectrum[:, :b0, :b1] = half[:, :, first:first + count].transpose(2, 0, 1)
+            pocketfft.fft_in_place(spectrum[:, :b0], axis=2)
+            pocketfft.fft_in_place(spectrum, axis=1)
+        _add_spectral_forms(kernel, *(buffer[:count] for buffer in buffers), first, sums)
     sum_w, sum_zz, sum_z2m = sums / math.prod(grid)
     return sum_w, sum_zz, 2.0 * (sum_z2m - sum_zz)
 
