@@ -27,6 +27,10 @@ def test_rfft_is_scipys(backend, dtype):
         got = pocketfft.rfft(x, axis=axis)
         assert got.dtype == np.result_type(dtype, np.complex64)
         np.testing.assert_array_equal(got, scipy.fft.rfft(x, axis=axis))
+    # into a transposed view, as Moran's I lays its spectra out
+    stored = np.empty((13, 5, 7), dtype=np.result_type(dtype, np.complex64))
+    pocketfft.rfft(x, axis=2, out=stored.transpose(1, 2, 0))
+    np.testing.assert_array_equal(stored.transpose(1, 2, 0), scipy.fft.rfft(x, axis=2))
 
 
 @pytest.mark.parametrize("dtype", [np.complex64, np.complex128])

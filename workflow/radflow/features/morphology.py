@@ -525,24 +525,27 @@ def fft_pair_sums(deviations: np.ndarray, mask: np.ndarray, spacing: tuple[float
     kernel = inverse_distance_spectrum(grid, spacing)
     n0, n1, n2 = grid
     b0, b1, b2 = mask.shape
-    halves = []
-    for values in (np.float32(1.0), deviations, deviations * deviations):
-        field = np.zeros((b0, b1, n2), dtype=np.float32)
+    # the three fields' real FFTs along the last axis, stored [field, c, box 0, box 1] so that each chunk of
+    # frequency planes c below is one contiguous block; one padded field array serves all three, as each writes the
+    # same voxels
+    halves = np.empty((3, n2 // 2 + 1, b0, b1), dtype=np.complex64)
+    field = np.zeros((b0, b1, n2), dtype=np.float32)
+    for half, values in zip(halves, (np.float32(1.0), deviations, deviations * deviations)):
         field[:, :, :b2][mask] = values
-        halves.append(pocketfft.rfft(field, axis=2))  # (box 0, box 1, n2 / 2 + 1)
+        pocketfft.rfft(field, axis=2, out=half.transpose(1, 2, 0))
     sums = np.zeros(3)
     planes = max(1, FFT_CHUNK_BYTES // (3 * np.dtype(np.complex64).itemsize * n0 * n1))
-    buffers = [np.empty((min(planes, halves[0].shape[2]), n0, n1), dtype=np.complex64) for _ in halves]
-    for first in range(0, halves[0].shape[2], planes):
-        count = min(planes, halves[0].shape[2] - first)
-        for half, buffer in zip(halves, buffers):
-            spectrum = buffer[:count]
-            spectrum[:, b0:] = 0
-            spectrum[:, :b0, b1:] = 0
-            spectrum[:, :b0, :b1] = half[:, :, first:first + count].transpose(2, 0, 1)
+    buffers = np.empty((3, min(planes, halves.shape[1]), n0, n1), dtype=np.complex64)
+    for first in range(0, halves.shape[1], planes):
+        count = min(planes, halves.shape[1] - first)
+        spectra = buffers[:, :count]
+        spectra[:, :, b0:] = 0
+        spectra[:, :, :b0, b1:] = 0
+        spectra[:, :, :b0, :b1] = halves[:, first:first + count]
+        for spectrum in spectra:
             pocketfft.fft_in_place(spectrum[:, :b0], axis=2)
             pocketfft.fft_in_place(spectrum, axis=1)
-        _add_spectral_forms(kernel, *(buffer[:count] for buffer in buffers), first, sums)
+        _add_spectral_forms(kernel, *spectra, first, sums)
     sum_w, sum_zz, sum_z2m = sums / math.prod(grid)
     return sum_w, sum_zz, 2.0 * (sum_z2m - sum_zz)
 

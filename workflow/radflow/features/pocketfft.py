@@ -47,14 +47,18 @@ def compiled_module() -> ModuleType | None:
     return None
 
 
-def rfft(x: np.ndarray, axis: int) -> np.ndarray:
-    """Real-input forward FFT along ``axis`` (unpadded: the caller sizes that axis), ``scipy.fft.rfft(x, axis=axis)``."""
+def rfft(x: np.ndarray, axis: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Real-input forward FFT along ``axis`` (unpadded: the caller sizes that axis), ``scipy.fft.rfft(x, axis=axis)``;
+    written into ``out`` when given (any strides, e.g. a transposed view)."""
     module = compiled_module()
     if module is None:
         import scipy.fft
 
-        return scipy.fft.rfft(x, axis=axis, workers=1)
-    return module.r2c(x, (axis,), True, 0, None, 1)
+        if out is None:
+            return scipy.fft.rfft(x, axis=axis, workers=1)
+        out[...] = scipy.fft.rfft(x, axis=axis, workers=1)
+        return out
+    return module.r2c(x, (axis,), True, 0, out, 1)
 
 
 def fft_in_place(x: np.ndarray, axis: int) -> None:
