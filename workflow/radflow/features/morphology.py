@@ -59,8 +59,10 @@ from radflow.features import registry
 from radflow.features.base import NO_AGGREGATION, FeatureValue, RoiData
 from radflow.settings import Settings
 
-# Moran's I / Geary's C: ROIs of up to this many voxels take the direct pair sum (a few ms); larger ones the FFT.
-PAIR_SUM_MAX_VOXELS = 2000
+# Moran's I / Geary's C: ROIs of up to this many voxels take the direct pair sum, larger ones the FFT. Measured on
+# one core (blobs at 2.5 x 0.8 x 0.8 mm): the two cost the same, 0.1-0.15 ms, at ~220 voxels; at 1 000 voxels the
+# pair sum takes 2.7 ms and the FFT 0.25 ms, at 2 600 voxels 15 ms against 0.7 ms.
+PAIR_SUM_MAX_VOXELS = 250
 # Largest zero-padded FFT grid for Moran's I / Geary's C (cells): single-precision half spectra need ~15 bytes per
 # cell at the peak, ~500 MB here. A 1 M-voxel ROI at 0.8 x 0.8 x 2.5 mm needs 19 M cells.
 FFT_MAX_CELLS = 1 << 25
@@ -69,9 +71,9 @@ FFT_MAX_CELLS = 1 << 25
 FFT_CHUNK_BYTES = 4 << 20
 # Grids up to this many cells take ``slab_pair_sums`` (double precision, 2D transforms, plane pairs summed
 # directly), larger ones ``fft_pair_sums`` (single precision, 3D transforms): the plane pairs grow with the square of
-# the planes, and measured on one core the two cost the same at ~60 k cells (the 5 k-voxel benchmark ROI: 1.0 ms),
-# the slab twice as much at 100-250 k cells.
-SLAB_MAX_CELLS = 1 << 16
+# the planes. Measured on one core: the slab as fast or faster up to ~13 k cells (a 1 000-voxel ROI: 0.25 ms), the
+# 3D transforms faster from ~23 k cells (a 1 700-voxel ROI: 0.53 against 0.77 ms; 12 k voxels: 2.3 against 7 ms).
+SLAB_MAX_CELLS = 1 << 14
 
 
 def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:
@@ -429,8 +431,8 @@ def slab_pair_sums(deviations: np.ndarray, mask: np.ndarray,
     padded to at least 2n - 1), F_p(k), and with the 2D kernel spectrum at plane offset dz, K^_dz(k):
     S(f, g) = (1 / N_1 N_2) sum_k sum_{p, p'} K^_|p - p'|(k) Re(F_p(k) conj(G_p'(k))). The plane pairs cost
     O(planes^2) per frequency against an FFT's O(N_0 log N_0), but they need no zero padding along that axis, no
-    third transform pass and no DCT along it: at a 5 k-voxel ROI (10 x 32 x 34 voxels) as fast as the 3D
-    transforms, and exact to rounding rather than to float32 (see SLAB_MAX_CELLS).
+    third transform pass and no DCT along it: on small grids as fast as the 3D transforms, and exact to rounding
+    rather than to float32 (see SLAB_MAX_CELLS).
     """
     order = np.argsort(mask.shape, kind="stable")  # the shortest axis first, the others in their order
     planes, b1, b2 = (mask.shape[a] for a in order)
