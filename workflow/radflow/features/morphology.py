@@ -63,9 +63,10 @@ from radflow.settings import Settings
 # one core (blobs at 2.5 x 0.8 x 0.8 mm): the two cost the same, 0.1-0.15 ms, at ~220 voxels; at 1 000 voxels the
 # pair sum takes 2.7 ms and the FFT 0.25 ms, at 2 600 voxels 15 ms against 0.7 ms.
 PAIR_SUM_MAX_VOXELS = 250
-# Largest zero-padded FFT grid for Moran's I / Geary's C (cells): single-precision half spectra need ~15 bytes per
-# cell at the peak, ~500 MB here. A 1 M-voxel ROI at 0.8 x 0.8 x 2.5 mm needs 19 M cells.
-FFT_MAX_CELLS = 1 << 25
+# Largest zero-padded FFT grid for Moran's I / Geary's C (cells); larger, sparse ROI boxes take the subsample
+# estimate. ``fft_pair_sums`` holds ~5 bytes per cell at its peak (measured: 152 MB, 4.85 bytes a cell, at the
+# 1 M-voxel benchmark ROI, box 70 x 222 x 250 at 0.8 x 0.8 x 2.5 mm, grid 31 M cells), so ~330 MB here.
+FFT_MAX_CELLS = 1 << 26
 # Bytes of the three spectra ``fft_pair_sums`` transforms and sums at a time (a few last-axis frequency planes):
 # small enough to stay in cache, large enough that a small ROI needs few FFT calls (measured best at 3-5 MB).
 FFT_CHUNK_BYTES = 4 << 20
@@ -519,7 +520,7 @@ def fft_pair_sums(deviations: np.ndarray, mask: np.ndarray, spacing: tuple[float
     Memory: only the last axis is transformed for the whole array (the real FFT); the other two axes are
     transformed a few last-axis frequencies at a time, in one zero-padded buffer per field, and each frequency
     plane's contribution to the three sums is added at once. The zero-padded spectra are thus never held whole
-    (8 bytes per grid cell each, ~150 MB apiece for a 1 M-voxel ROI), which spares the page faults of touching that
+    (8 bytes per grid cell each, 250 MB apiece for the 1 M-voxel benchmark ROI), which spares the page faults of touching that
     memory and keeps each plane in cache between its transforms and its sums. The fields are written straight into
     arrays of the padded length, and the frequency planes straight into the padded buffers, so no transform pads
     by a copy of its own (``scipy.fft``'s padding: 0.09 s of a 1 M-voxel ROI).
