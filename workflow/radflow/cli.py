@@ -373,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("kernels", help="the feature kernels: compile them ahead of time for this machine, or say "
                        "which kind is in use")
     kernels_sub = p.add_subparsers(dest="kernels_command", required=True)
-    q = kernels_sub.add_parser("build", help="compile every kernel ahead of time (needs a C compiler; 25-38 s on "
+    q = kernels_sub.add_parser("build", help="compile every kernel ahead of time (needs a C compiler; 25-50 s on "
                                "2 cores), and radflow's modules to bytecode: a fresh process then loads them in "
                                "milliseconds instead of ~0.6 s through numba")
     q.add_argument("--verbose", action="store_true", help="show the compiler's output")

@@ -520,10 +520,10 @@ def fft_pair_sums(deviations: np.ndarray, mask: np.ndarray, spacing: tuple[float
     Memory: only the last axis is transformed for the whole array (the real FFT); the other two axes are
     transformed a few last-axis frequencies at a time, in one zero-padded buffer per field, and each frequency
     plane's contribution to the three sums is added at once. The zero-padded spectra are thus never held whole
-    (8 bytes per grid cell each, 250 MB apiece for the 1 M-voxel benchmark ROI), which spares the page faults of touching that
-    memory and keeps each plane in cache between its transforms and its sums. The fields are written straight into
-    arrays of the padded length, and the frequency planes straight into the padded buffers, so no transform pads
-    by a copy of its own (``scipy.fft``'s padding: 0.09 s of a 1 M-voxel ROI).
+    (8 bytes per grid cell each, 250 MB apiece for the 1 M-voxel benchmark ROI), which spares the page faults of
+    touching that memory and keeps each plane in cache between its transforms and its sums. The fields are written
+    straight into arrays of the padded length, and the frequency planes straight into the padded buffers, so no
+    transform pads by a copy of its own (``scipy.fft``'s padding: 0.09 s of a 1 M-voxel ROI).
     """
     kernel = inverse_distance_spectrum(grid, spacing)
     n0, n1, n2 = grid
