@@ -48,7 +48,7 @@ def _as_mask(mask: "ImageLike", reference: "sitk.Image", roi: str | int | None) 
     import numpy as np
     import SimpleITK as sitk
 
-    from radflow.io import InputError, read_mask
+    from radflow.io import InputError, on_image_grid, read_mask, require_one_label
 
     if isinstance(mask, (str, Path)):
         return read_mask(Path(mask), reference, roi=None if roi is None else str(roi))
@@ -56,13 +56,16 @@ def _as_mask(mask: "ImageLike", reference: "sitk.Image", roi: str | int | None) 
         if mask.shape != sitk.GetArrayViewFromImage(reference).shape:
             raise InputError(f"mask shape {mask.shape} differs from image shape "
                              f"{sitk.GetArrayViewFromImage(reference).shape} ([z, y, x])")
+        if roi is None:
+            require_one_label(np.asarray(mask), "array")
         labels = np.asarray(mask) != 0 if roi is None else np.asarray(mask) == int(roi)
         out = sitk.GetImageFromArray(labels.astype(np.uint8))
         out.CopyInformation(reference)
         return out
     if isinstance(mask, sitk.Image):
-        if mask.GetSize() != reference.GetSize():
-            raise InputError(f"mask size {mask.GetSize()} differs from image size {reference.GetSize()}")
+        mask = on_image_grid(mask, reference, "image")
+        if roi is None:
+            require_one_label(sitk.GetArrayViewFromImage(mask), "image")
         return mask != 0 if roi is None else mask == int(roi)
     raise TypeError(f"mask must be a path, a SimpleITK image or a numpy array, not {type(mask).__name__}")
 

@@ -7,8 +7,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import SimpleITK as sitk
 
+from radflow import qc
+from radflow.imaging import mask_grid
 from radflow.imaging.roi import mask_extent
 
 
@@ -58,7 +61,10 @@ def _the_label(labels: list[str], wanted: str | None, kind: str) -> str:
 
 
 def read_mask(path: Path, reference: sitk.Image, roi: str | None = None) -> sitk.Image:
-    """A label image on the grid of ``reference``: NIfTI/NRRD (non-zero voxels are the ROI), RTSTRUCT or SEG."""
+    """A label image on the grid of ``reference``: NIfTI/NRRD (``roi``: a label value; without it the non-zero
+    voxels, if they carry one label), RTSTRUCT or SEG (``roi``: a ROI name or segment label). A label file's voxels
+    must be the image's (``on_image_grid``): features match mask and image voxels by index, so a shifted mask would
+    give another region's features."""
     if path.is_file() and is_dicom(path):
         import pydicom
 
@@ -72,18 +78,49 @@ def read_mask(path: Path, reference: sitk.Image, roi: str | None = None) -> sitk
 
             return seg.read_segment(path, _the_label(seg.segment_labels(path), roi, "SEG"), reference)
         raise InputError(f"a DICOM mask must be RTSTRUCT or SEG, not {modality or 'unknown'}")
-    return _label_file(path, reference.GetSize(), roi)
+    mask = _unlabelled_file(path, reference)
+    if roi is None:
+        require_one_label(sitk.GetArrayViewFromImage(mask), str(path))
+    return _labelled(mask, roi)
 
 
-def _label_file(path: Path, size: tuple[int, ...], roi: str | None) -> sitk.Image:
-    return _labelled(_unlabelled_file(path, size), roi)
+def _unlabelled_file(path: Path, reference: sitk.Image | sitk.ImageFileReader) -> sitk.Image:
+    return on_image_grid(_read_file(path, "mask"), reference, str(path))
 
 
-def _unlabelled_file(path: Path, size: tuple[int, ...]) -> sitk.Image:
-    mask = _read_file(path, "mask")
-    if mask.GetSize() != tuple(size):
-        raise InputError(f"mask size {mask.GetSize()} differs from image size {tuple(size)}")
-    return mask
+def on_image_grid(mask: sitk.Image, reference: sitk.Image | sitk.ImageFileReader, source: str) -> sitk.Image:
+    """``mask`` on the grid of ``reference`` (an image, or a reader that has read its information): as it is, or
+    re-indexed when it holds the same voxels in another orientation or a sub-box (``mask_grid.onto_grid``), within
+    the QC default tolerance; ``InputError`` otherwise."""
+    tolerance = qc.Thresholds.geometry_tolerance_mm
+    placed = mask_grid.onto_grid(mask, reference, tolerance)
+    if placed is not None:
+        return placed
+    if mask_grid.voxel_map(mask, reference, tolerance) is not None:
+        raise InputError(f"mask {source} reaches outside the image: some of its ROI voxels are not image voxels")
+    if mask.GetSize() != reference.GetSize():
+        raise InputError(f"mask size {mask.GetSize()} differs from image size {reference.GetSize()}, and its voxels "
+                         "are not the image's")
+    difference = qc.mask_geometry(reference, mask, "", tolerance).message
+    raise InputError(f"mask {source} is not on the image's grid: {difference}; resample it onto the image")
+
+
+def require_one_label(values: np.ndarray, source: str) -> None:
+    """``InputError`` when the label array ``values`` holds more than one non-zero integer label: their union is
+    rarely the ROI meant (a tumour and its oedema, two lesions), so one must be chosen. Non-integer values (a
+    partial-volume or probability map) are one ROI, its non-zero voxels. Two passes over the array when it has a
+    single label (its maximum, then a comparison), a sort only when it has more."""
+    if values.size == 0:
+        return
+    top = values.max()
+    if not np.any((values != 0) & (values != top)):
+        return
+    labels = np.unique(values)
+    labels = labels[labels != 0]
+    if labels.size > 1 and np.array_equal(labels, np.round(labels)):
+        shown = ", ".join(str(int(v)) for v in labels[:10]) + (", ..." if labels.size > 10 else "")
+        raise InputError(f"the mask {source} has labels {shown}: choose one with --roi LABEL (radflow.extract: "
+                         "roi=LABEL)")
 
 
 def _labelled(mask: sitk.Image, roi: str | None) -> sitk.Image:
@@ -107,13 +144,15 @@ def read_roi_window(image_path: Path, mask_path: Path, margin_mm: float,
     except RuntimeError:
         raise InputError(f"cannot read image {image_path}: not a DICOM series folder, NIfTI, NRRD or MHA file") from None
     size = reader.GetSize()
-    mask = _unlabelled_file(mask_path, size)
+    mask = _unlabelled_file(mask_path, reader)
     # the ROI's box from the label array as read, in one pass over it (mask_extent): labelling the whole volume
     # first, or one any() per axis, would each cost another volume-sized pass
     values = sitk.GetArrayViewFromImage(mask)  # (z, y, x)
     bounds = mask_extent(values if roi is None else values == int(roi))
     if bounds is None:
         return reader.Execute(), _labelled(mask, roi)
+    if roi is None:  # every non-zero voxel lies in the box
+        require_one_label(values[tuple(slice(first, last + 1) for first, last in bounds)], str(mask_path))
     index, extent = [], []
     for (first, last), n, spacing in zip(reversed(bounds), size, reader.GetSpacing()):  # x, y, z
         grow = math.ceil(margin_mm / spacing)

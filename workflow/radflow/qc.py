@@ -141,7 +141,9 @@ def result(code: str, ok: bool, message: str, value: float | None = None, roi: s
     return QCResult(code, PASS if ok else CHECKS[code][0], message, value, roi)
 
 
-def same_geometry(image: sitk.Image, mask: sitk.Image, tolerance: float = 1e-3) -> bool:
+def same_geometry(image: sitk.Image | sitk.ImageFileReader, mask: sitk.Image, tolerance: float = 1e-3) -> bool:
+    """Same size, and spacing, origin and direction within ``tolerance`` (``image``: an image, or a reader that has
+    read its information)."""
     return (
         image.GetSize() == mask.GetSize()
         and np.allclose(image.GetSpacing(), mask.GetSpacing(), atol=tolerance)
@@ -150,7 +152,8 @@ def same_geometry(image: sitk.Image, mask: sitk.Image, tolerance: float = 1e-3) 
     )
 
 
-def mask_geometry(image: sitk.Image, mask: sitk.Image, roi: str, tolerance: float = 1e-3) -> QCResult:
+def mask_geometry(image: sitk.Image | sitk.ImageFileReader, mask: sitk.Image, roi: str,
+                  tolerance: float = 1e-3) -> QCResult:
     """MASK_GEOMETRY: the mask must lie on the image grid (same size, spacing, origin, direction)."""
     if same_geometry(image, mask, tolerance):
         return result("MASK_GEOMETRY", True, "mask on the image grid", roi=roi)

@@ -22,7 +22,7 @@ from radflow import inventory
 from radflow.dicom import rtstruct, seg
 from radflow.dicom.deid import identifiers_unlogged
 from radflow.dicom.series import load_series
-from radflow.imaging import suv
+from radflow.imaging import mask_grid, suv
 from radflow.manifest import Manifest, MaskEntry, ScanEntry, ScanMeta
 from radflow.pipeline.store import sha256_of
 from radflow.qc import Thresholds
@@ -114,7 +114,11 @@ def read_mask(selection: inventory.RoiSelection, image: sitk.Image, source_files
         mask, outside = seg.read_segment_roi(selection["path"], selection["label"], image, source_files=source_files,
                                              max_outside_fraction=tolerance)
     else:
-        return read_mask_file(selection["path"], selection["label"]), []
+        # the same voxels in another orientation, or a sub-box, are re-indexed onto the image grid; any other grid
+        # stays as read and fails the MASK_GEOMETRY check
+        labels = read_mask_file(selection["path"], selection["label"])
+        placed = mask_grid.onto_grid(labels, image, (thresholds or Thresholds()).geometry_tolerance_mm)
+        return (labels if placed is None else placed), []
     if not outside.outside:
         return mask, []
     return mask, [{"code": "MASK_PARTLY_OUTSIDE", "roi": selection["roi"], "value": outside.fraction,

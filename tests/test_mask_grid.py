@@ -1,0 +1,158 @@
+"""A mask file on the image's voxels in another orientation, axis order or sub-box gives the same features; a mask
+on another grid, reaching outside the image, or holding several labels is refused with a clear error (the IBSI
+digital phantom, written and read back as NIfTI)."""
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+import radflow
+from conftest import REPO
+from ibsi_reference import IBSI
+from radflow.imaging import mask_grid
+from radflow.io import InputError
+
+PHANTOM = IBSI / "digital_phantom"
+SETTINGS = REPO / "config" / "ibsi" / "digital_phantom.yaml"
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    if not PHANTOM.exists():
+        pytest.skip("../shared/ibsi is absent")
+    image = sitk.ReadImage(str(PHANTOM / "image.nii.gz"))
+    mask = sitk.ReadImage(str(PHANTOM / "mask.nii.gz"))
+    # an oblique, anisotropic grid away from the origin, so that a wrong index map cannot pass by symmetry
+    direction = sitk.VersorTransform((0.3, -0.5, 0.8), 0.4).GetMatrix()
+    for volume in (image, mask):
+        volume.SetOrigin((12.5, -40.0, 7.25))
+        volume.SetDirection(direction)
+    return image, mask
+
+
+@pytest.fixture(scope="module")
+def reference_values(phantom):
+    return _values(radflow.extract(*phantom, SETTINGS))
+
+
+def _values(frame) -> list[float]:
+    return [float(v) for v in frame["value"]]
+
+
+def _same(got: list[float], want: list[float]) -> None:
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        assert a == b or (math.isnan(a) and math.isnan(b))
+
+
+def _written(volume: sitk.Image, path) -> str:
+    sitk.WriteImage(volume, str(path))
+    return str(path)
+
+
+@pytest.mark.parametrize("arrange", [
+    pytest.param(lambda m: sitk.Flip(m, [True, False, False]), id="flipped-x"),
+    pytest.param(lambda m: sitk.Flip(m, [False, True, True]), id="flipped-yz"),
+    pytest.param(lambda m: sitk.PermuteAxes(m, [2, 0, 1]), id="axes-permuted"),
+    pytest.param(lambda m: sitk.PermuteAxes(sitk.Flip(m, [True, False, True]), [1, 2, 0]), id="flipped-permuted"),
+    pytest.param(lambda m: sitk.ConstantPad(m, (2, 0, 1), (0, 3, 1)), id="larger-with-empty-margin"),
+])
+def test_the_same_voxels_in_another_arrangement_give_the_same_features(phantom, reference_values, tmp_path, arrange):
+    image, mask = phantom
+    moved = arrange(mask)
+    assert moved.GetSize() != mask.GetSize() or moved.GetDirection() != mask.GetDirection()
+    image_path, mask_path = _written(image, tmp_path / "image.nii.gz"), _written(moved, tmp_path / "mask.nii.gz")
+    _same(_values(radflow.extract(image_path, mask_path, SETTINGS)), reference_values)  # through the file reader
+    _same(_values(radflow.extract(image, moved, SETTINGS)), reference_values)  # SimpleITK images
+
+
+def test_a_mask_cut_to_a_box_of_the_image(phantom, tmp_path):
+    """A mask saved as the box around its ROI (its origin that box's first voxel) is that box of the image."""
+    image, mask = phantom
+    padded_image = sitk.ConstantPad(image, (2, 1, 3), (1, 2, 2), -50.0)
+    padded_mask = sitk.ConstantPad(mask, (2, 1, 3), (1, 2, 2), 0)
+    want = _values(radflow.extract(padded_image, padded_mask, SETTINGS))
+    image_path = _written(padded_image, tmp_path / "image.nii.gz")
+    _same(_values(radflow.extract(image_path, _written(mask, tmp_path / "mask.nii.gz"), SETTINGS)), want)
+    _same(_values(radflow.extract(padded_image, mask, SETTINGS)), want)
+
+
+def test_the_voxel_map_of_a_flip_and_a_permutation(phantom):
+    image, mask = phantom
+    permutation, shift = mask_grid.voxel_map(sitk.PermuteAxes(sitk.Flip(mask, [True, False, False]), [1, 0, 2]),
+                                             image, 1e-3)
+    # mask index (j, i, k) is image index (size_x - 1 - i, j, k)
+    assert permutation.tolist() == [[0, -1, 0], [1, 0, 0], [0, 0, 1]]
+    assert shift.tolist() == [image.GetSize()[0] - 1, 0, 0]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m.SetOrigin(tuple(np.add(m.GetOrigin(), 0.4 * np.asarray(m.GetDirection()).reshape(3, 3)[:, 0]))),
+     "is not on the image's grid"),
+    (lambda m: m.SetSpacing((2.0, 2.0, 3.0)), "is not on the image's grid"),
+    (lambda m: m.SetOrigin(tuple(np.add(m.GetOrigin(), 2.0 * np.asarray(m.GetDirection()).reshape(3, 3)[:, 1]))),
+     "reaches outside the image"),
+], ids=["shifted-part-voxel", "other-spacing", "shifted-out"])
+def test_a_mask_that_is_not_on_the_image_voxels_is_refused(phantom, tmp_path, change, message):
+    image, mask = phantom
+    moved = sitk.Image(mask)
+    change(moved)
+    image_path, mask_path = _written(image, tmp_path / "image.nii.gz"), _written(moved, tmp_path / "mask.nii.gz")
+    with pytest.raises(InputError, match=message):
+        radflow.extract(image_path, mask_path, SETTINGS)
+    with pytest.raises(InputError, match=message):
+        radflow.extract(image, moved, SETTINGS)
+
+
+def test_a_mask_with_several_labels_needs_one_chosen(phantom, reference_values, tmp_path):
+    image, mask = phantom
+    labels = sitk.GetArrayFromImage(mask).astype(np.uint8)
+    labels[(labels == 0)] = 7  # the rest of the image: a second label
+    two = sitk.GetImageFromArray(labels)
+    two.CopyInformation(mask)
+    image_path, mask_path = _written(image, tmp_path / "image.nii.gz"), _written(two, tmp_path / "mask.nii.gz")
+    with pytest.raises(InputError, match="has labels 1, 7: choose one with --roi"):
+        radflow.extract(image_path, mask_path, SETTINGS)
+    with pytest.raises(InputError, match="has labels 1, 7"):
+        radflow.extract(image, labels, SETTINGS)
+    _same(_values(radflow.extract(image_path, mask_path, SETTINGS, roi=1)), reference_values)
+
+
+def test_a_fractional_mask_is_one_roi(phantom, reference_values):
+    image, mask = phantom
+    fractions = sitk.Cast(mask, sitk.sitkFloat32) * 0.75
+    _same(_values(radflow.extract(image, fractions, SETTINGS)), reference_values)
+
+
+def test_the_cli_says_what_is_wrong_with_the_mask(phantom, tmp_path):
+    image, mask = phantom
+    moved = sitk.Image(mask)
+    moved.SetSpacing((2.0, 2.0, 3.0))
+    result = subprocess.run([sys.executable, "-m", "radflow", "extract", _written(image, tmp_path / "image.nii.gz"),
+                             _written(moved, tmp_path / "mask.nii.gz"), "--settings", str(SETTINGS),
+                             "--out", str(tmp_path / "features.csv")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert "radflow: error: mask " in result.stderr and "is not on the image's grid" in result.stderr
+    assert not (tmp_path / "features.csv").exists()
+
+
+def test_the_pipeline_places_a_reoriented_mask_file_and_fails_one_off_the_grid(phantom, tmp_path):
+    from radflow import qc
+    from radflow.pipeline import ingest
+
+    image, mask = phantom
+    flipped = _written(sitk.Flip(mask, [False, True, False]), tmp_path / "flipped.nii.gz")
+    placed, warnings = ingest.read_mask({"roi": "GTV", "kind": "FILE", "path": flipped, "label": ""}, image, [])
+    assert warnings == [] and qc.same_geometry(image, placed)
+    assert np.array_equal(sitk.GetArrayViewFromImage(placed), sitk.GetArrayViewFromImage(mask))
+    shifted = sitk.Image(mask)
+    shifted.SetSpacing((2.0, 2.0, 3.0))
+    as_read, _ = ingest.read_mask({"roi": "GTV", "kind": "FILE", "path": _written(shifted, tmp_path / "s.nii.gz"),
+                                   "label": ""}, image, [])
+    assert qc.mask_geometry(image, as_read, "GTV").severity == qc.FAIL
