@@ -110,3 +110,20 @@ def test_a_bug_keeps_its_traceback_when_asked(tmp_path):
 def test_invalid_stability_options():
     assert_one_line(radflow("stability", "a", "b", "c", "--options", '{"metod": "test-retest"}'),
                     "unknown stability settings ['metod']")
+
+
+@pytest.mark.parametrize("shape, vector, expected", [
+    ((40, 40), False, "is a 2D image: radflow needs one 3D volume"),
+    ((2, 6, 40, 40), False, "is a 4D image"),
+    ((6, 40, 40, 3), True, "has 3 values per voxel (a colour or vector image)"),
+], ids=["2D", "4D", "colour"])
+def test_an_image_that_is_not_one_3d_volume(tmp_path, shape, vector, expected):
+    import numpy as np
+    import SimpleITK as sitk
+
+    path = tmp_path / "image.nii.gz"
+    sitk.WriteImage(sitk.GetImageFromArray(np.ones(shape, dtype=np.uint8), isVector=vector), str(path))
+    mask = tmp_path / "mask.nii.gz"
+    sitk.WriteImage(sitk.GetImageFromArray(np.ones((6, 40, 40), dtype=np.uint8)), str(mask))
+    assert_one_line(radflow("extract", str(path), str(mask)), f"image {path} {expected}")
+    assert_one_line(radflow("extract", str(mask), str(path)), f"mask {path} {expected}")

@@ -80,3 +80,29 @@ def test_extract_reads_a_dicom_series_and_its_rtstruct(tmp_path):
     rows = references("A", family_code="HCUG") + references("A", family_code="UHIW")
     failing = [r.feature for r in rows if not within_tolerance(values[(r.ibsi_code, r.aggregation)], r)]
     assert not failing
+
+
+def test_extract_refuses_an_rtstruct_drawn_in_another_frame_of_reference(tmp_path):
+    """The same RTSTRUCT with its frame of reference changed (as one drawn on a retest scan, whose patient position
+    differs): its coordinates do not place it on this series, so the extraction stops with the reason instead of
+    rasterising it onto the wrong voxels."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    dicom = IBSI / "ct_phantom" / "dicom"
+    if not dicom.exists():
+        pytest.skip("../shared/ibsi is absent")
+    rtstruct = pydicom.dcmread(dicom / "mask" / "DCM_RS_00060.dcm")
+    other = generate_uid(entropy_srcs=["radflow test: another frame of reference"])
+    for item in rtstruct.StructureSetROISequence:
+        item.ReferencedFrameOfReferenceUID = other
+    for item in rtstruct.ReferencedFrameOfReferenceSequence:
+        item.FrameOfReferenceUID = other
+    moved = tmp_path / "rtstruct_other_frame.dcm"
+    rtstruct.save_as(moved)
+    result = subprocess.run([sys.executable, "-m", "radflow", "extract", str(dicom / "image"), str(moved),
+                             "--roi", "GTV-1", "--out", str(tmp_path / "f.csv")], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert f"radflow: error: the RTSTRUCT {moved} is drawn in another frame of reference" in result.stderr
+    assert not (tmp_path / "f.csv").exists()

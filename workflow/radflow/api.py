@@ -25,9 +25,10 @@ def _as_image(image: "ImageLike", spacing: Sequence[float] | None, origin: Seque
     import numpy as np
     import SimpleITK as sitk
 
-    from radflow.io import read_image
+    from radflow.io import read_image, require_volume
 
     if isinstance(image, sitk.Image):
+        require_volume(image, "image")
         return image
     if isinstance(image, (str, Path)):
         return read_image(Path(image))
@@ -48,7 +49,7 @@ def _as_mask(mask: "ImageLike", reference: "sitk.Image", roi: str | int | None) 
     import numpy as np
     import SimpleITK as sitk
 
-    from radflow.io import InputError, on_image_grid, read_mask, require_one_label
+    from radflow.io import InputError, on_image_grid, read_mask, require_one_label, require_volume
 
     if isinstance(mask, (str, Path)):
         return read_mask(Path(mask), reference, roi=None if roi is None else str(roi))
@@ -63,6 +64,7 @@ def _as_mask(mask: "ImageLike", reference: "sitk.Image", roi: str | int | None) 
         out.CopyInformation(reference)
         return out
     if isinstance(mask, sitk.Image):
+        require_volume(mask, "mask")
         mask = on_image_grid(mask, reference, "image")
         if roi is None:
             require_one_label(sitk.GetArrayViewFromImage(mask), "image")

@@ -38,17 +38,59 @@ def read_image(path: Path) -> sitk.Image:
         files = _dicom_files(path)
         if not files:
             raise InputError(f"no DICOM files in {path}")
-        return read_series(files)
+        image = read_series(files)
+        frame = _frame_of_reference(files[0])
+        if frame:  # kept with the image, for read_mask's check of a DICOM mask
+            image.SetMetaData(FRAME_OF_REFERENCE, frame)
+        return image
     return _read_file(path, "image")
+
+
+# the DICOM tag (FrameOfReferenceUID) under which a DICOM series' frame of reference rides on its SimpleITK image
+FRAME_OF_REFERENCE = "0020|0052"
+
+
+def _frame_of_reference(path: Path) -> str | None:
+    import pydicom
+
+    ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["FrameOfReferenceUID"])
+    return str(ds.FrameOfReferenceUID) if ds.get("FrameOfReferenceUID") else None
+
+
+def _require_same_frame(mask_frame: str | None, reference: sitk.Image, kind: str, path: Path) -> None:
+    """``InputError`` when a DICOM mask's frame of reference is known and differs from the image series': its
+    coordinates are then another patient position's (a retest, another study), and placing it would select the
+    wrong voxels."""
+    if mask_frame and reference.HasMetaDataKey(FRAME_OF_REFERENCE) and (
+            reference.GetMetaData(FRAME_OF_REFERENCE) != mask_frame):
+        raise InputError(f"the {kind} {path} is drawn in another frame of reference than the image series "
+                         "(FrameOfReferenceUID differs): its coordinates do not place it on this image; use the "
+                         f"series the {kind} was drawn on, or register the two first")
 
 
 def _read_file(path: Path, what: str) -> sitk.Image:
     if not path.exists():
         raise InputError(f"{what} {path} does not exist")
     try:
-        return sitk.ReadImage(str(path))
+        image = sitk.ReadImage(str(path))
     except RuntimeError:
         raise InputError(f"cannot read {what} {path}: not a DICOM series folder, NIfTI, NRRD or MHA file") from None
+    require_volume(image, f"{what} {path}")
+    return image
+
+
+def require_volume(image: sitk.Image | sitk.ImageFileReader, source: str) -> None:
+    """``InputError`` unless ``image`` (or a reader that has read its information) is one 3D scalar volume: the
+    features are defined on one, and a 2D image, a time series or a colour image would otherwise fail deep inside
+    with a numpy error. A single slice is a 3D volume one slice thick (its slice thickness is its z spacing)."""
+    dimension = image.GetDimension()
+    components = image.GetNumberOfComponentsPerPixel() if isinstance(image, sitk.Image) else image.GetNumberOfComponents()
+    if dimension != 3:
+        raise InputError(f"{source} is a {dimension}D image: radflow needs one 3D volume (a single slice as a volume "
+                         "one slice thick, with its slice thickness as z spacing)")
+    if components != 1:
+        raise InputError(f"{source} has {components} values per voxel (a colour or vector image): radflow needs "
+                         "one intensity per voxel")
 
 
 def _the_label(labels: list[str], wanted: str | None, kind: str) -> str:
@@ -72,10 +114,13 @@ def read_mask(path: Path, reference: sitk.Image, roi: str | None = None) -> sitk
         if modality == "RTSTRUCT":
             from radflow.dicom import rtstruct
 
-            return rtstruct.rasterise(path, _the_label(rtstruct.roi_names(path), roi, "RTSTRUCT"), reference)
+            name = _the_label(rtstruct.roi_names(path), roi, "RTSTRUCT")
+            _require_same_frame(rtstruct.roi_frame_of_reference(path, name), reference, "RTSTRUCT", path)
+            return rtstruct.rasterise(path, name, reference)
         if modality == "SEG":
             from radflow.dicom import seg
 
+            _require_same_frame(seg.frame_of_reference(path), reference, "SEG", path)
             return seg.read_segment(path, _the_label(seg.segment_labels(path), roi, "SEG"), reference)
         raise InputError(f"a DICOM mask must be RTSTRUCT or SEG, not {modality or 'unknown'}")
     mask = _unlabelled_file(path, reference)
@@ -143,6 +188,7 @@ def read_roi_window(image_path: Path, mask_path: Path, margin_mm: float,
         reader.ReadImageInformation()
     except RuntimeError:
         raise InputError(f"cannot read image {image_path}: not a DICOM series folder, NIfTI, NRRD or MHA file") from None
+    require_volume(reader, f"image {image_path}")
     size = reader.GetSize()
     mask = _unlabelled_file(mask_path, reader)
     # the ROI's box from the label array as read, in one pass over it (mask_extent): labelling the whole volume

@@ -50,6 +50,20 @@ def roi_names(path: Path | str) -> list[str]:
     return [str(item.get("ROIName", "")) for item in ds.get("StructureSetROISequence", [])]
 
 
+def roi_frame_of_reference(path: Path | str, roi_name: str) -> str | None:
+    """The FrameOfReferenceUID ROI ``roi_name``'s contours are drawn in (StructureSetROISequence's
+    ReferencedFrameOfReferenceUID; else the structure set's only referenced frame); None when the file does not
+    say."""
+    ds = pydicom.dcmread(path, stop_before_pixels=True,
+                         specific_tags=["StructureSetROISequence", "ReferencedFrameOfReferenceSequence"])
+    for item in ds.get("StructureSetROISequence", []):
+        if str(item.get("ROIName", "")) == roi_name and item.get("ReferencedFrameOfReferenceUID"):
+            return str(item.ReferencedFrameOfReferenceUID)
+    frames = {str(item.FrameOfReferenceUID) for item in ds.get("ReferencedFrameOfReferenceSequence", [])
+              if item.get("FrameOfReferenceUID")}
+    return frames.pop() if len(frames) == 1 else None
+
+
 def roi_number(ds: pydicom.Dataset, roi_name: str) -> int:
     for item in ds.get("StructureSetROISequence", []):
         if str(item.get("ROIName", "")) == roi_name:

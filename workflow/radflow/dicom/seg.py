@@ -42,6 +42,12 @@ def segment_labels(path: Path | str) -> list[str]:
     return [str(item.get("SegmentLabel", "")) for item in ds.get("SegmentSequence", [])]
 
 
+def frame_of_reference(path: Path | str) -> str | None:
+    """The SEG's FrameOfReferenceUID (the patient coordinates of its frames); None when it has none."""
+    ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["FrameOfReferenceUID"])
+    return str(ds.FrameOfReferenceUID) if ds.get("FrameOfReferenceUID") else None
+
+
 def segment_number(ds: pydicom.Dataset, label: str) -> int:
     numbers = [int(item.SegmentNumber) for item in ds.get("SegmentSequence", [])
                if str(item.get("SegmentLabel", "")) == label]
