@@ -84,8 +84,9 @@ def build(values: np.ndarray, ivh_settings: dict, resegmentation_range=None) -> 
     if method == "none":
         if not np.array_equal(values, np.floor(values)):
             raise discretisation.DiscretisationError(
-                "IVH discretisation 'none' needs discrete (integer) intensities such as CT HU; "
-                "use fixed_bin_size (calibrated) or fixed_bin_number (arbitrary units)"
+                "IVH discretisation 'none' needs discrete (integer) intensities such as CT HU; set "
+                "discretisation.ivh.method to fixed_bin_size (calibrated, e.g. PET SUV) or fixed_bin_number "
+                "(arbitrary units, e.g. MR), as config/settings/pet_suv.yaml and mr_zscore_fbn32.yaml do"
             )
         g_min, g_max = _range_or_roi(values, resegmentation_range)
         index = np.floor(values - g_min).astype(np.int64)
