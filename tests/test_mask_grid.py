@@ -156,3 +156,14 @@ def test_the_pipeline_places_a_reoriented_mask_file_and_fails_one_off_the_grid(p
     as_read, _ = ingest.read_mask({"roi": "GTV", "kind": "FILE", "path": _written(shifted, tmp_path / "s.nii.gz"),
                                    "label": ""}, image, [])
     assert qc.mask_geometry(image, as_read, "GTV").severity == qc.FAIL
+
+
+def test_the_pipeline_refuses_a_colour_mask_file_with_a_code(phantom, tmp_path):
+    from radflow.pipeline import ingest
+
+    image, mask = phantom
+    colour = sitk.Compose(mask, mask, mask)
+    with pytest.raises(ingest.InputFileError, match="3 values per voxel") as refused:
+        ingest.read_mask({"roi": "GTV", "kind": "FILE", "path": _written(colour, tmp_path / "rgb.nii.gz"),
+                          "label": ""}, image, [])
+    assert refused.value.code == "MASK_UNREADABLE"

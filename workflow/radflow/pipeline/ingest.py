@@ -93,6 +93,9 @@ def read_mask_file(path: str, label: str) -> sitk.Image:
                              "MASK_UNREADABLE") from exc
     if labels.GetDimension() != 3:
         raise InputFileError(f"the mask file is {labels.GetDimension()}D, not 3D", "MASK_GEOMETRY")
+    if labels.GetNumberOfComponentsPerPixel() != 1:
+        raise InputFileError(f"the mask file has {labels.GetNumberOfComponentsPerPixel()} values per voxel (a colour "
+                             "or vector image), not one label", "MASK_UNREADABLE")
     array = sitk.GetArrayViewFromImage(labels)
     try:
         selected = array != 0 if label == "" else array == float(label)
