@@ -146,8 +146,13 @@ def on_image_grid(mask: sitk.Image, reference: sitk.Image | sitk.ImageFileReader
     if mask.GetSize() != reference.GetSize():
         raise InputError(f"mask size {mask.GetSize()} differs from image size {reference.GetSize()}, and its voxels "
                          "are not the image's")
-    difference = qc.mask_geometry(reference, mask, "", tolerance).message
-    raise InputError(f"mask {source} is not on the image's grid: {difference}; resample it onto the image")
+    differences = []
+    for name, unit in (("origin", " mm"), ("spacing", " mm"), ("direction", "")):
+        theirs, ours = (getattr(grid, f"Get{name.title()}")() for grid in (mask, reference))
+        if not np.allclose(theirs, ours, atol=tolerance):
+            differences.append(f"{name} by {np.max(np.abs(np.subtract(theirs, ours))):.3g}{unit}")
+    raise InputError(f"mask {source} is not on the image's grid: {qc.mask_geometry(reference, mask, '', tolerance).message} "
+                     f"(it differs in {', '.join(differences)}; tolerance {tolerance:g} mm); resample it onto the image")
 
 
 def require_one_label(values: np.ndarray, source: str) -> None:
