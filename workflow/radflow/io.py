@@ -158,14 +158,19 @@ def on_image_grid(mask: sitk.Image, reference: sitk.Image | sitk.ImageFileReader
 def require_one_label(values: np.ndarray, source: str) -> None:
     """``InputError`` when the label array ``values`` holds more than one non-zero integer label: their union is
     rarely the ROI meant (a tumour and its oedema, two lesions), so one must be chosen. Non-integer values (a
-    partial-volume or probability map) are one ROI, its non-zero voxels. Two passes over the array when it has a
-    single label (its maximum, then a comparison), a sort only when it has more."""
-    if values.size == 0:
+    partial-volume or probability map) are one ROI, its non-zero voxels. Only the box of the non-zero voxels is
+    compared (``mask_extent``: one pass over the volume without a volume-sized temporary), and sorted only when it
+    holds more than one value."""
+    if values.dtype == np.bool_:
         return
-    top = values.max()
-    if not np.any((values != 0) & (values != top)):
+    extent = mask_extent(values)
+    if extent is None:
         return
-    labels = np.unique(values)
+    box = values[tuple(slice(first, last + 1) for first, last in extent)]
+    top = box.max()
+    if not np.any((box != 0) & (box != top)):
+        return
+    labels = np.unique(box)
     labels = labels[labels != 0]
     if labels.size > 1 and np.array_equal(labels, np.round(labels)):
         shown = ", ".join(str(int(v)) for v in labels[:10]) + (", ..." if labels.size > 10 else "")
