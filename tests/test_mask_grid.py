@@ -167,3 +167,12 @@ def test_the_pipeline_refuses_a_colour_mask_file_with_a_code(phantom, tmp_path):
         ingest.read_mask({"roi": "GTV", "kind": "FILE", "path": _written(colour, tmp_path / "rgb.nii.gz"),
                           "label": ""}, image, [])
     assert refused.value.code == "MASK_UNREADABLE"
+
+
+def test_a_label_that_is_not_in_the_mask_is_named_with_the_labels_there(phantom, tmp_path):
+    image, mask = phantom
+    image_path, mask_path = _written(image, tmp_path / "image.nii.gz"), _written(mask, tmp_path / "mask.nii.gz")
+    with pytest.raises(InputError, match=r"has no voxel labelled 3 \(its labels: 1\)"):
+        radflow.extract(image_path, mask_path, SETTINGS, roi=3)
+    with pytest.raises(InputError, match="a NIfTI/NRRD mask's ROI is a label value"):
+        radflow.extract(image_path, mask_path, SETTINGS, roi="GTV")

@@ -66,6 +66,7 @@ def cmd_extract(args) -> None:
     image, mask = window
     table = extract_columns(image, mask, settings)
     if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         with open(args.out, "w", newline="") as fh:
             write_csv(table, fh)
     else:

@@ -124,8 +124,11 @@ def read_mask(path: Path, reference: sitk.Image, roi: str | None = None) -> sitk
             return seg.read_segment(path, _the_label(seg.segment_labels(path), roi, "SEG"), reference)
         raise InputError(f"a DICOM mask must be RTSTRUCT or SEG, not {modality or 'unknown'}")
     mask = _unlabelled_file(path, reference)
+    values = sitk.GetArrayViewFromImage(mask)
     if roi is None:
-        require_one_label(sitk.GetArrayViewFromImage(mask), str(path))
+        require_one_label(values, str(path))
+    elif mask_extent(values == label_value(roi)) is None:
+        raise InputError(_absent_label(values, roi, str(path)))
     return _labelled(mask, roi)
 
 
@@ -178,8 +181,24 @@ def require_one_label(values: np.ndarray, source: str) -> None:
                          "roi=LABEL)")
 
 
+def label_value(roi: str) -> float:
+    """The label value ``--roi`` names in a NIfTI/NRRD label mask (a number, as the mask's voxels hold)."""
+    try:
+        return float(roi)
+    except ValueError:
+        raise InputError(f"--roi {roi!r}: a NIfTI/NRRD mask's ROI is a label value (a number); ROI names are for "
+                         "RTSTRUCT and SEG masks") from None
+
+
+def _absent_label(values: np.ndarray, roi: str, source: str) -> str:
+    extent = mask_extent(values)
+    labels = np.unique(values[tuple(slice(a, b + 1) for a, b in extent)]) if extent else np.zeros(0)
+    present = ", ".join(f"{v:g}" for v in labels if v != 0) or "none: the mask is empty"
+    return f"the mask {source} has no voxel labelled {roi} (its labels: {present})"
+
+
 def _labelled(mask: sitk.Image, roi: str | None) -> sitk.Image:
-    return mask != 0 if roi is None else mask == int(roi)
+    return mask != 0 if roi is None else mask == label_value(roi)
 
 
 def read_roi_window(image_path: Path, mask_path: Path, margin_mm: float,
@@ -204,8 +223,10 @@ def read_roi_window(image_path: Path, mask_path: Path, margin_mm: float,
     # the ROI's box from the label array as read, in one pass over it (mask_extent): labelling the whole volume
     # first, or one any() per axis, would each cost another volume-sized pass
     values = sitk.GetArrayViewFromImage(mask)  # (z, y, x)
-    bounds = mask_extent(values if roi is None else values == int(roi))
+    bounds = mask_extent(values if roi is None else values == label_value(roi))
     if bounds is None:
+        if roi is not None:
+            raise InputError(_absent_label(values, roi, str(mask_path)))
         return reader.Execute(), _labelled(mask, roi)
     if roi is None:  # every non-zero voxel lies in the box
         require_one_label(values[tuple(slice(first, last + 1) for first, last in bounds)], str(mask_path))
