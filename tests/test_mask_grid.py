@@ -176,3 +176,20 @@ def test_a_label_that_is_not_in_the_mask_is_named_with_the_labels_there(phantom,
         radflow.extract(image_path, mask_path, SETTINGS, roi=3)
     with pytest.raises(InputError, match="a NIfTI/NRRD mask's ROI is a label value"):
         radflow.extract(image_path, mask_path, SETTINGS, roi="GTV")
+
+
+def test_the_cli_reads_a_reoriented_mask_through_its_roi_window(phantom, tmp_path):
+    """``radflow extract`` reads only the ROI's window of the image (``io.read_roi_window``); a flipped and permuted
+    mask is placed on the image grid before the window is cut, so the CSV is the original's, byte for byte."""
+    image, mask = phantom
+    image_path = _written(image, tmp_path / "image.nii.gz")
+    moved = sitk.PermuteAxes(sitk.Flip(mask, [False, True, True]), [1, 0, 2])
+    csvs = []
+    for name, volume in (("mask", mask), ("moved", moved)):
+        out = tmp_path / f"{name}.csv"
+        result = subprocess.run([sys.executable, "-m", "radflow", "extract", image_path,
+                                 _written(volume, tmp_path / f"{name}.nii.gz"), "--settings", str(SETTINGS),
+                                 "--out", str(out)], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        csvs.append(out.read_bytes())
+    assert csvs[0] == csvs[1]
