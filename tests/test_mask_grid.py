@@ -121,6 +121,9 @@ def test_a_mask_with_several_labels_needs_one_chosen(phantom, reference_values, 
     with pytest.raises(InputError, match="has labels 1, 7"):
         radflow.extract(image, labels, SETTINGS)
     _same(_values(radflow.extract(image_path, mask_path, SETTINGS, roi=1)), reference_values)
+    everything = np.ones_like(labels)
+    _same(_values(radflow.extract(image_path, mask_path, SETTINGS, roi="1,7")),
+          _values(radflow.extract(image, everything, SETTINGS)))  # a union of labels, as BraTS' "1,4"
 
 
 def test_a_fractional_mask_is_one_roi(phantom, reference_values):
@@ -174,7 +177,7 @@ def test_a_label_that_is_not_in_the_mask_is_named_with_the_labels_there(phantom,
     image_path, mask_path = _written(image, tmp_path / "image.nii.gz"), _written(mask, tmp_path / "mask.nii.gz")
     with pytest.raises(InputError, match=r"has no voxel labelled 3 \(its labels: 1\)"):
         radflow.extract(image_path, mask_path, SETTINGS, roi=3)
-    with pytest.raises(InputError, match="a NIfTI/NRRD mask's ROI is a label value"):
+    with pytest.raises(InputError, match="a NIfTI/NRRD mask's ROI is a label value or a comma-separated list"):
         radflow.extract(image_path, mask_path, SETTINGS, roi="GTV")
 
 

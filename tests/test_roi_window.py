@@ -24,7 +24,7 @@ def write_case(tmp_path, shape=(30, 40, 36), roi_at=(12, 10, 8)):
     z, y, x = np.ogrid[:6, :9, :11]
     blob = ((z - 2.5) / 3.2) ** 2 + ((y - 4) / 4.6) ** 2 + ((x - 5) / 5.8) ** 2 + rng.random((6, 9, 11)) * 0.3 <= 1.0
     mask[roi_at[0]:roi_at[0] + 6, roi_at[1]:roi_at[1] + 9, roi_at[2]:roi_at[2] + 11] = blob
-    mask[roi_at[0] + 2, roi_at[1] + 4, roi_at[2] + 5] = 2  # another label value inside the ROI
+    mask[roi_at[0] + 2, roi_at[1] + 4, roi_at[2] + 5] = 2  # a second label inside the ROI: the tests take the union (ROI)
     paths = []
     for name, array in (("image", image), ("mask", mask)):
         img = sitk.GetImageFromArray(array)
@@ -36,16 +36,21 @@ def write_case(tmp_path, shape=(30, 40, 36), roi_at=(12, 10, 8)):
     return paths
 
 
+# the case's mask holds labels 1 and 2 (write_case): the ROI is their union
+ROI = "1,2"
+
+
 def whole_and_windowed(image_path, mask_path, settings):
     image = read_image(image_path)
-    whole = extract_columns(image, read_mask(mask_path, image), settings)
-    windowed = extract_columns(*read_roi_window(image_path, mask_path, roi_window_margin_mm(settings)), settings)
+    whole = extract_columns(image, read_mask(mask_path, image, roi=ROI), settings)
+    windowed = extract_columns(*read_roi_window(image_path, mask_path, roi_window_margin_mm(settings), roi=ROI),
+                               settings)
     return whole, windowed
 
 
 def test_window_is_the_roi_box_plus_the_local_intensity_margin(tmp_path):
     image_path, mask_path = write_case(tmp_path)
-    image, mask = read_roi_window(image_path, mask_path, margin_mm=6.2)
+    image, mask = read_roi_window(image_path, mask_path, margin_mm=6.2, roi=ROI)
     margin = [math.ceil(6.2 / s) for s in SPACING]  # x, y, z voxels
     lo = [max(start - m, 0) for start, m in zip((8, 10, 12), margin)]
     hi = [min(stop + m, n) for stop, m, n in zip((19, 19, 18), margin, (36, 40, 30))]
@@ -67,7 +72,7 @@ def test_windowed_features_equal_the_whole_image_features(tmp_path, settings_doc
     image_path, mask_path = write_case(tmp_path)
     settings = Settings.from_dict(settings_doc)
     whole, windowed = whole_and_windowed(image_path, mask_path, settings)
-    window = read_roi_window(image_path, mask_path, roi_window_margin_mm(settings))[0]
+    window = read_roi_window(image_path, mask_path, roi_window_margin_mm(settings), roi=ROI)[0]
     assert window.GetSize() != sitk.ReadImage(str(image_path)).GetSize()
     assert whole["ibsi_code"] == windowed["ibsi_code"] and whole["aggregation"] == windowed["aggregation"]
     np.testing.assert_array_equal(np.array(whole["value"]), np.array(windowed["value"]))  # NaN == NaN here
@@ -89,12 +94,12 @@ def test_cli_extract_of_a_window_equals_the_whole_image(tmp_path):
 
     image_path, mask_path = write_case(tmp_path)
     out = tmp_path / "features.csv"
-    subprocess.run([sys.executable, "-m", "radflow", "extract", str(image_path), str(mask_path), "--out", str(out)],
-                   check=True, capture_output=True, timeout=600)
+    subprocess.run([sys.executable, "-m", "radflow", "extract", str(image_path), str(mask_path), "--roi", ROI,
+                    "--out", str(out)], check=True, capture_output=True, timeout=600)
     with out.open(newline="") as fh:
         written = [float(r["value"]) if r["value"] else math.nan for r in csv.DictReader(fh)]
     image = read_image(image_path)
-    whole = extract_columns(image, read_mask(mask_path, image), Settings.from_dict({}))
+    whole = extract_columns(image, read_mask(mask_path, image, roi=ROI), Settings.from_dict({}))
     np.testing.assert_array_equal(np.array(written), np.array(whole["value"]))
 
 

@@ -49,7 +49,7 @@ def _as_mask(mask: "ImageLike", reference: "sitk.Image", roi: str | int | None) 
     import numpy as np
     import SimpleITK as sitk
 
-    from radflow.io import InputError, label_value, on_image_grid, read_mask, require_one_label, require_volume
+    from radflow.io import InputError, labelled, on_image_grid, read_mask, require_one_label, require_volume, selected
 
     if isinstance(mask, (str, Path)):
         return read_mask(Path(mask), reference, roi=None if roi is None else str(roi))
@@ -59,7 +59,7 @@ def _as_mask(mask: "ImageLike", reference: "sitk.Image", roi: str | int | None) 
                              f"{sitk.GetArrayViewFromImage(reference).shape} ([z, y, x])")
         if roi is None:
             require_one_label(np.asarray(mask), "array")
-        labels = np.asarray(mask) != 0 if roi is None else np.asarray(mask) == label_value(str(roi))
+        labels = selected(np.asarray(mask), None if roi is None else str(roi))
         out = sitk.GetImageFromArray(labels.astype(np.uint8))
         out.CopyInformation(reference)
         return out
@@ -68,7 +68,7 @@ def _as_mask(mask: "ImageLike", reference: "sitk.Image", roi: str | int | None) 
         mask = on_image_grid(mask, reference, "image")
         if roi is None:
             require_one_label(sitk.GetArrayViewFromImage(mask), "image")
-        return mask != 0 if roi is None else mask == label_value(str(roi))
+        return labelled(mask, None if roi is None else str(roi))
     raise TypeError(f"mask must be a path, a SimpleITK image or a numpy array, not {type(mask).__name__}")
 
 

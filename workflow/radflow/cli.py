@@ -368,8 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("mask", help="NIfTI/NRRD mask on the image's voxels (any orientation or sub-box), DICOM RTSTRUCT "
                    "(with --roi) or DICOM SEG")
     p.add_argument("--settings", help="settings YAML in IBSI terms (default: radflow defaults)")
-    p.add_argument("--roi", help="ROI name in an RTSTRUCT, segment label in a SEG, or label value in a NIfTI/NRRD "
-                   "label mask (needed when it holds several)")
+    p.add_argument("--roi", help="ROI name in an RTSTRUCT, segment label in a SEG, or label value(s) in a NIfTI/NRRD "
+                   "label mask: 2, or 1,4 for a union (needed when it holds several labels)")
     p.add_argument("--out", help="CSV file (default: standard output)")
     p.set_defaults(func=cmd_extract)
 

@@ -127,9 +127,9 @@ def read_mask(path: Path, reference: sitk.Image, roi: str | None = None) -> sitk
     values = sitk.GetArrayViewFromImage(mask)
     if roi is None:
         require_one_label(values, str(path))
-    elif mask_extent(values == label_value(roi)) is None:
+    elif mask_extent(selected(values, roi)) is None:
         raise InputError(_absent_label(values, roi, str(path)))
-    return _labelled(mask, roi)
+    return labelled(mask, roi)
 
 
 def _unlabelled_file(path: Path, reference: sitk.Image | sitk.ImageFileReader) -> sitk.Image:
@@ -177,17 +177,27 @@ def require_one_label(values: np.ndarray, source: str) -> None:
     labels = labels[labels != 0]
     if labels.size > 1 and np.array_equal(labels, np.round(labels)):
         shown = ", ".join(str(int(v)) for v in labels[:10]) + (", ..." if labels.size > 10 else "")
-        raise InputError(f"the mask {source} has labels {shown}: choose one with --roi LABEL (radflow.extract: "
-                         "roi=LABEL)")
+        raise InputError(f"the mask {source} has labels {shown}: choose one with --roi LABEL, or their union with "
+                         "--roi LABEL,LABEL,... (radflow.extract: roi=...)")
 
 
-def label_value(roi: str) -> float:
-    """The label value ``--roi`` names in a NIfTI/NRRD label mask (a number, as the mask's voxels hold)."""
+def label_values(roi: str) -> tuple[float, ...]:
+    """The label values ``--roi`` names in a NIfTI/NRRD label mask: one number, or several separated by commas
+    for their union (BraTS' tumour core: ``1,4``)."""
     try:
-        return float(roi)
+        return tuple(float(part) for part in str(roi).split(","))
     except ValueError:
-        raise InputError(f"--roi {roi!r}: a NIfTI/NRRD mask's ROI is a label value (a number); ROI names are for "
-                         "RTSTRUCT and SEG masks") from None
+        raise InputError(f"--roi {roi!r}: a NIfTI/NRRD mask's ROI is a label value or a comma-separated list of "
+                         "them; ROI names are for RTSTRUCT and SEG masks") from None
+
+
+def selected(values: np.ndarray, roi: str | None) -> np.ndarray:
+    """The voxels of the label array ``values`` that form the ROI: the non-zero ones, or those with a label of
+    ``roi`` (``label_values``)."""
+    if roi is None:
+        return values != 0
+    labels = label_values(roi)
+    return values == labels[0] if len(labels) == 1 else np.isin(values, labels)
 
 
 def _absent_label(values: np.ndarray, roi: str, source: str) -> str:
@@ -197,8 +207,15 @@ def _absent_label(values: np.ndarray, roi: str, source: str) -> str:
     return f"the mask {source} has no voxel labelled {roi} (its labels: {present})"
 
 
-def _labelled(mask: sitk.Image, roi: str | None) -> sitk.Image:
-    return mask != 0 if roi is None else mask == label_value(roi)
+def labelled(mask: sitk.Image, roi: str | None) -> sitk.Image:
+    """``selected`` on a SimpleITK label image: a 0/1 image on its grid."""
+    if roi is None:
+        return mask != 0
+    first, *others = label_values(roi)
+    chosen = mask == first
+    for value in others:
+        chosen = chosen | (mask == value)
+    return chosen
 
 
 def read_roi_window(image_path: Path, mask_path: Path, margin_mm: float,
@@ -223,11 +240,11 @@ def read_roi_window(image_path: Path, mask_path: Path, margin_mm: float,
     # the ROI's box from the label array as read, in one pass over it (mask_extent): labelling the whole volume
     # first, or one any() per axis, would each cost another volume-sized pass
     values = sitk.GetArrayViewFromImage(mask)  # (z, y, x)
-    bounds = mask_extent(values if roi is None else values == label_value(roi))
+    bounds = mask_extent(values if roi is None else selected(values, roi))
     if bounds is None:
         if roi is not None:
             raise InputError(_absent_label(values, roi, str(mask_path)))
-        return reader.Execute(), _labelled(mask, roi)
+        return reader.Execute(), labelled(mask, roi)
     if roi is None:  # every non-zero voxel lies in the box
         require_one_label(values[tuple(slice(first, last + 1) for first, last in bounds)], str(mask_path))
     index, extent = [], []
@@ -238,4 +255,4 @@ def read_roi_window(image_path: Path, mask_path: Path, margin_mm: float,
         extent.append(last - first)
     reader.SetExtractIndex(index)
     reader.SetExtractSize(extent)
-    return reader.Execute(), _labelled(sitk.RegionOfInterest(mask, extent, index), roi)
+    return reader.Execute(), labelled(sitk.RegionOfInterest(mask, extent, index), roi)
