@@ -196,3 +196,23 @@ def test_the_cli_reads_a_reoriented_mask_through_its_roi_window(phantom, tmp_pat
         assert result.returncode == 0, result.stderr[-2000:]
         csvs.append(out.read_bytes())
     assert csvs[0] == csvs[1]
+
+
+def test_the_pipeline_needs_the_label_of_a_multi_label_mask_file(phantom, tmp_path):
+    from radflow.pipeline import ingest
+
+    image, mask = phantom
+    labels = sitk.GetArrayFromImage(mask).astype(np.uint8)
+    labels[labels == 0] = 4
+    two = sitk.GetImageFromArray(labels)
+    two.CopyInformation(mask)
+    path = _written(two, tmp_path / "labels.nrrd")
+    with pytest.raises(ingest.InputFileError, match="has labels 1, 4 and the input manifest names none") as refused:
+        ingest.read_mask({"roi": "GTV", "kind": "FILE", "path": path, "label": ""}, image, [])
+    assert refused.value.code == "ROI_NOT_FOUND"
+    one, _ = ingest.read_mask({"roi": "GTV", "kind": "FILE", "path": path, "label": "1"}, image, [])
+    both, _ = ingest.read_mask({"roi": "GTV", "kind": "FILE", "path": path, "label": "1,4"}, image, [])
+    assert np.array_equal(sitk.GetArrayViewFromImage(one), sitk.GetArrayViewFromImage(mask))
+    assert int(sitk.GetArrayViewFromImage(both).sum()) == labels.size
+    with pytest.raises(ingest.InputFileError, match="is not a number or a comma-separated list"):
+        ingest.read_mask({"roi": "GTV", "kind": "FILE", "path": path, "label": "GTV"}, image, [])

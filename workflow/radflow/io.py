@@ -158,27 +158,36 @@ def on_image_grid(mask: sitk.Image, reference: sitk.Image | sitk.ImageFileReader
                      f"(it differs in {', '.join(differences)}; tolerance {tolerance:g} mm); resample it onto the image")
 
 
-def require_one_label(values: np.ndarray, source: str) -> None:
-    """``InputError`` when the label array ``values`` holds more than one non-zero integer label: their union is
-    rarely the ROI meant (a tumour and its oedema, two lesions), so one must be chosen. Non-integer values (a
-    partial-volume or probability map) are one ROI, its non-zero voxels. Only the box of the non-zero voxels is
-    compared (``mask_extent``: one pass over the volume without a volume-sized temporary), and sorted only when it
-    holds more than one value."""
+def several_labels(values: np.ndarray) -> np.ndarray | None:
+    """The non-zero labels of the label array ``values`` when it holds more than one integer label, else None
+    (one label; or non-integer values, a partial-volume or probability map, whose non-zero voxels are one ROI).
+    Only the box of the non-zero voxels is compared (``mask_extent``: one pass over the volume without a
+    volume-sized temporary), and sorted only when it holds more than one value."""
     if values.dtype == np.bool_:
-        return
+        return None
     extent = mask_extent(values)
     if extent is None:
-        return
+        return None
     box = values[tuple(slice(first, last + 1) for first, last in extent)]
     top = box.max()
     if not np.any((box != 0) & (box != top)):
-        return
+        return None
     labels = np.unique(box)
     labels = labels[labels != 0]
-    if labels.size > 1 and np.array_equal(labels, np.round(labels)):
-        shown = ", ".join(str(int(v)) for v in labels[:10]) + (", ..." if labels.size > 10 else "")
-        raise InputError(f"the mask {source} has labels {shown}: choose one with --roi LABEL, or their union with "
-                         "--roi LABEL,LABEL,... (radflow.extract: roi=...)")
+    return labels if labels.size > 1 and np.array_equal(labels, np.round(labels)) else None
+
+
+def require_one_label(values: np.ndarray, source: str) -> None:
+    """``InputError`` when the label array ``values`` holds several labels (``several_labels``): their union is
+    rarely the ROI meant (a tumour and its oedema, two lesions), so the user chooses."""
+    labels = several_labels(values)
+    if labels is not None:
+        raise InputError(f"the mask {source} has labels {shown_labels(labels)}: choose one with --roi LABEL, or "
+                         "their union with --roi LABEL,LABEL,... (radflow.extract: roi=...)")
+
+
+def shown_labels(labels: np.ndarray) -> str:
+    return ", ".join(f"{v:g}" for v in labels[:10]) + (", ..." if labels.size > 10 else "")
 
 
 def label_values(roi: str) -> tuple[float, ...]:

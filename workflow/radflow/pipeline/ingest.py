@@ -18,7 +18,7 @@ import numpy as np
 import pydicom
 import SimpleITK as sitk
 
-from radflow import inventory
+from radflow import inventory, io
 from radflow.dicom import rtstruct, seg
 from radflow.dicom.deid import identifiers_unlogged
 from radflow.dicom.series import load_series
@@ -97,11 +97,15 @@ def read_mask_file(path: str, label: str) -> sitk.Image:
         raise InputFileError(f"the mask file has {labels.GetNumberOfComponentsPerPixel()} values per voxel (a colour "
                              "or vector image), not one label", "MASK_UNREADABLE")
     array = sitk.GetArrayViewFromImage(labels)
+    if label == "" and (several := io.several_labels(array)) is not None:
+        raise InputFileError(f"the mask file has labels {io.shown_labels(several)} and the input manifest names "
+                             "none: set its label column (one label, or 1,4 for a union)", "ROI_NOT_FOUND")
     try:
-        selected = array != 0 if label == "" else array == float(label)
-    except ValueError:
-        raise InputFileError(f"label {label!r} is not a number", "MASK_UNREADABLE") from None
-    mask = sitk.GetImageFromArray(selected.astype(np.uint8))
+        chosen = io.selected(array, label or None)
+    except io.InputError:
+        raise InputFileError(f"label {label!r} is not a number or a comma-separated list of numbers",
+                             "MASK_UNREADABLE") from None
+    mask = sitk.GetImageFromArray(chosen.astype(np.uint8))
     mask.CopyInformation(labels)
     return mask
 
