@@ -34,7 +34,8 @@ CHECKS: dict[str, tuple[Severity, str]] = {
     "MASK_NOT_FOUND": (FAIL, "no RTSTRUCT or SEG references the scan"),
     "MASK_UNLINKED": (FAIL, "a mask object of the patient references a series or frame of reference that is not "
                             "among the patient's selected series"),
-    "ROI_NOT_FOUND": (FAIL, "no ROI / segment label matches the configured pattern or centre alias"),
+    "ROI_NOT_FOUND": (FAIL, "no ROI / segment label matches the configured pattern or centre alias, or a "
+                            "multi-label mask file has no label in the input manifest"),
     "PATIENT_ID_CONFLICT": (FAIL, "files sharing one PatientID disagree on PatientName, birth date or sex: different "
                                   "people, not merged"),
     "PATIENT_ID_MISSING": (FAIL, "files without a PatientID (one case per study, not processed unless "
