@@ -31,6 +31,8 @@ SEED, N_PATIENTS = 11, 13
 TEST, RETEST = 0, 1
 SCOUT_ONLY_ID = "SCOUT-ONLY-0001"
 NIFTI_ID = "NIFTI-0001"
+NIFTI_MULTI_ID = "NIFTI-0002"  # the two-label mask listed without a label
+NIFTI_FLIPPED_ID = "NIFTI-0003"  # the same mask saved flipped and with its axes permuted
 
 # (patient, scan) -> (code expected on that scan, severity); "pass" scans must get features.
 EXPECTED = {
@@ -62,6 +64,8 @@ EXPECTED = {
     (12, "retest"): ("SERIES_READ", "pass"),
     (SCOUT_ONLY_ID, "test"): ("NO_IMAGE_SERIES", "fail"),
     (NIFTI_ID, "test"): ("SERIES_READ", "pass"),
+    (NIFTI_MULTI_ID, "test"): ("ROI_NOT_FOUND", "fail"),
+    (NIFTI_FLIPPED_ID, "test"): ("SERIES_READ", "pass"),
 }
 
 
@@ -325,10 +329,13 @@ def write_nifti_case(folder: Path) -> None:
     mask.CopyInformation(image)
     sitk.WriteImage(image, str(folder / "image.nii.gz"))
     sitk.WriteImage(mask, str(folder / "labels.nrrd"))
+    sitk.WriteImage(sitk.PermuteAxes(sitk.Flip(mask, [True, False, True]), [1, 0, 2]), str(folder / "flipped.nrrd"))
     (folder / "manifest.csv").write_text(
         "patient_id,scan,image,mask,roi,label\n"
         f"{NIFTI_ID},test,image.nii.gz,labels.nrrd,GTV,1\n"
-        f"{NIFTI_ID},test,image.nii.gz,labels.nrrd,WALL,2\n")
+        f"{NIFTI_ID},test,image.nii.gz,labels.nrrd,WALL,2\n"
+        f"{NIFTI_MULTI_ID},test,image.nii.gz,labels.nrrd,GTV,\n"
+        f"{NIFTI_FLIPPED_ID},test,image.nii.gz,flipped.nrrd,GTV,1\n")
 
 
 # ------------------------------------------------------------------------------------------ the run
@@ -370,7 +377,8 @@ def case_ids(workdir: Path, source: Path, built: dict) -> dict:
     key = b"corpus-test-key: a long enough secret"
     ids = {i: case_id_of(p.patient_id, key) for i, p in enumerate(built["patients"])}
     ids[SCOUT_ONLY_ID] = case_id_of(SCOUT_ONLY_ID, key)
-    ids[NIFTI_ID] = case_id_of(NIFTI_ID, key)
+    for special in (NIFTI_ID, NIFTI_MULTI_ID, NIFTI_FLIPPED_ID):
+        ids[special] = case_id_of(special, key)
     return ids
 
 
@@ -407,6 +415,11 @@ def test_every_broken_scan_gets_its_code_and_every_healthy_scan_features(corpus_
     # both labels of the multi-label NRRD became ROIs with features
     rois = query(workdir, "SELECT DISTINCT roi FROM features WHERE case_id = ? ORDER BY roi", [ids[NIFTI_ID]])
     assert rois == [("GTV",), ("WALL",)]
+    # the flipped and permuted mask file was placed on the image grid: the same voxels, the same features
+    values = {who: query(workdir, "SELECT settings_id, ibsi_code, aggregation, value FROM features WHERE case_id = ? AND roi = "
+                                  "'GTV' ORDER BY ALL", [ids[who]])
+              for who in (NIFTI_ID, NIFTI_FLIPPED_ID)}
+    assert values[NIFTI_ID] and values[NIFTI_FLIPPED_ID] == values[NIFTI_ID]
 
 
 def test_enhanced_and_compressed_series_read_like_the_original(corpus_run):
@@ -426,12 +439,12 @@ def test_qc_summary_and_overlays_are_in_the_report(corpus_run):
     for code in ("SLICES_MISSING", "GANTRY_TILT", "MASK_UNLINKED", "NO_IMAGE_SERIES"):
         assert code in text
     sheets = sorted((report / "overlays").glob("*.png"))
-    assert len(sheets) == 3 and all(p.stat().st_size > 10_000 for p in sheets)
+    assert len(sheets) == 4 and all(p.stat().st_size > 10_000 for p in sheets)  # one a batch: 17 cases, 5 a batch
 
 
 def test_no_identifying_value_in_any_result_file(corpus_run):
     workdir, source, *_ = corpus_run
-    phi = phi_values(source, include_uids=True) | {SCOUT_ONLY_ID, NIFTI_ID}
+    phi = phi_values(source, include_uids=True) | {SCOUT_ONLY_ID, NIFTI_ID, NIFTI_MULTI_ID, NIFTI_FLIPPED_ID}
     phi |= {part for value in phi for part in value.split("^") if len(part) >= 4}
     phi.add(str(source))  # input paths (folder names can identify) stay in interim/
     files = [p for p in (workdir / "results").rglob("*") if p.is_file()]

@@ -76,7 +76,7 @@ def read_image_file(path: str) -> sitk.Image:
 
 def _without_label(message: str, selection: inventory.RoiSelection, code: str) -> str:
     """A mask error message without the source's free-text label names (they may name a person)."""
-    if code == "ROI_NOT_FOUND":
+    if code == "ROI_NOT_FOUND" and selection["kind"] != "FILE":  # a file mask's labels are numbers: kept
         return "the selected label is not in the mask object (label names are in interim/inventory.json)"
     label, label_id = selection["label"], selection.get("label_id")
     if label and label_id:
