@@ -133,3 +133,11 @@ def test_discretise_dispatches_and_rejects_unknown_methods():
     np.testing.assert_array_equal(disc.discretise(image, mask, "none")[0], [1, 2, 4])
     with pytest.raises(disc.DiscretisationError, match="unknown"):
         disc.discretise(image, mask, "equal_probability")
+
+
+def test_ivh_without_discretisation_names_the_setting_for_non_integer_intensities():
+    """A PET or MR volume run with the CT defaults: the error says which key to change and where an example is."""
+    from radflow.features import ivh
+
+    with pytest.raises(disc.DiscretisationError, match=r"set discretisation\.ivh\.method .*config/settings/pet_suv\.yaml"):
+        ivh.build(np.array([0.5, 1.25, 3.0]), {"method": "none"})

@@ -189,7 +189,7 @@ def test_the_cli_reads_a_reoriented_mask_through_its_roi_window(phantom, tmp_pat
     moved = sitk.PermuteAxes(sitk.Flip(mask, [False, True, True]), [1, 0, 2])
     csvs = []
     for name, volume in (("mask", mask), ("moved", moved)):
-        out = tmp_path / f"{name}.csv"
+        out = tmp_path / "not yet" / f"{name}.csv"  # --out creates its folder
         result = subprocess.run([sys.executable, "-m", "radflow", "extract", image_path,
                                  _written(volume, tmp_path / f"{name}.nii.gz"), "--settings", str(SETTINGS),
                                  "--out", str(out)], capture_output=True, text=True, timeout=300)
@@ -216,3 +216,34 @@ def test_the_pipeline_needs_the_label_of_a_multi_label_mask_file(phantom, tmp_pa
     assert int(sitk.GetArrayViewFromImage(both).sum()) == labels.size
     with pytest.raises(ingest.InputFileError, match="is not a number or a comma-separated list"):
         ingest.read_mask({"roi": "GTV", "kind": "FILE", "path": path, "label": "GTV"}, image, [])
+
+
+def test_a_seg_drawn_in_another_frame_of_reference_is_refused(tmp_path):
+    """The frame-of-reference check reads a SEG's FrameOfReferenceUID before its frames (so this minimal SEG object,
+    one segment and no pixel data, gets no further), against the one a DICOM series' image carries."""
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    from radflow.dicom import seg
+    from radflow.io import FRAME_OF_REFERENCE, read_mask
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.66.4"  # Segmentation Storage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.Modality = "SEG"
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.FrameOfReferenceUID = generate_uid()
+    segment = pydicom.Dataset()
+    segment.SegmentNumber, segment.SegmentLabel = 1, "lesion"
+    ds.SegmentSequence = [segment]
+    path = tmp_path / "seg.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    assert seg.frame_of_reference(path) == ds.FrameOfReferenceUID
+    image = sitk.Image(4, 4, 4, sitk.sitkFloat32)
+    image.SetMetaData(FRAME_OF_REFERENCE, generate_uid())
+    with pytest.raises(InputError, match="the SEG .* is drawn in another frame of reference"):
+        read_mask(path, image)

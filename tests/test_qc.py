@@ -112,6 +112,11 @@ def test_check_roi_stops_at_geometry_and_empty_masks():
     moved = sitk.Image(mask)
     moved.SetOrigin((0.5, 0, 0))
     assert [r.severity for r in qc.check_roi(image, moved, "GTV", 10)] == [qc.FAIL]
+    # the message says by how much: 0.004 mm rounds away in the grids' figures
+    moved.SetOrigin((0.004, 0, 0))
+    moved.SetSpacing((1.0, 1.0, 2.5))
+    message = qc.mask_geometry(image, moved, "GTV").message
+    assert message.endswith("(in origin by 0.004 mm, spacing by 0.5 mm; tolerance 0.001 mm)"), message
 
 
 def test_case_status():

@@ -49,7 +49,8 @@ def _as_mask(mask: "ImageLike", reference: "sitk.Image", roi: str | int | None) 
     import numpy as np
     import SimpleITK as sitk
 
-    from radflow.io import InputError, labelled, on_image_grid, read_mask, require_one_label, require_volume, selected
+    from radflow.io import (InputError, label_image, labelled, on_image_grid, read_mask, require_one_label,
+                            require_volume, selected)
 
     if isinstance(mask, (str, Path)):
         return read_mask(Path(mask), reference, roi=None if roi is None else str(roi))
@@ -59,10 +60,7 @@ def _as_mask(mask: "ImageLike", reference: "sitk.Image", roi: str | int | None) 
                              f"{sitk.GetArrayViewFromImage(reference).shape} ([z, y, x])")
         if roi is None:
             require_one_label(np.asarray(mask), "array")
-        labels = selected(np.asarray(mask), None if roi is None else str(roi))
-        out = sitk.GetImageFromArray(labels.astype(np.uint8))
-        out.CopyInformation(reference)
-        return out
+        return label_image(selected(np.asarray(mask), None if roi is None else str(roi)), reference)
     if isinstance(mask, sitk.Image):
         require_volume(mask, "mask")
         mask = on_image_grid(mask, reference, "image")

@@ -127,9 +127,10 @@ def read_mask(path: Path, reference: sitk.Image, roi: str | None = None) -> sitk
     values = sitk.GetArrayViewFromImage(mask)
     if roi is None:
         require_one_label(values, str(path))
-    elif mask_extent(selected(values, roi)) is None:
+    chosen = selected(values, roi)
+    if roi is not None and mask_extent(chosen) is None:
         raise InputError(_absent_label(values, roi, str(path)))
-    return labelled(mask, roi)
+    return label_image(chosen, mask)
 
 
 def _unlabelled_file(path: Path, reference: sitk.Image | sitk.ImageFileReader) -> sitk.Image:
@@ -138,37 +139,36 @@ def _unlabelled_file(path: Path, reference: sitk.Image | sitk.ImageFileReader) -
 
 def on_image_grid(mask: sitk.Image, reference: sitk.Image | sitk.ImageFileReader, source: str) -> sitk.Image:
     """``mask`` on the grid of ``reference`` (an image, or a reader that has read its information): as it is, or
-    re-indexed when it holds the same voxels in another orientation or a sub-box (``mask_grid.onto_grid``), within
-    the QC default tolerance; ``InputError`` otherwise."""
+    re-indexed when it holds the same voxels in another orientation or a sub-box (``mask_grid``), within the QC
+    default tolerance; ``InputError`` otherwise."""
     tolerance = qc.Thresholds.geometry_tolerance_mm
-    placed = mask_grid.onto_grid(mask, reference, tolerance)
-    if placed is not None:
+    mapping = mask_grid.voxel_map(mask, reference, tolerance)
+    if mapping is not None:
+        placed = mask_grid.reindexed(mask, reference, mapping)
+        if placed is None:
+            raise InputError(f"mask {source} reaches outside the image: some of its ROI voxels are not image voxels")
         return placed
-    if mask_grid.voxel_map(mask, reference, tolerance) is not None:
-        raise InputError(f"mask {source} reaches outside the image: some of its ROI voxels are not image voxels")
     if mask.GetSize() != reference.GetSize():
         raise InputError(f"mask size {mask.GetSize()} differs from image size {reference.GetSize()}, and its voxels "
                          "are not the image's")
-    differences = []
-    for name, unit in (("origin", " mm"), ("spacing", " mm"), ("direction", "")):
-        theirs, ours = (getattr(grid, f"Get{name.title()}")() for grid in (mask, reference))
-        if not np.allclose(theirs, ours, atol=tolerance):
-            differences.append(f"{name} by {np.max(np.abs(np.subtract(theirs, ours))):.3g}{unit}")
-    raise InputError(f"mask {source} is not on the image's grid: {qc.mask_geometry(reference, mask, '', tolerance).message} "
-                     f"(it differs in {', '.join(differences)}; tolerance {tolerance:g} mm); resample it onto the image")
+    raise InputError(f"mask {source} is not on the image's grid: "
+                     f"{qc.mask_geometry(reference, mask, '', tolerance).message}; resample it onto the image")
+
+
+def _nonzero_box(values: np.ndarray) -> np.ndarray | None:
+    """The box of ``values`` that holds all its non-zero voxels (``mask_extent``: one pass, no volume-sized
+    temporary); None when there are none."""
+    extent = mask_extent(values)
+    return None if extent is None else values[tuple(slice(first, last + 1) for first, last in extent)]
 
 
 def several_labels(values: np.ndarray) -> np.ndarray | None:
     """The non-zero labels of the label array ``values`` when it holds more than one integer label, else None
     (one label; or non-integer values, a partial-volume or probability map, whose non-zero voxels are one ROI).
-    Only the box of the non-zero voxels is compared (``mask_extent``: one pass over the volume without a
-    volume-sized temporary), and sorted only when it holds more than one value."""
-    if values.dtype == np.bool_:
+    Only the box of the non-zero voxels is compared, and sorted only when it holds more than one value."""
+    box = None if values.dtype == np.bool_ else _nonzero_box(values)
+    if box is None:
         return None
-    extent = mask_extent(values)
-    if extent is None:
-        return None
-    box = values[tuple(slice(first, last + 1) for first, last in extent)]
     top = box.max()
     if not np.any((box != 0) & (box != top)):
         return None
@@ -210,21 +210,22 @@ def selected(values: np.ndarray, roi: str | None) -> np.ndarray:
 
 
 def _absent_label(values: np.ndarray, roi: str, source: str) -> str:
-    extent = mask_extent(values)
-    labels = np.unique(values[tuple(slice(a, b + 1) for a, b in extent)]) if extent else np.zeros(0)
+    box = _nonzero_box(values)
+    labels = np.zeros(0) if box is None else np.unique(box)
     present = ", ".join(f"{v:g}" for v in labels if v != 0) or "none: the mask is empty"
     return f"the mask {source} has no voxel labelled {roi} (its labels: {present})"
 
 
+def label_image(chosen: np.ndarray, like: sitk.Image) -> sitk.Image:
+    """The ROI voxels ``chosen`` (bool, [z, y, x]) as a 0/1 uint8 image on the grid of ``like``."""
+    image = sitk.GetImageFromArray(np.ascontiguousarray(chosen).view(np.uint8))  # bools as bytes: no cast copy
+    image.CopyInformation(like)
+    return image
+
+
 def labelled(mask: sitk.Image, roi: str | None) -> sitk.Image:
     """``selected`` on a SimpleITK label image: a 0/1 image on its grid."""
-    if roi is None:
-        return mask != 0
-    first, *others = label_values(roi)
-    chosen = mask == first
-    for value in others:
-        chosen = chosen | (mask == value)
-    return chosen
+    return label_image(selected(sitk.GetArrayViewFromImage(mask), roi), mask)
 
 
 def read_roi_window(image_path: Path, mask_path: Path, margin_mm: float,
@@ -254,7 +255,7 @@ def read_roi_window(image_path: Path, mask_path: Path, margin_mm: float,
         if roi is not None:
             raise InputError(_absent_label(values, roi, str(mask_path)))
         return reader.Execute(), labelled(mask, roi)
-    if roi is None:  # every non-zero voxel lies in the box
+    if roi is None:  # every non-zero voxel lies in the box, so only the box is compared
         require_one_label(values[tuple(slice(first, last + 1) for first, last in bounds)], str(mask_path))
     index, extent = [], []
     for (first, last), n, spacing in zip(reversed(bounds), size, reader.GetSpacing()):  # x, y, z

@@ -158,11 +158,18 @@ def mask_geometry(image: sitk.Image | sitk.ImageFileReader, mask: sitk.Image, ro
     """MASK_GEOMETRY: the mask must lie on the image grid (same size, spacing, origin, direction)."""
     if same_geometry(image, mask, tolerance):
         return result("MASK_GEOMETRY", True, "mask on the image grid", roi=roi)
+    # by how much, as the rounded figures of two grids can look the same
+    differences = []
+    for name, unit in (("origin", " mm"), ("spacing", " mm"), ("direction", "")):
+        theirs, ours = (getattr(grid, f"Get{name.title()}")() for grid in (mask, image))
+        if len(theirs) == len(ours) and not np.allclose(theirs, ours, atol=tolerance):
+            differences.append(f"{name} by {np.max(np.abs(np.subtract(theirs, ours))):.3g}{unit}")
     return result(
         "MASK_GEOMETRY", False,
         f"mask grid {mask.GetSize()} x {np.round(mask.GetSpacing(), 3).tolist()} mm @ "
         f"{np.round(mask.GetOrigin(), 2).tolist()} differs from image grid {image.GetSize()} x "
-        f"{np.round(image.GetSpacing(), 3).tolist()} mm @ {np.round(image.GetOrigin(), 2).tolist()}",
+        f"{np.round(image.GetSpacing(), 3).tolist()} mm @ {np.round(image.GetOrigin(), 2).tolist()}"
+        + (f" (in {', '.join(differences)}; tolerance {tolerance:g} mm)" if differences else ""),
         roi=roi,
     )
 

@@ -50,13 +50,9 @@ def voxel_map(mask, reference, tolerance_mm: float) -> tuple[np.ndarray, np.ndar
     return permutation.astype(np.int64), shift.astype(np.int64)
 
 
-def onto_grid(mask: sitk.Image, reference, tolerance_mm: float) -> sitk.Image | None:
-    """``mask`` on the grid of ``reference``, labels unchanged: itself when the grids agree within
-    ``tolerance_mm``, re-indexed when it holds the same voxels in another order or a sub-box (``voxel_map``); None
-    when it does not, or when a non-zero mask voxel would fall outside the reference grid."""
-    mapping = voxel_map(mask, reference, tolerance_mm)
-    if mapping is None:
-        return None
+def reindexed(mask: sitk.Image, reference, mapping: tuple[np.ndarray, np.ndarray]) -> sitk.Image | None:
+    """``mask`` on the grid of ``reference`` by its ``voxel_map`` ``mapping``, labels unchanged (itself when the map
+    is the identity); None when a non-zero mask voxel would fall outside the reference grid."""
     permutation, shift = mapping
     if (tuple(mask.GetSize()) == tuple(reference.GetSize()) and np.array_equal(permutation, np.eye(3))
             and not shift.any()):
@@ -68,3 +64,11 @@ def onto_grid(mask: sitk.Image, reference, tolerance_mm: float) -> sitk.Image | 
     if kept != np.count_nonzero(sitk.GetArrayViewFromImage(mask)):
         return None
     return placed
+
+
+def onto_grid(mask: sitk.Image, reference, tolerance_mm: float) -> sitk.Image | None:
+    """``mask`` on the grid of ``reference``, labels unchanged: itself when the grids agree within
+    ``tolerance_mm``, re-indexed when it holds the same voxels in another order or a sub-box; None when it does
+    not, or when a non-zero mask voxel would fall outside the reference grid."""
+    mapping = voxel_map(mask, reference, tolerance_mm)
+    return None if mapping is None else reindexed(mask, reference, mapping)

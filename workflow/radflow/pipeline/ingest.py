@@ -101,13 +101,10 @@ def read_mask_file(path: str, label: str) -> sitk.Image:
         raise InputFileError(f"the mask file has labels {io.shown_labels(several)} and the input manifest names "
                              "none: set its label column (one label, or 1,4 for a union)", "ROI_NOT_FOUND")
     try:
-        chosen = io.selected(array, label or None)
+        return io.label_image(io.selected(array, label or None), labels)
     except io.InputError:
         raise InputFileError(f"label {label!r} is not a number or a comma-separated list of numbers",
                              "MASK_UNREADABLE") from None
-    mask = sitk.GetImageFromArray(chosen.astype(np.uint8))
-    mask.CopyInformation(labels)
-    return mask
 
 
 def read_mask(selection: inventory.RoiSelection, image: sitk.Image, source_files: list[str],
