@@ -17,8 +17,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy.special import expit, logit
-from scipy.stats import t as student_t
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -26,7 +24,8 @@ import bench_coverage as bc  # noqa: E402
 from per_repeat_replicates import stats  # noqa: E402
 from score import replicates, variance_parts  # noqa: E402
 
-from radflow.modelling.intervals import procedure_interval, stratified_resample  # noqa: E402
+from radflow.modelling.intervals import (  # noqa: E402
+    procedure_interval, split_variance, stratified_resample, variance_interval)
 
 WEIGHTS = (0.365, 0.5, 0.632, 0.8)
 METRICS = (("binary", "fm", "auc"), ("survival", "hc", "c_index"))
@@ -83,16 +82,6 @@ def measure(seed: int, n_datasets: int, n_bootstrap: int, out: Path, tasks: list
                           f"({strata / whole:.3f})", flush=True)
 
 
-def interval(t: float, v_test: float, s_real: float, v_boot: float, s_boot: float, weight: float,
-             n_bootstrap: int) -> tuple[float, float, float]:
-    """Round 4's interval (logit scale, Satterthwaite t) with the given V_test and weight; and its V."""
-    model = weight * max(v_boot - v_test - s_boot, 0.0)
-    variance = v_test + s_real + model
-    denominator = s_real ** 2 + (v_test ** 2 + model ** 2) / (n_bootstrap - 1)
-    half = student_t.ppf(0.975, variance ** 2 / denominator) * np.sqrt(variance) / (t * (1 - t))
-    return float(expit(logit(t) - half)), float(expit(logit(t) + half)), variance
-
-
 def score(replicates_dir: Path, strata_dir: Path) -> None:
     table: dict[str, dict] = {}
     for task, key, metric in METRICS:
@@ -113,8 +102,11 @@ def score(replicates_dir: Path, strata_dir: Path) -> None:
                     low, high = procedure_interval(t, fixed, procedure, bounds=(0.0, 1.0), logit_scale=True,
                                                    repeat_estimates=repeats)
                     hits.setdefault("radflow (round 4)", []).append(low <= truth <= high)
-                    for weight in WEIGHTS:
-                        low, high, v = interval(t, part[key]["strata"], s_real, v_boot, s_boot, weight, fixed.size)
+                    defined = procedure.mean(axis=1)
+                    for weight in WEIGHTS:  # round 4's interval with the within-strata V_test (B replicates too)
+                        v, df = split_variance(part[key]["strata"], s_real, v_boot, s_boot, repeats.size, fixed.size,
+                                               int(np.isfinite(defined).sum()), weight)
+                        low, high = variance_interval(t, v, df, bounds=(0.0, 1.0), logit_scale=True)
                         hits.setdefault(f"V_test within strata, w {weight}", []).append(low <= truth <= high)
                         variances.setdefault(f"E V / MSE, w {weight}", []).append(v)
                 for name, h in hits.items():

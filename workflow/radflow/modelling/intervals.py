@@ -216,10 +216,18 @@ def procedure_variance(fixed_model_replicates: np.ndarray, procedure_replicates:
     complete = per_repeat[np.all(np.isfinite(per_repeat), axis=1)]
     s_real = float(np.var(estimates, ddof=1)) / n_repeats
     s_boot = float(np.mean(np.var(complete, axis=1, ddof=1))) / n_repeats
-    model_part = MODEL_PART_WEIGHT * max(v_boot - v_test - s_boot, 0.0)
+    return split_variance(v_test, s_real, v_boot, s_boot, n_repeats, _defined(fixed).size,
+                          _defined(replicate).size)
+
+
+def split_variance(v_test: float, s_real: float, v_boot: float, s_boot: float, n_repeats: int, n_fixed: int,
+                   n_procedure: int, weight: float = MODEL_PART_WEIGHT) -> tuple[float, float]:
+    """(V, Satterthwaite degrees of freedom) from the parts: V = V_test + S_real + w max(V_boot - V_test - S_boot, 0)
+    (module docstring); ``n_fixed`` and ``n_procedure`` count the defined replicates behind V_test and V_boot."""
+    model_part = weight * max(v_boot - v_test - s_boot, 0.0)
     variance = v_test + s_real + model_part
-    denominator = (s_real ** 2 / (n_repeats - 1) + v_test ** 2 / (_defined(fixed).size - 1)
-                   + model_part ** 2 / (_defined(replicate).size - 1))
+    denominator = (s_real ** 2 / (n_repeats - 1) + v_test ** 2 / (n_fixed - 1)
+                   + model_part ** 2 / (n_procedure - 1))
     return variance, float(variance ** 2 / denominator) if denominator > 0 else float("inf")
 
 
@@ -232,6 +240,13 @@ def procedure_interval(estimate: float, fixed_model_replicates: np.ndarray, proc
     (0, 1); at t = 0 or 1 the logit is undefined and the linear interval is used. NaNs when t is undefined or fewer
     than half of either set of replicates are defined."""
     variance, df = procedure_variance(fixed_model_replicates, procedure_replicates, repeat_estimates)
+    return variance_interval(estimate, variance, df, level, bounds, logit_scale)
+
+
+def variance_interval(estimate: float, variance: float, df: float, level: float = LEVEL,
+                      bounds: tuple[float, float] = (-np.inf, np.inf),
+                      logit_scale: bool = False) -> tuple[float, float]:
+    """The interval of ``procedure_interval`` for a given V and its degrees of freedom."""
     if not (np.isfinite(estimate) and np.isfinite(variance)):
         return float("nan"), float("nan")
     alpha = (1 - level) / 2
