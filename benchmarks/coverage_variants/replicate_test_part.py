@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import bench_coverage as bc  # noqa: E402
 from per_repeat_replicates import stats  # noqa: E402
-from score import replicates, variance_parts  # noqa: E402
+from score import measure_or_score, print_rows, replicates, variance_parts  # noqa: E402
 
 from radflow.modelling.intervals import procedure_interval, replicate_metrics, split_variance, variance_interval  # noqa: E402
 
@@ -151,20 +151,8 @@ def score(replicates_dir: Path, parts_dir: Path) -> None:
                                                                     else f"{mean:.5f}")
                 needed = mse - np.mean(sums["V_test"]) - np.mean(sums["S_real"])
                 table.setdefault("needed: MSE - V_test - S_real", {})[(metric, n, kind)] = f"{needed:.5f}"
-    print("| quantity | AUC (n40 null / n40 signal / n200 null / n200 signal) | C-index |\n| --- | --- | --- |")
-    for name, cells in table.items():
-        print(f"| {name} | " + " | ".join(" / ".join(cells.get((metric, n, kind), "-") for n in (40, 200)
-                                                     for kind in ("null", "signal")) for _, _, metric in METRICS)
-              + " |")
-
-
-def main() -> None:
-    if sys.argv[1] == "measure":
-        tasks = sys.argv[6].split(",") if len(sys.argv) > 6 else ["binary", "survival"]
-        measure(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), Path(sys.argv[5]), tasks)
-    else:
-        score(Path(sys.argv[2]), Path(sys.argv[3]))
+    print_rows(table, "quantity")
 
 
 if __name__ == "__main__":
-    main()
+    measure_or_score(measure, score)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +123,26 @@ def score(folder: Path, blocks: list[tuple[int, int]], sub_folder: Path | None =
                 cells = [100 * hits.mean()] + [100 * hits[a:b].mean() for a, b in blocks]
                 table.setdefault(name, {})[(metric, n, truth_kind)] = cells
     return table
+
+
+def print_rows(table: dict[str, dict], heading: str) -> None:
+    """``table`` (row name -> {(metric, n, truth): cell}) as markdown rows, AUC then C-index, each cell the rows
+    n40 null / n40 signal / n200 null / n200 signal ("-" where one was not measured)."""
+    print(f"| {heading} | AUC | C-index |\n| --- | --- | --- |")
+    for name, cells in table.items():
+        print(f"| {name} | " + " | ".join(" / ".join(cells.get((metric, n, truth), "-") for n, truth in SCENARIOS)
+                                          for metric in ("auc", "c_index")) + " |")
+
+
+def measure_or_score(measure, score_parts) -> None:
+    """The command line of the scripts that measure something more on the cohorts of ``per_repeat_replicates.py``
+    and score constructions with it: ``measure SEED DATA_SETS REPLICATES OUTDIR [TASKS]`` or
+    ``score REPLICATES_DIR OUTDIR``."""
+    if sys.argv[1] == "measure":
+        tasks = sys.argv[6].split(",") if len(sys.argv) > 6 else ["binary", "survival"]
+        measure(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), Path(sys.argv[5]), tasks)
+    else:
+        score_parts(Path(sys.argv[2]), Path(sys.argv[3]))
 
 
 def main() -> None:

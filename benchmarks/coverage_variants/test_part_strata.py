@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import bench_coverage as bc  # noqa: E402
 from per_repeat_replicates import stats  # noqa: E402
-from score import replicates, variance_parts  # noqa: E402
+from score import measure_or_score, print_rows, replicates, variance_parts  # noqa: E402
 
 from radflow.modelling.intervals import (  # noqa: E402
     procedure_interval, split_variance, stratified_resample, variance_interval)
@@ -113,20 +113,8 @@ def score(replicates_dir: Path, strata_dir: Path) -> None:
                     table.setdefault(name, {})[(metric, n, kind)] = f"{100 * np.mean(h):.1f}"
                 for name, v in variances.items():
                     table.setdefault(name, {})[(metric, n, kind)] = f"{np.mean(v) / np.mean(errors):.2f}"
-    print("| construction | AUC | C-index |\n| --- | --- | --- |")
-    for name, cells in table.items():
-        print(f"| {name} | " + " | ".join(" / ".join(cells[(metric, n, kind)] for n in (40, 200)
-                                                     for kind in ("null", "signal")) for _, _, metric in METRICS)
-              + " |")
-
-
-def main() -> None:
-    if sys.argv[1] == "measure":
-        tasks = sys.argv[6].split(",") if len(sys.argv) > 6 else ["binary", "survival"]
-        measure(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), Path(sys.argv[5]), tasks)
-    else:
-        score(Path(sys.argv[2]), Path(sys.argv[3]))
+    print_rows(table, "construction")
 
 
 if __name__ == "__main__":
-    main()
+    measure_or_score(measure, score)
