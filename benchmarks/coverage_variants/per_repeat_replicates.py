@@ -6,6 +6,7 @@ whole-procedure bootstrap replicates (stratified, copies of a case in one fold),
 bootstrap (B values), and the final model's performance on new cases. ``score.py`` scores constructions on them.
 
     nice -n 19 .venv/bin/python benchmarks/coverage_variants/per_repeat_replicates.py 2026 600 200 OUTDIR
+    .../per_repeat_replicates.py 2023 200 200 OUTDIR binary 5      # 5 outer repeats instead of the default 2
 """
 from __future__ import annotations
 
@@ -81,6 +82,8 @@ def write_scenarios(cohort, tasks: list[str], n_datasets: int, n_replicates: int
 def main() -> None:
     seed, n_datasets, n_bootstrap, out = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
     tasks = sys.argv[5].split(",") if len(sys.argv) > 5 else ["binary", "survival"]
+    if len(sys.argv) > 6:  # the outer repeats of the cross-validation (bench_coverage's design: 2, radflow's default)
+        bc.OUTER_REPEATS = int(sys.argv[6])
     write_scenarios(one, tasks, n_datasets, n_bootstrap, seed, out)
 
 

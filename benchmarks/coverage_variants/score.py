@@ -44,17 +44,18 @@ def _finish(t: float, variance: float, quantile: float, on_logit: bool) -> tuple
 
 
 def replicates(record: dict, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(the two repeats' estimates, the whole-procedure replicates per repeat (B x 2), the fixed-model replicates)."""
-    repeats = np.array([record["est"][f"{key}_0"], record["est"][f"{key}_1"]])
-    procedure = np.column_stack([record["proc"][f"{key}_0"], record["proc"][f"{key}_1"]])
+    """(the R repeats' estimates, the whole-procedure replicates per repeat (B x R), the fixed-model replicates)."""
+    n_repeats = sum(name.rsplit("_", 1)[0] == key for name in record["est"])
+    repeats = np.array([record["est"][f"{key}_{r}"] for r in range(n_repeats)])
+    procedure = np.column_stack([record["proc"][f"{key}_{r}"] for r in range(n_repeats)])
     return repeats, procedure, np.array(record["fixed"][key], dtype=float)
 
 
 def variance_parts(repeats: np.ndarray, procedure: np.ndarray, fixed: np.ndarray) -> tuple[float, float, float, float]:
     """(V_test, V_boot, S_real, S_boot) on the linear scale, as ``procedure_variance`` forms them."""
     v_test, v_boot = _var(fixed), _var(procedure.mean(axis=1))
-    s_real = float(np.var(repeats, ddof=1)) / 2
-    s_boot = float(np.nanmean(np.var(procedure, axis=1, ddof=1))) / 2
+    s_real = float(np.var(repeats, ddof=1)) / repeats.size
+    s_boot = float(np.nanmean(np.var(procedure, axis=1, ddof=1))) / repeats.size
     return v_test, v_boot, s_real, s_boot
 
 
@@ -79,8 +80,8 @@ def constructions(record: dict, key: str, logit_scale: bool, sub: dict | None = 
     out["S_real + 0.632 (V_boot - S_boot), z"] = _finish(t, s_real + 0.632 * max(v_boot - s_boot, 0), Z, on_logit)
     if on_logit:  # the variances of the replicates' logits instead of the delta method
         vt, vb = _var(_logit(fixed)), _var(_logit(procedure.mean(axis=1)))
-        sr = float(np.var(_logit(repeats), ddof=1)) / 2
-        sb = float(np.nanmean(np.var(_logit(procedure), axis=1, ddof=1))) / 2
+        sr = float(np.var(_logit(repeats), ddof=1)) / repeats.size
+        sb = float(np.nanmean(np.var(_logit(procedure), axis=1, ddof=1))) / repeats.size
         model = w * max(vb - vt - sb, 0)
         v = vt + sr + model
         df = v ** 2 / (sr ** 2 + vt ** 2 / (fixed.size - 1) + model ** 2 / (procedure.shape[0] - 1))
