@@ -75,7 +75,9 @@ Six of the eight rows lie in 93-97 % on the fresh seed; the two null rows at 40 
 signal, but the logit interval around a null estimate bulges towards 0.5 while with a signal the truth lies above a
 pessimistic, left-skewed estimate, so the null rows want narrower intervals and the signal row wider ones from the
 same data. Tried (``benchmarks/README.md``): subsampling without replacement at n/2 or 0.8 n for the model part,
-dropping V_test, a learning-curve bias correction, the pair-weighted AUC (none better); the variances of the
+dropping V_test, a learning-curve bias correction, the pair-weighted AUC, the test part resampled within the
+folds' outcome strata, each bootstrap cohort's own test part in place of V_test, five outer repeats instead of two
+(each moves the null and signal rows together; none better); the variances of the
 replicates' logits (AUC null row 96.2 % on the fresh seed, C-index rows unchanged, fragile at the bound); nested
 cross-validation (Bates et al.) targets the error of this cohort's model, whose mean squared
 distance to t is smaller than to the expected error exactly where more width is needed.
