@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import bench_coverage as bc  # noqa: E402
-from per_repeat_replicates import stats  # noqa: E402
+from per_repeat_replicates import stats, write_scenarios  # noqa: E402
 from score import measure_or_score, print_rows, replicates, variance_parts  # noqa: E402
 
 from radflow.modelling.intervals import procedure_interval, replicate_metrics, split_variance, variance_interval  # noqa: E402
@@ -89,19 +88,6 @@ def one(task: str, n: int, signal: bool, index: int, n_bootstrap: int, seed: int
             "v_test_boot": {key: [p.get(key, np.nan) for p in parts] for key in parts[0]}}
 
 
-def measure(seed: int, n_datasets: int, n_bootstrap: int, out: Path, tasks: list[str]) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    for task in tasks:
-        for n in (40, 200):
-            for kind in ("null", "signal"):
-                if (out / f"{task}_{n}_{kind}.json").exists():  # measured before (the rows are deterministic)
-                    continue
-                start = time.time()
-                rows = [one(task, n, kind == "signal", i, n_bootstrap, seed) for i in range(n_datasets)]
-                (out / f"{task}_{n}_{kind}.json").write_text(json.dumps(rows))
-                print(task, n, kind, f"{time.time() - start:.0f} s", flush=True)
-
-
 def score(replicates_dir: Path, parts_dir: Path) -> None:
     table: dict[str, dict] = {}
     for task, key, metric in METRICS:
@@ -117,7 +103,7 @@ def score(replicates_dir: Path, parts_dir: Path) -> None:
                 sums: dict[str, list[float]] = {}
                 for record, part in zip(records, parts):
                     repeats, procedure, fixed = replicates(record, key)
-                    stored = np.column_stack([part["proc"][f"{key}_0"], part["proc"][f"{key}_1"]])
+                    stored = np.column_stack([part["proc"][f"{key}_{r}"] for r in range(repeats.size)])
                     if not np.array_equal(stored, procedure, equal_nan=True):
                         raise SystemExit(f"{task} {n} {kind}: replicates differ from {replicates_dir}")
                     t = float(repeats.mean())
@@ -138,7 +124,7 @@ def score(replicates_dir: Path, parts_dir: Path) -> None:
                         # split_variance forms w max(V_boot' - V_test - S_boot, 0) with V_boot' chosen so that its
                         # model part is w max(M', 0)
                         v, df = split_variance(v_test, s_real, v_boot - v_test_boot + v_test, s_boot, repeats.size,
-                                               fixed.size, n_procedure, weight)
+                                               int(np.isfinite(fixed).sum()), n_procedure, weight)
                         low, high = variance_interval(t, v, df, bounds=(0.0, 1.0), logit_scale=True)
                         hits.setdefault(f"w max(M', 0), w {weight}", []).append(low <= truth <= high)
                         sums.setdefault(f"E V / MSE, w {weight}", []).append(v)
@@ -152,6 +138,10 @@ def score(replicates_dir: Path, parts_dir: Path) -> None:
                 needed = mse - np.mean(sums["V_test"]) - np.mean(sums["S_real"])
                 table.setdefault("needed: MSE - V_test - S_real", {})[(metric, n, kind)] = f"{needed:.5f}"
     print_rows(table, "quantity")
+
+
+def measure(seed: int, n_datasets: int, n_bootstrap: int, out: Path, tasks: list[str]) -> None:
+    write_scenarios(one, tasks, n_datasets, n_bootstrap, seed, out)
 
 
 if __name__ == "__main__":

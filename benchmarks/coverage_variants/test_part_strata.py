@@ -104,7 +104,7 @@ def score(replicates_dir: Path, strata_dir: Path) -> None:
                     hits.setdefault("radflow (round 4)", []).append(low <= truth <= high)
                     defined = procedure.mean(axis=1)
                     for weight in WEIGHTS:  # round 4's interval with the within-strata V_test (B replicates too)
-                        v, df = split_variance(part[key]["strata"], s_real, v_boot, s_boot, repeats.size, fixed.size,
+                        v, df = split_variance(part[key]["strata"], s_real, v_boot, s_boot, repeats.size, int(np.isfinite(fixed).sum()),
                                                int(np.isfinite(defined).sum()), weight)
                         low, high = variance_interval(t, v, df, bounds=(0.0, 1.0), logit_scale=True)
                         hits.setdefault(f"V_test within strata, w {weight}", []).append(low <= truth <= high)
