@@ -38,16 +38,16 @@ def cli_rows(tmp_path_factory) -> list[dict]:
 
 
 def _same_as_cli(frame: pd.DataFrame, rows: list[dict]) -> None:
-    assert list(frame.columns) == ["family", "feature", "ibsi_code", "aggregation", "value"]
+    assert list(frame.columns) == ["family", "feature", "ibsi_code", "aggregation", "value", "reason"]
     assert len(frame) == len(rows)
     for got, want in zip(frame.itertuples(index=False), rows):
-        assert (got.family, got.feature, got.ibsi_code, got.aggregation) == (
-            want["family"], want["feature"], want["ibsi_code"], want["aggregation"])
+        assert (got.family, got.feature, got.ibsi_code, got.aggregation, got.reason) == (
+            want["family"], want["feature"], want["ibsi_code"], want["aggregation"], want["reason"])
         # the CSV holds 17 significant digits: round-trip exact
         if want["value"] == "":
-            assert math.isnan(got.value)
+            assert math.isnan(got.value) and got.reason
         else:
-            assert got.value == float(want["value"]), (got.feature, got.aggregation)
+            assert got.value == float(want["value"]) and not got.reason, (got.feature, got.aggregation)
 
 
 def test_extract_from_paths_equals_the_cli(cli_rows):

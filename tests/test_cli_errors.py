@@ -127,3 +127,46 @@ def test_an_image_that_is_not_one_3d_volume(tmp_path, shape, vector, expected):
     sitk.WriteImage(sitk.GetImageFromArray(np.ones((6, 40, 40), dtype=np.uint8)), str(mask))
     assert_one_line(radflow("extract", str(path), str(mask)), f"image {path} {expected}")
     assert_one_line(radflow("extract", str(mask), str(path)), f"mask {path} {expected}")
+
+
+def _cut(path, keep: float) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * keep)])
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("image.nii", "the file is truncated ("),  # ITK would read the missing voxels as 0s, without a word
+    ("image.nrrd", "its pixel data are truncated or corrupt (["),
+    ("image.nii.gz", "its pixel data are truncated or corrupt ("),
+], ids=["nii", "nrrd", "nii.gz"])
+def test_a_truncated_image_or_mask_is_refused(tmp_path, name, expected):
+    import numpy as np
+    import SimpleITK as sitk
+
+    rng = np.random.default_rng(0)
+    path, mask = tmp_path / name, tmp_path / name.replace("image", "mask")
+    sitk.WriteImage(sitk.GetImageFromArray(rng.integers(-1000, 1000, (8, 64, 64)).astype(np.int16)), str(path))
+    roi = np.zeros((8, 64, 64), dtype=np.uint8)
+    roi[:, 20:40, 20:40] = 1
+    sitk.WriteImage(sitk.GetImageFromArray(roi), str(mask))
+    for cut in (path, mask):
+        _cut(cut, 0.75)
+    good = tmp_path / "good.nii.gz"
+    sitk.WriteImage(sitk.GetImageFromArray(roi), str(good))
+    # the image is read by the ROI-window reader, the mask (first) by the whole-file reader: both refuse
+    assert_one_line(radflow("extract", str(path), str(good)), f"cannot read image {path}: {expected}")
+    if name == "image.nii":  # a 75 % gzip stream of a mostly empty mask may still hold every voxel
+        assert_one_line(radflow("extract", str(good), str(mask)), f"cannot read mask {mask}: {expected}")
+
+
+def test_an_uncompressed_nifti_pair_with_a_short_img_is_refused(tmp_path):
+    import numpy as np
+    import SimpleITK as sitk
+
+    from radflow import io
+
+    header = tmp_path / "image.hdr"
+    sitk.WriteImage(sitk.GetImageFromArray(np.ones((4, 16, 16), dtype=np.float32)), str(header))
+    assert io.nifti_shortfall(header) == ""
+    _cut(tmp_path / "image.img", 0.5)
+    assert io.nifti_shortfall(header) == f"{4 * 16 * 16 * 4 // 2} bytes, its header needs {4 * 16 * 16 * 4}"

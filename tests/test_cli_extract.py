@@ -27,7 +27,7 @@ def run_extract(tmp_path: Path, *args: str, imports: list[str] | None = None) ->
                        if line.startswith("import time:") and not line.endswith("imported package"))
     with out.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert rows and list(rows[0]) == ["family", "feature", "ibsi_code", "aggregation", "value"]
+    assert rows and list(rows[0]) == ["family", "feature", "ibsi_code", "aggregation", "value", "reason"]
     return {(r["ibsi_code"], r["aggregation"]): float(r["value"]) for r in rows}
 
 

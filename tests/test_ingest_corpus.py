@@ -33,6 +33,9 @@ SCOUT_ONLY_ID = "SCOUT-ONLY-0001"
 NIFTI_ID = "NIFTI-0001"
 NIFTI_MULTI_ID = "NIFTI-0002"  # the two-label mask listed without a label
 NIFTI_FLIPPED_ID = "NIFTI-0003"  # the same mask saved flipped and with its axes permuted
+NIFTI_TRUNCATED_ID = "NIFTI-0004"  # an uncompressed NIfTI cut short (ITK alone would zero-fill it)
+NIFTI_NAN_ID = "NIFTI-0005"  # a float image with NaN voxels inside the lesion
+NIFTI_IDS = (NIFTI_ID, NIFTI_MULTI_ID, NIFTI_FLIPPED_ID, NIFTI_TRUNCATED_ID, NIFTI_NAN_ID)
 
 # (patient, scan) -> (code expected on that scan, severity); "pass" scans must get features.
 EXPECTED = {
@@ -66,6 +69,8 @@ EXPECTED = {
     (NIFTI_ID, "test"): ("SERIES_READ", "pass"),
     (NIFTI_MULTI_ID, "test"): ("ROI_NOT_FOUND", "fail"),
     (NIFTI_FLIPPED_ID, "test"): ("SERIES_READ", "pass"),
+    (NIFTI_TRUNCATED_ID, "test"): ("IMAGE_UNREADABLE", "fail"),
+    (NIFTI_NAN_ID, "test"): ("ROI_NON_FINITE", "warn"),  # the NaN voxels leave the intensity mask
 }
 
 
@@ -330,12 +335,24 @@ def write_nifti_case(folder: Path) -> None:
     sitk.WriteImage(image, str(folder / "image.nii.gz"))
     sitk.WriteImage(mask, str(folder / "labels.nrrd"))
     sitk.WriteImage(sitk.PermuteAxes(sitk.Flip(mask, [True, False, True]), [1, 0, 2]), str(folder / "flipped.nrrd"))
+    sitk.WriteImage(image, str(folder / "truncated.nii"))
+    truncated = (folder / "truncated.nii").read_bytes()
+    (folder / "truncated.nii").write_bytes(truncated[:len(truncated) * 9 // 10])
+    with_nan = sitk.GetArrayFromImage(image)
+    lesion_voxels = np.argwhere(labels == 1)
+    for z, y, x in lesion_voxels[::max(1, len(lesion_voxels) // 4)][:4]:
+        with_nan[z, y, x] = np.nan
+    nan_image = sitk.GetImageFromArray(with_nan)
+    nan_image.CopyInformation(image)
+    sitk.WriteImage(nan_image, str(folder / "with_nan.nii.gz"))
     (folder / "manifest.csv").write_text(
         "patient_id,scan,image,mask,roi,label\n"
         f"{NIFTI_ID},test,image.nii.gz,labels.nrrd,GTV,1\n"
         f"{NIFTI_ID},test,image.nii.gz,labels.nrrd,WALL,2\n"
         f"{NIFTI_MULTI_ID},test,image.nii.gz,labels.nrrd,GTV,\n"
-        f"{NIFTI_FLIPPED_ID},test,image.nii.gz,flipped.nrrd,GTV,1\n")
+        f"{NIFTI_FLIPPED_ID},test,image.nii.gz,flipped.nrrd,GTV,1\n"
+        f"{NIFTI_TRUNCATED_ID},test,truncated.nii,labels.nrrd,GTV,1\n"
+        f"{NIFTI_NAN_ID},test,with_nan.nii.gz,labels.nrrd,GTV,1\n")
 
 
 # ------------------------------------------------------------------------------------------ the run
@@ -377,7 +394,7 @@ def case_ids(workdir: Path, source: Path, built: dict) -> dict:
     key = b"corpus-test-key: a long enough secret"
     ids = {i: case_id_of(p.patient_id, key) for i, p in enumerate(built["patients"])}
     ids[SCOUT_ONLY_ID] = case_id_of(SCOUT_ONLY_ID, key)
-    for special in (NIFTI_ID, NIFTI_MULTI_ID, NIFTI_FLIPPED_ID):
+    for special in NIFTI_IDS:
         ids[special] = case_id_of(special, key)
     return ids
 
@@ -444,7 +461,7 @@ def test_qc_summary_and_overlays_are_in_the_report(corpus_run):
 
 def test_no_identifying_value_in_any_result_file(corpus_run):
     workdir, source, *_ = corpus_run
-    phi = phi_values(source, include_uids=True) | {SCOUT_ONLY_ID, NIFTI_ID, NIFTI_MULTI_ID, NIFTI_FLIPPED_ID}
+    phi = phi_values(source, include_uids=True) | {SCOUT_ONLY_ID, *NIFTI_IDS}
     phi |= {part for value in phi for part in value.split("^") if len(part) >= 4}
     phi.add(str(source))  # input paths (folder names can identify) stay in interim/
     files = [p for p in (workdir / "results").rglob("*") if p.is_file()]

@@ -92,7 +92,8 @@ def extract(image: "ImageLike", mask: "ImageLike", settings: "Settings | str | P
     (default: every non-zero voxel, when they carry one label; several labels need one chosen). A mask image must
     hold the image's voxels, possibly in another orientation or as a box around the ROI (``io.on_image_grid``);
     ``InputError`` says what is wrong otherwise. Returns the columns of ``radflow extract``'s CSV (``family,
-    feature, ibsi_code, aggregation, value``) with the same values, in the same order.
+    feature, ibsi_code, aggregation, value, reason``; ``reason`` says why a value is NaN) with the same values, in
+    the same order.
     """
     import pandas as pd
 

@@ -20,9 +20,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 COLUMNS = list(engine.COLUMNS)
-# The columns ``radflow extract`` writes, and how it writes a value: what pandas' to_csv(float_format="%.17g")
-# wrote before (NaN as an empty field).
-CSV_COLUMNS = ["family", "feature", "ibsi_code", "aggregation", "value"]
+# The columns ``radflow extract`` writes, and how it writes a value: as pandas' to_csv(float_format="%.17g") would
+# (NaN as an empty field, and ``reason`` saying why).
+CSV_COLUMNS = ["family", "feature", "ibsi_code", "aggregation", "value", "reason"]
 CSV_FLOAT_FORMAT = "%.17g"
 
 
@@ -54,8 +54,8 @@ def extract_pair(image: sitk.Image, mask: sitk.Image, settings: Settings,
 
 def write_csv(columns: dict[str, list], out: TextIO) -> None:
     """The ``CSV_COLUMNS`` of an ``extract_columns`` table as CSV (header first), values with 17 significant
-    digits (round-trip exact), NaN as an empty field."""
+    digits (round-trip exact), NaN as an empty field, whose ``reason`` says why."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     values = ["" if math.isnan(v) else CSV_FLOAT_FORMAT % v for v in columns["value"]]
-    writer.writerows(zip(*(columns[name] for name in CSV_COLUMNS[:-1]), values))
+    writer.writerows(zip(*(values if name == "value" else columns[name] for name in CSV_COLUMNS)))

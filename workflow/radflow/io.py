@@ -71,12 +71,161 @@ def _require_same_frame(mask_frame: str | None, reference: sitk.Image, kind: str
 def _read_file(path: Path, what: str) -> sitk.Image:
     if not path.exists():
         raise InputError(f"{what} {path} does not exist")
+    reader = information_reader(path, what)
+    require_volume(reader, f"{what} {path}")
+    return read_pixels(reader, path, what)
+
+
+def read_volume(path: Path) -> sitk.Image:
+    """An image file as stored (the pipeline's interim volumes), with its NaN and infinite voxels (``read_pixels``)
+    and refused when truncated (``information_reader``)."""
+    return read_pixels(information_reader(path, "image"), path, "image")
+
+
+def information_reader(path: Path, what: str) -> sitk.ImageFileReader:
+    """A SimpleITK reader of ``path`` that has read the header; ``InputError`` when no reader knows the file, or
+    when an uncompressed NIfTI file is shorter than its header says (ITK would read the missing voxels as 0s)."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
     try:
-        image = sitk.ReadImage(str(path))
+        reader.ReadImageInformation()
     except RuntimeError:
         raise InputError(f"cannot read {what} {path}: not a DICOM series folder, NIfTI, NRRD or MHA file") from None
-    require_volume(image, f"{what} {path}")
+    short = nifti_shortfall(path)
+    if short:
+        raise InputError(f"cannot read {what} {path}: the file is truncated ({short})")
+    return reader
+
+
+def read_pixels(reader: sitk.ImageFileReader, path: Path, what: str) -> sitk.Image:
+    """``reader.Execute()``, a truncated or corrupt pixel stream (a cut .nii.gz, a short NRRD) as ``InputError``.
+
+    An image's NaN and infinite voxels are kept: ITK's NIfTI reader turns them into 0s (nifticlib's
+    ``nifti_read_buffer``), which would make a parametric map's missing values count as zero intensities; they are
+    put back from the file (``nifti_non_finite``) so that preprocessing can leave them out. A mask keeps ITK's 0s
+    (no label)."""
+    try:
+        image = reader.Execute()
+    except RuntimeError as exc:
+        reason = next((line.strip() for line in reversed(str(exc).splitlines()) if line.strip()), "")
+        raise InputError(f"cannot read {what} {path}: its pixel data are truncated or corrupt ({reason})") from None
+    if what == "image" and image.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
+        found = nifti_non_finite(path)
+        if found is not None:
+            image = _with_values(image, *found, tuple(reader.GetExtractIndex()))
     return image
+
+
+def _with_values(image: sitk.Image, voxels: np.ndarray, values: np.ndarray, first: tuple[int, ...]) -> sitk.Image:
+    """``image`` with ``values`` at the whole-file (z, y, x) indices ``voxels`` (rows), ``image`` being the box of
+    the file that starts at the (x, y, z) index ``first`` (empty: the whole file)."""
+    offset = np.array(first[::-1] if first else (0, 0, 0))
+    local = voxels - offset
+    inside = np.all((local >= 0) & (local < np.array(image.GetSize()[::-1])), axis=1)
+    if not inside.any():
+        return image
+    array = sitk.GetArrayFromImage(image)
+    array[tuple(local[inside].T)] = values[inside]
+    restored = sitk.GetImageFromArray(array)
+    restored.CopyInformation(image)
+    for key in image.GetMetaDataKeys():
+        restored.SetMetaData(key, image.GetMetaData(key))
+    return restored
+
+
+# NIfTI-1 and NIfTI-2 headers: (header size, offset and struct format of dim[8], of datatype, of bitpix, of
+# vox_offset)
+_NIFTI_HEADERS = ((348, 40, "8h", 70, 72, 108, "f"), (540, 16, "8q", 12, 14, 168, "q"))
+_NIFTI_FLOATS = {16: "f4", 64: "f8"}  # NIfTI datatype codes FLOAT32, FLOAT64 -> numpy
+
+
+def _nifti_header(path: Path) -> dict | None:
+    """dims, datatype, bitpix, vox_offset and byte order of a NIfTI-1/-2 (or Analyze 7.5) file or ``.hdr``, plain or
+    gzipped; None for anything else."""
+    import struct
+
+    name = path.name.lower()
+    if not name.endswith((".nii", ".nii.gz", ".hdr", ".hdr.gz")):
+        return None
+    try:
+        if name.endswith(".gz"):
+            import gzip
+
+            with gzip.open(path, "rb") as fh:
+                header = fh.read(540)
+        else:
+            with open(path, "rb") as fh:
+                header = fh.read(540)
+    except (OSError, EOFError):
+        return None
+    for header_size, dim_at, dim_format, type_at, bitpix_at, offset_at, offset_format in _NIFTI_HEADERS:
+        for order in "<>":
+            if len(header) < header_size or struct.unpack_from(order + "i", header)[0] != header_size:
+                continue
+            dims = struct.unpack_from(order + dim_format, header, dim_at)
+            if not 1 <= dims[0] <= 7:
+                return None
+            return {"dims": tuple(max(int(d), 1) for d in dims[1:dims[0] + 1]), "order": order,
+                    "datatype": struct.unpack_from(order + "h", header, type_at)[0],
+                    "bitpix": struct.unpack_from(order + "h", header, bitpix_at)[0],
+                    "offset": int(struct.unpack_from(order + offset_format, header, offset_at)[0])}
+    return None
+
+
+def _nifti_data_file(path: Path) -> tuple[Path, bool]:
+    """The file holding the voxels (a pair's ``.img``) and whether its header says where they start in it."""
+    name = path.name.lower()
+    if name.endswith(".hdr.gz"):
+        return path.with_name(path.name[:-7] + ".img.gz"), False
+    if name.endswith(".hdr"):
+        return path.with_suffix(".img"), False
+    return path, True
+
+
+def nifti_shortfall(path: Path) -> str:
+    """For an uncompressed NIfTI (``.nii``, or the ``.img`` of a ``.hdr``/``.img`` pair): what is missing when the
+    pixel data are shorter than the header's dimensions and bit depth say, else "". ITK fills the missing voxels
+    with 0s without a word (a cut-off mask would lose part of its ROI); NRRD, MHA and gzip streams fail loudly."""
+    header = _nifti_header(path)
+    data, has_offset = _nifti_data_file(path)
+    if header is None or data.name.lower().endswith(".gz") or header["bitpix"] <= 0:
+        return ""
+    try:
+        size = data.stat().st_size
+    except OSError:
+        return ""
+    expected = (header["offset"] if has_offset else 0) + math.prod(header["dims"]) * header["bitpix"] // 8
+    return f"{size} bytes, its header needs {expected}" if size < expected else ""
+
+
+def nifti_non_finite(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """The (z, y, x) indices (rows) and values of the NaN and infinite voxels of a floating-point 3D NIfTI file, as
+    its raw data hold them (what ITK reads as 0s); None when there are none or the file is not such a NIfTI."""
+    header = _nifti_header(path)
+    if header is None or header["datatype"] not in _NIFTI_FLOATS or len(header["dims"]) != 3:
+        return None
+    data, has_offset = _nifti_data_file(path)
+    dtype = np.dtype(header["order"] + _NIFTI_FLOATS[header["datatype"]])
+    count = math.prod(header["dims"])
+    start = header["offset"] if has_offset else 0
+    try:
+        if data.name.lower().endswith(".gz"):
+            import gzip
+
+            with gzip.open(data, "rb") as fh:
+                fh.seek(start)
+                raw = np.frombuffer(fh.read(count * dtype.itemsize), dtype=dtype)
+        else:
+            raw = np.memmap(data, dtype=dtype, mode="r", offset=start, shape=(count,))
+    except (OSError, EOFError, ValueError):
+        return None
+    if raw.size != count:
+        return None
+    flat = np.flatnonzero(~np.isfinite(raw))
+    if flat.size == 0:
+        return None
+    nx, ny, nz = header["dims"]
+    return np.column_stack(np.unravel_index(flat, (nz, ny, nx))), np.asarray(raw[flat], dtype=np.float64)
 
 
 def require_volume(image: sitk.Image | sitk.ImageFileReader, source: str) -> None:
@@ -238,12 +387,7 @@ def read_roi_window(image_path: Path, mask_path: Path, margin_mm: float,
     direction, with the origin of its first voxel; an empty mask gives the whole image."""
     if image_path.is_dir() or is_dicom(image_path) or (mask_path.is_file() and is_dicom(mask_path)):
         return None
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(image_path))
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError:
-        raise InputError(f"cannot read image {image_path}: not a DICOM series folder, NIfTI, NRRD or MHA file") from None
+    reader = information_reader(image_path, "image")
     require_volume(reader, f"image {image_path}")
     size = reader.GetSize()
     mask = _unlabelled_file(mask_path, reader)
@@ -254,7 +398,7 @@ def read_roi_window(image_path: Path, mask_path: Path, margin_mm: float,
     if bounds is None:
         if roi is not None:
             raise InputError(_absent_label(values, roi, str(mask_path)))
-        return reader.Execute(), labelled(mask, roi)
+        return read_pixels(reader, image_path, "image"), labelled(mask, roi)
     if roi is None:  # every non-zero voxel lies in the box, so only the box is compared
         require_one_label(values[tuple(slice(first, last + 1) for first, last in bounds)], str(mask_path))
     index, extent = [], []
@@ -265,4 +409,4 @@ def read_roi_window(image_path: Path, mask_path: Path, margin_mm: float,
         extent.append(last - first)
     reader.SetExtractIndex(index)
     reader.SetExtractSize(extent)
-    return reader.Execute(), labelled(sitk.RegionOfInterest(mask, extent, index), roi)
+    return read_pixels(reader, image_path, "image"), labelled(sitk.RegionOfInterest(mask, extent, index), roi)

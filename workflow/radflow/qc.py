@@ -82,6 +82,8 @@ CHECKS: dict[str, tuple[Severity, str]] = {
                                   "was left out (the value is the fraction)"),
     "MASK_EMPTY": (FAIL, "the mask has no voxels"),
     "MASK_AT_BORDER": (WARN, "the mask touches the image border: the lesion may be cut off"),
+    "ROI_NON_FINITE": (WARN, "ROI voxels without a finite intensity (NaN or infinite, as parametric maps hold): "
+                       "features leave them out of the intensity mask"),
     "ROI_TOO_SMALL": (FAIL, "the ROI volume is below the configured minimum"),
     "ROI_TOO_LARGE": (FAIL, "the ROI's grid would need more memory than a feature job may use (the message says "
                             "how much)"),
@@ -197,6 +199,18 @@ def mask_inside_image(mask_array: np.ndarray, roi: str) -> QCResult:
     return result("MASK_AT_BORDER", True, "mask inside the image", 0.0, roi)
 
 
+def roi_intensities_finite(image_array: np.ndarray, mask_array: np.ndarray, roi: str) -> QCResult:
+    """ROI_NON_FINITE: ROI voxels whose intensity is NaN or infinite (the value: how many)."""
+    missing = 0
+    if image_array.dtype.kind == "f":  # integer intensities (CT, most DICOM) are finite
+        inside = mask_array != 0
+        missing = int(np.count_nonzero(inside & ~np.isfinite(image_array)))
+    if missing:
+        return result("ROI_NON_FINITE", False, f"{missing} of the ROI's {int(np.count_nonzero(inside))} voxels have no "
+                      "finite intensity (NaN or infinite)", float(missing), roi)
+    return result("ROI_NON_FINITE", True, "every ROI voxel has a finite intensity", 0.0, roi)
+
+
 def roi_volume(mask_array: np.ndarray, voxel_volume_mm3: float, min_volume_mm3: float, roi: str) -> QCResult:
     """ROI_TOO_SMALL: texture on a handful of voxels is noise."""
     volume = float(np.count_nonzero(mask_array)) * voxel_volume_mm3
@@ -234,6 +248,7 @@ def check_roi(image: sitk.Image, mask: sitk.Image, roi: str, min_volume_mm3: flo
         return [geometry, empty]
     voxel_volume = float(np.prod(image.GetSpacing()))
     return [geometry, empty, mask_inside_image(mask_array, roi),
+            roi_intensities_finite(sitk.GetArrayViewFromImage(image), mask_array, roi),
             roi_volume(mask_array, voxel_volume, min_volume_mm3, roi)]
 
 

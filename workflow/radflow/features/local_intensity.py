@@ -26,8 +26,15 @@ from radflow.imaging.preprocess import local_intensity_radius_mm
 from radflow.settings import Settings
 
 
+NON_FINITE_REASON = "the image holds non-finite intensities (NaN or infinite) within the sphere's reach of the ROI"
+
+
 def compute(roi: RoiData, settings: Settings) -> list[FeatureValue]:
-    """VJGA and 0F91 of ``roi``: sphere means over the whole (cropped) image, centred on intensity-mask voxels."""
+    """VJGA and 0F91 of ``roi``: sphere means over the whole (cropped) image, centred on intensity-mask voxels.
+    Undefined when the image around the ROI has voxels without a finite intensity: a sphere mean over them has no
+    value, and one that skipped them would not be the IBSI mean."""
+    if not np.isfinite(roi.image).all():
+        return [FeatureValue.undefined(code, NO_AGGREGATION, NON_FINITE_REASON) for code in ("VJGA", "0F91")]
     groups = sphere_groups(local_intensity_radius_mm(settings), tuple(float(s) for s in roi.spacing))
     peak = float(roi.intensities.max())
     local, global_ = _peaks(roi.image, roi.int_mask, groups, peak)

@@ -40,7 +40,8 @@ class Normalisation:
 
 
 def fit(image: np.ndarray, method: str, mask: np.ndarray | None = None) -> Normalisation:
-    """Fit ``method`` on the image's intensities (only inside ``mask`` when one is given, e.g. a body mask)."""
+    """Fit ``method`` on the image's finite intensities (only inside ``mask`` when one is given, e.g. a body
+    mask)."""
     if method not in METHODS:
         raise NormalisationError(f"intensity_normalisation must be one of {METHODS}, got {method!r}")
     if method == "none":
@@ -48,6 +49,11 @@ def fit(image: np.ndarray, method: str, mask: np.ndarray | None = None) -> Norma
     values = np.asarray(image if mask is None else image[mask != 0], dtype=np.float64).ravel()
     if values.size == 0:
         raise NormalisationError("cannot fit an intensity normalisation on an empty region")
+    finite = np.isfinite(values)
+    if not finite.all():  # voxels without a value (NaN, infinite) have no say in the scale
+        values = values[finite]
+        if values.size == 0:
+            raise NormalisationError("cannot fit an intensity normalisation: no voxel has a finite intensity")
     if method == "z_score":
         shift, scale = float(values.mean()), float(values.std())
     else:

@@ -15,6 +15,7 @@ whole image would give there); Fourier-domain filters (Simoncelli, Riesz) on the
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import SimpleITK as sitk
@@ -75,6 +76,26 @@ def check_memory(image: sitk.Image, mask: sitk.Image, settings: Settings, window
             f"the ROI's working grid would be {voxels:,} voxels, about {needed / 1e9:.3g} GB, more than the "
             f"{limit / 1e6:g} MB a feature job may use (a whole-image or mislabelled ROI, or too fine a spacing?)",
             needed)
+
+
+class NonFiniteIntensityWarning(UserWarning):
+    """Some ROI voxels have no finite intensity (NaN or infinite) and are left out of the intensity mask."""
+
+
+def _check_finite(image_array: np.ndarray, morph_mask: np.ndarray, what: str) -> None:
+    """Warn when ROI voxels have a non-finite ``what`` (``resegmentation.intensity_mask`` leaves them out); raise
+    ``EmptyRoiError`` when no ROI voxel has a finite one."""
+    finite = np.isfinite(image_array)
+    if finite.all():
+        return
+    total = int(np.count_nonzero(morph_mask))
+    missing = total - int(np.count_nonzero(finite & morph_mask))
+    if missing == total:
+        raise EmptyRoiError(f"no ROI voxel has a finite {what} (all {total} are NaN or infinite)")
+    if missing:
+        warnings.warn(NonFiniteIntensityWarning(
+            f"{missing} of the ROI's {total} voxels without a finite {what} (NaN or infinite): left out of the "
+            "intensity mask"), stacklevel=3)
 
 
 def local_intensity_radius_mm(settings: Settings) -> float:
@@ -166,12 +187,18 @@ def prepare(image: sitk.Image, mask: sitk.Image, settings: Settings, memory_mb: 
         raise EmptyRoiError("the ROI mask is empty")
     reseg = settings["resegmentation"]
     int_mask = resegmentation.intensity_mask(image_array, morph_mask, reseg["range"], reseg["outlier_sigma"])
+    _check_finite(image_array, morph_mask, "intensity")
     if not int_mask.any():
         raise EmptyRoiError("no ROI voxel is left after re-segmentation")
 
     margin = tuple(int(math.ceil(radius / s)) for s in spacing)
     if spec.active:
         image_array, morph_mask, int_mask = filtered(image_array, morph_mask, int_mask, spacing, spec, margin)
+        # a filter spreads a missing intensity over its support
+        int_mask = resegmentation.finite_mask(image_array, int_mask)
+        _check_finite(image_array, morph_mask, "filter response")
+        if not int_mask.any():
+            raise EmptyRoiError("no ROI voxel is left after re-segmentation and filtering")
     box = crop_box(morph_mask, margin)
     image_array, morph_mask, int_mask = image_array[box], morph_mask[box], int_mask[box]
 

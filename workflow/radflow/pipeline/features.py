@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import SimpleITK as sitk
 
-from radflow import store
+from radflow import io, store
 from radflow.extraction import extract_pair
 from radflow.imaging.preprocess import RoiTooLargeError
 from radflow.manifest import Manifest
@@ -47,7 +47,7 @@ def usable_rois(manifest_path: Path, qc_path: Path, scans: set[str] | None = Non
     for scan in manifest.scans:
         if scan.status != "ok" or (scan.case_id, scan.scan) in scan_failed or (scans and scan.scan not in scans):
             continue
-        image = sitk.ReadImage(str(manifest.path_of(scan.image)))
+        image = io.read_volume(manifest.path_of(scan.image))
         for mask_entry in scan.masks:
             if (scan.case_id, scan.scan, mask_entry.roi) in roi_failed:
                 continue

@@ -60,13 +60,23 @@ def acquisition_meta(first_file: str) -> dict:
     return meta
 
 
+def _read(path: str, what: str, code: str) -> sitk.Image:
+    """The file at ``path`` (``io``'s readers: a truncated NIfTI or pixel stream is refused, not zero-filled); the
+    message names the file by its kind, not its path (paths may carry patient names)."""
+    if not Path(path).is_file():
+        raise InputFileError(f"the {what} file cannot be read (missing, or not a format SimpleITK reads)", code)
+    try:
+        return io.read_pixels(io.information_reader(Path(path), what), Path(path), what)
+    except io.InputError as exc:
+        reason = str(exc).split(": ", 1)[-1].replace(path, f"the {what} file")
+        if reason.startswith("not a DICOM series folder"):
+            reason = "missing, or not a format SimpleITK reads"
+        raise InputFileError(f"the {what} file cannot be read ({reason})", code) from None
+
+
 def read_image_file(path: str) -> sitk.Image:
     """A 3D image of the input manifest (NIfTI, NRRD, MHA ...) as float32."""
-    try:
-        image = sitk.ReadImage(path)
-    except RuntimeError as exc:
-        raise InputFileError("the image file cannot be read (missing, or not a format SimpleITK reads)",
-                             "IMAGE_UNREADABLE") from exc
+    image = _read(path, "image", "IMAGE_UNREADABLE")
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise InputFileError("the image file is not a scalar 3D volume "
                              f"({image.GetDimension()}D, {image.GetNumberOfComponentsPerPixel()} component(s))",
@@ -86,11 +96,7 @@ def _without_label(message: str, selection: inventory.RoiSelection, code: str) -
 
 def read_mask_file(path: str, label: str) -> sitk.Image:
     """One ROI of a (multi-)label mask file as uint8 0/1 on the mask's own grid (QC compares it to the image)."""
-    try:
-        labels = sitk.ReadImage(path)
-    except RuntimeError as exc:
-        raise InputFileError("the mask file cannot be read (missing, or not a format SimpleITK reads)",
-                             "MASK_UNREADABLE") from exc
+    labels = _read(path, "mask", "MASK_UNREADABLE")
     if labels.GetDimension() != 3:
         raise InputFileError(f"the mask file is {labels.GetDimension()}D, not 3D", "MASK_GEOMETRY")
     if labels.GetNumberOfComponentsPerPixel() != 1:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import SimpleITK as sitk
 
-from radflow import qc, store
+from radflow import io, qc, store
 from radflow.inventory import ScanWarning
 from radflow.manifest import Manifest, ScanEntry
 from radflow.overlay import OverlayRow, contact_sheet, overlay_row
@@ -101,7 +101,7 @@ def check_scan(manifest: Manifest, scan: ScanEntry, thresholds: qc.Thresholds,
     results = ingest_results(scan)
     if scan.status != "ok":
         return results
-    image = sitk.ReadImage(str(manifest.path_of(scan.image)))
+    image = io.read_volume(manifest.path_of(scan.image))
     image_array = sitk.GetArrayViewFromImage(image)
     modality = scan.meta.get("modality") or scan.modality
     intensity = qc.intensity_plausible(image_array, modality, thresholds)
