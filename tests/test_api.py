@@ -77,6 +77,12 @@ def test_numpy_input_without_spacing_is_refused():
         radflow.extract(np.zeros((4, 4, 4)), np.ones((4, 4, 4)))
 
 
+@pytest.mark.parametrize("spacing", [(-1, 1, 1), (0, 1, 1), (1, 1), (1, float("nan"), 1)])
+def test_numpy_input_with_an_impossible_spacing_is_refused(spacing):
+    with pytest.raises(ValueError, match="spacing must be three positive voxel sizes"):
+        radflow.extract(np.zeros((4, 4, 4)), np.ones((4, 4, 4)), spacing=spacing)
+
+
 def test_numpy_mask_of_another_shape_is_refused():
     with pytest.raises(ValueError, match="differs from image shape"):
         radflow.extract(np.zeros((4, 4, 4)), np.ones((4, 4, 5)), spacing=(1, 1, 1))

@@ -37,8 +37,11 @@ def _as_image(image: "ImageLike", spacing: Sequence[float] | None, origin: Seque
             raise ValueError(f"a numpy image must be 3D [z, y, x], got shape {image.shape}")
         if spacing is None:
             raise ValueError("a numpy image needs spacing=(x, y, z) in mm")
+        voxel = tuple(float(s) for s in spacing)
+        if len(voxel) != 3 or not all(s > 0 and np.isfinite(s) for s in voxel):
+            raise ValueError(f"spacing must be three positive voxel sizes (x, y, z) in mm, got {tuple(spacing)}")
         out = sitk.GetImageFromArray(np.asarray(image, dtype=np.float64))
-        out.SetSpacing(tuple(float(s) for s in spacing))
+        out.SetSpacing(voxel)
         if origin is not None:
             out.SetOrigin(tuple(float(o) for o in origin))
         return out
