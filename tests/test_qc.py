@@ -91,6 +91,43 @@ def test_intensity_plausibility_by_modality():
     assert thresholds.intensity_range["PT"] == (0.0, math.inf)
 
 
+def _ct_in_a_circular_field(outside_value: float) -> np.ndarray:
+    """Air, a water disc of noise, and ``outside_value`` beyond the reconstruction circle (21 % of each slice)."""
+    rng = np.random.default_rng(2)
+    ct = rng.normal(-1000.0, 30.0, (5, 64, 64))
+    rows, cols = np.mgrid[:64, :64]
+    ct[:, (rows - 31.5) ** 2 + (cols - 31.5) ** 2 < 20 ** 2] = 0.0
+    ct[:, (rows - 31.5) ** 2 + (cols - 31.5) ** 2 > 32 ** 2] = outside_value
+    return ct
+
+
+def test_padding_outside_the_reconstruction_field_is_not_an_implausible_intensity():
+    thresholds = qc.Thresholds.from_config({"intensity_outside_fraction": 0.01})
+    ct = _ct_in_a_circular_field(-3024.0)
+    declared = qc.intensity_plausible(ct, "CT", thresholds, padding=(-3024.0, -3024.0))
+    assert declared.severity == qc.PASS and declared.value < 0.01
+    assert "21.2% of the volume outside the reconstruction field (PixelPaddingValue)" in declared.message
+    # undeclared (a NIfTI, a stripped export): the one value at every slice corner
+    undeclared = qc.intensity_plausible(ct, "CT", thresholds)
+    assert undeclared.severity == qc.PASS and "a constant -3024 at every slice corner" in undeclared.message
+    assert declared.value == undeclared.value
+    # a declared range (PixelPaddingRangeLimit): every value in it
+    ranged = ct.copy()
+    ranged[ct == -3024.0] = np.linspace(-3024.0, -2000.0, int((ct == -3024.0).sum()))
+    assert qc.intensity_plausible(ranged, "CT", thresholds, padding=(-3024.0, -2000.0)).severity == qc.PASS
+    assert qc.intensity_plausible(ranged, "CT", thresholds).severity == qc.FAIL  # corners differ: not padding
+
+
+def test_a_doubled_intercept_still_fails_with_padding_around_it():
+    """Everything 1024 HU too low: the air noise (-2024 +- 30 HU) is below the range, and it is not one value at
+    the corners, so it counts even where the scan declares its padding."""
+    thresholds = qc.Thresholds.from_config({"intensity_outside_fraction": 0.01})
+    shifted = _ct_in_a_circular_field(-3024.0) - np.where(_ct_in_a_circular_field(-3024.0) == -3024.0, 0, 1024)
+    assert qc.intensity_plausible(shifted, "CT", thresholds, padding=(-3024.0, -3024.0)).severity == qc.FAIL
+    assert qc.intensity_plausible(shifted, "CT", thresholds).severity == qc.FAIL
+    assert qc.padding_value(_ct_in_a_circular_field(-1000.0), -1100.0) is None  # in range: air, not padding
+
+
 def test_border_voxels_count_each_face_voxel_once():
     mask = np.zeros((5, 6, 7), dtype=np.uint8)
     mask[2, 2:4, 2:4] = 1

@@ -23,6 +23,7 @@ class ScanMeta(TypedDict, total=False):
     timepoint: int | None  # radflow.timepoints
     days_from_baseline: int | None
     suv_factor: float  # PET: Bq/ml -> SUVbw (interim only: with a protocol dose it reveals the weight)
+    pixel_padding: list[float]  # [low, high] after rescale: outside the reconstruction field (DICOM PixelPaddingValue)
     manufacturer: str | None
     convolution_kernel: str | None
     kvp: float | None

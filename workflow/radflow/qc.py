@@ -220,20 +220,55 @@ def roi_volume(mask_array: np.ndarray, voxel_volume_mm3: float, min_volume_mm3: 
     return result("ROI_TOO_SMALL", True, f"ROI volume {volume:.1f} mm3", volume, roi)
 
 
-def intensity_plausible(image_array: np.ndarray, modality: str, thresholds: Thresholds) -> QCResult | None:
+def intensity_plausible(image_array: np.ndarray, modality: str, thresholds: Thresholds,
+                        padding: tuple[float, float] | None = None) -> QCResult | None:
     """INTENSITY_IMPLAUSIBLE: more than ``intensity_outside_fraction`` of the voxels outside the modality's range
-    (a missing or doubled rescale, a wrong sign convention); None when the modality has no range (MR)."""
+    (a missing or doubled rescale, a wrong sign convention); None when the modality has no range (MR).
+
+    Voxels outside the scanner's reconstruction field are not intensities and are not counted: those the DICOM
+    PixelPaddingValue (and PixelPaddingRangeLimit) declares, ``padding`` (low, high) after rescale, or, without
+    them, ``padding_value``'s constant. GE, Philips and Toshiba CT write -2000 or -3024 HU there: a fifth of a
+    512 x 512 slice, which would otherwise fail every such scan."""
     bounds = thresholds.intensity_range.get(modality)
     if bounds is None:
         return None
     low, high = bounds
     finite = np.isfinite(image_array)
-    outside = int(np.count_nonzero(~finite | (image_array < low) | (image_array > high)))
-    fraction = outside / max(image_array.size, 1)
-    lo, hi = (float(image_array[finite].min()), float(image_array[finite].max())) if finite.any() else (math.nan,) * 2
+    counted = finite.copy()
+    declared = "PixelPaddingValue"
+    if padding is None:
+        corner = padding_value(image_array, low)
+        padding, declared = ((corner, corner), f"a constant {corner:g} at every slice corner") if corner is not None \
+            else (None, "")
+    padded = 0
+    if padding is not None:
+        is_padding = (image_array >= padding[0]) & (image_array <= padding[1])
+        padded = int(np.count_nonzero(is_padding))
+        counted &= ~is_padding
+    outside = int(np.count_nonzero(~finite)) + int(np.count_nonzero(counted & ((image_array < low) |
+                                                                                (image_array > high))))
+    fraction = outside / max(image_array.size - padded, 1)
+    lo, hi = (float(np.min(image_array, where=counted, initial=math.inf)),
+              float(np.max(image_array, where=counted, initial=-math.inf))) if counted.any() else (math.nan,) * 2
     message = (f"{100 * fraction:.3g}% of voxels outside [{low:g}, {high:g}] for {modality} "
                f"(range {lo:.6g} to {hi:.6g})")
+    if padded:
+        message += (f"; {100 * padded / max(image_array.size, 1):.3g}% of the volume outside the reconstruction "
+                    f"field ({declared}), not counted")
     return result("INTENSITY_IMPLAUSIBLE", fraction <= thresholds.intensity_outside_fraction, message, fraction)
+
+
+def padding_value(image_array: np.ndarray, below: float) -> float | None:
+    """The value written outside the reconstruction field of a scan that has one and does not declare it: one value
+    below ``below`` at the four in-plane corners of every slice (no tissue, air noise or rescale error gives one
+    value at all of them); None otherwise."""
+    if image_array.ndim != 3 or image_array.size == 0:
+        return None
+    corners = image_array[:, [0, 0, -1, -1], [0, -1, 0, -1]]
+    value = corners.flat[0]
+    if np.isfinite(value) and value < below and bool((corners == value).all()):
+        return float(value)
+    return None
 
 
 def check_roi(image: sitk.Image, mask: sitk.Image, roi: str, min_volume_mm3: float,

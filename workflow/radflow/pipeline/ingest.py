@@ -11,6 +11,7 @@ stops the batch: QC marks the scan failed, later stages skip it, and the other c
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import cast
 
@@ -167,6 +168,28 @@ def to_suv(image: sitk.Image, factor: float) -> sitk.Image:
     return converted
 
 
+PADDING_TAGS = ["PixelPaddingValue", "PixelPaddingRangeLimit", "PixelRepresentation", "RescaleSlope",
+                "RescaleIntercept"]
+
+
+def pixel_padding(first_file: str) -> list[float] | None:
+    """[low, high] of the stored values the series declares as padding outside the reconstruction field
+    (PixelPaddingValue, up to PixelPaddingRangeLimit when given), after the first slice's rescale; None when it
+    declares none. QC leaves those voxels out of its intensity plausibility check."""
+    try:
+        ds = pydicom.dcmread(first_file, stop_before_pixels=True, specific_tags=PADDING_TAGS)
+        value = ds.get("PixelPaddingValue")
+        if value is None:
+            return None
+        limit = ds.get("PixelPaddingRangeLimit")
+        slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
+        intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+        ends = sorted(float(v) * slope + intercept for v in (value, value if limit is None else limit))
+    except Exception:  # metadata only: a padding tag that cannot be read is treated as absent
+        return None
+    return ends if all(math.isfinite(v) for v in ends) else None
+
+
 def read_scan_image(scan: inventory.InventoryScan, thresholds: Thresholds
                     ) -> tuple[sitk.Image, list[inventory.ScanWarning], ScanMeta]:
     """(volume, warnings, acquisition metadata) of one scan from DICOM files or an image file; PET in SUVbw."""
@@ -178,6 +201,9 @@ def read_scan_image(scan: inventory.InventoryScan, thresholds: Thresholds
                                              for w in volume.warnings]
     meta = cast(ScanMeta, acquisition_meta(scan["files"][0]))
     image = volume.image
+    padding = pixel_padding(scan["files"][0])
+    if padding is not None and (meta.get("modality") or scan.get("modality")) != "PT":  # PET: see pet_suv_factor
+        meta["pixel_padding"] = padding
     if (meta.get("modality") or scan.get("modality")) == "PT":
         factor = pet_suv_factor(scan["files"])
         image, meta["suv_factor"] = to_suv(image, factor), factor

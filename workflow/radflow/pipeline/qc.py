@@ -104,7 +104,9 @@ def check_scan(manifest: Manifest, scan: ScanEntry, thresholds: qc.Thresholds,
     image = io.read_volume(manifest.path_of(scan.image))
     image_array = sitk.GetArrayViewFromImage(image)
     modality = scan.meta.get("modality") or scan.modality
-    intensity = qc.intensity_plausible(image_array, modality, thresholds)
+    padding = scan.meta.get("pixel_padding")
+    intensity = qc.intensity_plausible(image_array, modality, thresholds,
+                                       None if padding is None else (padding[0], padding[1]))
     if intensity is not None:
         results.append(intensity)
     for mask_entry in scan.masks:
