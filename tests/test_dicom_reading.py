@@ -179,6 +179,23 @@ def test_read_series_refuses_irregular_series(small_ct, tmp_path, defect, messag
         read_series(_save_all(datasets, tmp_path))
 
 
+@pytest.mark.parametrize("tag, values", [("EchoNumbers", (1, 2)), ("DiffusionBValue", (0, 1000)),
+                                         ("TemporalPositionIdentifier", (1, 2, 3))])
+def test_a_series_of_several_volumes_is_named_as_such(small_ct, tmp_path, tag, values):
+    """Echoes, b-values or time points stored as one series repeat every slice position: that is said, with the tag
+    that tells the volumes apart, instead of "duplicate slice positions"."""
+    datasets = []
+    for value in values:
+        for ds in _datasets(small_ct):
+            setattr(ds, tag, value)
+            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+            datasets.append(ds)
+    with pytest.raises(SeriesError, match=f"holds {len(values)} volumes at the same slice positions, told apart by "
+                                          f"{tag}") as raised:
+        read_series(_save_all(datasets, tmp_path))
+    assert raised.value.code == "SERIES_MULTI_VOLUME"
+
+
 def test_spacing_tolerance_is_a_parameter(small_ct, tmp_path):
     datasets = _datasets(small_ct)
     by_k = sorted(datasets, key=lambda ds: int(ds.InstanceNumber), reverse=True)

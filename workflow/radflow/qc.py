@@ -60,6 +60,8 @@ CHECKS: dict[str, tuple[Severity, str]] = {
     "SERIES_MIXED": (FAIL, "files of several series were given as one"),
     "MIXED_GEOMETRY": (FAIL, "slices differ in orientation, matrix or pixel spacing, or form several stacks"),
     "SLICE_DUPLICATE": (FAIL, "two slices at the same position"),
+    "SERIES_MULTI_VOLUME": (FAIL, "the series holds several volumes at the same slice positions (echoes, b-values, "
+                            "time points): radflow reads one volume per series"),
     "SLICES_MISSING": (FAIL, "gaps that are whole multiples of the slice spacing: slices missing"),
     "SLICE_SPACING_NONUNIFORM": (FAIL, "slice gaps deviate from the regular spacing beyond the tolerance"),
     "GANTRY_TILT": (FAIL, "slices shifted in-plane in proportion to their position: a tilted (sheared) stack"),

@@ -47,6 +47,7 @@ PIXEL_DATA_UNREADABLE = "PIXEL_DATA_UNREADABLE"
 MIXED_GEOMETRY = "MIXED_GEOMETRY"
 SERIES_MIXED = "SERIES_MIXED"
 SLICE_DUPLICATE = "SLICE_DUPLICATE"
+SERIES_MULTI_VOLUME = "SERIES_MULTI_VOLUME"
 SLICES_MISSING = "SLICES_MISSING"
 SLICE_SPACING_NONUNIFORM = "SLICE_SPACING_NONUNIFORM"
 GANTRY_TILT = "GANTRY_TILT"
@@ -348,6 +349,33 @@ def check_one_series(datasets: Sequence[pydicom.Dataset]) -> None:
         raise SeriesError(f"files from {len(uids)} different series (SeriesInstanceUID)", SERIES_MIXED)
 
 
+# What tells apart the volumes an MR or PET series may hold at the same slice positions, in the order they are named.
+VOLUME_TAGS = ("EchoNumbers", "EchoTime", "DiffusionBValue", "TemporalPositionIdentifier", "TriggerTime",
+               "AcquisitionNumber", "ImageType")
+
+
+def check_one_volume(datasets: Sequence[pydicom.Dataset]) -> None:
+    """SERIES_MULTI_VOLUME when the slices repeat their positions because the series holds several volumes (the echoes
+    of a dual-echo MR, the b-values of a diffusion series, the time points of a dynamic one): named by the first of
+    ``VOLUME_TAGS`` whose values split the slices into volumes without a repeated position. Other repeated positions
+    are left to the stack check (SLICE_DUPLICATE)."""
+    positions = [tuple(round(float(v), 2) for v in ds.get("ImagePositionPatient", ()) or ()) for ds in datasets]
+    if len(set(positions)) == len(positions) or not all(positions):
+        return
+    for tag in VOLUME_TAGS:
+        volumes: dict[str, list[tuple]] = {}
+        for ds, position in zip(datasets, positions):
+            value = ds.get(tag)
+            key = "\\".join(str(v) for v in value) if isinstance(value, pydicom.multival.MultiValue) else str(value)
+            volumes.setdefault(key, []).append(position)
+        if len(volumes) > 1 and all(len(set(members)) == len(members) for members in volumes.values()):
+            shown = ", ".join(sorted(volumes)[:6]) + (", ..." if len(volumes) > 6 else "")
+            raise SeriesError(
+                f"the series holds {len(volumes)} volumes at the same slice positions, told apart by {tag} ({shown}): "
+                "radflow reads one volume per series; export each volume as a series of its own (or a NIfTI file "
+                "through the input manifest)", SERIES_MULTI_VOLUME)
+
+
 def drop_duplicate_instances(datasets: list[pydicom.Dataset]) -> tuple[list[pydicom.Dataset], int]:
     """The same SOP instance stored twice (a copy under another file name) is one slice, not a duplicate position."""
     seen: set[str] = set()
@@ -461,6 +489,7 @@ def load_series(paths: Sequence[Path | str], spacing_tolerance_mm: float = SPACI
         warnings.append(SeriesWarning(DUPLICATE_INSTANCE, f"{n_copies} file(s) repeat an instance already read "
                                       "(same SOPInstanceUID): read once", float(n_copies)))
     check_one_series(datasets)
+    check_one_volume(datasets)
     geometries, frames, multi_frame = _stack(datasets)
     geometry = volume_geometry(geometries, spacing_tolerance_mm, slice_thickness(datasets[0]))
     if multi_frame:
