@@ -202,6 +202,12 @@ def resample_array(
     window reads (for the cubic spline only along axes that are not resampled: its prefilter needs whole axes), so
     a small window of a large image reads and converts only the part it needs. Axes are then processed from the most
     shrinking to the most growing so intermediate arrays stay small.
+
+    Voxels without a value (NaN, infinite) stay missing, and only where they count: a target voxel is missing when
+    its nearest-neighbour or linear stencil gives one of them a weight (the linear stencil for the cubic spline,
+    whose prefilter would otherwise spread a single NaN along whole axes). The others are interpolated from the
+    array with the missing voxels filled by their finite neighbours' mean (``filled_non_finite``), which only the
+    spline's tails see.
     """
     windows = windows or tuple((0, g.n_new) for g in grids)
     cut, grids = [], list(grids)
@@ -217,6 +223,17 @@ def resample_array(
     out = np.asarray(array)[tuple(cut)]
     if binary:
         out = (out != 0).view(np.uint8)
+    elif (filled := filled_non_finite(out)) is not None:
+        missing = _resample_cut((~np.isfinite(out)).view(np.uint8), grids, windows, min(order, 1)) > 0
+        values = _resample_cut(filled, grids, windows, order)
+        values[missing] = np.nan
+        return values
+    return _resample_cut(out, grids, windows, order)
+
+
+def _resample_cut(out: np.ndarray, grids: list[AxisGrid], windows: tuple[tuple[int, int], ...],
+                  order: int) -> np.ndarray:
+    """``resample_array``'s interpolation of the already cut source ``out``."""
     moving = [a for a in range(out.ndim) if not grids[a].is_identity]
     if not moving:  # never hand back a view of the caller's (or SimpleITK's) buffer
         return np.array(out, dtype=np.float64, order="C", copy=True)
@@ -236,6 +253,31 @@ def _source_window(grid: AxisGrid, window: tuple[int, int], order: int) -> tuple
 # How far (source voxels) beyond the ROI's bounding box its interpolated mask can still be non-zero. Linear and
 # nearest are exact; the cubic spline rings on: beyond 3 voxels its fraction is below 0.01 and is set to 0.
 _MASK_REACH = {0: 0.5, 1: 1.0, 3: 3.0}
+
+
+def filled_non_finite(array: np.ndarray) -> np.ndarray | None:
+    """A float64 copy of ``array`` with every NaN or infinite voxel replaced by the mean of its finite face
+    neighbours, layer by layer into larger gaps; None when every voxel is finite (or none is)."""
+    if array.dtype.kind != "f":
+        return None
+    missing = ~np.isfinite(array)
+    if not missing.any() or missing.all():
+        return None
+    out = np.where(missing, 0.0, array).astype(np.float64)
+    while missing.any():
+        total, count = np.zeros(out.shape), np.zeros(out.shape)
+        known = ~missing
+        for axis in range(out.ndim):
+            n = out.shape[axis]
+            below = tuple(slice(0, n - 1) if a == axis else slice(None) for a in range(out.ndim))
+            above = tuple(slice(1, n) if a == axis else slice(None) for a in range(out.ndim))
+            for to, source in ((below, above), (above, below)):
+                total[to] += np.where(known[source], out[source], 0.0)
+                count[to] += known[source]
+        reached = missing & (count > 0)
+        out[reached] = total[reached] / count[reached]
+        missing &= ~reached
+    return out
 
 
 def _check_same_grid(image: sitk.Image, mask: sitk.Image) -> None:
