@@ -196,6 +196,16 @@ def test_a_series_of_several_volumes_is_named_as_such(small_ct, tmp_path, tag, v
     assert raised.value.code == "SERIES_MULTI_VOLUME"
 
 
+def test_one_slice_scanned_again_is_a_duplicate_not_a_second_volume(small_ct, tmp_path):
+    datasets = _datasets(small_ct)
+    again = _datasets(small_ct)[2]
+    again.AcquisitionNumber = 2
+    again.SOPInstanceUID = again.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    with pytest.raises(SeriesError, match="duplicate slice position") as raised:
+        read_series(_save_all([*datasets, again], tmp_path))
+    assert raised.value.code == "SLICE_DUPLICATE"
+
+
 def test_spacing_tolerance_is_a_parameter(small_ct, tmp_path):
     datasets = _datasets(small_ct)
     by_k = sorted(datasets, key=lambda ds: int(ds.InstanceNumber), reverse=True)

@@ -357,8 +357,8 @@ VOLUME_TAGS = ("EchoNumbers", "EchoTime", "DiffusionBValue", "TemporalPositionId
 def check_one_volume(datasets: Sequence[pydicom.Dataset]) -> None:
     """SERIES_MULTI_VOLUME when the slices repeat their positions because the series holds several volumes (the echoes
     of a dual-echo MR, the b-values of a diffusion series, the time points of a dynamic one): named by the first of
-    ``VOLUME_TAGS`` whose values split the slices into volumes without a repeated position. Other repeated positions
-    are left to the stack check (SLICE_DUPLICATE)."""
+    ``VOLUME_TAGS`` whose values split the slices into equal volumes without a repeated position. Other repeated
+    positions (a slice scanned again, a copy) are left to the stack check (SLICE_DUPLICATE)."""
     positions = [tuple(round(float(v), 2) for v in ds.get("ImagePositionPatient", ()) or ()) for ds in datasets]
     if len(set(positions)) == len(positions) or not all(positions):
         return
@@ -368,7 +368,9 @@ def check_one_volume(datasets: Sequence[pydicom.Dataset]) -> None:
             value = ds.get(tag)
             key = "\\".join(str(v) for v in value) if isinstance(value, pydicom.multival.MultiValue) else str(value)
             volumes.setdefault(key, []).append(position)
-        if len(volumes) > 1 and all(len(set(members)) == len(members) for members in volumes.values()):
+        sizes = {len(members) for members in volumes.values()}
+        if len(volumes) > 1 and len(sizes) == 1 and min(sizes) > 1 and \
+                all(len(set(members)) == len(members) for members in volumes.values()):
             shown = ", ".join(sorted(volumes)[:6]) + (", ..." if len(volumes) > 6 else "")
             raise SeriesError(
                 f"the series holds {len(volumes)} volumes at the same slice positions, told apart by {tag} ({shown}): "
