@@ -203,3 +203,22 @@ def test_filled_non_finite_reaches_into_gaps():
     assert filled[1, 1, 0] == np.mean([array[0, 1, 0], array[2, 1, 0], array[1, 0, 0], array[1, 2, 0]])
     assert filled_non_finite(np.arange(8.0).reshape(2, 2, 2)) is None
     assert filled_non_finite(np.full((2, 2, 2), np.nan)) is None
+
+
+def test_nan_is_restored_in_a_volume_stored_with_a_singleton_time_axis(tmp_path):
+    """dim[0] = 4 with dim[4] = 1, as some converters write a 3D volume: ITK reads it as 3D, and so does the NaN
+    restoration."""
+    import struct
+
+    from radflow import io
+
+    array = np.ones((3, 4, 5), dtype=np.float32)
+    array[1, 2, 3] = np.nan
+    path = tmp_path / "map.nii"
+    sitk.WriteImage(_image(array), str(path))
+    header = bytearray(path.read_bytes())
+    dims = list(struct.unpack_from("<8h", header, 40))
+    dims[0], dims[4] = 4, 1
+    struct.pack_into("<8h", header, 40, *dims)
+    path.write_bytes(bytes(header))
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(io.read_image(path)), array)

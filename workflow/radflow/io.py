@@ -109,7 +109,9 @@ def read_pixels(reader: sitk.ImageFileReader, path: Path, what: str) -> sitk.Ima
     except RuntimeError as exc:
         reason = next((line.strip() for line in reversed(str(exc).splitlines()) if line.strip()), "")
         raise InputError(f"cannot read {what} {path}: its pixel data are truncated or corrupt ({reason})") from None
-    if what == "image" and image.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
+    # only where ITK gave a 0 can a NaN have been: an image without one needs no second read of the file
+    if what == "image" and image.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64) and \
+            not np.all(sitk.GetArrayViewFromImage(image)):
         found = nifti_non_finite(path)
         if found is not None:
             image = _with_values(image, *found, tuple(reader.GetExtractIndex()))
@@ -202,11 +204,16 @@ def nifti_non_finite(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
     """The (z, y, x) indices (rows) and values of the NaN and infinite voxels of a floating-point 3D NIfTI file, as
     its raw data hold them (what ITK reads as 0s); None when there are none or the file is not such a NIfTI."""
     header = _nifti_header(path)
-    if header is None or header["datatype"] not in _NIFTI_FLOATS or len(header["dims"]) != 3:
+    if header is None or header["datatype"] not in _NIFTI_FLOATS:
+        return None
+    dims = header["dims"]
+    while len(dims) > 3 and dims[-1] == 1:  # a volume stored with singleton time axes, which ITK reads as 3D
+        dims = dims[:-1]
+    if len(dims) != 3:
         return None
     data, has_offset = _nifti_data_file(path)
     dtype = np.dtype(header["order"] + _NIFTI_FLOATS[header["datatype"]])
-    count = math.prod(header["dims"])
+    count = math.prod(dims)
     start = header["offset"] if has_offset else 0
     try:
         if data.name.lower().endswith(".gz"):
@@ -224,7 +231,7 @@ def nifti_non_finite(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
     flat = np.flatnonzero(~np.isfinite(raw))
     if flat.size == 0:
         return None
-    nx, ny, nz = header["dims"]
+    nx, ny, nz = dims
     return np.column_stack(np.unravel_index(flat, (nz, ny, nx))), np.asarray(raw[flat], dtype=np.float64)
 
 
