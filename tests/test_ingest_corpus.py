@@ -456,6 +456,11 @@ def test_every_broken_scan_gets_its_code_and_every_healthy_scan_features(corpus_
     (message,) = query(workdir, "SELECT message FROM qc WHERE case_id = ? AND scan = 'retest' AND check_code = "
                                 "'INTENSITY_IMPLAUSIBLE'", [ids[12]])[0]
     assert "outside the reconstruction field (PixelPaddingValue), not counted" in message, message
+    # the truncated NIfTI is refused with the reason, and without its path
+    (message,) = query(workdir, "SELECT message FROM qc WHERE case_id = ? AND check_code = 'IMAGE_UNREADABLE'",
+                       [ids[NIFTI_TRUNCATED_ID]])[0]
+    assert message.startswith("the image file cannot be read (the file is truncated ("), message
+    assert "truncated.nii" not in message
 
 
 def test_enhanced_and_compressed_series_read_like_the_original(corpus_run):

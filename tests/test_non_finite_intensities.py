@@ -193,16 +193,48 @@ def test_resampling_keeps_missing_voxels_local(order):
         assert np.max(np.abs(got[far] - reference[far])) < 0.5
 
 
-def test_filled_non_finite_reaches_into_gaps():
-    from radflow.imaging.resampling import filled_non_finite
+def test_missing_voxels_are_filled_into_gaps_and_their_reach_is_a_box():
+    from radflow.imaging import missing_values
 
     array = np.arange(27, dtype=np.float64).reshape(3, 3, 3)
     array[1, 1, :] = np.nan  # a row of three: the ends first, then the middle from them
-    filled = filled_non_finite(array)
+    filled = missing_values.filled(array)
     assert np.isfinite(filled).all() and filled[0, 0, 0] == 0.0
     assert filled[1, 1, 0] == np.mean([array[0, 1, 0], array[2, 1, 0], array[1, 0, 0], array[1, 2, 0]])
-    assert filled_non_finite(np.arange(8.0).reshape(2, 2, 2)) is None
-    assert filled_non_finite(np.full((2, 2, 2), np.nan)) is None
+    assert missing_values.filled(np.arange(8.0).reshape(2, 2, 2)) is None
+    assert missing_values.filled(np.full((2, 2, 2), np.nan)) is None
+
+    missing = np.zeros((5, 9, 9), dtype=bool)
+    missing[2, 4, 4] = True
+    reach = missing_values.reached(missing, (1, 2, 3))
+    want = np.zeros_like(missing)
+    want[1:4, 2:7, 1:8] = True
+    np.testing.assert_array_equal(reach, want)
+
+
+def test_a_filter_loses_only_the_voxels_its_support_reaches_from_a_missing_one():
+    """A 3 x 3 x 3 mean filter over an image with one NaN inside the ROI: the ROI voxels whose cube holds the NaN are
+    left out, and the mean response of the others is the mean of their cube means, computed here directly."""
+    import warnings
+
+    import radflow
+
+    rng = np.random.default_rng(4)
+    image = rng.normal(50.0, 10.0, (12, 20, 20))
+    image[6, 10, 10] = np.nan
+    mask = np.zeros(image.shape, dtype=bool)
+    mask[3:9, 6:14, 6:14] = True
+    settings = {"families": ["statistics"], "filter": {"type": "mean", "support_voxels": 3},
+                "interpolation": {"enabled": False}, "resegmentation": {"range": None}}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = radflow.extract(image, mask, settings, spacing=(1.0, 1.0, 1.0))
+    cubes = [image[z - 1:z + 2, y - 1:y + 2, x - 1:x + 2] for z, y, x in np.argwhere(mask)]
+    kept = [cube.mean() for cube in cubes if np.isfinite(cube).all()]
+    assert len(kept) == int(mask.sum()) - 27
+    assert f"27 of the ROI's {int(mask.sum())} voxels without a finite filter response" in \
+        " ".join(str(w.message) for w in caught)
+    assert table.set_index("ibsi_code").value["Q4LE"] == pytest.approx(np.mean(kept), rel=1e-12)
 
 
 def test_nan_is_restored_in_a_volume_stored_with_a_singleton_time_axis(tmp_path):

@@ -19,6 +19,15 @@ class InputError(ValueError):
     pass
 
 
+class UnreadableFileError(InputError):
+    """An image or mask file that cannot be read; ``reason`` says why without naming the file (the pipeline's QC
+    messages must not carry paths, which may hold patient names)."""
+
+    def __init__(self, what: str, path: Path, reason: str):
+        super().__init__(f"cannot read {what} {path}: {reason}")
+        self.reason = reason
+
+
 def is_dicom(path: Path) -> bool:
     """A file with the DICOM preamble ('DICM' after 128 bytes), the test ``pydicom.misc.is_dicom`` makes."""
     with open(path, "rb") as fh:
@@ -76,6 +85,9 @@ def _read_file(path: Path, what: str) -> sitk.Image:
     return read_pixels(reader, path, what)
 
 
+NOT_AN_IMAGE = "not a DICOM series folder, NIfTI, NRRD or MHA file"
+
+
 def read_volume(path: Path) -> sitk.Image:
     """An image file as stored (the pipeline's interim volumes), with its NaN and infinite voxels (``read_pixels``)
     and refused when truncated (``information_reader``)."""
@@ -90,10 +102,10 @@ def information_reader(path: Path, what: str) -> sitk.ImageFileReader:
     try:
         reader.ReadImageInformation()
     except RuntimeError:
-        raise InputError(f"cannot read {what} {path}: not a DICOM series folder, NIfTI, NRRD or MHA file") from None
+        raise UnreadableFileError(what, path, NOT_AN_IMAGE) from None
     short = nifti_shortfall(path)
     if short:
-        raise InputError(f"cannot read {what} {path}: the file is truncated ({short})")
+        raise UnreadableFileError(what, path, f"the file is truncated ({short})")
     return reader
 
 
@@ -107,8 +119,9 @@ def read_pixels(reader: sitk.ImageFileReader, path: Path, what: str) -> sitk.Ima
     try:
         image = reader.Execute()
     except RuntimeError as exc:
-        reason = next((line.strip() for line in reversed(str(exc).splitlines()) if line.strip()), "")
-        raise InputError(f"cannot read {what} {path}: its pixel data are truncated or corrupt ({reason})") from None
+        itk = next((line.strip() for line in reversed(str(exc).splitlines()) if line.strip()), "")
+        raise UnreadableFileError(what, path, "its pixel data are truncated or corrupt "
+                                  f"({itk.replace(str(path), 'the file')})") from None
     # only where ITK gave a 0 can a NaN have been: an image without one needs no second read of the file
     if what == "image" and image.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64) and \
             not np.all(sitk.GetArrayViewFromImage(image)):

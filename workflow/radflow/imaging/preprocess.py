@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 import SimpleITK as sitk
 
-from radflow.imaging import discretisation, normalisation, resegmentation
+from radflow.imaging import discretisation, missing_values, normalisation, resegmentation
 from radflow.imaging.filters import FilterSpec, apply_filter, support_margin
 from radflow.imaging.roi import RoiData, mask_extent
 from radflow.settings import BYTES_PER_GRID_VOXEL, DEFAULT_MEMORY_MB, Settings
@@ -164,7 +164,14 @@ def filtered(image_array, morph_mask, int_mask, spacing, spec: FilterSpec, margi
     if support is not None:
         box = crop_box(morph_mask, tuple(m + f for m, f in zip(margin, support)))
         image_array, morph_mask, int_mask = image_array[box], morph_mask[box], int_mask[box]
-    return apply_filter(image_array, spacing, spec), morph_mask, int_mask
+    filled = missing_values.filled(image_array) if support is not None else None
+    if filled is None:  # a Fourier-domain filter's response depends on every voxel: a missing one makes all missing
+        return apply_filter(image_array, spacing, spec), morph_mask, int_mask
+    # filtered with the missing voxels filled, then missing wherever the support reaches one (a running-sum filter
+    # would otherwise carry a NaN along whole lines)
+    response = apply_filter(filled, spacing, spec)
+    response[missing_values.reached(~np.isfinite(image_array), support)] = np.nan
+    return response, morph_mask, int_mask
 
 
 def prepare(image: sitk.Image, mask: sitk.Image, settings: Settings, memory_mb: float | None = None) -> RoiData:

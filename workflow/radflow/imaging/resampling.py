@@ -29,6 +29,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from radflow.imaging import missing_values
 from radflow.imaging.roi import mask_extent
 from radflow.settings import Settings
 
@@ -206,7 +207,7 @@ def resample_array(
     Voxels without a value (NaN, infinite) stay missing, and only where they count: a target voxel is missing when
     its nearest-neighbour or linear stencil gives one of them a weight (the linear stencil for the cubic spline,
     whose prefilter would otherwise spread a single NaN along whole axes). The others are interpolated from the
-    array with the missing voxels filled by their finite neighbours' mean (``filled_non_finite``), which only the
+    array with the missing voxels filled by their finite neighbours' mean (``missing_values.filled``), which only the
     spline's tails see.
     """
     windows = windows or tuple((0, g.n_new) for g in grids)
@@ -223,7 +224,7 @@ def resample_array(
     out = np.asarray(array)[tuple(cut)]
     if binary:
         out = (out != 0).view(np.uint8)
-    elif (filled := filled_non_finite(out)) is not None:
+    elif (filled := missing_values.filled(out)) is not None:
         missing = _resample_cut((~np.isfinite(out)).view(np.uint8), grids, windows, min(order, 1)) > 0
         values = _resample_cut(filled, grids, windows, order)
         values[missing] = np.nan
@@ -253,31 +254,6 @@ def _source_window(grid: AxisGrid, window: tuple[int, int], order: int) -> tuple
 # How far (source voxels) beyond the ROI's bounding box its interpolated mask can still be non-zero. Linear and
 # nearest are exact; the cubic spline rings on: beyond 3 voxels its fraction is below 0.01 and is set to 0.
 _MASK_REACH = {0: 0.5, 1: 1.0, 3: 3.0}
-
-
-def filled_non_finite(array: np.ndarray) -> np.ndarray | None:
-    """A float64 copy of ``array`` with every NaN or infinite voxel replaced by the mean of its finite face
-    neighbours, layer by layer into larger gaps; None when every voxel is finite (or none is)."""
-    if array.dtype.kind != "f":
-        return None
-    missing = ~np.isfinite(array)
-    if not missing.any() or missing.all():
-        return None
-    out = np.where(missing, 0.0, array).astype(np.float64)
-    while missing.any():
-        total, count = np.zeros(out.shape), np.zeros(out.shape)
-        known = ~missing
-        for axis in range(out.ndim):
-            n = out.shape[axis]
-            below = tuple(slice(0, n - 1) if a == axis else slice(None) for a in range(out.ndim))
-            above = tuple(slice(1, n) if a == axis else slice(None) for a in range(out.ndim))
-            for to, source in ((below, above), (above, below)):
-                total[to] += np.where(known[source], out[source], 0.0)
-                count[to] += known[source]
-        reached = missing & (count > 0)
-        out[reached] = total[reached] / count[reached]
-        missing &= ~reached
-    return out
 
 
 def _check_same_grid(image: sitk.Image, mask: sitk.Image) -> None:

@@ -68,10 +68,8 @@ def _read(path: str, what: str, code: str) -> sitk.Image:
         raise InputFileError(f"the {what} file cannot be read (missing, or not a format SimpleITK reads)", code)
     try:
         return io.read_pixels(io.information_reader(Path(path), what), Path(path), what)
-    except io.InputError as exc:
-        reason = str(exc).split(": ", 1)[-1].replace(path, f"the {what} file")
-        if reason.startswith("not a DICOM series folder"):
-            reason = "missing, or not a format SimpleITK reads"
+    except io.UnreadableFileError as exc:
+        reason = "missing, or not a format SimpleITK reads" if exc.reason == io.NOT_AN_IMAGE else exc.reason
         raise InputFileError(f"the {what} file cannot be read ({reason})", code) from None
 
 
