@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from radflow.modelling import harmonisation, validation
+from radflow.modelling.outcome_coding import OutcomeCodingError
 from radflow.modelling.selection import mrmr_order
 from radflow.modelling.study import StudyConfig, run_study
 
@@ -177,6 +178,34 @@ def test_survival_model_finds_the_prognostic_signal():
     metrics = run_study(frame, catalogue, clinical, config).frames()["metrics"]
     c = metrics[metrics["metric"] == "c_index"].iloc[0]
     assert c["value"] > 0.6 and c["ci_lower"] > 0.5
+
+
+@pytest.mark.parametrize("censored", [0, 3])
+def test_survival_with_complete_follow_up_is_modelled(censored):
+    """Every patient (or all but 3) had the event: nothing to stratify on, and a Cox model needs no censored case."""
+    frame, catalogue, clinical = cohort(7, n=80)
+    clinical["event"] = (clinical.index >= censored).astype(int)
+    config = StudyConfig.from_dict({**FAST, "binary_models": [], "survival_models": ["cox_ridge/radiomics"],
+                                    "n_bootstrap_procedure": 4})
+    frames = run_study(frame, catalogue, clinical, config).frames()
+    assert frames["models"]["status"].tolist() == ["ok"]
+    c = frames["metrics"].set_index("metric").loc["c_index"]
+    assert c["value"] > 0.6 and c["ci_lower"] < c["value"] < c["ci_upper"]
+
+
+def test_survival_with_fewer_events_than_folds_is_skipped_naming_the_events():
+    frame, catalogue, clinical = cohort(7, n=80)
+    clinical["event"] = (clinical.index < 4).astype(int)
+    config = StudyConfig.from_dict({**FAST, "binary_models": [], "survival_models": ["cox_ridge/radiomics"]})
+    status = run_study(frame, catalogue, clinical, config).frames()["models"]["status"].tolist()
+    assert status == ["skipped: the cohort has 4 events, fewer than the 5 outer folds"]
+
+
+def test_an_outcome_coded_yes_no_is_an_error_not_a_guess():
+    frame, catalogue, clinical = cohort(7, n=40)
+    clinical["outcome"] = clinical["outcome"].map({1: "yes", 0: "no"})
+    with pytest.raises(OutcomeCodingError, match="column 'outcome' must be coded 0/1"):
+        run_study(frame, catalogue, clinical, StudyConfig.from_dict(FAST))
 
 
 def test_too_small_a_cohort_is_skipped_with_its_reason():

@@ -223,3 +223,24 @@ def test_stability_after_discovery_replaces_test_retest_only_when_configured():
 def test_an_invalid_configuration_value_is_one_line_naming_the_key(own_data):
     result = snakemake(own_data, "--config", "input_dir=dicom", "batch_size=0")
     assert_stopped_before_any_job(result, own_data, "config batch_size: 0 is less than the minimum of 1")
+
+
+def test_outcome_coded_one_two_stops_the_run_before_any_job(own_data):
+    (own_data / "coded.csv").write_text("patient_id,outcome\nP1,1\nP2,2\nP3,2\n")
+    result = snakemake(own_data, "--config", "input_dir=dicom", "clinical=coded.csv")
+    assert_stopped_before_any_job(result, own_data, "coded.csv: clinical column 'outcome' must be coded 0/1 "
+                                                    "(1 = the outcome of interest) or true/false; it holds '2'.")
+
+
+def test_survival_columns_coded_as_words_or_negative_times_are_errors(tmp_path):
+    result = _plan(tmp_path, "patient_id,outcome,survival_time,event\nP1,1,12.5,dead\nP2,0,-3,alive\nP3,,7,\n")
+    assert result.errors == [
+        "clinical.csv: clinical column 'event' must be coded 0/1 (1 = the event happened) or true/false; it holds "
+        "'alive', 'dead'. Recode it: radflow does not guess which value means what",
+        "clinical.csv: clinical column 'survival_time' must hold survival times as numbers >= 0; 1 value(s) are "
+        "not: '-3'"]
+
+
+def test_zero_one_true_false_and_empty_cells_pass(tmp_path):
+    result = _plan(tmp_path, "patient_id,outcome,survival_time,event\nP1,1,12.5,TRUE\nP2,0.0,0,false\nP3,,,\n")
+    assert result.errors == [] and result.modelling

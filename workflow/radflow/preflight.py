@@ -2,9 +2,10 @@
 rule, with the reason only in a log file, is one line on the terminal instead.
 
 ``plan(config, ...)`` returns the errors (the run stops: key missing, input path missing, settings document invalid,
-ROI pattern not a regular expression, clinical CSV without patient_id) and the notes said once (no clinical table:
-modelling skipped; no outcome column: no binary models; no centre: no harmonisation; clinical columns dropped), with
-the effective clinical path, the columns to keep and the effective ``model`` options.
+ROI pattern not a regular expression, clinical CSV without patient_id, an outcome or event not coded 0/1, a survival
+time not a number >= 0) and the notes said once (no clinical table: modelling skipped; no outcome column: no binary
+models; no centre: no harmonisation; clinical columns dropped), with the effective clinical path, the columns to keep
+and the effective ``model`` options.
 """
 from __future__ import annotations
 
@@ -98,6 +99,22 @@ def check_roi_patterns(rois: list[dict], aliases: dict) -> list[str]:
 def clinical_header(path: str) -> list[str]:
     with open(path, newline="", encoding="utf-8-sig") as fh:
         return next(csv.reader(fh), [])
+
+
+def clinical_columns(path: str, names: list[str]) -> dict[str, list[str]]:
+    """The cells of the columns ``names`` of a clinical CSV, as text (a clinical table is small)."""
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        rows = list(csv.DictReader(fh))
+    return {name: [row.get(name) or "" for row in rows] for name in names}
+
+
+def outcome_coding_errors(path: str, model: dict) -> list[str]:
+    """The configured outcome columns' coding errors (``radflow.modelling.outcome_coding``), file name first."""
+    from radflow.modelling.outcome_coding import coding_errors
+
+    names = [model.get(key) for key in ("outcome", "survival_time", "survival_event")]
+    columns = clinical_columns(path, [name for name in names if name])
+    return [f"{os.path.basename(path)}: {error}" for error in coding_errors(columns, *names)]
 
 
 def effective_model(model: dict, header: list[str] | None, source: str) -> tuple[dict, list[str]]:
@@ -213,6 +230,8 @@ def plan(config: dict, demo: bool, where, main_process: bool = True) -> Plan:
         notes.append("no outcome and no survival columns: modelling skipped")
     else:
         result.modelling = True
+        if header is not None:
+            result.errors += outcome_coding_errors(clinical, model)
     result.notes += notes
     return result
 

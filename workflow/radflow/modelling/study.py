@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from radflow.modelling import validation
+from radflow.modelling import outcome_coding, validation
 from radflow.modelling.harmonisation import META_PREFIX
 from radflow.modelling.models import (FEATURE_SETS, LEARNERS, Preprocessing, feature_weights, make_model,
                                       predict_scores)
@@ -132,12 +132,16 @@ def targets(clinical: pd.DataFrame, cases: pd.Index, config: StudyConfig, task: 
     """(cases with a known outcome, target array) for ``task``, optionally permuted over those cases."""
     table = clinical.drop_duplicates("case_id").set_index("case_id").reindex(cases)
     if task == BINARY:
-        known = table[config["outcome"]].notna().to_numpy()
-        y = table[config["outcome"]].to_numpy()[known].astype(int)
+        outcome = np.array(outcome_coding.indicator(table[config["outcome"]], config["outcome"],
+                                                    "the outcome of interest"))
+        known = ~np.isnan(outcome)
+        y = outcome[known].astype(int)
     else:
-        time, event = table[config["survival_time"]], table[config["survival_event"]]
-        known = (time.notna() & event.notna()).to_numpy()
-        y = survival_target(time.to_numpy()[known], event.to_numpy()[known])
+        time = np.array(outcome_coding.survival_times(table[config["survival_time"]], config["survival_time"]))
+        event = np.array(outcome_coding.indicator(table[config["survival_event"]], config["survival_event"],
+                                                  "the event happened", event=True))
+        known = ~(np.isnan(time) | np.isnan(event))
+        y = survival_target(time[known], event[known])
     if config["permute_outcome"]:
         y = validation.permuted_target(y, np.random.default_rng([config["seed"], _PERMUTE_OUTCOME]))
     return cases[known], y

@@ -11,7 +11,8 @@ training data only. The whole pipeline is then refitted on the outer training fo
 hyper-parameters and predicts the outer test fold. Nothing fitted ever sees a test case.
 
 Strata: outcome (or event) x centre when every such stratum has at least as many cases as folds, else outcome
-(event) alone, so each training fold holds every centre ComBat must estimate.
+(event) alone, so each training fold holds every centre ComBat must estimate; a survival cohort with fewer censored
+cases than folds is not stratified.
 
 Every random choice is seeded from the configured seed, the outer repeat and fold (``numpy.random.SeedSequence``
 entropy lists), and workers run with one BLAS thread, so results do not depend on the number of jobs.
@@ -68,8 +69,13 @@ def outcome_labels(y) -> np.ndarray:
 
 
 def strata(y, centre: np.ndarray | None, n_folds: int) -> np.ndarray:
-    """Stratification labels: outcome x centre if every stratum has >= n_folds cases, else the outcome."""
+    """Stratification labels: outcome x centre if every stratum has >= n_folds cases, else the outcome.
+
+    A survival cohort with fewer censored cases than folds (complete follow-up: every patient had the event) is not
+    stratified at all: there is nothing to balance, and a Cox model needs no censored case."""
     labels = outcome_labels(y).astype(str)
+    if is_survival(y) and np.unique(labels, return_counts=True)[1].min() < n_folds:
+        labels = np.full(labels.shape, "all")
     if centre is not None:
         joint = np.char.add(np.char.add(labels, "|"), np.asarray(centre).astype(str))
         if np.unique(joint, return_counts=True)[1].min() >= n_folds:
@@ -78,14 +84,20 @@ def strata(y, centre: np.ndarray | None, n_folds: int) -> np.ndarray:
 
 
 def feasibility(y, n_outer: int, n_inner: int) -> str | None:
-    """Why nested CV cannot run on this outcome, or None if it can."""
+    """Why nested CV cannot run on this outcome, or None if it can.
+
+    Binary: each class must reach every outer test fold and every inner fold of a training part. Survival: the
+    events must (Harrell's C needs an event in each test fold); censored cases need not, since a cohort followed to
+    the last event has none."""
     labels = outcome_labels(y)
-    counts = np.bincount(labels, minlength=2)
-    smallest = int(counts.min())
+    if is_survival(y):
+        smallest, what = int(labels.sum()), "the cohort has {} events"
+    else:
+        smallest, what = int(np.bincount(labels, minlength=2).min()), "the smaller outcome class has {} cases"
     if smallest < n_outer:
-        return f"the smaller outcome class has {smallest} cases, fewer than the {n_outer} outer folds"
+        return f"{what.format(smallest)}, fewer than the {n_outer} outer folds"
     if smallest * (n_outer - 1) // n_outer < n_inner:
-        return f"the smaller outcome class has too few cases ({smallest}) for {n_inner} inner folds"
+        return f"{what.format(smallest)}: too few for {n_inner} inner folds"
     return None
 
 
