@@ -244,3 +244,12 @@ def test_survival_columns_coded_as_words_or_negative_times_are_errors(tmp_path):
 def test_zero_one_true_false_and_empty_cells_pass(tmp_path):
     result = _plan(tmp_path, "patient_id,outcome,survival_time,event\nP1,1,12.5,TRUE\nP2,0.0,0,false\nP3,,,\n")
     assert result.errors == [] and result.modelling
+
+
+def test_a_windows_1252_semicolon_clinical_table_is_read_and_said_once(tmp_path):
+    (tmp_path / "dicom").mkdir()
+    (tmp_path / "clinical.csv").write_bytes(
+        "patient_id;outcome;survival_time;event;patient_name\nP1;1;12,5;1;Müller\nP2;0;3,25;0;Strauß\n".encode("cp1252"))
+    result = _plan(tmp_path, None, clinical=str(tmp_path / "clinical.csv"))
+    assert result.errors == [] and result.modelling
+    assert "clinical.csv read as Windows-1252 (not UTF-8), semicolon-separated, decimal commas" in result.notes

@@ -10,11 +10,12 @@ and the effective ``model`` options.
 from __future__ import annotations
 
 import copy
-import csv
 import os
 import re
 import warnings
 from dataclasses import dataclass, field
+
+from radflow import csv_dialect
 
 # Values of `clinical` that mean "no clinical table" (Snakemake's --config passes null as the text "null").
 NO_CLINICAL = (None, "", "null", "none", "None", "NULL", "~", "false", "False")
@@ -96,24 +97,12 @@ def check_roi_patterns(rois: list[dict], aliases: dict) -> list[str]:
     return errors
 
 
-def clinical_header(path: str) -> list[str]:
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        return next(csv.reader(fh), [])
-
-
-def clinical_columns(path: str, names: list[str]) -> dict[str, list[str]]:
-    """The cells of the columns ``names`` of a clinical CSV, as text (a clinical table is small)."""
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        rows = list(csv.DictReader(fh))
-    return {name: [row.get(name) or "" for row in rows] for name in names}
-
-
-def outcome_coding_errors(path: str, model: dict) -> list[str]:
+def outcome_coding_errors(path: str, rows: list[dict[str, str]], model: dict) -> list[str]:
     """The configured outcome columns' coding errors (``radflow.modelling.outcome_coding``), file name first."""
     from radflow.modelling.outcome_coding import coding_errors
 
     names = [model.get(key) for key in ("outcome", "survival_time", "survival_event")]
-    columns = clinical_columns(path, [name for name in names if name])
+    columns = {name: [row.get(name) or "" for row in rows] for name in names if name}
     return [f"{os.path.basename(path)}: {error}" for error in coding_errors(columns, *names)]
 
 
@@ -207,16 +196,20 @@ def plan(config: dict, demo: bool, where, main_process: bool = True) -> Plan:
                             "(it needs outcomes from a clinical CSV with patient_id)")
         result.model = model
         return result
-    header = None
+    header: list[str] | None = None
+    rows: list[dict[str, str]] = []
+    source = os.path.basename(clinical)
     if not (demo and clinical == DEMO_CLINICAL):
         if not os.path.isfile(clinical):
             result.errors.append(f"clinical table {clinical} does not exist")
             return result
-        header = clinical_header(clinical)
+        dialect = csv_dialect.sniff(clinical)
+        header, rows = csv_dialect.read_rows(clinical, dialect)
         if "patient_id" not in header:
             result.errors.append(f"clinical table {clinical} has no patient_id column (columns: {header})")
             return result
-    source = os.path.basename(clinical)
+        if dialect.describe():
+            result.notes.append(f"{source} read as {dialect.describe()}")
     model, notes = effective_model(model, header, source)
     result.model = model
     result.clinical_keep = kept_clinical_columns(model, list(config.get("clinical_keep") or []))
@@ -231,7 +224,7 @@ def plan(config: dict, demo: bool, where, main_process: bool = True) -> Plan:
     else:
         result.modelling = True
         if header is not None:
-            result.errors += outcome_coding_errors(clinical, model)
+            result.errors += outcome_coding_errors(clinical, rows, model)
     result.notes += notes
     return result
 

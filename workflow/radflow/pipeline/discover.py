@@ -35,6 +35,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from radflow import csv_dialect
 from radflow import inventory as inv
 from radflow.dicom import discovery
 from radflow.dicom.deid import date_shift_days, pseudo_uid, pseudonym, shift_iso_datetime
@@ -364,8 +365,7 @@ def write_unreadable(inventory: discovery.Inventory, path: Path) -> None:
 
 def read_input_manifest(path: Path) -> list[dict]:
     """Rows of the image/mask manifest CSV; paths relative to the CSV's folder become absolute."""
-    with path.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    _, rows = csv_dialect.read_rows(path)
     missing = [c for c in MANIFEST_COLUMNS if rows and c not in rows[0]]
     if missing or not rows:
         raise ValueError(f"{path.name}: needs columns {list(MANIFEST_COLUMNS)} (and optionally scan, roi, label, "
@@ -546,7 +546,9 @@ def pseudonymise_clinical(clinical_csv: Path, out: Path, key: bytes, keep: list[
     (radflow.clinical_columns)."""
     from radflow.clinical_columns import select_columns
 
-    table = checked_clinical(pd.read_csv(clinical_csv, dtype={"patient_id": str}), clinical_csv.name)
+    dialect = csv_dialect.sniff(clinical_csv)
+    table = pd.read_csv(clinical_csv, dtype={"patient_id": str}, **csv_dialect.pandas_options(dialect))
+    table = checked_clinical(table, clinical_csv.name)
     selection = select_columns(list(table.columns), keep)
     summary = selection.summary(clinical_csv.name)
     if summary:
