@@ -208,6 +208,20 @@ def test_an_outcome_coded_yes_no_is_an_error_not_a_guess():
         run_study(frame, catalogue, clinical, StudyConfig.from_dict(FAST))
 
 
+def test_no_clinical_row_or_no_outcome_value_is_the_reason_given():
+    frame, catalogue, clinical = cohort(7, n=40)
+    config = StudyConfig.from_dict({**FAST, "survival_models": ["cox_ridge/radiomics"]})
+    renamed = clinical.assign(case_id="other-" + clinical["case_id"])  # ids that match no image's PatientID
+    status = run_study(frame, catalogue, renamed, config).frames()["models"]["status"].tolist()
+    assert status == ["skipped: no case with features has a row in the clinical table (40 rows): its patient_id "
+                      "must equal the DICOM PatientID exactly"] * 2
+    emptied = clinical.assign(outcome=None, event=None)
+    status = run_study(frame, catalogue, emptied, config).frames()["models"]["status"].tolist()
+    assert status == ["skipped: none of the 40 cases with features and a clinical row has a value in outcome",
+                      "skipped: none of the 40 cases with features and a clinical row has a value in survival_time "
+                      "and event"]
+
+
 def test_too_small_a_cohort_is_skipped_with_its_reason():
     frame, catalogue, clinical = cohort(8, n=6)
     result = run_study(frame, catalogue, clinical, StudyConfig.from_dict(FAST))

@@ -47,6 +47,12 @@ def success_summary(database: Path, results: Path) -> str:
             "SELECT count(*) FILTER (status = 'pass'), count(*) FILTER (status = 'warn'), "
             "count(*) FILTER (status = 'fail') FROM cases")
         lines.append(f"  cases: {passed} pass, {warned} warn, {failed} fail")
+        if table("clinical"):
+            total, matched = one("SELECT count(*), count(*) FILTER (case_id IN (SELECT case_id FROM clinical)) "
+                                 "FROM cases")
+            if matched < total:
+                lines.append(f"  clinical: {total - matched} of {total} cases have no row in the clinical table "
+                             "(its patient_id must equal the DICOM PatientID exactly)")
         lines.append(f"  feature rows: {one('SELECT count(*) FROM features')[0]}")
         if table("stable_features"):
             lines.append(f"  stable features: {one('SELECT count(*) FROM stable_features')[0]}")

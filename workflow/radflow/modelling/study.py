@@ -147,6 +147,17 @@ def targets(clinical: pd.DataFrame, cases: pd.Index, config: StudyConfig, task: 
     return cases[known], y
 
 
+def no_outcome_reason(frame: pd.DataFrame, clinical: pd.DataFrame, task: str, config: StudyConfig) -> str:
+    """Why no case of ``frame`` (features joined with the clinical table) has a known outcome: no case with features
+    has a clinical row, or the outcome column is empty for every one that has."""
+    matched = int(frame.index.isin(clinical["case_id"]).sum())
+    if matched == 0:
+        return (f"no case with features has a row in the clinical table ({len(clinical)} rows): its patient_id must "
+                "equal the DICOM PatientID exactly")
+    columns = [config["outcome"]] if task == BINARY else [config["survival_time"], config["survival_event"]]
+    return f"none of the {matched} cases with features and a clinical row has a value in {' and '.join(columns)}"
+
+
 def _prediction_rows(model_id: str, validation_kind: str, cases: np.ndarray, repeat, fold, prediction,
                      threshold, y) -> pd.DataFrame:
     """Rows of the predictions table, each with the outcome it is scored against (after any permutation)."""
@@ -222,7 +233,9 @@ def run_model(spec: ModelSpec, frame: pd.DataFrame, catalogue: pd.DataFrame, cli
         "config": json.dumps({**config.raw, "model": asdict(spec)}, sort_keys=True, default=str),
     }
     reason = None
-    if spec.feature_set != "clinical" and not radiomic:
+    if len(cases) == 0:
+        reason = no_outcome_reason(frame, clinical, spec.task, config)
+    elif spec.feature_set != "clinical" and not radiomic:
         reason = "no radiomic features (none stable, or none extracted)"
     elif spec.feature_set != "radiomics" and not config["covariates"]:
         reason = "no clinical covariates configured"
