@@ -253,3 +253,12 @@ def test_a_windows_1252_semicolon_clinical_table_is_read_and_said_once(tmp_path)
     result = _plan(tmp_path, None, clinical=str(tmp_path / "clinical.csv"))
     assert result.errors == [] and result.modelling
     assert "clinical.csv read as Windows-1252 (not UTF-8), semicolon-separated, decimal commas" in result.notes
+
+
+def test_a_covariate_written_with_units_is_said_to_become_categories(tmp_path):
+    lines = ["patient_id,outcome,age,sex"] + [f"P{i},{i % 2},{60 + i} y,{'MF'[i % 2]}" for i in range(6)]
+    result = _plan(tmp_path, "\n".join(lines) + "\nP9,1,,M\n")
+    assert result.errors == []
+    assert "clinical.csv: covariate 'age' holds numbers written with text (e.g. '60 y'): it is used as 6 " \
+           "categories, not as a number; write the numbers alone to use it as one" in result.notes
+    assert not any("'sex'" in note for note in result.notes)

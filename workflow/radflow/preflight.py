@@ -97,6 +97,34 @@ def check_roi_patterns(rois: list[dict], aliases: dict) -> list[str]:
     return errors
 
 
+# a cell that starts like a number but is not one: "65 y", "3.2 cm", "<5"
+NUMBER_WITH_TEXT = re.compile(r"\s*[<>~]?\s*[-+]?\d+([.,]\d+)?\s*\S.*")
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def covariate_notes(source: str, rows: list[dict[str, str]], covariates: list[str]) -> list[str]:
+    """A note for each covariate that holds numbers written with text (units, "<5"): a text column becomes one
+    indicator per category (``radflow.modelling.harmonisation.CovariateEncoder``), which is not what was meant."""
+    notes = []
+    for column in covariates:
+        cells = [(row.get(column) or "").strip() for row in rows]
+        cells = [cell for cell in cells if cell]
+        texts = [cell for cell in cells if not _is_number(cell)]
+        numeric_looking = [cell for cell in texts if NUMBER_WITH_TEXT.fullmatch(cell)]
+        if texts and len(numeric_looking) * 2 >= len(cells):
+            notes.append(f"{source}: covariate {column!r} holds numbers written with text (e.g. "
+                         f"{numeric_looking[0]!r}): it is used as {len(set(cells))} categories, not as a number; "
+                         "write the numbers alone to use it as one")
+    return notes
+
+
 def outcome_coding_errors(path: str, rows: list[dict[str, str]], model: dict) -> list[str]:
     """The configured outcome columns' coding errors (``radflow.modelling.outcome_coding``), file name first."""
     from radflow.modelling.outcome_coding import coding_errors
@@ -225,6 +253,7 @@ def plan(config: dict, demo: bool, where, main_process: bool = True) -> Plan:
         result.modelling = True
         if header is not None:
             result.errors += outcome_coding_errors(clinical, rows, model)
+            notes += covariate_notes(source, rows, list(model.get("covariates") or []))
     result.notes += notes
     return result
 

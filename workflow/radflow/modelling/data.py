@@ -4,11 +4,13 @@ x IBSI code x aggregation), plus the ``clinical:*`` columns the pipelines need (
 Which values enter: the configured scan (``test``; with its modality-prefixed siblings ``pt_test``, ``mr_test``, whose
 settings ids differ) of cases that passed QC, or (``features_from: delta_absolute | delta_relative``) the change of
 each feature from baseline to a follow-up timepoint (``delta_rows``), restricted to the stable feature set when
-one is given. Feature columns that are missing for more than ``max_missing`` of the cases or constant over all cases
-are dropped before modelling; that decision uses no outcome and no value order, so it cannot leak. Remaining gaps are
-filled inside the folds (training median).
+one is given. Infinite values count as missing. Feature columns that are missing for more than ``max_missing`` of
+the cases or constant over all cases are dropped before modelling; that decision uses no outcome and no value order,
+so it cannot leak. Remaining gaps are filled inside the folds (training median).
 """
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import pandas as pd
@@ -18,6 +20,8 @@ from radflow.qc import FAIL
 from radflow.timepoints import split_label
 
 KEY_COLUMNS = ["settings_id", "roi", "ibsi_code", "aggregation"]
+
+log = logging.getLogger(__name__)
 
 
 def feature_key(roi: str, settings_id: str, ibsi_code: str, aggregation: str) -> str:
@@ -64,6 +68,11 @@ def feature_matrix(features: pd.DataFrame, scan: str = "test", stable: pd.DataFr
                               dropna=False).astype(float)
     matrix = matrix.sort_index().sort_index(axis=1)
     matrix.columns.name = None
+    infinite = np.isinf(matrix.to_numpy())
+    if infinite.any():  # no learner takes them; as missing they are filled inside the folds like any gap
+        log.warning("%d infinite feature value(s) in %d feature(s) treated as missing", int(infinite.sum()),
+                    int(infinite.any(axis=0).sum()))
+        matrix = matrix.mask(infinite)
     if len(matrix):
         keep = (matrix.isna().mean() <= max_missing) & (matrix.max() > matrix.min())
         matrix = matrix.loc[:, keep.to_numpy()]
