@@ -262,3 +262,12 @@ def test_a_covariate_written_with_units_is_said_to_become_categories(tmp_path):
     assert "clinical.csv: covariate 'age' holds numbers written with text (e.g. '60 y'): it is used as 6 " \
            "categories, not as a number; write the numbers alone to use it as one" in result.notes
     assert not any("'sex'" in note for note in result.notes)
+
+
+def test_a_held_out_centre_that_is_not_in_the_centre_column_is_an_error(tmp_path):
+    text = "patient_id,outcome,centre\nP1,1,Leiden\nP2,0,Maastricht\n"
+    model = {**DEMO_MODEL, "held_out_centre": "Leyden"}
+    result = _plan(tmp_path, text, model=model)
+    assert result.errors == ["clinical.csv: model.held_out_centre 'Leyden' is not a value of the centre column "
+                             "'centre' ('Leiden', 'Maastricht')"]
+    assert _plan(tmp_path, text, model={**DEMO_MODEL, "held_out_centre": "Leiden"}).errors == []

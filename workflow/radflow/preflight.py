@@ -3,7 +3,7 @@ rule, with the reason only in a log file, is one line on the terminal instead.
 
 ``plan(config, ...)`` returns the errors (the run stops: key missing, input path missing, settings document invalid,
 ROI pattern not a regular expression, clinical CSV without patient_id, an outcome or event not coded 0/1, a survival
-time not a number >= 0) and the notes said once (no clinical table: modelling skipped; no outcome column: no binary
+time not a number >= 0, a held-out centre not in the centre column) and the notes said once (no clinical table: modelling skipped; no outcome column: no binary
 models; no centre: no harmonisation; clinical columns dropped), with the effective clinical path, the columns to keep
 and the effective ``model`` options.
 """
@@ -123,6 +123,19 @@ def covariate_notes(source: str, rows: list[dict[str, str]], covariates: list[st
                          f"{numeric_looking[0]!r}): it is used as {len(set(cells))} categories, not as a number; "
                          "write the numbers alone to use it as one")
     return notes
+
+
+def held_out_centre_errors(source: str, rows: list[dict[str, str]], model: dict) -> list[str]:
+    """``model.held_out_centre`` must be a value of the centre column: otherwise no case is held out and the
+    external validation the configuration asks for silently does not happen."""
+    held_out, centre = model.get("held_out_centre"), model.get("centre")
+    if held_out is None or not centre:
+        return []
+    centres = sorted({(row.get(centre) or "").strip() for row in rows} - {""})
+    if str(held_out).strip() in centres:
+        return []
+    return [f"{source}: model.held_out_centre {str(held_out)!r} is not a value of the centre column {centre!r} "
+            f"({', '.join(repr(c) for c in centres[:10])})"]
 
 
 def outcome_coding_errors(path: str, rows: list[dict[str, str]], model: dict) -> list[str]:
@@ -253,6 +266,7 @@ def plan(config: dict, demo: bool, where, main_process: bool = True) -> Plan:
         result.modelling = True
         if header is not None:
             result.errors += outcome_coding_errors(clinical, rows, model)
+            result.errors += held_out_centre_errors(source, rows, model)
             notes += covariate_notes(source, rows, list(model.get("covariates") or []))
     result.notes += notes
     return result
