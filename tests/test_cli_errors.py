@@ -170,3 +170,22 @@ def test_an_uncompressed_nifti_pair_with_a_short_img_is_refused(tmp_path):
     assert io.nifti_shortfall(header) == ""
     _cut(tmp_path / "image.img", 0.5)
     assert io.nifti_shortfall(header) == f"{4 * 16 * 16 * 4 // 2} bytes, its header needs {4 * 16 * 16 * 4}"
+
+
+def test_a_sheared_nifti_is_named_as_such_not_as_an_unknown_format(tmp_path):
+    """A header-only affine registration leaves a NIfTI whose sform shears the grid; ITK refuses it without a qform."""
+    import struct
+
+    import numpy as np
+    import SimpleITK as sitk
+
+    path = tmp_path / "sheared.nii"
+    sitk.WriteImage(sitk.GetImageFromArray(np.ones((6, 16, 16), dtype=np.int16)), str(path))
+    header = bytearray(path.read_bytes())
+    struct.pack_into("<hh", header, 252, 0, 2)  # qform_code 0 (none), sform_code 2 (aligned)
+    for row, values in ((280, (1.0, 0.05, 0.0, 0.0)), (296, (0.0, 1.0, 0.0, 0.0)), (312, (0.0, 0.0, 1.0, 0.0))):
+        struct.pack_into("<4f", header, row, *values)  # srow_x: x also moves with the row index: a shear
+    path.write_bytes(bytes(header))
+    assert_one_line(radflow("extract", str(path), str(path)),
+                    f"cannot read image {path}: its orientation (NIfTI sform) is sheared, not a rotation, and it "
+                    "has no qform")

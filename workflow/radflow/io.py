@@ -86,6 +86,12 @@ def _read_file(path: Path, what: str) -> sitk.Image:
 
 
 NOT_AN_IMAGE = "not a DICOM series folder, NIfTI, NRRD or MHA file"
+# ITK refuses a NIfTI whose sform is not a rotation times the spacing (a header-only affine registration's shear)
+# when no qform offers an alternative
+SHEARED_NIFTI = ("its orientation (NIfTI sform) is sheared, not a rotation, and it has no qform: its voxels have no "
+                 "place on a regular grid. Resample it onto one (e.g. apply the registration instead of storing it "
+                 "in the header), or set ITK_NIFTI_SFORM_PERMISSIVE=1 to read it with ITK's nearest unsheared "
+                 "orientation")
 
 
 def read_volume(path: Path) -> sitk.Image:
@@ -101,8 +107,9 @@ def information_reader(path: Path, what: str) -> sitk.ImageFileReader:
     reader.SetFileName(str(path))
     try:
         reader.ReadImageInformation()
-    except RuntimeError:
-        raise UnreadableFileError(what, path, NOT_AN_IMAGE) from None
+    except RuntimeError as exc:
+        reason = SHEARED_NIFTI if "orthonormal direction cosines" in str(exc) else NOT_AN_IMAGE
+        raise UnreadableFileError(what, path, reason) from None
     short = nifti_shortfall(path)
     if short:
         raise UnreadableFileError(what, path, f"the file is truncated ({short})")
