@@ -325,8 +325,11 @@ def on_image_grid(mask: sitk.Image, reference: sitk.Image | sitk.ImageFileReader
             raise InputError(f"mask {source} reaches outside the image: some of its ROI voxels are not image voxels")
         return placed
     if mask.GetSize() != reference.GetSize():
-        raise InputError(f"mask size {mask.GetSize()} differs from image size {reference.GetSize()}, and its voxels "
-                         "are not the image's")
+        def grid(image) -> str:
+            return f"{image.GetSize()} x [{', '.join(f'{s:g}' for s in image.GetSpacing())}] mm"
+
+        raise InputError(f"mask {source} is not on the image's grid: its voxels, {grid(mask)}, are not the image's, "
+                         f"{grid(reference)} (mask size differs from image size); resample it onto the image")
     raise InputError(f"mask {source} is not on the image's grid: "
                      f"{qc.mask_geometry(reference, mask, '', tolerance).message}; resample it onto the image")
 
