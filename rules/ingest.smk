@@ -73,6 +73,8 @@ if CLINICAL:
         columns the configuration names (outcome, survival, centre, covariates, clinical_keep)."""
         input:
             clinical=hidden_path(CLINICAL),
+            # only to say which rows match no imaged case: a rediscovery need not pseudonymise the table again
+            inventory=ancient(INVENTORY),
         output:
             CLINICAL_TABLE,
         log:
@@ -88,4 +90,5 @@ if CLINICAL:
             key=KEY_ARGS,
             keep=json.dumps(PLAN.clinical_keep),
         shell:
-            "{params.radflow} clinical {input.clinical:q} {output:q} --keep {params.keep:q} {params.key} > {log} 2>&1"
+            "{params.radflow} clinical {input.clinical:q} {output:q} --keep {params.keep:q}"
+            " --inventory {input.inventory:q} {params.key} > {log} 2>&1"

@@ -22,7 +22,7 @@ def test_cases_without_a_clinical_row_are_counted(tmp_path):
     text = success_summary(database(tmp_path / "r.duckdb", ["case-a", "case-x"]), tmp_path)
     assert "  cases: 2 pass, 0 warn, 1 fail" in text
     assert "  clinical: 2 of 3 cases have no row in the clinical table (its patient_id must equal the DICOM " \
-           "PatientID exactly)" in text
+           f"PatientID exactly; {tmp_path / 'logs' / 'clinical.log'} names the rows that match no case)" in text
 
 
 def test_nothing_is_said_when_every_case_has_its_row(tmp_path):

@@ -117,9 +117,12 @@ def cmd_ingest(args) -> None:
 def cmd_clinical(args) -> None:
     from radflow.pipeline.discover import pseudonymise_clinical
 
+    from radflow import inventory
+
     keep = json.loads(args.keep) if args.keep is not None else None
     clinical = _existing(args.clinical, "clinical table")
-    pseudonymise_clinical(clinical, Path(args.out), key=_key(args, clinical), keep=keep)
+    imaged = inventory.case_ids(_existing(args.inventory, "inventory")) if args.inventory else None
+    pseudonymise_clinical(clinical, Path(args.out), key=_key(args, clinical), keep=keep, imaged_cases=imaged)
 
 
 def cmd_qc(args) -> None:
@@ -441,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("clinical")
     p.add_argument("out")
     p.add_argument("--keep", default=None, help="JSON list of the columns to keep (default: every non-identifying one)")
+    p.add_argument("--inventory", default=None, help="the discover stage's inventory: rows matching no case are said")
     _key_arguments(p)
     p.set_defaults(func=cmd_clinical)
 

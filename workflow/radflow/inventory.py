@@ -74,3 +74,9 @@ def write(path: Path, batches: dict[str, list[InventoryCase]], fingerprints: dic
 def read_batch(path: Path, batch: str) -> list[InventoryCase]:
     batches: dict[str, list[InventoryCase]] = json.loads(Path(path).read_text())["batches"]
     return batches[batch]
+
+
+def case_ids(path: Path) -> set[str]:
+    """Every case_id of the inventory (the run-level pseudo-case '' left out)."""
+    batches: dict[str, list[InventoryCase]] = json.loads(Path(path).read_text())["batches"]
+    return {case["case_id"] for cases in batches.values() for case in cases if case["case_id"]}

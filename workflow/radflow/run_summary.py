@@ -52,7 +52,8 @@ def success_summary(database: Path, results: Path) -> str:
                                  "FROM cases")
             if matched < total:
                 lines.append(f"  clinical: {total - matched} of {total} cases have no row in the clinical table "
-                             "(its patient_id must equal the DICOM PatientID exactly)")
+                             "(its patient_id must equal the DICOM PatientID exactly; "
+                             f"{results / 'logs' / 'clinical.log'} names the rows that match no case)")
         lines.append(f"  feature rows: {one('SELECT count(*) FROM features')[0]}")
         if table("stable_features"):
             lines.append(f"  stable features: {one('SELECT count(*) FROM stable_features')[0]}")

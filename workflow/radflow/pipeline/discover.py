@@ -540,15 +540,22 @@ def checked_clinical(table: pd.DataFrame, name: str) -> pd.DataFrame:
     return table
 
 
-def pseudonymise_clinical(clinical_csv: Path, out: Path, key: bytes, keep: list[str] | None = None) -> None:
+def pseudonymise_clinical(clinical_csv: Path, out: Path, key: bytes, keep: list[str] | None = None,
+                          imaged_cases: set[str] | None = None) -> None:
     """The clinical table keyed by case_id instead of patient_id, rows checked by ``checked_clinical``, with only
     the columns in ``keep`` (None: every column) and never a column whose name looks identifying
-    (radflow.clinical_columns)."""
+    (radflow.clinical_columns). With ``imaged_cases`` (the discovered case_ids), the rows that match none are
+    logged, with the ID variants that would match (``clinical_matching``)."""
     from radflow.clinical_columns import select_columns
+    from radflow.pipeline.clinical_matching import unmatched_report
 
     dialect = csv_dialect.sniff(clinical_csv)
     table = pd.read_csv(clinical_csv, dtype={"patient_id": str}, **csv_dialect.pandas_options(dialect))
     table = checked_clinical(table, clinical_csv.name)
+    if imaged_cases is not None:
+        for message in unmatched_report(clinical_csv.name, list(table["patient_id"]), [int(i) + 2 for i in table.index],
+                                        imaged_cases, lambda patient_id: case_id_of(patient_id, key)):
+            log.warning("%s", message)
     selection = select_columns(list(table.columns), keep)
     summary = selection.summary(clinical_csv.name)
     if summary:
