@@ -92,3 +92,61 @@ def test_the_scans_table_names_the_intensity_unit():
 
     assert [unit("CT"), unit("PT", suv_factor=0.001), unit("PT"), unit("MR")] == ["HU", "SUVbw", None, "arbitrary"]
     assert intensity_unit(ScanEntry("c", "s", status="fail", modality="CT")) is None
+
+
+# --- the same series through radflow extract and radflow.extract(): SUVbw, and settings meant for PET -------------
+
+def test_a_pet_series_read_for_extraction_is_in_suv_bw_like_the_ingest(tmp_path):
+    from radflow.io import image_modality, read_image
+
+    write_pet_series(tmp_path / "dicom")
+    image = read_image(tmp_path / "dicom")
+    expected = np.stack([stored_slice(k) * SLOPE * EXPECTED_FACTOR for k in range(4)])
+    np.testing.assert_allclose(sitk.GetArrayFromImage(image), expected, rtol=2e-7)
+    assert image_modality(image) == "PT"
+
+
+def test_extraction_refuses_ct_settings_on_pet_and_computes_with_pet_settings(tmp_path):
+    import radflow
+
+    write_pet_series(tmp_path / "dicom")
+    mask = np.zeros((4, 8, 8), dtype=np.uint8)
+    mask[1:3, 2:6, 2:6] = 1
+    with pytest.raises(ValueError, match="radflow's default settings are for CT images and .* is a DICOM series of "
+                                         "modality PT: use config/settings/pet_suv.yaml, or your own document with "
+                                         "modality: PET"):
+        radflow.extract(tmp_path / "dicom", mask)
+    pet = {"modality": "PET", "families": ["statistics"],
+           "discretisation": {"ivh": {"method": "fixed_bin_size", "bin_width": 0.1}}}
+    table = radflow.extract(tmp_path / "dicom", mask, pet)
+    mean = table.set_index("ibsi_code").loc["Q4LE", "value"]
+    expected = np.stack([stored_slice(k) * SLOPE * EXPECTED_FACTOR for k in range(4)])
+    assert mean == pytest.approx(expected[mask == 1].mean(), rel=1e-6)
+
+
+def test_radflow_extract_says_which_settings_a_pet_series_needs(tmp_path):
+    import subprocess
+    import sys
+
+    write_pet_series(tmp_path / "dicom")
+    mask = np.zeros((4, 8, 8), dtype=np.uint8)
+    mask[1:3, 2:6, 2:6] = 1
+    series = sitk.ImageSeriesReader()  # the series' grid, for the mask file
+    series.SetFileNames(sorted(str(p) for p in (tmp_path / "dicom").glob("*.dcm")))
+    mask_image = sitk.GetImageFromArray(mask)
+    mask_image.CopyInformation(series.Execute())
+    sitk.WriteImage(mask_image, str(tmp_path / "mask.nii.gz"))
+    result = subprocess.run([sys.executable, "-m", "radflow", "extract", str(tmp_path / "dicom"),
+                             str(tmp_path / "mask.nii.gz")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"radflow: error: radflow's default settings are for CT images and {tmp_path / 'dicom'} is a DICOM series "
+        "of modality PT: use config/settings/pet_suv.yaml, or your own document with modality: PET")
+
+
+def test_a_pet_series_without_suv_tags_is_refused_for_extraction_with_the_tag(tmp_path):
+    from radflow.io import InputError, read_image
+
+    write_pet_series(tmp_path / "dicom", PatientWeight=None)
+    with pytest.raises(InputError, match="cannot be converted to SUVbw: .*PatientWeight"):
+        read_image(tmp_path / "dicom")

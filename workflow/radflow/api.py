@@ -100,10 +100,16 @@ def extract(image: "ImageLike", mask: "ImageLike", settings: "Settings | str | P
     """
     import pandas as pd
 
-    from radflow.extraction import CSV_COLUMNS, extract_columns
+    from radflow.extraction import CSV_COLUMNS, extract_columns, settings_mismatch
+    from radflow.io import image_modality
 
     reference = _as_image(image, spacing, origin)
-    table = extract_columns(reference, _as_mask(mask, reference, roi), _as_settings(settings))
+    chosen = _as_settings(settings)
+    mismatch = settings_mismatch(chosen, image_modality(reference), str(image) if isinstance(image, (str, Path))
+                                 else "the image")
+    if mismatch:
+        raise ValueError(mismatch)
+    table = extract_columns(reference, _as_mask(mask, reference, roi), chosen)
     frame = pd.DataFrame({name: table[name] for name in CSV_COLUMNS})
     frame["value"] = frame["value"].astype("float64")
     return frame

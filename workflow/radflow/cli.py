@@ -51,8 +51,8 @@ def _existing(path: str, what: str) -> Path:
 
 
 def cmd_extract(args) -> None:
-    from radflow.extraction import extract_columns, roi_window_margin_mm, write_csv
-    from radflow.io import read_image, read_mask, read_roi_window
+    from radflow.extraction import extract_columns, roi_window_margin_mm, settings_mismatch, write_csv
+    from radflow.io import image_modality, read_image, read_mask, read_roi_window
     from radflow.settings import Settings
 
     _existing(args.image, "image")
@@ -62,6 +62,9 @@ def cmd_extract(args) -> None:
     window = None if margin_mm is None else read_roi_window(Path(args.image), Path(args.mask), margin_mm, roi=args.roi)
     if window is None:
         image = read_image(Path(args.image))
+        mismatch = settings_mismatch(settings, image_modality(image), args.image)
+        if mismatch:
+            raise UsageError(mismatch)
         window = image, read_mask(Path(args.mask), image, roi=args.roi)
     image, mask = window
     table = extract_columns(image, mask, settings)

@@ -33,6 +33,26 @@ def extract_columns(image: sitk.Image, mask: sitk.Image, settings: Settings,
     return engine.extract_columns(prepare(image, mask, settings, memory_mb=memory_mb), settings)
 
 
+# the settings document radflow ships for each kind of image, named in the advice when the settings do not fit
+SETTINGS_FOR_MODALITY = {"PT": "config/settings/pet_suv.yaml", "MR": "config/settings/mr_zscore_fbn32.yaml",
+                         "CT": "config/settings/ct_iso1mm_fbs25.yaml"}
+
+
+def settings_mismatch(settings: Settings, modality: str | None, source: str) -> str | None:
+    """Why ``settings`` must not be applied to an image of DICOM ``modality`` (None: they may), as the pipeline
+    never applies them (``Settings.applies_to``): a CT document's bins are Hounsfield units, meaningless for MR
+    signal or PET SUV. An image of unknown modality (NIfTI, NRRD) is the user's to match."""
+    if modality is None or settings.applies_to(modality):
+        return None
+    which = f"the settings {settings.name}" if settings.name else "radflow's default settings"
+    target = {"PT": "PET", "CT": "CT", "MR": "MR"}.get(modality, "generic")
+    shipped = SETTINGS_FOR_MODALITY.get(modality)
+    remedy = f"{shipped}, or your own document with modality: {target}" if shipped else \
+        f"a document with modality: {target}"
+    return f"{which} are for {settings['modality']} images and {source} is a DICOM series of modality {modality}: " \
+        f"use {remedy}"
+
+
 def roi_window_margin_mm(settings: Settings) -> float | None:
     """The margin (mm) around the ROI's bounding box that holds everything the features of ``settings`` see — the
     local-intensity sphere's radius — or None when they see more of the image: interpolation (the IBSI grid is

@@ -48,22 +48,52 @@ def read_image(path: Path) -> sitk.Image:
         if not files:
             raise InputError(f"no DICOM files in {path}")
         image = read_series(files)
-        frame = _frame_of_reference(files[0])
-        if frame:  # kept with the image, for read_mask's check of a DICOM mask
-            image.SetMetaData(FRAME_OF_REFERENCE, frame)
+        frame, modality = _series_tags(files[0])
+        if modality == "PT":
+            image = _in_suv(image, files, path)
+        # kept with the image: the frame for read_mask's check of a DICOM mask, the modality for the check that the
+        # settings are meant for such images (extraction.settings_mismatch)
+        for key, value in ((FRAME_OF_REFERENCE, frame), (MODALITY, modality)):
+            if value:
+                image.SetMetaData(key, value)
         return image
     return _read_file(path, "image")
 
 
-# the DICOM tag (FrameOfReferenceUID) under which a DICOM series' frame of reference rides on its SimpleITK image
+# the DICOM tags (FrameOfReferenceUID, Modality) under which a DICOM series' frame of reference and modality ride on
+# its SimpleITK image
 FRAME_OF_REFERENCE = "0020|0052"
+MODALITY = "0008|0060"
 
 
-def _frame_of_reference(path: Path) -> str | None:
+def _series_tags(path: Path) -> tuple[str | None, str | None]:
+    """(FrameOfReferenceUID, Modality) of a DICOM file, None where absent."""
     import pydicom
 
-    ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["FrameOfReferenceUID"])
-    return str(ds.FrameOfReferenceUID) if ds.get("FrameOfReferenceUID") else None
+    ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["FrameOfReferenceUID", "Modality"])
+    frame = str(ds.get("FrameOfReferenceUID") or "").strip()
+    modality = str(ds.get("Modality") or "").strip()
+    return frame or None, modality or None
+
+
+def _in_suv(image: sitk.Image, files: list[Path], path: Path) -> sitk.Image:
+    """A PET series' activity concentrations (Bq/ml) as SUVbw, as the pipeline's ingest stores them
+    (``radflow.imaging.suv``), so that PET settings' bins in SUV units mean what they say."""
+    import pydicom
+
+    from radflow.imaging import suv
+
+    headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    try:
+        factor = suv.series_suv_factor(headers)
+    except suv.SuvError as exc:
+        raise InputError(f"the PET series {path} cannot be converted to SUVbw: {exc}") from None
+    return suv.to_suv(image, factor)
+
+
+def image_modality(image: sitk.Image) -> str | None:
+    """The DICOM Modality of an image read from a DICOM series (``read_image``), None for other images."""
+    return image.GetMetaData(MODALITY) if image.HasMetaDataKey(MODALITY) else None
 
 
 def _require_same_frame(mask_frame: str | None, reference: sitk.Image, kind: str, path: Path) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
+import SimpleITK as sitk
 from pydicom.dataset import Dataset
 
 SUPPORTED_DECAY_CORRECTIONS = ("START", "ADMIN")
@@ -246,3 +247,11 @@ def series_suv_factor(datasets: Sequence[Dataset]) -> float:
             raise SuvError(f"RadiopharmaceuticalInformationSequence[0].{keyword} differs between the slices of the "
                            f"series ({len(values)} values)", PET_TAGS_INCONSISTENT)
     return suv_bw_factor(datasets[0], _series_start(datasets))
+
+
+def to_suv(image: sitk.Image, factor: float) -> sitk.Image:
+    """Bq/ml -> SUVbw: the float32 volume times the factor (computed in float64, rounded once)."""
+    array = sitk.GetArrayViewFromImage(image).astype(np.float64) * factor
+    converted = sitk.GetImageFromArray(array.astype(np.float32))
+    converted.CopyInformation(image)
+    return converted

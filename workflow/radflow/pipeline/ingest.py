@@ -158,14 +158,6 @@ def pet_suv_factor(files: list[str]) -> float:
     return suv.series_suv_factor(headers)
 
 
-def to_suv(image: sitk.Image, factor: float) -> sitk.Image:
-    """Bq/ml -> SUVbw: the float32 volume times the factor (computed in float64, rounded once)."""
-    array = sitk.GetArrayViewFromImage(image).astype(np.float64) * factor
-    converted = sitk.GetImageFromArray(array.astype(np.float32))
-    converted.CopyInformation(image)
-    return converted
-
-
 PADDING_TAGS = ["PixelPaddingValue", "PixelPaddingRangeLimit", "PixelRepresentation", "RescaleSlope",
                 "RescaleIntercept"]
 
@@ -204,7 +196,7 @@ def read_scan_image(scan: inventory.InventoryScan, thresholds: Thresholds
         meta["pixel_padding"] = padding
     if (meta.get("modality") or scan.get("modality")) == "PT":
         factor = pet_suv_factor(scan["files"])
-        image, meta["suv_factor"] = to_suv(image, factor), factor
+        image, meta["suv_factor"] = suv.to_suv(image, factor), factor
     return image, warnings, meta
 
 
