@@ -75,7 +75,7 @@ def repo_or_workdir(path):
 # Pre-flight, when the DAG is built and before any job runs: the key, the input paths, the settings documents and
 # the ROI patterns are checked (one line each on the terminal, exit 2), and what the configuration cannot do with the
 # clinical table at hand (no table, no outcome, no centre, ...) is said once (radflow.preflight).
-from radflow.preflight import plan as preflight_plan, stability_after_discovery
+from radflow.preflight import plan as preflight_plan, settings_coverage_note, stability_after_discovery
 
 # A cluster job re-reads this file: it makes the same decisions (so its rules' params are the main process's) but
 # neither checks nor says anything again.
@@ -100,7 +100,12 @@ def settings_files():
 @functools.lru_cache(maxsize=4)
 def _batch_fingerprints(path, mtime_ns):
     with open(path) as fh:
-        return json.load(fh)["fingerprints"]
+        inventory = json.load(fh)
+    if MAIN_PROCESS:  # once per inventory version: scans no settings document is meant for (radflow.preflight)
+        note = settings_coverage_note(inventory, settings_files())
+        if note:
+            print(f"radflow: note: {note}", file=sys.stderr)
+    return inventory["fingerprints"]
 
 
 def batch_fingerprints():

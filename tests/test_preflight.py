@@ -271,3 +271,19 @@ def test_a_held_out_centre_that_is_not_in_the_centre_column_is_an_error(tmp_path
     assert result.errors == ["clinical.csv: model.held_out_centre 'Leyden' is not a value of the centre column "
                              "'centre' ('Leiden', 'Maastricht')"]
     assert _plan(tmp_path, text, model={**DEMO_MODEL, "held_out_centre": "Leiden"}).errors == []
+
+
+def test_scans_no_settings_document_is_meant_for_are_said_after_discovery():
+    from radflow.preflight import settings_coverage_note
+
+    scan = {"modality": "MR"}
+    inventory = {"batches": {"b0": [{"case_id": "c1", "scans": [scan, {"modality": "PT"}, {"modality": "CT"}]},
+                                    {"case_id": "c2", "scans": [scan, {}]}]}}  # {}: a manifest image, taken as CT
+    ct = [str(REPO / "config" / "settings" / "ct_iso1mm_fbs25.yaml")]
+    assert settings_coverage_note(inventory, ct) == (
+        "features: no settings document is meant for 2 MR and 1 PT scan(s), which get no features; add "
+        "config/settings/mr_zscore_fbn32.yaml and config/settings/pet_suv.yaml (or your own) or a generic one to "
+        "`features`")
+    mr = str(REPO / "config" / "settings" / "mr_zscore_fbn32.yaml")
+    pet = str(REPO / "config" / "settings" / "pet_suv.yaml")
+    assert settings_coverage_note(inventory, [*ct, mr, pet]) is None

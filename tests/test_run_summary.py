@@ -13,7 +13,8 @@ def database(path, clinical_ids: list[str]):
     con.execute("CREATE TABLE features (case_id VARCHAR, value DOUBLE)")
     con.execute("INSERT INTO features VALUES ('case-a', 1.0), ('case-b', 2.0)")
     con.execute("CREATE TABLE clinical (case_id VARCHAR, outcome INTEGER)")
-    con.executemany("INSERT INTO clinical VALUES (?, 1)", [[c] for c in clinical_ids])
+    for case_id in clinical_ids:
+        con.execute("INSERT INTO clinical VALUES (?, 1)", [case_id])
     con.close()
     return path
 
@@ -28,3 +29,8 @@ def test_cases_without_a_clinical_row_are_counted(tmp_path):
 def test_nothing_is_said_when_every_case_has_its_row(tmp_path):
     text = success_summary(database(tmp_path / "r.duckdb", ["case-a", "case-b", "case-c"]), tmp_path)
     assert "clinical:" not in text and "  feature rows: 2" in text
+
+
+def test_nothing_is_said_without_a_clinical_table(tmp_path):
+    text = success_summary(database(tmp_path / "r.duckdb", []), tmp_path)  # the store's empty clinical table
+    assert "clinical:" not in text

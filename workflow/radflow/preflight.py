@@ -272,6 +272,41 @@ def plan(config: dict, demo: bool, where, main_process: bool = True) -> Plan:
     return result
 
 
+# the settings document radflow ships for each DICOM modality (named when a cohort's scans have none)
+SHIPPED_SETTINGS = {"CT": "config/settings/ct_iso1mm_fbs25.yaml", "PT": "config/settings/pet_suv.yaml",
+                    "MR": "config/settings/mr_zscore_fbn32.yaml"}
+
+
+def settings_coverage_note(inventory: dict, settings_paths: list[str]) -> str | None:
+    """After discovery: the note for scans of a modality no `features` document is meant for (its ``modality``: CT,
+    PET, MR or generic; ``Settings.applies_to``), which get no features at all (None when every scan has one, or
+    when Snakemake's environment cannot load settings documents)."""
+    try:
+        from radflow.settings import DICOM_MODALITIES, Settings
+    except ImportError:  # Snakemake runs from an environment without radflow's dependencies (--sdm conda)
+        return None
+    settings_modalities = [Settings.from_yaml(path)["modality"] for path in settings_paths]
+
+    def covered(modality: str) -> bool:
+        return any(doc == "generic" or modality in DICOM_MODALITIES.get(doc, ()) for doc in settings_modalities)
+
+    counts: dict[str, int] = {}
+    for batch in inventory.get("batches", {}).values():
+        for case in batch:
+            for scan in case.get("scans", []):
+                modality = scan.get("modality") or "CT"  # a manifest image without one is taken as CT
+                counts[modality] = counts.get(modality, 0) + 1
+    missing = {modality: n for modality, n in sorted(counts.items()) if not covered(modality)}
+    if not missing:
+        return None
+    counted = [f"{n} {modality}" for modality, n in missing.items()]
+    scans = " and ".join([", ".join(counted[:-1]), counted[-1]] if len(counted) > 1 else counted) + " scan(s)"
+    shipped = " and ".join(SHIPPED_SETTINGS[m] for m in missing if m in SHIPPED_SETTINGS)
+    return (f"features: no settings document is meant for {scans}, which get no features; add "
+            + (f"{shipped} (or your own) " if shipped else "a document of their modality ")
+            + "or a generic one to `features`")
+
+
 def retest_note(inventory: dict, methods: list[str]) -> str | None:
     """After discovery: the note for a test-retest analysis of a cohort with fewer than two cases scanned twice
     (None when there are enough, or test-retest is not configured)."""

@@ -47,7 +47,7 @@ def success_summary(database: Path, results: Path) -> str:
             "SELECT count(*) FILTER (status = 'pass'), count(*) FILTER (status = 'warn'), "
             "count(*) FILTER (status = 'fail') FROM cases")
         lines.append(f"  cases: {passed} pass, {warned} warn, {failed} fail")
-        if table("clinical"):
+        if table("clinical") and one("SELECT count(*) FROM clinical")[0]:  # empty: no clinical table configured
             total, matched = one("SELECT count(*), count(*) FILTER (case_id IN (SELECT case_id FROM clinical)) "
                                  "FROM cases")
             if matched < total:
