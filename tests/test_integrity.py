@@ -559,3 +559,12 @@ def test_seg_frames_outside_the_image_and_zero_frame_segs_are_named_in_words(tmp
     assert severity == "fail"
     assert message == "SEG: the SEG has zero frames (NumberOfFrames 0): no segment can be read from it"
     healthy(run, "P-OK")
+
+
+def test_a_derived_series_its_mask_was_drawn_on_is_the_scan(tmp_path):
+    """An ADC map or a subtraction series is ImageType DERIVED; when the RTSTRUCT references it, it is what was
+    contoured and becomes the scan (series.skip_derived leaves out only derived series no mask references)."""
+    root = tmp_path / "dicom"
+    for written in write_patient(root, Person("P-ADC", number=3)):
+        edit_slices(written.ct_folder, lambda ds: setattr(ds, "ImageType", ["DERIVED", "PRIMARY", "AXIAL", "ADC"]))
+    healthy(run_pipeline(root, tmp_path), "P-ADC")

@@ -186,6 +186,18 @@ def test_series_rules(changes, reason):
     assert (got == "") if not reason else (reason in got)
 
 
+@pytest.mark.parametrize("changes, reason", [
+    ({"image_type": ("DERIVED", "PRIMARY", "DIFFUSION", "ADC")}, ""),  # an ADC map a SEG was drawn on
+    ({"image_type": ("DERIVED", "SECONDARY", "AXIAL")}, ""),
+    ({"sop_class_uid": "1.2.840.10008.5.1.4.1.1.7"}, ""),
+    ({"image_type": ("ORIGINAL", "PRIMARY", "LOCALIZER")}, "localizer"),  # still no scan
+    ({"n_slices": 3}, "3 slice(s), fewer than 10"),
+])
+def test_a_series_a_mask_references_is_a_candidate_even_if_derived(changes, reason):
+    got = discovery.exclusion(_series(**changes), discovery.SeriesRules(min_slices=10), contoured=True)
+    assert (got == "") if not reason else (reason in got)
+
+
 def test_masks_never_link_across_patients():
     ours, theirs = _series(patient_id="P1", series_uid="9.1", frame_of_reference_uid="9.9"), \
         _series(patient_id="P2", series_uid="8.1", frame_of_reference_uid="8.9")

@@ -4,13 +4,13 @@ No naming assumptions: every regular file is tried (with or without a .dcm suffi
 listed as skipped, DICOMDIR files and non-image objects (plans, reports, presentation states …) too. Only headers are
 read (``stop_before_pixels`` and ``specific_tags``), so a scan costs about a millisecond per file.
 
-Image files are grouped by (StudyInstanceUID, SeriesInstanceUID), so several series interleaved in one folder (or
-one series spread over several) come apart cleanly. Each series is then judged by ``SeriesRules`` (modality, a
-minimum number of slices, no localisers/scouts, no derived or secondary-capture images); a series that fails a rule
-stays in the inventory with its ``excluded`` reason. Each mask object is linked to a selected image series of the
-same patient: by the series UID it references if that series is in the inventory, else by frame of reference when
-exactly one selected series (preferring the mask's own study) shares it. Identifiers are kept in the inventory (the
-pipeline needs them to pseudonymise) but never logged.
+Image files are grouped by (StudyInstanceUID, SeriesInstanceUID), so several series interleaved in one folder (or one
+series spread over several) come apart cleanly. Each series is then judged by ``SeriesRules`` (modality, a minimum
+number of slices, no localisers/scouts, no derived or secondary-capture images unless a mask references them); a
+series that fails a rule stays in the inventory with its ``excluded`` reason. Each mask object is linked to a selected
+image series of the same patient: by the series UID it references if that series is in the inventory, else by frame of
+reference when exactly one selected series (preferring the mask's own study) shares it. Identifiers are kept in the
+inventory (the pipeline needs them to pseudonymise) but never logged.
 
 A copy of a file (same SOPInstanceUID) counts once towards a series' slices. Folders that cannot be listed and
 files that cannot be opened are inventoried as ``unreadable`` with the reason, like files that fail to parse.
@@ -164,17 +164,20 @@ class SeriesRules:
                    skip_derived=bool(doc.get("skip_derived", cls.skip_derived)))
 
 
-def exclusion(series: ImageSeries, rules: SeriesRules) -> str:
-    """Why ``rules`` leave ``series`` out, or '' when it is a candidate."""
+def exclusion(series: ImageSeries, rules: SeriesRules, contoured: bool = False) -> str:
+    """Why ``rules`` leave ``series`` out, or '' when it is a candidate. A series a mask references by its UID
+    (``contoured``) is what was segmented, so it is not left out for being derived or secondary: an ADC map or a
+    subtraction series is DERIVED, and is the very image an MR study contours."""
+    skip_derived = rules.skip_derived and not contoured
     if series.modality not in rules.modalities:
         return f"modality {series.modality or 'missing'} not in {list(rules.modalities)}"
     if rules.skip_localizers and "LOCALIZER" in series.image_type:
         return "localizer (ImageType LOCALIZER)"
-    if rules.skip_derived and series.sop_class_uid.startswith(SECONDARY_CAPTURE_PREFIX):
+    if skip_derived and series.sop_class_uid.startswith(SECONDARY_CAPTURE_PREFIX):
         return "secondary capture"
-    if rules.skip_derived and series.image_type[:1] == ("DERIVED",):
+    if skip_derived and series.image_type[:1] == ("DERIVED",):
         return "derived image (ImageType DERIVED)"
-    if rules.skip_derived and series.image_type[1:2] == ("SECONDARY",):
+    if skip_derived and series.image_type[1:2] == ("SECONDARY",):
         return "secondary image (ImageType SECONDARY)"
     if series.n_slices < rules.min_slices:
         return f"{series.n_slices} slice(s), fewer than {rules.min_slices} (scout or partial series?)"
@@ -422,8 +425,9 @@ def scan(root: Path | str, rules: SeriesRules | None = None, centre_attribute: s
         else:
             skipped.append(SkippedFile(path, f"not an image or mask (Modality {header.modality or 'missing'})"))
     series = group_series(images)
+    contoured = {uid for mask in masks for uid in mask.referenced_series_uids}
     for s in series:
-        s.excluded = exclusion(s, rules)
+        s.excluded = exclusion(s, rules, contoured=s.series_uid in contoured)
     for mask in masks:
         mask.linked_series, mask.link_method = link_mask(mask, series)
     return Inventory(series=series, masks=masks, unreadable=unreadable, skipped=skipped, root=Path(root))
