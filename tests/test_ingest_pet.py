@@ -75,7 +75,7 @@ def test_pet_voxels_are_suv_bw_equal_to_the_hand_computation(tmp_path):
     ({"RadionuclideTotalDose": None}, "PET_TAGS_MISSING", "RadionuclideTotalDose"),
     ({"RadiopharmaceuticalStartDateTime": "20240312110000"}, "PET_TAGS_INCONSISTENT", "after the scan"),
     ({"RadionuclideTotalDose_slice": "1000"}, "PET_TAGS_INCONSISTENT", "differs between the slices"),
-    ({"Units": "CNTS"}, "PET_UNITS", "BQML"),
+    ({"Units": "CNTS"}, "PET_UNITS", "(7053,1000)"),
 ])
 def test_broken_pet_tags_fail_the_scan_with_a_code_and_reason(tmp_path, broken, code, words):
     scan = ingest_one(tmp_path, write_pet_series(tmp_path / "dicom", **broken)).scans[0]

@@ -131,7 +131,8 @@ def test_a_missing_tag_is_named(written, missing, named):
     "changes, message",
     [
         ({"PatientWeight": "0"}, "positive"),
-        ({"Units": "CNTS"}, "BQML"),
+        ({"Units": "CNTS"}, r"Units CNTS \(counts\) need Philips' SUV scale factor \(7053,1000\)"),
+        ({"Units": "PROPCNTS"}, "BQML"),
         ({"DecayCorrection": "NONE"}, "not supported"),
         ({"RadiopharmaceuticalStartDateTime": "20240312110000"}, "after the scan"),
     ],
@@ -148,3 +149,38 @@ def test_dicom_time_formats():
     assert suv.parse_datetime("202403120930") == datetime(2024, 3, 12, 9, 30)
     with pytest.raises(suv.SuvError):
         suv.parse_time("x")
+
+
+
+def philips_counts_slice(suv_factor: str | None, activity_factor: str | None) -> Dataset:
+    """The slice as a Philips scanner writes it in counts: Units CNTS, its scale factors in the private group."""
+    ds = pet_slice(Units="CNTS")
+    block = ds.private_block(0x7053, suv.PHILIPS_PET_CREATOR, create=True)
+    if suv_factor is not None:
+        block.add_new(suv.PHILIPS_SUV_FACTOR, "DS", suv_factor)
+    if activity_factor is not None:
+        block.add_new(suv.PHILIPS_ACTIVITY_FACTOR, "DS", activity_factor)
+    return ds
+
+
+@pytest.mark.parametrize("vr_explicit", [True, False], ids=["explicit VR", "implicit VR"])
+def test_philips_counts_with_the_suv_scale_factor(tmp_path, vr_explicit):
+    """QIBA: SUVbw = rescaled value x (7053,1000); stored 1000 x slope 5 x 2.5e-4 = 1.25."""
+    ds = philips_counts_slice("0.00025", None)
+    if not vr_explicit:
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    ds.save_as(tmp_path / "pet.dcm", enforce_file_format=True)
+    read = pydicom.dcmread(tmp_path / "pet.dcm")
+    assert suv.suv_bw(read)[0, 0] == pytest.approx(1.25, rel=1e-12)
+    assert suv.series_suv_factor([read, read]) == pytest.approx(0.00025, rel=1e-12)
+
+
+def test_philips_counts_with_the_activity_scale_factor_decay_as_bqml(tmp_path):
+    """(7053,1009) 2 turns counts into Bq/ml: 10000 Bq/ml, then the BQML computation: 2 x the hand value."""
+    philips_counts_slice(None, "2").save_as(tmp_path / "pet.dcm", enforce_file_format=True)
+    assert suv.suv_bw(pydicom.dcmread(tmp_path / "pet.dcm"))[0, 0] == pytest.approx(2 * SUV_AT_ONE_HOUR, rel=1e-7)
+
+
+def test_philips_scale_factors_that_differ_between_slices_are_refused():
+    with pytest.raises(suv.SuvError, match=r"\(7053,1000\) differs between the slices"):
+        suv.series_suv_factor([philips_counts_slice("0.00025", None), philips_counts_slice("0.0003", None)])

@@ -12,8 +12,11 @@ D_decayed the injected RadionuclideTotalDose decayed to the time the image activ
 - ``ADMIN``: images are decay-corrected to the administration time, so D_decayed = D.
 
 t_inj is RadiopharmaceuticalStartDateTime, or RadiopharmaceuticalStartTime on the SeriesDate (a day earlier if that
-would put the injection after the scan: injected before midnight). Units GML are already SUVbw (factor 1). Anything
-else (CNTS, DecayCorrection NONE, a missing or zero tag) raises ``SuvError`` naming the tag.
+would put the injection after the scan: injected before midnight). Units GML are already SUVbw (factor 1). Units CNTS
+(Philips) follow QIBA's vendor-neutral rule: the rescaled values times Philips' SUV scale factor (7053,1000), or,
+without it, times the activity concentration scale factor (7053,1009) to Bq/ml and then as BQML (private group
+"Philips PET Private Group"). Anything else (CNTS without those factors, DecayCorrection NONE, a missing or zero tag)
+raises ``SuvError`` naming the tag.
 """
 from __future__ import annotations
 
@@ -27,6 +30,10 @@ import SimpleITK as sitk
 from pydicom.dataset import Dataset
 
 SUPPORTED_DECAY_CORRECTIONS = ("START", "ADMIN")
+# Philips' private PET group: the SUVbw factor of the rescaled values of a Units CNTS image, (7053,1000), and the
+# counts -> Bq/ml factor, (7053,1009), as element offsets in the creator's block
+PHILIPS_PET_CREATOR = "Philips PET Private Group"
+PHILIPS_SUV_FACTOR, PHILIPS_ACTIVITY_FACTOR = 0x00, 0x09
 # GE PET: the scan start of the original acquisition, kept when a post-processed series resets SeriesTime.
 GE_SCAN_DATETIME = (0x0009, 0x100D)
 
@@ -54,6 +61,8 @@ class SuvParameters:
     weight_kg: float
     injection_time: datetime | None
     scan_time: datetime | None
+    activity_scale: float = 1.0  # rescaled values -> Bq/ml (Philips CNTS: (7053,1009))
+    suv_scale: float | None = None  # rescaled values -> SUVbw given by the scanner (Philips CNTS: (7053,1000))
 
     @property
     def decay_time_s(self) -> float:
@@ -67,10 +76,12 @@ class SuvParameters:
 
     @property
     def factor(self) -> float:
-        """Multiply activity concentrations in Bq/ml by this to get SUVbw (g/ml)."""
+        """Multiply the rescaled values (Bq/ml for BQML) by this to get SUVbw (g/ml)."""
+        if self.suv_scale is not None:
+            return self.suv_scale
         if self.units == "GML":
             return 1.0
-        return self.weight_kg * 1000.0 / self.decayed_dose_bq
+        return self.activity_scale * self.weight_kg * 1000.0 / self.decayed_dose_bq
 
 
 def _tag(ds: Dataset, keyword: str, where: str = ""):
@@ -169,8 +180,20 @@ def suv_parameters(ds: Dataset, scan_start: datetime | None = None) -> SuvParame
     units = str(_tag(ds, "Units")).upper()
     if units == "GML":
         return SuvParameters("GML", str(getattr(ds, "DecayCorrection", "")), math.nan, math.nan, math.nan, None, None)
-    if units != "BQML":
-        raise SuvError(f"SUV needs activity concentrations: Units BQML (or GML), got {units!r}", PET_UNITS)
+    activity_scale = 1.0
+    if units == "CNTS":
+        suv_scale = philips_factor(ds, PHILIPS_SUV_FACTOR)
+        if suv_scale is not None:
+            return SuvParameters("CNTS", str(getattr(ds, "DecayCorrection", "")), math.nan, math.nan, math.nan, None,
+                                 None, suv_scale=suv_scale)
+        scale = philips_factor(ds, PHILIPS_ACTIVITY_FACTOR)
+        if scale is None:
+            raise SuvError("Units CNTS (counts) need Philips' SUV scale factor (7053,1000) or activity concentration "
+                           "scale factor (7053,1009), and the image has neither", PET_UNITS)
+        activity_scale = scale
+    elif units != "BQML":
+        raise SuvError(f"SUV needs activity concentrations: Units BQML (or GML, or Philips CNTS), got {units!r}",
+                       PET_UNITS)
     decay_correction = str(_tag(ds, "DecayCorrection")).upper()
     if decay_correction not in SUPPORTED_DECAY_CORRECTIONS:
         raise SuvError(
@@ -188,7 +211,19 @@ def suv_parameters(ds: Dataset, scan_start: datetime | None = None) -> SuvParame
         injection = _injection_time(info, ds, scan)
         if injection > scan:
             raise SuvError(f"the injection ({injection}) is after the scan start ({scan})", PET_TAGS_INCONSISTENT)
-    return SuvParameters(units, decay_correction, dose, half_life, weight, injection, scan)
+    return SuvParameters(units, decay_correction, dose, half_life, weight, injection, scan,
+                         activity_scale=activity_scale)
+
+
+def philips_factor(ds: Dataset, offset: int) -> float | None:
+    """A positive factor of Philips' private PET group (``PHILIPS_SUV_FACTOR``, ``PHILIPS_ACTIVITY_FACTOR``), None
+    when the group or the element is absent or not a positive number."""
+    try:
+        raw = ds.private_block(0x7053, PHILIPS_PET_CREATOR)[offset].value
+        value = float(raw.decode("ascii") if isinstance(raw, bytes) else raw)
+    except (KeyError, ValueError, TypeError, UnicodeDecodeError):
+        return None
+    return value if math.isfinite(value) and value > 0 else None
 
 
 def suv_bw_factor(ds: Dataset, scan_start: datetime | None = None) -> float:
@@ -246,6 +281,10 @@ def series_suv_factor(datasets: Sequence[Dataset]) -> float:
         if len(values) > 1:
             raise SuvError(f"RadiopharmaceuticalInformationSequence[0].{keyword} differs between the slices of the "
                            f"series ({len(values)} values)", PET_TAGS_INCONSISTENT)
+    for offset, tag in ((PHILIPS_SUV_FACTOR, "(7053,1000)"), (PHILIPS_ACTIVITY_FACTOR, "(7053,1009)")):
+        if len({philips_factor(ds, offset) for ds in datasets}) > 1:
+            raise SuvError(f"Philips' scale factor {tag} differs between the slices of the series",
+                           PET_TAGS_INCONSISTENT)
     return suv_bw_factor(datasets[0], _series_start(datasets))
 
 
