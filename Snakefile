@@ -13,7 +13,7 @@ configfile: f"{workflow.basedir}/config/config.yaml"
 
 # Schema violations as one line each (radflow.preflight), then Snakemake's validation (fills in the defaults).
 sys.path.insert(0, f"{workflow.basedir}/workflow")  # the radflow the rules run
-from radflow.preflight import config_errors
+from radflow.preflight import config_errors, expand_user_paths
 
 CONFIG_ERRORS = config_errors(config, f"{workflow.basedir}/config/schemas/config.schema.yaml")
 for message in CONFIG_ERRORS:
@@ -21,6 +21,7 @@ for message in CONFIG_ERRORS:
 if CONFIG_ERRORS:
     sys.exit(2)
 validate(config, f"{workflow.basedir}/config/schemas/config.schema.yaml")
+expand_user_paths(config)
 
 
 include: "rules/common.smk"

@@ -56,9 +56,9 @@ USE_DEMO = config["input_dir"] == DEMO_INPUT_DIR
 def key_args():
     """Where the pseudonymisation key comes from, as `radflow` arguments (no key value ever appears here)."""
     settings = config["pseudonymisation"]
-    args = f"--key-env {settings['key_env']}"
+    args = f"--key-env {shlex.quote(settings['key_env'])}"
     if settings["key_file"]:
-        args += f" --key-file {settings['key_file']}"
+        args += f" --key-file {shlex.quote(settings['key_file'])}"
     if USE_DEMO:
         args += " --allow-demo-key"  # the public demo key, for the generated demo cohort only
     return args

@@ -30,7 +30,7 @@ checkpoint discover:
         timepoints=json.dumps(config.get("timepoints", {})),
         fingerprint=input_fingerprint(),
         mapping=(
-            f"--mapping-file {config['pseudonymisation']['mapping_file']}"
+            f"--mapping-file {shlex.quote(config['pseudonymisation']['mapping_file'])}"
             if config["pseudonymisation"]["mapping_file"]
             else ""
         ),

@@ -39,8 +39,8 @@ rule model:
         radflow=RADFLOW,
         outdir=lambda wildcards, output: os.path.dirname(output.models),
         options=json.dumps(MODEL, sort_keys=True),
-        stable=lambda wildcards, input: f"--stable {input.stable}" if input.stable else "",
-        delta=lambda wildcards, input: f"--delta {input.delta}" if input.delta else "",
+        stable=lambda wildcards, input: f"--stable {shlex.quote(input.stable)}" if input.stable else "",
+        delta=lambda wildcards, input: f"--delta {shlex.quote(input.delta)}" if input.delta else "",
     shell:
         "{params.radflow} model {params.outdir:q} {output.fitted:q} --features {input.features:q} --qc {input.qc:q}"
         " --clinical {input.clinical:q} {params.stable} {params.delta} --options {params.options:q} --jobs {threads}"

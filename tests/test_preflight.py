@@ -287,3 +287,25 @@ def test_scans_no_settings_document_is_meant_for_are_said_after_discovery():
     mr = str(REPO / "config" / "settings" / "mr_zscore_fbn32.yaml")
     pet = str(REPO / "config" / "settings" / "pet_suv.yaml")
     assert settings_coverage_note(inventory, [*ct, mr, pet]) is None
+
+
+def test_paths_with_spaces_and_a_home_tilde_reach_the_rules_intact(tmp_path):
+    """A key file and a mapping file in folders with spaces are quoted in the rules' commands; ~ is expanded."""
+    home = tmp_path / "home"
+    (home / "my data" / "dicom").mkdir(parents=True)
+    keys = tmp_path / "my keys"
+    keys.mkdir()
+    (keys / "key.txt").write_text(KEY)
+    configfile = tmp_path / "c.yaml"
+    configfile.write_text(yaml.safe_dump({
+        "input_dir": "~/my data/dicom", "clinical": None,
+        "pseudonymisation": {"key_file": str(keys / "key.txt"), "mapping_file": str(keys / "ids map.csv")}}))
+    env = dict(os.environ, HOME=str(home), PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    env.pop("RADFLOW_PSEUDONYM_KEY", None)
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
+                             str(tmp_path / "work"), "-c", "1", "-n", "-p", "--configfile", str(configfile)],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"--key-file '{keys / 'key.txt'}'" in result.stdout
+    assert f"--mapping-file '{keys / 'ids map.csv'}'" in result.stdout
+    assert f"'{home / 'my data' / 'dicom'}'" in result.stdout

@@ -32,6 +32,22 @@ class Plan:
     modelling: bool = False
 
 
+# configuration paths a user may write as ~/...: expanded before anything reads them (Snakemake does not)
+USER_PATHS = (("input_dir",), ("input_manifest",), ("clinical",), ("pseudonymisation", "key_file"),
+              ("pseudonymisation", "mapping_file"))
+
+
+def expand_user_paths(config: dict) -> None:
+    """``~`` and ``~user`` at the start of the configured input paths, as a shell would expand them."""
+    for keys in USER_PATHS:
+        holder = config
+        for key in keys[:-1]:
+            holder = holder.get(key) or {}
+        value = holder.get(keys[-1])
+        if isinstance(value, str) and value.startswith("~"):
+            holder[keys[-1]] = os.path.expanduser(value)
+
+
 def config_errors(config: dict, schema_path: str) -> list[str]:
     """One line per violation of the configuration schema, naming the key (``model.outer_folds: 1 is less than the
     minimum of 2``)."""
