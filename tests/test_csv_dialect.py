@@ -69,3 +69,12 @@ def test_input_manifest_written_with_semicolons(tmp_path):
     (tmp_path / "manifest.csv").write_bytes("patient_id;image;mask\nP1;Bilder/ü.nii.gz;m.nrrd\n".encode("cp1252"))
     rows = read_input_manifest(tmp_path / "manifest.csv")
     assert rows[0]["image"] == str((tmp_path / "Bilder" / "ü.nii.gz").resolve())
+
+
+def test_manifest_modalities_as_people_write_them(tmp_path):
+    path = tmp_path / "manifest.csv"
+    path.write_text("patient_id,image,mask,modality\nP1,a.nii,m.nii,PET\nP2,b.nii,m.nii,mri\nP3,c.nii,m.nii,\n")
+    assert [row["modality"] for row in read_input_manifest(path)] == ["PT", "MR", "CT"]
+    path.write_text("patient_id,image,mask,modality\nP1,a.nii,m.nii,CT\nP2,b.nii,m.nii,SPECT\n")
+    with pytest.raises(ValueError, match=r"manifest.csv line 3: modality 'SPECT' is not one of CT, PET \(PT\), MR"):
+        read_input_manifest(path)

@@ -370,11 +370,27 @@ def read_input_manifest(path: Path) -> list[dict]:
     if missing or not rows:
         raise ValueError(f"{path.name}: needs columns {list(MANIFEST_COLUMNS)} (and optionally scan, roi, label, "
                          f"modality); missing {missing or 'rows'}")
-    for row in rows:
+    for line, row in enumerate(rows, start=2):
         for column in ("image", "mask"):
             value = (row.get(column) or "").strip()
             row[column] = str((path.parent / value).resolve()) if value else ""
+        row["modality"] = manifest_modality(row.get("modality"), f"{path.name} line {line}")
     return rows
+
+
+# How a manifest may name a modality -> the DICOM Modality code the settings documents are matched on
+MANIFEST_MODALITIES = {"CT": "CT", "PT": "PT", "PET": "PT", "MR": "MR", "MRI": "MR"}
+
+
+def manifest_modality(value: str | None, where: str) -> str:
+    """The DICOM Modality of a manifest row (empty: CT); PET and MRI are accepted for PT and MR, anything else is a
+    ``ValueError`` (its scans would match no settings document and silently get no features)."""
+    text = (value or "").strip().upper()
+    if not text:
+        return "CT"
+    if text not in MANIFEST_MODALITIES:
+        raise ValueError(f"{where}: modality {value!r} is not one of CT, PET (PT), MR (MRI)")
+    return MANIFEST_MODALITIES[text]
 
 
 def cases_from_manifest(rows: list[dict], rois: list[dict], key: bytes) -> dict[str, inv.InventoryCase]:
@@ -390,7 +406,7 @@ def cases_from_manifest(rows: list[dict], rois: list[dict], key: bytes) -> dict[
         case_id = case_id_of(patient_id, key)
         first = scan_rows[0]
         entry: inv.InventoryScan = {
-            "scan": scan, "source": "file", "modality": (first.get("modality") or "").strip().upper() or "CT",
+            "scan": scan, "source": "file", "modality": first.get("modality") or "CT",
             "series_uid": pseudo_uid("file:" + first["image"], key), "files": [first["image"]],
             "acquisition_datetime": None, "timepoint": None, "days_from_baseline": None,
             "rois": [], "roi_errors": [], "error": None,
