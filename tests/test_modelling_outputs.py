@@ -168,5 +168,18 @@ def test_html_report_and_checklists_from_the_model_tables(stage, tmp_path):
         assert f"<h3>{model_id}</h3>" in text  # a model card per model
     final = out["model_features"].query("model_id == 'binary.logistic_l1.radiomics' and in_final_model")
     assert all(key in text for key in final["feature_key"])
-    assert text.count("data:image/png;base64,") == 3  # ROC, calibration, decision curves
-    assert "decision curves" in text
+    assert text.count("data:image/png;base64,") == 4  # ROC, calibration, decision curves; Kaplan-Meier
+    assert "decision curves" in text and "Kaplan-Meier curves of the risk groups" in text
+
+
+def test_risk_groups_split_each_test_fold_at_its_own_median():
+    from radflow.html_report import risk_groups, survival_curves_png
+
+    # fold 0 scores on a scale ten times fold 1's: a pooled median would put all of fold 0 in the high group
+    predictions = pd.DataFrame({"model_id": "survival.m", "validation": "cv", "repeat": 0,
+                                "fold": [0, 0, 0, 0, 1, 1, 1, 1], "risk_score": [10, 20, 30, 40, 1, 2, 3, 4],
+                                "survival_time": [9, 8, 2, 1, 9, 7, 3, 2], "outcome": [1, 0, 1, 1, 0, 1, 1, 1]})
+    assert risk_groups(predictions).tolist() == [False, False, True, True] * 2
+    png = survival_curves_png(pd.concat([predictions, predictions.assign(repeat=1)]))
+    assert png is not None and png.startswith(b"\x89PNG")
+    assert survival_curves_png(predictions.assign(risk_score=np.nan)) is None  # binary models only

@@ -3,8 +3,9 @@
 
 Sections: the run at a glance; QC per centre with the mask-overlay contact sheets; feature distributions; ICC plots;
 model performance (intervals, permutation p-values, DeLong test of combined vs clinical) with ROC, calibration and
-decision curves (net benefit); a model card per model (features, coefficients, outer-fold selection frequency and
-each feature's ICC); the RQS and TRIPOD+AI checklists with what the user must still supply.
+decision curves (net benefit) and Kaplan-Meier curves of the survival models' cross-validated risk groups; a model
+card per model (features, coefficients, outer-fold selection frequency and each feature's ICC); the RQS and TRIPOD+AI
+checklists with what the user must still supply.
 """
 from __future__ import annotations
 
@@ -130,6 +131,51 @@ def model_curves_png(predictions: pd.DataFrame) -> dict[str, bytes]:
     return out
 
 
+def risk_groups(group: pd.DataFrame) -> np.ndarray:
+    """High (True) / low risk of each out-of-fold prediction: above or at most its own test fold's median risk
+    score. Per fold, because each fold's model scores on its own scale; no outcome is used."""
+    return group.groupby("fold")["risk_score"].transform(lambda r: r > r.median()).to_numpy(dtype=bool)
+
+
+def survival_curves_png(predictions: pd.DataFrame) -> bytes | None:
+    """Kaplan-Meier curves of each survival model's cross-validated risk groups (first repeat, so that each case
+    counts once; ``risk_groups``), with the log-rank p-value; None when no survival model was fitted."""
+    if not len(predictions):
+        return None
+    survival = predictions[predictions["risk_score"].notna() & (predictions["validation"] == "cv")
+                           & (predictions["repeat"] == 0)]
+    groups = list(survival.groupby("model_id", sort=True))
+    if not groups:
+        return None
+    from sksurv.compare import compare_survival
+    from sksurv.nonparametric import kaplan_meier_estimator
+
+    from radflow.modelling.targets import survival_target
+
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.2 * len(groups), 4.2), squeeze=False)
+    for ax, (model_id, group) in zip(axes[0], groups):
+        time = group["survival_time"].to_numpy(dtype=float)
+        event = group["outcome"].to_numpy() > 0
+        high = risk_groups(group)
+        for label, members, colour in (("low risk", ~high, "tab:blue"), ("high risk", high, "tab:red")):
+            if members.any():
+                at, surviving = kaplan_meier_estimator(event[members], time[members])
+                ax.step(np.r_[0.0, at], np.r_[1.0, surviving], where="post", color=colour,
+                        label=f"{label} (n={int(members.sum())}, {int(event[members].sum())} events)")
+        title = model_id
+        if high.any() and (~high).any():
+            p_value = compare_survival(survival_target(time, event), high.astype(int))[1]
+            title += f"\nlog-rank p = {p_value:.3g}"
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("time")
+        ax.set_ylabel("survival probability")
+        ax.set_ylim(0, 1.02)
+        ax.legend(fontsize=7)
+    fig.suptitle("Kaplan-Meier by cross-validated risk group (split at each test fold's median)", fontsize=9)
+    fig.tight_layout()
+    return _figure_bytes(fig)
+
+
 def _summary(con) -> str:
     cases = con.execute("SELECT count(*) FILTER (status = 'pass'), count(*) FILTER (status = 'warn'), "
                         "count(*) FILTER (status = 'fail') FROM cases").fetchone()
@@ -169,7 +215,8 @@ def _performance_section(con, curves: dict[str, bytes]) -> str:
               "permutation_p_value reruns the whole nested CV on shuffled outcomes; delong_* compare a combined model "
               "with the clinical one on the same cases.</p>" + _table(metrics)
             + _img(curves["roc"], "ROC curves") + _img(curves["calibration"], "calibration curves")
-            + _img(curves["decision"], "decision curves"))
+            + _img(curves["decision"], "decision curves")
+            + (_img(curves["survival"], "Kaplan-Meier curves of the risk groups") if "survival" in curves else ""))
 
 
 def _model_cards(con) -> str:
@@ -210,6 +257,9 @@ def report_html(con: duckdb.DuckDBPyConnection, overlays: list[Path], images: di
     """The whole report; ``images``: {"distributions": png, "stability": png} files written by other rules."""
     predictions = _query(con, "SELECT * FROM predictions", "predictions")
     curves = model_curves_png(predictions)
+    survival = survival_curves_png(predictions)
+    if survival is not None:
+        curves["survival"] = survival
 
     def image_file(key: str, alt: str) -> str:
         path = images.get(key)
