@@ -78,3 +78,14 @@ def test_manifest_modalities_as_people_write_them(tmp_path):
     path.write_text("patient_id,image,mask,modality\nP1,a.nii,m.nii,CT\nP2,b.nii,m.nii,SPECT\n")
     with pytest.raises(ValueError, match=r"manifest.csv line 3: modality 'SPECT' is not one of CT, PET \(PT\), MR"):
         read_input_manifest(path)
+
+
+def test_a_hand_written_csv_with_spaces_after_the_commas(tmp_path):
+    path = tmp_path / "clinical.csv"
+    path.write_text("patient_id, outcome , age\nP1, 1, 61\n\nP2, 0, 70\n")
+    header, rows = csv_dialect.read_rows(path)
+    assert header == ["patient_id", "outcome", "age"] and rows == [
+        {"patient_id": "P1", "outcome": "1", "age": "61"}, {"patient_id": "P2", "outcome": "0", "age": "70"}]
+    pseudonymise_clinical(path, tmp_path / "c.parquet", b"a key long enough for the test", keep=None)
+    table = pd.read_parquet(tmp_path / "c.parquet")
+    assert list(table.columns) == ["case_id", "outcome", "age"] and sorted(table["age"]) == [61, 70]

@@ -74,13 +74,14 @@ def sniff(path: Path | str) -> CsvDialect:
 
 
 def read_rows(path: Path | str, dialect: CsvDialect | None = None) -> tuple[list[str], list[dict[str, str]]]:
-    """(header, rows as column -> cell text) of a CSV file in its dialect (``sniff``); numbers written with a
-    decimal comma come back with a point."""
+    """(header, rows as column -> cell text) of a CSV file in its dialect (``sniff``): column names stripped, spaces
+    after a delimiter ("a, b") skipped, empty lines left out; numbers written with a decimal comma come back with a
+    point."""
     dialect = dialect or sniff(path)
     with open(path, newline="", encoding=dialect.encoding) as fh:
-        reader = csv.DictReader(fh, delimiter=dialect.delimiter)
-        rows = list(reader)
-        header = list(reader.fieldnames or [])
+        reader = csv.reader(fh, delimiter=dialect.delimiter, skipinitialspace=True)
+        header = [name.strip() for name in next(reader, [])]
+        rows = [dict(zip(header, row)) for row in reader if any(cell.strip() for cell in row)]
     if dialect.decimal == ",":
         for row in rows:
             for column, cell in row.items():
@@ -90,5 +91,7 @@ def read_rows(path: Path | str, dialect: CsvDialect | None = None) -> tuple[list
 
 
 def pandas_options(dialect: CsvDialect) -> dict:
-    """``pandas.read_csv`` keyword arguments for ``dialect``."""
-    return {"encoding": dialect.encoding, "sep": dialect.delimiter, "decimal": dialect.decimal}
+    """``pandas.read_csv`` keyword arguments for ``dialect`` (spaces after a delimiter skipped, as ``read_rows``
+    does; the caller strips the column names' trailing spaces)."""
+    return {"encoding": dialect.encoding, "sep": dialect.delimiter, "decimal": dialect.decimal,
+            "skipinitialspace": True}

@@ -567,6 +567,7 @@ def pseudonymise_clinical(clinical_csv: Path, out: Path, key: bytes, keep: list[
 
     dialect = csv_dialect.sniff(clinical_csv)
     table = pd.read_csv(clinical_csv, dtype={"patient_id": str}, **csv_dialect.pandas_options(dialect))
+    table.columns = [str(name).strip() for name in table.columns]  # "patient_id, outcome ": as read_rows names them
     table = checked_clinical(table, clinical_csv.name)
     if imaged_cases is not None:
         for message in unmatched_report(clinical_csv.name, list(table["patient_id"]), [int(i) + 2 for i in table.index],
