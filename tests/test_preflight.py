@@ -278,7 +278,8 @@ def test_scans_no_settings_document_is_meant_for_are_said_after_discovery():
 
     scan = {"modality": "MR"}
     inventory = {"batches": {"b0": [{"case_id": "c1", "scans": [scan, {"modality": "PT"}, {"modality": "CT"}]},
-                                    {"case_id": "c2", "scans": [scan, {}]}]}}  # {}: a manifest image, taken as CT
+                                    {"case_id": "c2", "scans": [scan, {}]},  # {}: a manifest image, taken as CT
+                                    {"case_id": "c3", "scans": [{"modality": "", "error": "NO_IMAGE_SERIES"}]}]}}
     ct = [str(REPO / "config" / "settings" / "ct_iso1mm_fbs25.yaml")]
     assert settings_coverage_note(inventory, ct) == (
         "features: no settings document is meant for 2 MR and 1 PT scan(s), which get no features; add "
@@ -287,6 +288,9 @@ def test_scans_no_settings_document_is_meant_for_are_said_after_discovery():
     mr = str(REPO / "config" / "settings" / "mr_zscore_fbn32.yaml")
     pet = str(REPO / "config" / "settings" / "pet_suv.yaml")
     assert settings_coverage_note(inventory, [*ct, mr, pet]) is None
+    assert settings_coverage_note(inventory, [mr, pet]) == (  # the failed scan (c3) is not counted
+        "features: no settings document is meant for 2 CT scan(s), which get no features; add "
+        "config/settings/ct_iso1mm_fbs25.yaml (or your own) or a generic one to `features`")
 
 
 def test_paths_with_spaces_and_a_home_tilde_reach_the_rules_intact(tmp_path):

@@ -118,9 +118,8 @@ def cmd_ingest(args) -> None:
 
 
 def cmd_clinical(args) -> None:
-    from radflow.pipeline.discover import pseudonymise_clinical
-
     from radflow import inventory
+    from radflow.pipeline.discover import pseudonymise_clinical
 
     keep = json.loads(args.keep) if args.keep is not None else None
     clinical = _existing(args.clinical, "clinical table")

@@ -132,8 +132,8 @@ def model_curves_png(predictions: pd.DataFrame) -> dict[str, bytes]:
 
 
 def risk_groups(group: pd.DataFrame) -> np.ndarray:
-    """High (True) / low risk of each out-of-fold prediction: above or at most its own test fold's median risk
-    score. Per fold, because each fold's model scores on its own scale; no outcome is used."""
+    """Whether each out-of-fold prediction is high risk: above its own test fold's median risk score (low: at or
+    below it). Per fold, because each fold's model scores on its own scale; no outcome is used."""
     return group.groupby("fold")["risk_score"].transform(lambda r: r > r.median()).to_numpy(dtype=bool)
 
 

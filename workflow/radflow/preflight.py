@@ -3,9 +3,9 @@ rule, with the reason only in a log file, is one line on the terminal instead.
 
 ``plan(config, ...)`` returns the errors (the run stops: key missing, input path missing, settings document invalid,
 ROI pattern not a regular expression, clinical CSV without patient_id, an outcome or event not coded 0/1, a survival
-time not a number >= 0, a held-out centre not in the centre column) and the notes said once (no clinical table: modelling skipped; no outcome column: no binary
-models; no centre: no harmonisation; clinical columns dropped), with the effective clinical path, the columns to keep
-and the effective ``model`` options.
+time not a number >= 0, a held-out centre not in the centre column) and the notes said once (no clinical table:
+modelling skipped; no outcome column: no binary models; no centre: no harmonisation; clinical columns dropped), with
+the effective clinical path, the columns to keep and the effective ``model`` options.
 """
 from __future__ import annotations
 
@@ -310,6 +310,8 @@ def settings_coverage_note(inventory: dict, settings_paths: list[str]) -> str | 
     for batch in inventory.get("batches", {}).values():
         for case in batch:
             for scan in case.get("scans", []):
+                if scan.get("error"):  # failed at discovery (no image series, ...): no features either way
+                    continue
                 modality = scan.get("modality") or "CT"  # a manifest image without one is taken as CT
                 counts[modality] = counts.get(modality, 0) + 1
     missing = {modality: n for modality, n in sorted(counts.items()) if not covered(modality)}
