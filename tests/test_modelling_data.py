@@ -27,3 +27,12 @@ def test_infinite_values_are_missing_and_count_against_max_missing(caplog):
     assert np.isnan(matrix.loc["case-3", "GTV|s|A|3D"]) and np.isfinite(matrix.drop(index="case-3").to_numpy()).all()
     assert list(catalogue["ibsi_code"]) == ["A", "B"]
     assert "6 infinite feature value(s) in 2 feature(s) treated as missing" in caplog.text
+
+
+def test_a_case_without_a_centre_gets_a_named_batch_not_nan():
+    from radflow.modelling.data import NO_CENTRE, modelling_frame
+
+    matrix = pd.DataFrame({"F": [1.0, 2.0, 3.0]}, index=pd.Index(["a", "b", "c"], name="case_id"))
+    clinical = pd.DataFrame({"case_id": ["a", "b", "c"], "centre": ["X", None, "Y"]})
+    frame = modelling_frame(matrix, clinical, "centre", [])
+    assert frame["clinical:centre"].tolist() == ["X", NO_CENTRE, "Y"]

@@ -313,3 +313,9 @@ def test_paths_with_spaces_and_a_home_tilde_reach_the_rules_intact(tmp_path):
     assert f"--key-file '{keys / 'key.txt'}'" in result.stdout
     assert f"--mapping-file '{keys / 'ids map.csv'}'" in result.stdout
     assert f"'{home / 'my data' / 'dicom'}'" in result.stdout
+
+
+def test_rows_without_a_centre_are_said_to_form_their_own_batch(tmp_path):
+    result = _plan(tmp_path, "patient_id,outcome,centre\nP1,1,A\nP2,0,\nP3,1,B\n")
+    assert "clinical.csv: 1 row(s) have no value in the centre column 'centre': their cases form one ComBat batch " \
+           "of their own, '(no centre)'" in result.notes

@@ -141,6 +141,16 @@ def covariate_notes(source: str, rows: list[dict[str, str]], covariates: list[st
     return notes
 
 
+def missing_centre_note(source: str, rows: list[dict[str, str]], model: dict) -> list[str]:
+    """A note when some rows have no centre: those cases form one harmonisation batch of their own."""
+    centre = model.get("centre")
+    missing = sum(1 for row in rows if not (row.get(centre) or "").strip()) if centre else 0
+    if not missing:
+        return []
+    return [f"{source}: {missing} row(s) have no value in the centre column {centre!r}: their cases form one ComBat "
+            "batch of their own, '(no centre)'"]
+
+
 def held_out_centre_errors(source: str, rows: list[dict[str, str]], model: dict) -> list[str]:
     """``model.held_out_centre`` must be a value of the centre column: otherwise no case is held out and the
     external validation the configuration asks for silently does not happen."""
@@ -284,6 +294,7 @@ def plan(config: dict, demo: bool, where, main_process: bool = True) -> Plan:
             result.errors += outcome_coding_errors(clinical, rows, model)
             result.errors += held_out_centre_errors(source, rows, model)
             notes += covariate_notes(source, rows, list(model.get("covariates") or []))
+            notes += missing_centre_note(source, rows, model)
     result.notes += notes
     return result
 

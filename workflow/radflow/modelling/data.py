@@ -20,6 +20,7 @@ from radflow.qc import FAIL
 from radflow.timepoints import split_label
 
 KEY_COLUMNS = ["settings_id", "roi", "ibsi_code", "aggregation"]
+NO_CENTRE = "(no centre)"
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,8 @@ def modelling_frame(matrix: pd.DataFrame, clinical: pd.DataFrame, centre: str | 
     centre column is always ``clinical:centre`` (a single pseudo-centre when the clinical table has none)."""
     clinical = clinical.drop_duplicates("case_id").set_index("case_id")
     extra = pd.DataFrame(index=clinical.index)
-    extra[f"{META_PREFIX}centre"] = clinical[centre].astype(str) if centre else "all"
+    # a case without a centre joins the others without one: one ComBat batch, named for what it is (not "nan")
+    extra[f"{META_PREFIX}centre"] = clinical[centre].astype("string").fillna(NO_CENTRE).astype(str) if centre else "all"
     for column in covariates:
         extra[f"{META_PREFIX}{column}"] = clinical[column]
     return matrix.join(extra, how="inner").sort_index()
