@@ -106,3 +106,37 @@ def test_extract_refuses_an_rtstruct_drawn_in_another_frame_of_reference(tmp_pat
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert f"radflow: error: the RTSTRUCT {moved} is drawn in another frame of reference" in result.stderr
     assert not (tmp_path / "f.csv").exists()
+
+
+def test_a_study_folder_with_the_rtstruct_and_another_series_reads_the_referenced_series(tmp_path):
+    """The phantom's image and mask folders in one study folder, beside a second image series (a copy under another
+    SeriesInstanceUID): the RTSTRUCT's reference picks its series, and the values equal those from the series
+    folder alone; with a NIfTI mask, which references nothing, the two series are named instead."""
+    import shutil
+
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    import radflow
+    from radflow.io import InputError
+
+    dicom = IBSI / "ct_phantom" / "dicom"
+    if not dicom.exists():
+        pytest.skip("../shared/ibsi is absent")
+    study = tmp_path / "study"
+    shutil.copytree(dicom, study)
+    other = generate_uid(entropy_srcs=["radflow test: a second series"])
+    (study / "other").mkdir()
+    for path in sorted((dicom / "image").iterdir()):
+        ds = pydicom.dcmread(path)
+        ds.SeriesInstanceUID, ds.SeriesDescription = other, "copy"
+        ds.SOPInstanceUID = generate_uid(entropy_srcs=[other, path.name])
+        ds.save_as(study / "other" / path.name)
+    settings = {"families": ["statistics"]}
+    rtstruct = study / "mask" / "DCM_RS_00060.dcm"
+    from_study = radflow.extract(study, rtstruct, settings, roi="GTV-1")
+    from_series = radflow.extract(dicom / "image", dicom / "mask" / "DCM_RS_00060.dcm", settings, roi="GTV-1")
+    assert from_study.equals(from_series)
+    with pytest.raises(InputError, match=r"holds 2 image series \(CT .*, 60 file\(s\); CT copy, 60 file\(s\)\): give "
+                                         r"the folder of one of them"):
+        radflow.extract(study, IBSI / "ct_phantom" / "nifti" / "mask.nii.gz", settings)

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     ImageLike = Union[str, Path, sitk.Image, np.ndarray]
 
 
-def _as_image(image: "ImageLike", spacing: Sequence[float] | None, origin: Sequence[float] | None) -> "sitk.Image":
+def _as_image(image: "ImageLike", spacing: Sequence[float] | None, origin: Sequence[float] | None,
+              referenced_series: Sequence[str] = ()) -> "sitk.Image":
     import numpy as np
     import SimpleITK as sitk
 
@@ -31,7 +32,7 @@ def _as_image(image: "ImageLike", spacing: Sequence[float] | None, origin: Seque
         require_volume(image, "image")
         return image
     if isinstance(image, (str, Path)):
-        return read_image(Path(image))
+        return read_image(Path(image), referenced_series)
     if isinstance(image, np.ndarray):
         if image.ndim != 3:
             raise ValueError(f"a numpy image must be 3D [z, y, x], got shape {image.shape}")
@@ -101,9 +102,10 @@ def extract(image: "ImageLike", mask: "ImageLike", settings: "Settings | str | P
     import pandas as pd
 
     from radflow.extraction import CSV_COLUMNS, extract_columns, settings_mismatch
-    from radflow.io import image_modality
+    from radflow.io import image_modality, mask_references
 
-    reference = _as_image(image, spacing, origin)
+    references = mask_references(Path(mask)) if isinstance(mask, (str, Path)) else ()
+    reference = _as_image(image, spacing, origin, references)
     chosen = _as_settings(settings)
     mismatch = settings_mismatch(chosen, image_modality(reference), str(image) if isinstance(image, (str, Path))
                                  else "the image")

@@ -52,7 +52,7 @@ def _existing(path: str, what: str) -> Path:
 
 def cmd_extract(args) -> None:
     from radflow.extraction import extract_columns, roi_window_margin_mm, settings_mismatch, write_csv
-    from radflow.io import image_modality, read_image, read_mask, read_roi_window
+    from radflow.io import image_modality, mask_references, read_image, read_mask, read_roi_window
     from radflow.settings import Settings
 
     _existing(args.image, "image")
@@ -61,7 +61,7 @@ def cmd_extract(args) -> None:
     margin_mm = roi_window_margin_mm(settings)  # None: the features see more than the ROI's neighbourhood
     window = None if margin_mm is None else read_roi_window(Path(args.image), Path(args.mask), margin_mm, roi=args.roi)
     if window is None:
-        image = read_image(Path(args.image))
+        image = read_image(Path(args.image), mask_references(Path(args.mask)))
         mismatch = settings_mismatch(settings, image_modality(image), args.image)
         if mismatch:
             raise UsageError(mismatch)

@@ -5,6 +5,7 @@ pydicom is imported only for DICOM input: reading NIfTI does not need it (its im
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,14 +40,16 @@ def _dicom_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and is_dicom(p))
 
 
-def read_image(path: Path) -> sitk.Image:
-    """A DICOM series folder (one series) or any file SimpleITK reads (NIfTI, NRRD, MHA)."""
+def read_image(path: Path, referenced_series: Sequence[str] = ()) -> sitk.Image:
+    """A DICOM folder's image series, or any file SimpleITK reads (NIfTI, NRRD, MHA).
+
+    The folder may hold more than the series: RTSTRUCT, SEG, plans and other non-image objects beside it are passed
+    over, and of several image series the one a mask references (``referenced_series``: ``mask_references``) is
+    read; without such a reference several series are an ``InputError`` listing them."""
     if path.is_dir():
         from radflow.dicom.series import read_series
 
-        files = _dicom_files(path)
-        if not files:
-            raise InputError(f"no DICOM files in {path}")
+        files = _series_files(path, referenced_series)
         image = read_series(files)
         frame, modality = _series_tags(files[0])
         if modality == "PT":
@@ -58,6 +61,36 @@ def read_image(path: Path) -> sitk.Image:
                 image.SetMetaData(key, value)
         return image
     return _read_file(path, "image")
+
+
+def _series_files(folder: Path, referenced_series: Sequence[str]) -> list[Path]:
+    """The files of the one image series of ``folder`` to read (see ``read_image``)."""
+    from radflow.dicom import discovery
+
+    files = _dicom_files(folder)
+    headers = [discovery.header_from_dataset(f, discovery.read_header(f)) for f in files]
+    series: dict[str, list] = {}
+    for header in headers:
+        if discovery.classify(header) == "image":
+            series.setdefault(header.series_uid, []).append(header)
+    if not series:
+        raise InputError(f"no DICOM image files in {folder}" + (f" ({len(files)} other DICOM objects)" if files else ""))
+    chosen = next((uid for uid in referenced_series if uid in series), None)
+    if chosen is None and len(series) > 1:
+        listed = "; ".join(f"{h[0].modality} {h[0].series_description or '(no description)'}, {len(h)} file(s)"
+                           for h in sorted(series.values(), key=len, reverse=True))
+        raise InputError(f"{folder} holds {len(series)} image series ({listed}): give the folder of one of them, or "
+                         "a DICOM mask that references one")
+    return [h.path for h in series[chosen if chosen is not None else next(iter(series))]]
+
+
+def mask_references(mask_path: Path) -> tuple[str, ...]:
+    """The image series a DICOM RTSTRUCT or SEG mask references (SeriesInstanceUIDs); () for any other file."""
+    if not (mask_path.is_file() and is_dicom(mask_path)):
+        return ()
+    from radflow.dicom import discovery
+
+    return discovery.header_from_dataset(mask_path, discovery.read_header(mask_path)).referenced_series_uids
 
 
 # the DICOM tags (FrameOfReferenceUID, Modality) under which a DICOM series' frame of reference and modality ride on
