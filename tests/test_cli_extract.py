@@ -140,3 +140,32 @@ def test_a_study_folder_with_the_rtstruct_and_another_series_reads_the_reference
     with pytest.raises(InputError, match=r"holds 2 image series \(CT .*, 60 file\(s\); CT copy, 60 file\(s\)\): give "
                                          r"the folder of one of them"):
         radflow.extract(study, IBSI / "ct_phantom" / "nifti" / "mask.nii.gz", settings)
+
+
+@pytest.mark.filterwarnings("ignore:The string .* is unlikely to represent the intended person name")
+def test_an_enhanced_multi_frame_file_is_read_like_its_series_folder(tmp_path):
+    """One enhanced (legacy-converted) CT file given as the image: radflow's reader, as for a folder. ITK's reader
+    took the stored frame order and the first frame's position (origin 46 mm off on the demo CT, voxels up to 937 HU
+    apart) and changed four morphology values without a word. One plain slice file is refused."""
+    import highdicom as hd
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    import radflow
+    from radflow.io import InputError
+
+    dicom = IBSI / "ct_phantom" / "dicom"
+    if not dicom.exists():
+        pytest.skip("../shared/ibsi is absent")
+    slices = [pydicom.dcmread(p) for p in sorted((dicom / "image").iterdir())]
+    multi = hd.legacy.LegacyConvertedEnhancedCTImage(
+        slices[::-1], series_instance_uid=slices[0].SeriesInstanceUID, series_number=int(slices[0].SeriesNumber or 1),
+        sop_instance_uid=generate_uid(entropy_srcs=["radflow test: enhanced phantom"]), instance_number=1)
+    multi.save_as(tmp_path / "enhanced.dcm")
+    rtstruct = dicom / "mask" / "DCM_RS_00060.dcm"
+    settings = {"families": ["morphology", "statistics"]}
+    from_file = radflow.extract(tmp_path / "enhanced.dcm", rtstruct, settings, roi="GTV-1")
+    from_folder = radflow.extract(dicom / "image", rtstruct, settings, roi="GTV-1")
+    assert from_file.equals(from_folder)
+    with pytest.raises(InputError, match="is a single DICOM slice: give the folder of its series"):
+        radflow.extract(sorted((dicom / "image").iterdir())[0], rtstruct, settings, roi="GTV-1")

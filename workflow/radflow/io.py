@@ -41,16 +41,21 @@ def _dicom_files(folder: Path) -> list[Path]:
 
 
 def read_image(path: Path, referenced_series: Sequence[str] = ()) -> sitk.Image:
-    """A DICOM folder's image series, or any file SimpleITK reads (NIfTI, NRRD, MHA).
+    """A DICOM folder's image series, an enhanced multi-frame DICOM file, or any file SimpleITK reads (NIfTI, NRRD,
+    MHA).
 
     The folder may hold more than the series: RTSTRUCT, SEG, plans and other non-image objects beside it are passed
     over, and of several image series the one a mask references (``referenced_series``: ``mask_references``) is
     read; without such a reference several series are an ``InputError`` listing them."""
-    if path.is_dir():
+    if path.is_dir() or (path.is_file() and is_dicom(path)):
         from radflow.dicom.series import read_series
 
-        files = _series_files(path, referenced_series)
+        # a single DICOM file (an enhanced multi-frame series) through radflow's reader too: ITK's reads such a file
+        # with its frames in stored order and the first frame's position as the origin, and without per-frame rescale
+        files = _series_files(path, referenced_series) if path.is_dir() else [path]
         image = read_series(files)
+        if not path.is_dir() and image.GetDimension() == 3 and image.GetSize()[2] == 1:
+            raise InputError(f"{path} is a single DICOM slice: give the folder of its series")
         frame, modality = _series_tags(files[0])
         if modality == "PT":
             image = _in_suv(image, files, path)
