@@ -150,3 +150,17 @@ def test_a_pet_series_without_suv_tags_is_refused_for_extraction_with_the_tag(tm
     write_pet_series(tmp_path / "dicom", PatientWeight=None)
     with pytest.raises(InputError, match="cannot be converted to SUVbw: .*PatientWeight"):
         read_image(tmp_path / "dicom")
+
+
+def test_a_dicom_file_listed_in_the_input_manifest_is_refused_with_where_it_belongs(tmp_path):
+    files = write_pet_series(tmp_path / "dicom")
+    scan = {"scan": "test", "source": "file", "modality": "PT", "series_uid": "2.25.2", "files": [files[0]],
+            "acquisition_datetime": None, "timepoint": 0, "days_from_baseline": 0, "rois": [], "roi_errors": [],
+            "error": None}
+    inventory = tmp_path / "inventory.json"
+    inventory.write_text(json.dumps({"batches": {"b0000": [{"case_id": "case-1", "scans": [scan]}]}}))
+    ingest_batch(inventory, "b0000", tmp_path / "ingest.json", tmp_path / "volumes", Thresholds())
+    (ingested,) = Manifest.read(tmp_path / "ingest.json").scans
+    assert ingested.status == "fail" and ingested.error_code == "IMAGE_UNREADABLE"
+    assert ingested.error_message.startswith("the image file is DICOM: DICOM series and their RTSTRUCT / SEG masks go under "
+                                     "input_dir")

@@ -66,6 +66,10 @@ def _read(path: str, what: str, code: str) -> sitk.Image:
     message names the file by its kind, not its path (paths may carry patient names)."""
     if not Path(path).is_file():
         raise InputFileError(f"the {what} file cannot be read (missing, or not a format SimpleITK reads)", code)
+    if io.is_dicom(Path(path)):  # ITK would read it without sorting its frames or pseudonymising anything
+        raise InputFileError(f"the {what} file is DICOM: DICOM series and their RTSTRUCT / SEG masks go under "
+                             "input_dir, where discovery links and de-identifies them; the manifest is for NIfTI, "
+                             "NRRD and MHA files", code)
     try:
         return io.read_pixels(io.information_reader(Path(path), what), Path(path), what)
     except io.UnreadableFileError as exc:
