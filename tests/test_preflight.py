@@ -319,3 +319,23 @@ def test_rows_without_a_centre_are_said_to_form_their_own_batch(tmp_path):
     result = _plan(tmp_path, "patient_id,outcome,centre\nP1,1,A\nP2,0,\nP3,1,B\n")
     assert "clinical.csv: 1 row(s) have no value in the centre column 'centre': their cases form one ComBat batch " \
            "of their own, '(no centre)'" in result.notes
+
+
+def test_a_checkout_in_a_folder_with_spaces_runs_its_rules_from_there(tmp_path):
+    """Every rule's command sets PYTHONPATH to the checkout's workflow/: quoted, so a clone in 'My Projects' works."""
+    import shutil
+
+    checkout = tmp_path / "My Projects" / "radflow"
+    for part in ("Snakefile", "rules", "config", "workflow", "envs", "ontology"):
+        source = REPO / part
+        if source.is_dir():
+            shutil.copytree(source, checkout / part, ignore=shutil.ignore_patterns("__pycache__", "_aot"))
+        else:
+            checkout.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, checkout / part)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(checkout / "Snakefile"), "--directory",
+                             str(tmp_path / "work"), "-c", "1", "-n", "-p", "--config", "demo_patients=2"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"PYTHONPATH='{checkout / 'workflow'}'" in result.stdout
