@@ -46,7 +46,8 @@ wildcard_constraints:
 
 # Every rule runs the package from this checkout, inside whatever environment Snakemake gives it (the project's
 # virtualenv, or envs/radflow.yaml with --sdm conda).
-RADFLOW = f"PYTHONPATH={shlex.quote(workflow.basedir + '/workflow')}${{PYTHONPATH:+:$PYTHONPATH}} python -m radflow"
+WORKFLOW_PACKAGE_DIR = os.path.join(workflow.basedir, "workflow")  # shell-quoted below: a checkout may hold spaces
+RADFLOW = f"PYTHONPATH={shlex.quote(WORKFLOW_PACKAGE_DIR)}${{PYTHONPATH:+:$PYTHONPATH}} python -m radflow"
 CONDA_ENV = "../envs/radflow.yaml"
 
 DEMO_INPUT_DIR = "resources/demo/dicom"
