@@ -89,3 +89,22 @@ def test_a_hand_written_csv_with_spaces_after_the_commas(tmp_path):
     pseudonymise_clinical(path, tmp_path / "c.parquet", b"a key long enough for the test", keep=None)
     table = pd.read_parquet(tmp_path / "c.parquet")
     assert list(table.columns) == ["case_id", "outcome", "age"] and sorted(table["age"]) == [61, 70]
+
+
+def test_manifest_rows_that_would_put_one_image_s_mask_on_another_are_refused(tmp_path):
+    from radflow.dicom.deid import DEMO_KEY
+    from radflow.pipeline.discover import cases_from_manifest
+
+    rois = [{"name": "GTV", "pattern": "^gtv"}]
+    path = tmp_path / "manifest.csv"
+    # a CT and a PET of one patient without a scan column: both would be 'test', the PET and its mask silently lost
+    path.write_text("patient_id,image,mask,modality\nP1,ct.nii,ct_m.nii,CT\nP1,pet.nii,pet_m.nii,PET\n")
+    with pytest.raises(ValueError, match=r"lines 2, 3: one patient's scan 'test' lists 2 different images; give "
+                                         r"each image its own scan label"):
+        cases_from_manifest(read_input_manifest(path), rois, DEMO_KEY)
+    path.write_text("patient_id,image,mask,roi\nP1,ct.nii,a.nii,GTV\nP1,ct.nii,b.nii,GTV\n")
+    with pytest.raises(ValueError, match="lines 2, 3: ROI 'GTV' of one scan is listed twice with different masks"):
+        cases_from_manifest(read_input_manifest(path), rois, DEMO_KEY)
+    path.write_text("patient_id,image,mask,roi\nP1,ct.nii,a.nii,GTV\nP1,ct.nii,a.nii,GTV\nP1,ct.nii,n.nii,NODE\n")
+    (case,) = cases_from_manifest(read_input_manifest(path), rois, DEMO_KEY).values()
+    assert [r["roi"] for r in case["scans"][0]["rois"]] == ["GTV", "NODE"]  # the repeated row counts once

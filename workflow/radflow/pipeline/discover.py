@@ -371,6 +371,7 @@ def read_input_manifest(path: Path) -> list[dict]:
         raise ValueError(f"{path.name}: needs columns {list(MANIFEST_COLUMNS)} (and optionally scan, roi, label, "
                          f"modality); missing {missing or 'rows'}")
     for line, row in enumerate(rows, start=2):
+        row["line"] = str(line)
         for column in ("image", "mask"):
             value = (row.get(column) or "").strip()
             row[column] = str((path.parent / value).resolve()) if value else ""
@@ -393,6 +394,10 @@ def manifest_modality(value: str | None, where: str) -> str:
     return MANIFEST_MODALITIES[text]
 
 
+def _lines(rows: list[dict]) -> str:
+    return ", ".join(row.get("line", "?") for row in rows)
+
+
 def cases_from_manifest(rows: list[dict], rois: list[dict], key: bytes) -> dict[str, inv.InventoryCase]:
     """Cases from manifest rows: one row per (patient, scan, ROI); ``roi`` names the ROI (default: the first
     configured ROI), ``label`` picks one label of a multi-label mask (default: every non-zero voxel)."""
@@ -405,15 +410,26 @@ def cases_from_manifest(rows: list[dict], rois: list[dict], key: bytes) -> dict[
     for (patient_id, scan), scan_rows in sorted(grouped.items()):
         case_id = case_id_of(patient_id, key)
         first = scan_rows[0]
+        if len({row["image"] for row in scan_rows}) > 1:  # a second image would be left out, its masks put on the first
+            raise ValueError(f"input manifest lines {_lines(scan_rows)}: one patient's scan {scan!r} lists "
+                             f"{len({row['image'] for row in scan_rows})} different images; give each image its own "
+                             "scan label (a scan column: test, retest, pet, ...)")
         entry: inv.InventoryScan = {
             "scan": scan, "source": "file", "modality": first.get("modality") or "CT",
             "series_uid": pseudo_uid("file:" + first["image"], key), "files": [first["image"]],
             "acquisition_datetime": None, "timepoint": None, "days_from_baseline": None,
             "rois": [], "roi_errors": [], "error": None,
         }
+        listed: dict[str, dict] = {}
         for row in scan_rows:
             roi = (row.get("roi") or "").strip() or default_roi
             label = (row.get("label") or "").strip()
+            if roi in listed:
+                if (listed[roi]["mask"], (listed[roi].get("label") or "").strip()) == (row["mask"], label):
+                    continue  # the same row twice: one ROI, not two copies of its features
+                raise ValueError(f"input manifest lines {_lines([listed[roi], row])}: ROI {roi!r} of one scan is "
+                                 "listed twice with different masks or labels; name them apart (roi column)")
+            listed[roi] = row
             if not row["mask"]:
                 entry["roi_errors"].append({"roi": roi, "code": "MASK_NOT_FOUND", "message": "no mask file given"})
                 continue
