@@ -15,16 +15,17 @@ def pseudonym(patient_id: str) -> str:
 
 
 def test_every_kind_of_near_miss_is_explained_by_line_and_nothing_is_matched():
-    dicom_ids = ["000123", "004567", "AB-12", "xy9", "77", "P 5"]
-    clinical_ids = ["123", "4567", "ab-12", "XY9", "0077", "P5", "unknown-1", "P 5"]
+    dicom_ids = ["000123", "004567", "AB-12", "xy9", "77", "P 5", "8812"]
+    clinical_ids = ["123", "4567", "ab-12", "XY9", "0077", "P5", "unknown-1", "P 5", "8812.0"]
     lines = list(range(2, 2 + len(clinical_ids)))
     messages = unmatched_report("c.csv", clinical_ids, lines, [pseudonym(p) for p in dicom_ids], pseudonym)
     assert messages == [
-        "c.csv: 7 of 8 patient_id(s) match no imaged case (lines 2, 3, 4, 5, 6, 7, 8): a patient_id must equal the "
-        "DICOM PatientID exactly",
+        "c.csv: 8 of 9 patient_id(s) match no imaged case (lines 2, 3, 4, 5, 6, 7, 8, 10): a patient_id must equal "
+        "the DICOM PatientID exactly",
         "c.csv: 2 of them match an imaged case with the leading zeros a spreadsheet dropped restored (store the "
         "column as text): lines 2, 3",
         "c.csv: 1 of them match an imaged case without their leading zeros: lines 6",
+        "c.csv: 1 of them match an imaged case without the '.0' a spreadsheet added to a number: lines 10",
         "c.csv: 2 of them match an imaged case in other letter case: lines 4, 5",
     ]  # "P5" against "P 5": that imaged case already has its row (line 9), so it explains nothing
 

@@ -25,6 +25,11 @@ def _zeros_dropped(patient_id: str) -> list[str]:
     return [stripped] if stripped and stripped != patient_id and stripped.isdigit() else []
 
 
+def _decimal_point_dropped(patient_id: str) -> list[str]:
+    whole, point, zeros = patient_id.partition(".")
+    return [whole] if point and whole.isdigit() and zeros and set(zeros) == {"0"} else []
+
+
 def _other_case(patient_id: str) -> list[str]:
     return [v for v in (patient_id.upper(), patient_id.lower()) if v != patient_id]
 
@@ -38,6 +43,7 @@ def _without_separators(patient_id: str) -> list[str]:
 VARIANTS: tuple[tuple[str, Callable[[str], list[str]]], ...] = (
     ("with the leading zeros a spreadsheet dropped restored (store the column as text)", _zero_padded),
     ("without their leading zeros", _zeros_dropped),
+    ("without the '.0' a spreadsheet added to a number", _decimal_point_dropped),
     ("in other letter case", _other_case),
     ("without spaces, dashes, underscores, dots or slashes", _without_separators),
 )
