@@ -568,3 +568,21 @@ def test_a_derived_series_its_mask_was_drawn_on_is_the_scan(tmp_path):
     for written in write_patient(root, Person("P-ADC", number=3)):
         edit_slices(written.ct_folder, lambda ds: setattr(ds, "ImageType", ["DERIVED", "PRIMARY", "AXIAL", "ADC"]))
     healthy(run_pipeline(root, tmp_path), "P-ADC")
+
+
+def test_two_lesions_matching_the_roi_pattern_give_features_and_a_warning(tmp_path):
+    """A structure set with GTV_1 and GTV_2: the first is the ROI, and the case says the choice was ambiguous."""
+    root = tmp_path / "dicom"
+    written = write_scan(root, Person("P-TWO", number=4), 0)
+    rt = pydicom.dcmread(written.mask_path)
+    second = write.rtstruct(written.cts, [write.Roi(1, "GTV_1", roi_mask()),
+                                         write.Roi(2, "GTV_2", roi_mask((slice(3, 9), slice(2, 8), slice(2, 8))))],
+                            sop_instance_uid=rt.SOPInstanceUID, series_instance_uid=rt.SeriesInstanceUID,
+                            series_number=99, date="20240102", time="120000", manufacturer="ACME")
+    write.save(second, written.mask_path)
+    run = run_pipeline(root, tmp_path)
+    case = case_id_of("P-TWO", KEY)
+    assert run.cases[case] == "warn"
+    severity, message = run.codes(case)[("test", "GTV", "ROI_AMBIGUOUS")]
+    assert severity == "warn" and message.startswith("2 mask labels match '^gtv': the first was taken")
+    assert (run.features.case_id == case).any()

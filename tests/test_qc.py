@@ -213,14 +213,28 @@ def test_roi_choice_tries_the_centre_aliases_first():
     rt = discovery.MaskObject("RTSTRUCT", Path("rs"), "P1", "", "", "", "", ("Lung_L", "Tumour", "GTV_2"), ())
     rois = [{"name": "GTV", "pattern": "^gtv"}, {"name": "LUNG", "pattern": "^lung"}]
     aliases = centre_aliases({"centres": {"GE MEDICAL SYSTEMS ": {"GTV": ["^tumou?r$"]}}}, "ge medical systems")
-    selections, errors = choose_rois([rt], rois, aliases)
+    selections, errors, _ = choose_rois([rt], rois, aliases)
     assert [(s["roi"], s["label"]) for s in selections] == [("GTV", "Tumour"), ("LUNG", "Lung_L")] and not errors
-    selections, errors = choose_rois([rt], rois + [{"name": "CTV", "pattern": "^ctv"}])
+    selections, errors, ambiguous = choose_rois([rt], rois + [{"name": "CTV", "pattern": "^ctv"}])
     assert selections[0]["label"] == "GTV_2"
     # label names are free text: they stay in the interim inventory, the message (which reaches results) counts them
     assert errors == [{"roi": "CTV", "code": "ROI_NOT_FOUND", "labels": ["GTV_2", "Lung_L", "Tumour"],
                        "message": "no mask label matches '^ctv' (3 label(s) in the mask objects; their names are in "
                                   "interim/inventory.json)"}]
+    assert ambiguous == []
+
+
+def test_two_lesions_matching_one_roi_pattern_are_a_warning_naming_no_label():
+    test = discovery.MaskObject("RTSTRUCT", Path("rs"), "P1", "", "", "", "", ("GTV_2 Smith", "GTV_1", "Lung"), ())
+    copy = discovery.MaskObject("SEG", Path("seg"), "P1", "", "", "", "", ("GTV_2 Smith",), ())
+    selections, errors, warnings = choose_rois([test, copy], [{"name": "GTV", "pattern": "^gtv"}])
+    assert selections[0]["label"] == "GTV_2 Smith" and not errors  # the first, as before
+    assert warnings == [{"code": "ROI_AMBIGUOUS", "roi": "GTV", "value": 2.0,
+                         "message": "2 mask labels match '^gtv': the first was taken; narrow the pattern (rois) or "
+                                    "add a centre alias so that one label matches (the names are in "
+                                    "interim/inventory.json)"}]
+    _, _, single = choose_rois([copy, copy], [{"name": "GTV", "pattern": "^gtv"}])  # one label, twice: no warning
+    assert single == []
 
 
 def test_manifest_rows_group_into_cases_scans_and_rois():

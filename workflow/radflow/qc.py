@@ -36,6 +36,8 @@ CHECKS: dict[str, tuple[Severity, str]] = {
                             "among the patient's selected series"),
     "ROI_NOT_FOUND": (FAIL, "no ROI / segment label matches the configured pattern or centre alias, or a "
                             "multi-label mask file has no label in the input manifest"),
+    "ROI_AMBIGUOUS": (WARN, "several different mask labels match one configured ROI's pattern (two lesions?): the "
+                            "first was taken"),
     "PATIENT_ID_CONFLICT": (FAIL, "files sharing one PatientID disagree on PatientName, birth date or sex: different "
                                   "people, not merged"),
     "PATIENT_ID_MISSING": (FAIL, "files without a PatientID (one case per study, not processed unless "

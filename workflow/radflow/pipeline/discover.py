@@ -96,20 +96,30 @@ def centre_aliases(roi_aliases: dict | None, centre: str) -> dict[str, list[str]
     return {}
 
 
-def choose_rois(masks: list[discovery.MaskObject], rois: list[dict],
-                aliases: dict[str, list[str]] | None = None) -> tuple[list[inv.RoiSelection], list[inv.RoiError]]:
+def choose_rois(masks: list[discovery.MaskObject], rois: list[dict], aliases: dict[str, list[str]] | None = None,
+                ) -> tuple[list[inv.RoiSelection], list[inv.RoiError], list[inv.ScanWarning]]:
     """For each configured ROI, the first mask label matching the centre's aliases, else its pattern (regular
-    expressions, case-insensitive): (selections, errors)."""
+    expressions, case-insensitive): (selections, errors, warnings). Several different labels matching (GTV_1 and
+    GTV_2 of a patient with two lesions) is an ROI_AMBIGUOUS warning: the first was taken, and a test and a retest
+    structure set listing the lesions in another order would be compared lesion against other lesion."""
     selections: list[inv.RoiSelection] = []
     errors: list[inv.RoiError] = []
+    warnings: list[inv.ScanWarning] = []
     aliases = aliases or {}
     for roi in rois:
         patterns = [*aliases.get(roi["name"], []), roi["pattern"]]
         match = None
         for pattern in patterns:
             compiled = re.compile(pattern, re.IGNORECASE)
-            match = next(((mask, label) for mask in masks for label in mask.labels if compiled.search(label)), None)
-            if match is not None:
+            matches = [(mask, label) for mask in masks for label in mask.labels if compiled.search(label)]
+            if matches:
+                match = matches[0]
+                distinct = len({label for _, label in matches})
+                if distinct > 1:
+                    warnings.append({"code": "ROI_AMBIGUOUS", "roi": roi["name"], "value": float(distinct),
+                                     "message": f"{distinct} mask labels match {pattern!r}: the first was taken; "
+                                                "narrow the pattern (rois) or add a centre alias so that one label "
+                                                "matches (the names are in interim/inventory.json)"})
                 break
         if match is None:
             # Label names are free text (e.g. "gtv_primary_<surname>"): they stay in the interim inventory
@@ -122,7 +132,7 @@ def choose_rois(masks: list[discovery.MaskObject], rois: list[dict],
         else:
             mask, label = match
             selections.append({"roi": roi["name"], "kind": mask.kind, "path": str(mask.path), "label": label})
-    return selections, errors
+    return selections, errors, warnings
 
 
 # ------------------------------------------------------------------------------------------ DICOM cases
@@ -228,8 +238,9 @@ def patient_scans(inventory: discovery.Inventory, series_list: list[discovery.Im
         elif not series_masks:
             _failed(entry, "MASK_NOT_FOUND", "no RTSTRUCT or SEG references this patient's series")
         else:
-            entry["rois"], entry["roi_errors"] = choose_rois(
+            entry["rois"], entry["roi_errors"], ambiguous = choose_rois(
                 series_masks, rois, centre_aliases(roi_aliases, series.centre))
+            entry["warnings"] = entry["warnings"] + ambiguous
             for selection in entry["rois"]:
                 selection["label_id"] = label_id(selection["label"], key)
         scans.append(entry)
