@@ -647,6 +647,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("highdicom").setLevel(logging.WARNING)  # its INFO lines quote source UIDs
+    logging.getLogger("numexpr").setLevel(logging.WARNING)  # "NumExpr defaulting to N threads" on every command
     warnings.showwarning = _show_warning
     args = build_parser().parse_args(argv)
     keep_freed_memory()
