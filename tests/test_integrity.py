@@ -586,3 +586,13 @@ def test_two_lesions_matching_the_roi_pattern_give_features_and_a_warning(tmp_pa
     severity, message = run.codes(case)[("test", "GTV", "ROI_AMBIGUOUS")]
     assert severity == "warn" and message.startswith("2 mask labels match '^gtv': the first was taken")
     assert (run.features.case_id == case).any()
+
+
+def test_an_input_folder_without_dicom_stops_discovery_saying_what_it_held(tmp_path):
+    """A wrong input_dir (NIfTI files, notes) used to end in the store rule's argparse error."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "ct.nii.gz").write_bytes(b"\x1f\x8b not really")
+    (tmp_path / "in" / "notes.txt").write_text("patient list")
+    with pytest.raises(ValueError, match=r"no patient found under input_dir .*: 2 file\(s\) looked at \(2 not a DICOM "
+                                         r"file\)\. input_dir must hold DICOM image series"):
+        discover(tmp_path / "in", tmp_path / "interim" / "inventory.json", batch_size=50, rois=ROIS, key=KEY)

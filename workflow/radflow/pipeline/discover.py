@@ -495,6 +495,20 @@ def batch_fingerprint(batch: list[inv.InventoryCase]) -> str:
 
 # ------------------------------------------------------------------------------------------ the rule
 
+def _nothing_found(input_dir: Path | None, inventory: discovery.Inventory | None) -> str:
+    """Why discovery found no patient, with what it looked at."""
+    if inventory is None:
+        return "the input manifest lists no patient"
+    looked_at = (sum(len(s.files) for s in inventory.series) + len(inventory.masks) + len(inventory.skipped)
+                 + len(inventory.unreadable))
+    kinds = Counter(f.reason.split(" (")[0] for f in inventory.skipped)
+    what = "; ".join(f"{n} {reason}" for reason, n in kinds.most_common(3))
+    return (f"no patient found under input_dir {input_dir}: {looked_at} file(s) looked at"
+            + (f" ({what})" if what else "") + (f", {len(inventory.unreadable)} unreadable" if inventory.unreadable
+                                                else "")
+            + ". input_dir must hold DICOM image series (NIfTI / NRRD files go in an input_manifest CSV)")
+
+
 def discover(input_dir: Path | None, inventory_path: Path, batch_size: int, rois: list[dict], key: bytes,
              mapping_file: Path | None = None, series_rules: dict | None = None, roi_aliases: dict | None = None,
              input_manifest: Path | None = None, dates: str = "shift", missing_patient_id: str = "fail",
@@ -533,6 +547,8 @@ def discover(input_dir: Path | None, inventory_path: Path, batch_size: int, rois
                 raise ValueError("a patient of the input manifest is also in the DICOM input: give each patient once")
             cases[case_id] = case
         patient_ids |= {row["patient_id"].strip() for row in rows}
+    if not any(case_id for case_id in cases):  # later rules would fail on an empty cohort, saying nothing useful
+        raise ValueError(_nothing_found(input_dir, inventory if input_dir is not None else None))
     batches = assign_batches(cases, batch_size)
     inv.write(inventory_path, batches, {name: batch_fingerprint(batch) for name, batch in batches.items()})
     log.info("%d cases in %d batches", len(cases), len(batches))
