@@ -108,3 +108,14 @@ def test_manifest_rows_that_would_put_one_image_s_mask_on_another_are_refused(tm
     path.write_text("patient_id,image,mask,roi\nP1,ct.nii,a.nii,GTV\nP1,ct.nii,a.nii,GTV\nP1,ct.nii,n.nii,NODE\n")
     (case,) = cases_from_manifest(read_input_manifest(path), rois, DEMO_KEY).values()
     assert [r["roi"] for r in case["scans"][0]["rois"]] == ["GTV", "NODE"]  # the repeated row counts once
+
+
+def test_a_workbook_saved_under_a_csv_name_is_named_as_such(tmp_path):
+    import zipfile
+
+    path = tmp_path / "clinical.csv"
+    with zipfile.ZipFile(path, "w") as workbook:  # an .xlsx is a zip archive
+        workbook.writestr("xl/workbook.xml", "<workbook/>")
+    with pytest.raises(ValueError, match=r"clinical.csv is a spreadsheet workbook \(.xlsx / .xls\), not a CSV file: "
+                                         r"save it as CSV"):
+        csv_dialect.sniff(path)

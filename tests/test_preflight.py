@@ -339,3 +339,11 @@ def test_a_checkout_in_a_folder_with_spaces_runs_its_rules_from_there(tmp_path):
                             capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"PYTHONPATH='{checkout / 'workflow'}'" in result.stdout
+
+
+def test_an_excel_workbook_as_the_clinical_table_is_one_line(tmp_path):
+    (tmp_path / "dicom").mkdir()
+    (tmp_path / "clinical.xlsx").write_bytes(b"PK\x03\x04" + bytes(200))
+    result = _plan(tmp_path, None, clinical=str(tmp_path / "clinical.xlsx"))
+    assert result.errors == ["clinical table clinical.xlsx is a spreadsheet workbook (.xlsx / .xls), not a CSV file: "
+                             "save it as CSV (File > Save As > CSV UTF-8)"]

@@ -16,6 +16,8 @@ from pathlib import Path
 
 DELIMITERS = (",", ";", "\t")
 ENCODING_NAMES = {"utf-8-sig": "UTF-8", "utf-16": "UTF-16", "cp1252": "Windows-1252", "latin-1": "Latin-1"}
+# the first bytes of an .xlsx (a zip archive) and of an old .xls (an OLE2 compound file)
+ZIP_MAGIC, OLE2_MAGIC = b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 # "12,5" or "-0,75": a number with a decimal comma
 DECIMAL_COMMA_NUMBER = re.compile(r"[-+]?\d+,\d+")
 
@@ -61,6 +63,9 @@ def sniff(path: Path | str) -> CsvDialect:
     semicolon and tab that splits the header line into the most fields (comma on a tie); decimal commas are assumed
     only in a file not separated by commas, and only when a cell holds a number written with one."""
     data = Path(path).read_bytes()
+    if data.startswith((ZIP_MAGIC, OLE2_MAGIC)):
+        raise ValueError(f"{Path(path).name} is a spreadsheet workbook (.xlsx / .xls), not a CSV file: save it as "
+                         "CSV (File > Save As > CSV UTF-8)")
     encoding = encoding_of(data)
     text = data.decode(encoding)
     header = text.splitlines()[0] if text else ""

@@ -270,7 +270,11 @@ def plan(config: dict, demo: bool, where, main_process: bool = True) -> Plan:
         if not os.path.isfile(clinical):
             result.errors.append(f"clinical table {clinical} does not exist")
             return result
-        dialect = csv_dialect.sniff(clinical)
+        try:
+            dialect = csv_dialect.sniff(clinical)
+        except ValueError as exc:  # a workbook, not a CSV
+            result.errors.append(f"clinical table {exc}")
+            return result
         header, rows = csv_dialect.read_rows(clinical, dialect)
         if "patient_id" not in header:
             result.errors.append(f"clinical table {clinical} has no patient_id column (columns: {header})")
