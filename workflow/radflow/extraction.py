@@ -14,7 +14,7 @@ import SimpleITK as sitk
 from radflow.features import engine
 from radflow.imaging.filters import FilterSpec
 from radflow.imaging.preprocess import local_intensity_radius_mm, prepare
-from radflow.settings import Settings
+from radflow.settings import SHIPPED_DOCUMENTS, Settings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,11 +33,6 @@ def extract_columns(image: sitk.Image, mask: sitk.Image, settings: Settings,
     return engine.extract_columns(prepare(image, mask, settings, memory_mb=memory_mb), settings)
 
 
-# the settings document radflow ships for each kind of image, named in the advice when the settings do not fit
-SETTINGS_FOR_MODALITY = {"PT": "config/settings/pet_suv.yaml", "MR": "config/settings/mr_zscore_fbn32.yaml",
-                         "CT": "config/settings/ct_iso1mm_fbs25.yaml"}
-
-
 def settings_mismatch(settings: Settings, modality: str | None, source: str) -> str | None:
     """Why ``settings`` must not be applied to an image of DICOM ``modality`` (None: they may), as the pipeline
     never applies them (``Settings.applies_to``): a CT document's bins are Hounsfield units, meaningless for MR
@@ -46,7 +41,7 @@ def settings_mismatch(settings: Settings, modality: str | None, source: str) -> 
         return None
     which = f"the settings {settings.name}" if settings.name else "radflow's default settings"
     target = {"PT": "PET", "CT": "CT", "MR": "MR"}.get(modality, "generic")
-    shipped = SETTINGS_FOR_MODALITY.get(modality)
+    shipped = SHIPPED_DOCUMENTS.get(modality)
     remedy = f"{shipped}, or your own document with modality: {target}" if shipped else \
         f"a document with modality: {target}"
     return f"{which} are for {settings['modality']} images and {source} is a DICOM series of modality {modality}: " \

@@ -52,11 +52,12 @@ def read_image(path: Path, referenced_series: Sequence[str] = ()) -> sitk.Image:
 
         # a single DICOM file (an enhanced multi-frame series) through radflow's reader too: ITK's reads such a file
         # with its frames in stored order and the first frame's position as the origin, and without per-frame rescale
-        files = _series_files(path, referenced_series) if path.is_dir() else [path]
+        headers = _series_headers(path, referenced_series)
+        files = [header.path for header in headers]
         image = read_series(files)
         if not path.is_dir() and image.GetDimension() == 3 and image.GetSize()[2] == 1:
             raise InputError(f"{path} is a single DICOM slice: give the folder of its series")
-        frame, modality = _series_tags(files[0])
+        frame, modality = headers[0].frame_of_reference_uid, headers[0].modality
         if modality == "PT":
             image = _in_suv(image, files, path)
         # kept with the image: the frame for read_mask's check of a DICOM mask, the modality for the check that the
@@ -68,12 +69,16 @@ def read_image(path: Path, referenced_series: Sequence[str] = ()) -> sitk.Image:
     return _read_file(path, "image")
 
 
-def _series_files(folder: Path, referenced_series: Sequence[str]) -> list[Path]:
-    """The files of the one image series of ``folder`` to read (see ``read_image``)."""
+def _series_headers(path: Path, referenced_series: Sequence[str]) -> list:
+    """The headers (``discovery.Header``) of the files of the one image series to read: ``path`` itself when it is a
+    file, else the series of the folder ``path`` that ``read_image`` chooses."""
     from radflow.dicom import discovery
 
-    files = _dicom_files(folder)
+    files = _dicom_files(path) if path.is_dir() else [path]
     headers = [discovery.header_from_dataset(f, discovery.read_header(f)) for f in files]
+    if not path.is_dir():
+        return headers
+    folder = path
     series: dict[str, list] = {}
     for header in headers:
         if discovery.classify(header) == "image":
@@ -86,7 +91,7 @@ def _series_files(folder: Path, referenced_series: Sequence[str]) -> list[Path]:
                            for h in sorted(series.values(), key=len, reverse=True))
         raise InputError(f"{folder} holds {len(series)} image series ({listed}): give the folder of one of them, or "
                          "a DICOM mask that references one")
-    return [h.path for h in series[chosen if chosen is not None else next(iter(series))]]
+    return series[chosen if chosen is not None else next(iter(series))]
 
 
 def mask_references(mask_path: Path) -> tuple[str, ...]:
@@ -104,26 +109,13 @@ FRAME_OF_REFERENCE = "0020|0052"
 MODALITY = "0008|0060"
 
 
-def _series_tags(path: Path) -> tuple[str | None, str | None]:
-    """(FrameOfReferenceUID, Modality) of a DICOM file, None where absent."""
-    import pydicom
-
-    ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["FrameOfReferenceUID", "Modality"])
-    frame = str(ds.get("FrameOfReferenceUID") or "").strip()
-    modality = str(ds.get("Modality") or "").strip()
-    return frame or None, modality or None
-
-
 def _in_suv(image: sitk.Image, files: list[Path], path: Path) -> sitk.Image:
     """A PET series' activity concentrations (Bq/ml) as SUVbw, as the pipeline's ingest stores them
     (``radflow.imaging.suv``), so that PET settings' bins in SUV units mean what they say."""
-    import pydicom
-
     from radflow.imaging import suv
 
-    headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
     try:
-        factor = suv.series_suv_factor(headers)
+        factor = suv.files_suv_factor(files)
     except suv.SuvError as exc:
         raise InputError(f"the PET series {path} cannot be converted to SUVbw: {exc}") from None
     return suv.to_suv(image, factor)

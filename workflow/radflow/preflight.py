@@ -303,17 +303,12 @@ def plan(config: dict, demo: bool, where, main_process: bool = True) -> Plan:
     return result
 
 
-# the settings document radflow ships for each DICOM modality (named when a cohort's scans have none)
-SHIPPED_SETTINGS = {"CT": "config/settings/ct_iso1mm_fbs25.yaml", "PT": "config/settings/pet_suv.yaml",
-                    "MR": "config/settings/mr_zscore_fbn32.yaml"}
-
-
 def settings_coverage_note(inventory: dict, settings_paths: list[str]) -> str | None:
     """After discovery: the note for scans of a modality no `features` document is meant for (its ``modality``: CT,
     PET, MR or generic; ``Settings.applies_to``), which get no features at all (None when every scan has one, or
     when Snakemake's environment cannot load settings documents)."""
     try:
-        from radflow.settings import DICOM_MODALITIES, Settings
+        from radflow.settings import DICOM_MODALITIES, SHIPPED_DOCUMENTS, Settings
     except ImportError:  # Snakemake runs from an environment without radflow's dependencies (--sdm conda)
         return None
     settings_modalities = [Settings.from_yaml(path)["modality"] for path in settings_paths]
@@ -334,7 +329,7 @@ def settings_coverage_note(inventory: dict, settings_paths: list[str]) -> str | 
         return None
     counted = [f"{n} {modality}" for modality, n in missing.items()]
     scans = " and ".join([", ".join(counted[:-1]), counted[-1]] if len(counted) > 1 else counted) + " scan(s)"
-    shipped = " and ".join(SHIPPED_SETTINGS[m] for m in missing if m in SHIPPED_SETTINGS)
+    shipped = " and ".join(SHIPPED_DOCUMENTS[m] for m in missing if m in SHIPPED_DOCUMENTS)
     return (f"features: no settings document is meant for {scans}, which get no features; add "
             + (f"{shipped} (or your own) " if shipped else "a document of their modality ")
             + "or a generic one to `features`")

@@ -31,6 +31,9 @@ DISCRETISATION_METHODS = ("fixed_bin_size", "fixed_bin_number", "none")
 MODALITIES = ("CT", "PET", "MR", "generic")
 # DICOM Modality values of each settings modality (a settings document applies only to the modality it names).
 DICOM_MODALITIES = {"CT": ("CT",), "PET": ("PT",), "MR": ("MR",)}
+#: The settings document radflow ships for each DICOM modality (named when settings do not fit a scan).
+SHIPPED_DOCUMENTS = {"CT": "config/settings/ct_iso1mm_fbs25.yaml", "PT": "config/settings/pet_suv.yaml",
+                     "MR": "config/settings/mr_zscore_fbn32.yaml"}
 INTERPOLATORS = ("nearest", "linear", "cubic")
 NORMALISATIONS = ("none", "z_score", "percentile")
 #: Grey levels a discretisation may produce. The texture code keeps per-level lookup tables (8 bytes a level) and

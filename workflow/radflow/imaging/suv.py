@@ -24,10 +24,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
+import pydicom
 import SimpleITK as sitk
 from pydicom.dataset import Dataset
+
+from radflow.dicom.deid import identifiers_unlogged
 
 SUPPORTED_DECAY_CORRECTIONS = ("START", "ADMIN")
 # Philips' private PET group: the SUVbw factor of the rescaled values of a Units CNTS image, (7053,1000), and the
@@ -286,6 +290,13 @@ def series_suv_factor(datasets: Sequence[Dataset]) -> float:
             raise SuvError(f"Philips' scale factor {tag} differs between the slices of the series",
                            PET_TAGS_INCONSISTENT)
     return suv_bw_factor(datasets[0], _series_start(datasets))
+
+
+@identifiers_unlogged()
+def files_suv_factor(paths: Sequence[str | Path]) -> float:
+    """``series_suv_factor`` of a PET series' files, from their headers (``SuvError`` with a QC code if it cannot be
+    computed)."""
+    return series_suv_factor([pydicom.dcmread(path, stop_before_pixels=True) for path in paths])
 
 
 def to_suv(image: sitk.Image, factor: float) -> sitk.Image:

@@ -155,13 +155,6 @@ def error_message(exc: Exception) -> str:
     return f"unexpected {type(exc).__name__} while reading"
 
 
-@identifiers_unlogged()
-def pet_suv_factor(files: list[str]) -> float:
-    """The SUVbw factor of a PET series from its slices' headers (``SuvError`` with a QC code if it cannot be)."""
-    headers = [pydicom.dcmread(path, stop_before_pixels=True) for path in files]
-    return suv.series_suv_factor(headers)
-
-
 PADDING_TAGS = ["PixelPaddingValue", "PixelPaddingRangeLimit", "PixelRepresentation", "RescaleSlope",
                 "RescaleIntercept"]
 
@@ -196,10 +189,10 @@ def read_scan_image(scan: inventory.InventoryScan, thresholds: Thresholds
     meta = cast(ScanMeta, acquisition_meta(scan["files"][0]))
     image = volume.image
     padding = pixel_padding(scan["files"][0])
-    if padding is not None and (meta.get("modality") or scan.get("modality")) != "PT":  # PET: see pet_suv_factor
+    if padding is not None and (meta.get("modality") or scan.get("modality")) != "PT":  # PET: see suv.files_suv_factor
         meta["pixel_padding"] = padding
     if (meta.get("modality") or scan.get("modality")) == "PT":
-        factor = pet_suv_factor(scan["files"])
+        factor = suv.files_suv_factor(scan["files"])
         image, meta["suv_factor"] = suv.to_suv(image, factor), factor
     return image, warnings, meta
 

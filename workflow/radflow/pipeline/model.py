@@ -60,9 +60,6 @@ def model_stage(feature_files: list[Path], qc_files: list[Path], clinical_path: 
     clinical = pd.read_parquet(clinical_path)
     frame = modelling_frame(matrix, clinical, study["centre"], study["covariates"])
     log.info("modelling frame: %d cases x %d radiomic features", len(frame), matrix.shape[1])
-    if len(frame) < len(matrix):
-        log.warning("%d of %d cases with features have no row in the clinical table (its patient_id must equal the "
-                    "DICOM PatientID exactly): they are not modelled", len(matrix) - len(frame), len(matrix))
 
     if study["enabled"]:
         result = run_study(frame, catalogue, clinical, study, n_jobs)
