@@ -185,7 +185,7 @@ def _build(staging, crate_dir, run, export, database, turtle, shacl_report, work
     crate.add_action(workflow, identifier=f"#run-{run['run_id']}",
                      object=[config_entity, *settings_entities, *input_entities.values()], result=outputs,
                      properties=run_properties)
-    crate.root_dataset["mentions"] = [crate.get(f"#run-{run['run_id']}")]
+    crate.root_dataset["mentions"] = crate.get(f"#run-{run['run_id']}")  # one value, not a one-item list (RO-Crate JSON-LD)
 
     partial = crate_dir.with_name(crate_dir.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
