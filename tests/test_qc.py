@@ -2,6 +2,7 @@
 tests/test_ingest_corpus.py)."""
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -235,6 +236,45 @@ def test_two_lesions_matching_one_roi_pattern_are_a_warning_naming_no_label():
                                     "interim/inventory.json)"}]
     _, _, single = choose_rois([copy, copy], [{"name": "GTV", "pattern": "^gtv"}])  # one label, twice: no warning
     assert single == []
+
+
+def test_a_ct_without_air_is_a_warning_naming_the_likely_causes():
+    ct = _ct_in_a_circular_field(-3024.0)
+    assert qc.ct_air_present(ct).severity == qc.PASS
+    rng = np.random.default_rng(5)
+    mr = rng.uniform(0.0, 1800.0, (4, 16, 16))  # T1 signal: inside the CT range, so INTENSITY_IMPLAUSIBLE passes it
+    assert qc.intensity_plausible(mr, "CT", qc.Thresholds()).severity == qc.PASS
+    for not_ct in (mr, ct + 1024.0 + 3024.0 * (ct == -3024.0), rng.uniform(0.0, 12.0, (4, 16, 16))):  # MR, HU+1024, SUV
+        result = qc.ct_air_present(not_ct)
+        assert result.severity == qc.WARN and result.value == pytest.approx(not_ct.min())
+        assert "give its modality (MR, PT) in the input manifest's modality column" in result.message
+        assert "HU + 1024" in result.message
+    nan = np.full((2, 4, 4), np.nan)
+    assert qc.ct_air_present(nan).severity == qc.PASS  # nothing to judge: ROI_NON_FINITE says what is wrong
+    with_nan = ct.copy()
+    with_nan[0, 0, 0] = np.nan
+    assert qc.ct_air_present(with_nan).severity == qc.PASS
+
+
+@pytest.mark.parametrize("modality, warned", [("CT", True), ("MR", False)])
+def test_an_mr_file_read_as_ct_is_flagged_by_ingest(tmp_path, modality, warned):
+    """A real NIfTI file through ingest: an MR image the manifest gives no modality for (read as CT) is flagged,
+    the same file given as MR is not; both are read and go on."""
+    from radflow.manifest import Manifest
+    from radflow.pipeline.ingest import ingest_batch
+
+    rng = np.random.default_rng(3)
+    image = sitk.GetImageFromArray(rng.uniform(20.0, 900.0, (12, 24, 24)).astype(np.float32))
+    image.SetSpacing((1.0, 1.0, 3.0))
+    sitk.WriteImage(image, str(tmp_path / "t1.nii.gz"))
+    scan = {"scan": "test", "source": "file", "modality": modality, "series_uid": "2.25.9",
+            "files": [str(tmp_path / "t1.nii.gz")], "acquisition_datetime": None, "timepoint": 0,
+            "days_from_baseline": 0, "rois": [], "roi_errors": [], "error": None}
+    (tmp_path / "inventory.json").write_text(json.dumps({"batches": {"b0000": [{"case_id": "case-1", "scans": [scan]}]}}))
+    ingest_batch(tmp_path / "inventory.json", "b0000", tmp_path / "ingest.json", tmp_path / "volumes", qc.Thresholds())
+    (ingested,) = Manifest.read(tmp_path / "ingest.json").scans
+    assert ingested.status == "ok"
+    assert [w["code"] for w in ingested.warnings] == (["CT_WITHOUT_AIR"] if warned else [])
 
 
 def test_manifest_rows_group_into_cases_scans_and_rois():

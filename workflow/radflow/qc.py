@@ -76,6 +76,8 @@ CHECKS: dict[str, tuple[Severity, str]] = {
                                     "the slices of the series"),
     "PET_UNITS": (FAIL, "PET Units other than BQML (or GML), or a decay correction other than START/ADMIN"),
     "INTENSITY_IMPLAUSIBLE": (FAIL, "intensities outside the plausible range of the modality (wrong rescale?)"),
+    "CT_WITHOUT_AIR": (WARN, "an image file taken as CT has no voxel of air (<= -500 HU): an MR or PET file without "
+                             "its modality in the input manifest, or CT stored as HU + 1024?"),
     "IMAGE_UNREADABLE": (FAIL, "an image file of the input manifest cannot be read as a 3D volume"),
     # masks
     "MASK_UNREADABLE": (FAIL, "the mask object cannot be parsed or decoded"),
@@ -260,6 +262,33 @@ def intensity_plausible(image_array: np.ndarray, modality: str, thresholds: Thre
         message += (f"; {100 * padded / max(image_array.size, 1):.3g}% of the volume outside the reconstruction "
                     f"field ({declared}), not counted")
     return result("INTENSITY_IMPLAUSIBLE", fraction <= thresholds.intensity_outside_fraction, message, fraction)
+
+
+#: A CT image holds air (about -1000 HU) outside the body, in the airways or the lungs; this far below water no MR
+#: signal, PET uptake or HU + 1024 storage reaches.
+CT_AIR_BELOW_HU = -500.0
+
+
+def ct_air_present(image_array: np.ndarray) -> QCResult:
+    """CT_WITHOUT_AIR: an image file taken as CT with no voxel at or below ``CT_AIR_BELOW_HU``. A DICOM series
+    carries its modality and rescale, an image file neither: an MR or PET NIfTI listed in the input manifest without
+    its modality is read as CT (the default) and, its signal lying inside the CT range, passes
+    INTENSITY_IMPLAUSIBLE, so CT bins and re-segmentation in HU would be applied to it without a word; so would
+    they to CT saved as unsigned HU + 1024. A warning, not a failure: a CT cropped to soft tissue (a liver box) has
+    no air either."""
+    finite = np.isfinite(image_array)
+    if not finite.any():
+        return result("CT_WITHOUT_AIR", True, "no finite intensity (reported by other checks)")
+    lowest = float(np.min(image_array, where=finite, initial=math.inf))
+    highest = float(np.max(image_array, where=finite, initial=-math.inf))
+    if lowest <= CT_AIR_BELOW_HU:
+        return result("CT_WITHOUT_AIR", True, f"air present (lowest value {lowest:.6g} HU)", lowest)
+    return result("CT_WITHOUT_AIR", False,
+                  f"no voxel at or below {CT_AIR_BELOW_HU:g} HU (values {lowest:.6g} to {highest:.6g}), where a CT "
+                  "holds air at about -1000 HU: if this is an MR or PET image, give its modality (MR, PT) in the "
+                  "input manifest's modality column (a row without one is read as CT); if it is CT stored as "
+                  "HU + 1024, convert it to HU; a CT cropped to soft tissue has no air, and the warning can stay",
+                  lowest)
 
 
 def padding_value(image_array: np.ndarray, below: float) -> float | None:

@@ -19,7 +19,7 @@ import numpy as np
 import pydicom
 import SimpleITK as sitk
 
-from radflow import inventory, io
+from radflow import inventory, io, qc
 from radflow.dicom import rtstruct, seg
 from radflow.dicom.deid import identifiers_unlogged
 from radflow.dicom.series import load_series
@@ -181,7 +181,13 @@ def read_scan_image(scan: inventory.InventoryScan, thresholds: Thresholds
                     ) -> tuple[sitk.Image, list[inventory.ScanWarning], ScanMeta]:
     """(volume, warnings, acquisition metadata) of one scan from DICOM files or an image file; PET in SUVbw."""
     if scan.get("source", "dicom") == "file":
-        return read_image_file(scan["files"][0]), [], {"modality": scan.get("modality") or None}
+        image = read_image_file(scan["files"][0])
+        file_warnings: list[inventory.ScanWarning] = []
+        if (scan.get("modality") or "CT") == "CT":
+            air = qc.ct_air_present(sitk.GetArrayViewFromImage(image))
+            if air.severity != qc.PASS:
+                file_warnings.append({"code": air.code, "message": air.message, "value": air.value})
+        return image, file_warnings, {"modality": scan.get("modality") or None}
     volume = load_series(scan["files"], spacing_tolerance_mm=thresholds.slice_spacing_tolerance_mm,
                          oblique_tolerance_deg=thresholds.oblique_tolerance_deg)
     warnings: list[inventory.ScanWarning] = [{"code": w.code, "message": w.message, "value": w.value}
