@@ -3,9 +3,11 @@ on another grid, reaching outside the image, or holding several labels is refuse
 digital phantom, written and read back as NIfTI)."""
 from __future__ import annotations
 
+import csv
 import math
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ import radflow
 from conftest import REPO
 from ibsi_reference import IBSI
 from radflow.imaging import mask_grid
-from radflow.io import InputError
+from radflow.io import FractionalMaskWarning, InputError
 
 PHANTOM = IBSI / "digital_phantom"
 SETTINGS = REPO / "config" / "ibsi" / "digital_phantom.yaml"
@@ -126,10 +128,68 @@ def test_a_mask_with_several_labels_needs_one_chosen(phantom, reference_values, 
           _values(radflow.extract(image, everything, SETTINGS)))  # a union of labels, as BraTS' "1,4"
 
 
-def test_a_fractional_mask_is_one_roi(phantom, reference_values):
+def _probability_map(mask: sitk.Image) -> sitk.Image:
+    """The ROI at 0.6-0.95, a faint tail of 1e-4 to 0.45 over the rest of the image (a network's softmax, or a
+    mask resampled with linear interpolation)."""
+    inside = sitk.GetArrayFromImage(mask).astype(bool)
+    rng = np.random.default_rng(11)
+    fractions = np.where(inside, rng.uniform(0.6, 0.95, inside.shape), rng.uniform(1e-4, 0.45, inside.shape))
+    out = sitk.GetImageFromArray(fractions.astype(np.float32))
+    out.CopyInformation(mask)
+    return out
+
+
+def test_a_mask_of_fractions_is_its_voxels_of_at_least_one_half(phantom, reference_values, tmp_path):
+    """A probability map (or a linearly resampled mask) is read as IBSI reads an interpolated mask, voxels >= 0.5,
+    and says so; every non-zero voxel, as a label mask, would have been the whole image."""
     image, mask = phantom
-    fractions = sitk.Cast(mask, sitk.sitkFloat32) * 0.75
-    _same(_values(radflow.extract(image, fractions, SETTINGS)), reference_values)
+    fractions = _probability_map(mask)
+    announced = r"holds fractions \(0\.\d+ to 0\.9\d+: .*voxels of at least 0.5"
+    with pytest.warns(FractionalMaskWarning, match=announced):
+        _same(_values(radflow.extract(image, fractions, SETTINGS)), reference_values)
+    image_path, mask_path = _written(image, tmp_path / "image.nii.gz"), _written(fractions, tmp_path / "p.nii.gz")
+    with pytest.warns(FractionalMaskWarning):
+        _same(_values(radflow.extract(image_path, mask_path, SETTINGS)), reference_values)
+    result = subprocess.run([sys.executable, "-m", "radflow", "extract", image_path, mask_path, "--settings",
+                             str(SETTINGS), "--out", str(tmp_path / "f.csv")], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "radflow: warning: the mask holds fractions" in result.stderr
+    with open(tmp_path / "f.csv", newline="") as fh:
+        _same([float(row["value"]) if row["value"] else math.nan for row in csv.DictReader(fh)], reference_values)
+
+
+@pytest.mark.parametrize("scale, message", [
+    (3.0, r"non-integer values up to 2\.8\d+: neither integer labels nor fractions in \[0, 1\]"),
+    (0.4, r"none reaches 0.5: its largest is 0\.3[78]"),
+])
+def test_fractions_beyond_one_or_all_below_one_half_are_refused(phantom, scale, message):
+    image, mask = phantom
+    with pytest.raises(InputError, match=message):
+        radflow.extract(image, _probability_map(mask) * scale, SETTINGS)
+
+
+def test_labels_with_float_rounding_are_still_labels(phantom, reference_values):
+    image, mask = phantom
+    rounded = sitk.Cast(mask, sitk.sitkFloat64) * (1.0 + 1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FractionalMaskWarning)
+        _same(_values(radflow.extract(image, rounded, SETTINGS)), reference_values)
+
+
+def test_the_pipeline_thresholds_a_mask_of_fractions_with_a_qc_warning(phantom, tmp_path):
+    from radflow.pipeline import ingest
+
+    image, mask = phantom
+    path = _written(_probability_map(mask), tmp_path / "p.nii.gz")
+    placed, noticed = ingest.read_mask({"roi": "GTV", "kind": "FILE", "path": path, "label": ""}, image, [])
+    assert np.array_equal(sitk.GetArrayViewFromImage(placed), sitk.GetArrayViewFromImage(mask))
+    assert [(w["code"], w["roi"]) for w in noticed] == [("MASK_FRACTIONAL", "GTV")]
+    assert "its ROI is the voxels of at least 0.5" in noticed[0]["message"]
+    beyond = _written(_probability_map(mask) * 3.0, tmp_path / "beyond.nii.gz")
+    with pytest.raises(ingest.InputFileError, match="neither integer labels nor fractions") as refused:
+        ingest.read_mask({"roi": "GTV", "kind": "FILE", "path": beyond, "label": ""}, image, [])
+    assert refused.value.code == "MASK_UNREADABLE"
 
 
 def test_the_cli_says_what_is_wrong_with_the_mask(phantom, tmp_path):

@@ -93,7 +93,8 @@ def extract(image: "ImageLike", mask: "ImageLike", settings: "Settings | str | P
 
     ``settings``: a ``Settings``, a settings YAML (radflow or PyRadiomics parameter file), a dict in IBSI terms,
     or None for radflow's defaults. ``roi``: RTSTRUCT ROI name / SEG segment label / label value of a label mask
-    (default: every non-zero voxel, when they carry one label; several labels need one chosen). A mask image must
+    (default: every non-zero voxel, when they carry one label; several labels need one chosen; a mask of fractions
+    in [0, 1], a probability map, is its voxels >= 0.5, with a ``io.FractionalMaskWarning``). A mask image must
     hold the image's voxels, possibly in another orientation or as a box around the ROI (``io.on_image_grid``);
     ``InputError`` says what is wrong otherwise. Returns the columns of ``radflow extract``'s CSV (``family,
     feature, ibsi_code, aggregation, value, reason``; ``reason`` says why a value is NaN) with the same values, in

@@ -374,7 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(with --roi) or DICOM SEG")
     p.add_argument("--settings", help="settings YAML in IBSI terms (default: radflow defaults)")
     p.add_argument("--roi", help="ROI name in an RTSTRUCT, segment label in a SEG, or label value(s) in a NIfTI/NRRD "
-                   "label mask: 2, or 1,4 for a union (needed when it holds several labels)")
+                   "label mask: 2, or 1,4 for a union (needed when it holds several labels; without it, a mask "
+                   "of fractions in [0, 1] is its voxels >= 0.5)")
     p.add_argument("--out", help="CSV file (default: standard output)")
     p.set_defaults(func=cmd_extract)
 

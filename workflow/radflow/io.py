@@ -5,6 +5,7 @@ pydicom is imported only for DICOM input: reading NIfTI does not need it (its im
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +19,17 @@ from radflow.imaging.roi import mask_extent
 
 class InputError(ValueError):
     pass
+
+
+class FractionalMaskWarning(UserWarning):
+    """A mask file of fractions (a probability map, a mask resampled with linear interpolation) was thresholded."""
+
+
+#: A mask of fractions in [0, 1] is read as its voxels of at least this value: IBSI's partial-volume threshold for
+#: interpolated masks, and what a DICOM SEG of type FRACTIONAL gets (``dicom.seg``).
+FRACTION_THRESHOLD = 0.5
+#: Rounding a float computation leaves on label values (1.0000001): still whole numbers.
+FRACTION_ROUNDING = 1e-6
 
 
 class UnreadableFileError(InputError):
@@ -403,7 +415,7 @@ def _nonzero_box(values: np.ndarray) -> np.ndarray | None:
 
 def several_labels(values: np.ndarray) -> np.ndarray | None:
     """The non-zero labels of the label array ``values`` when it holds more than one integer label, else None
-    (one label; or non-integer values, a partial-volume or probability map, whose non-zero voxels are one ROI).
+    (one label; or non-integer values, a mask of fractions: ``fractional_roi``).
     Only the box of the non-zero voxels is compared, and sorted only when it holds more than one value."""
     box = None if values.dtype == np.bool_ else _nonzero_box(values)
     if box is None:
@@ -440,12 +452,48 @@ def label_values(roi: str) -> tuple[float, ...]:
 
 
 def selected(values: np.ndarray, roi: str | None) -> np.ndarray:
-    """The voxels of the label array ``values`` that form the ROI: the non-zero ones, or those with a label of
-    ``roi`` (``label_values``)."""
+    """The voxels of the label array ``values`` that form the ROI: those with a label of ``roi``
+    (``label_values``); without ``roi`` the non-zero ones, or, in a mask of fractions, those of at least
+    ``FRACTION_THRESHOLD`` (``fractional_roi``)."""
     if roi is None:
-        return values != 0
+        fractions = fraction_range(values)
+        return values != 0 if fractions is None else fractional_roi(values, *fractions)
     labels = label_values(roi)
     return values == labels[0] if len(labels) == 1 else np.isin(values, labels)
+
+
+def fraction_range(values: np.ndarray) -> tuple[float, float] | None:
+    """(smallest, largest) finite non-zero value of a float mask whose non-zero values are not all whole numbers (a
+    mask of fractions); None for a label mask. Only the box of the non-zero voxels is looked at."""
+    if values.dtype.kind != "f":
+        return None
+    box = _nonzero_box(values)
+    if box is None:
+        return None
+    nonzero = box[(box != 0) & np.isfinite(box)]
+    if nonzero.size == 0 or np.all(np.abs(nonzero - np.round(nonzero)) <= FRACTION_ROUNDING):
+        return None
+    return float(nonzero.min()), float(nonzero.max())
+
+
+def fractional_roi(values: np.ndarray, smallest: float, largest: float) -> np.ndarray:
+    """The ROI of a mask of fractions (a probability map, a binary mask resampled with linear interpolation): the
+    voxels of at least ``FRACTION_THRESHOLD``, with a ``FractionalMaskWarning`` saying so. Every non-zero voxel,
+    as a label mask is read, would make a probability map's faint tail, or a linearly resampled mask's outer shell,
+    part of the ROI. ``InputError`` for non-integer values above 1 (a label mask resampled with linear
+    interpolation mixes its labels: nothing to threshold) and for fractions that never reach the threshold."""
+    if largest > 1.0 + FRACTION_ROUNDING:
+        raise InputError(f"the mask holds non-integer values up to {largest:.6g}: neither integer labels nor "
+                         "fractions in [0, 1] (a label mask resampled with linear interpolation? resample label masks "
+                         "with nearest neighbour)")
+    if largest < FRACTION_THRESHOLD:
+        raise InputError(f"the mask holds fractions (a probability map or a linearly resampled mask) and none reaches "
+                         f"{FRACTION_THRESHOLD:g}: its largest is {largest:.3g}, so its ROI would be empty")
+    warnings.warn(FractionalMaskWarning(
+        f"the mask holds fractions ({smallest:.3g} to {largest:.3g}: a probability map or a linearly resampled "
+        f"mask): its ROI is the voxels of at least {FRACTION_THRESHOLD:g}, IBSI's partial-volume threshold"),
+        stacklevel=3)
+    return values >= FRACTION_THRESHOLD
 
 
 def _absent_label(values: np.ndarray, roi: str, source: str) -> str:

@@ -87,6 +87,8 @@ CHECKS: dict[str, tuple[Severity, str]] = {
     "MASK_PARTLY_OUTSIDE": (WARN, "part of the ROI, at most qc.mask_outside_tolerance, lies outside the image and "
                                   "was left out (the value is the fraction)"),
     "MASK_EMPTY": (FAIL, "the mask has no voxels"),
+    "MASK_FRACTIONAL": (WARN, "the mask file holds fractions in [0, 1] (a probability map, a mask resampled with "
+                              "linear interpolation): its ROI is the voxels >= 0.5, IBSI's partial-volume threshold"),
     "MASK_AT_BORDER": (WARN, "the mask touches the image border: the lesion may be cut off"),
     "ROI_NON_FINITE": (WARN, "ROI voxels without a finite intensity (NaN or infinite, as parametric maps hold): "
                        "features leave them out of the intensity mask"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from pathlib import Path
 from typing import cast
 
@@ -97,8 +98,9 @@ def _without_label(message: str, selection: inventory.RoiSelection, code: str) -
     return message
 
 
-def read_mask_file(path: str, label: str) -> sitk.Image:
-    """One ROI of a (multi-)label mask file as uint8 0/1 on the mask's own grid (QC compares it to the image)."""
+def read_mask_file(path: str, label: str) -> tuple[sitk.Image, list[str]]:
+    """One ROI of a (multi-)label mask file as uint8 0/1 on the mask's own grid (QC compares it to the image), and
+    what reading it noticed (a mask of fractions thresholded: ``io.fractional_roi``)."""
     labels = _read(path, "mask", "MASK_UNREADABLE")
     if labels.GetDimension() != 3:
         raise InputFileError(f"the mask file is {labels.GetDimension()}D, not 3D", "MASK_GEOMETRY")
@@ -109,11 +111,20 @@ def read_mask_file(path: str, label: str) -> sitk.Image:
     if label == "" and (several := io.several_labels(array)) is not None:
         raise InputFileError(f"the mask file has labels {io.shown_labels(several)} and the input manifest names "
                              "none: set its label column (one label, or 1,4 for a union)", "ROI_NOT_FOUND")
-    try:
-        return io.label_image(io.selected(array, label or None), labels)
-    except io.InputError:
-        raise InputFileError(f"label {label!r} is not a number or a comma-separated list of numbers",
-                             "MASK_UNREADABLE") from None
+    if label:
+        try:
+            io.label_values(label)
+        except io.InputError:
+            raise InputFileError(f"label {label!r} is not a number or a comma-separated list of numbers",
+                                 "MASK_UNREADABLE") from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", io.FractionalMaskWarning)
+        try:
+            chosen = io.selected(array, label or None)
+        except io.InputError as exc:  # fractions beyond 1, or none reaching the threshold
+            raise InputFileError(str(exc), "MASK_UNREADABLE") from None
+    return io.label_image(chosen, labels), [str(w.message) for w in caught
+                                            if issubclass(w.category, io.FractionalMaskWarning)]
 
 
 def read_mask(selection: inventory.RoiSelection, image: sitk.Image, source_files: list[str],
@@ -129,9 +140,10 @@ def read_mask(selection: inventory.RoiSelection, image: sitk.Image, source_files
     else:
         # the same voxels in another orientation, or a sub-box, are re-indexed onto the image grid; any other grid
         # stays as read and fails the MASK_GEOMETRY check
-        labels = read_mask_file(selection["path"], selection["label"])
+        labels, noticed = read_mask_file(selection["path"], selection["label"])
         placed = mask_grid.onto_grid(labels, image, (thresholds or Thresholds()).geometry_tolerance_mm)
-        return (labels if placed is None else placed), []
+        return (labels if placed is None else placed), [{"code": "MASK_FRACTIONAL", "roi": selection["roi"],
+                                                         "message": message} for message in noticed]
     if not outside.outside:
         return mask, []
     return mask, [{"code": "MASK_PARTLY_OUTSIDE", "roi": selection["roi"], "value": outside.fraction,
