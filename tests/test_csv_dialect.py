@@ -78,6 +78,9 @@ def test_manifest_modalities_as_people_write_them(tmp_path):
     path.write_text("patient_id,image,mask,modality\nP1,a.nii,m.nii,CT\nP2,b.nii,m.nii,SPECT\n")
     with pytest.raises(ValueError, match=r"manifest.csv line 3: modality 'SPECT' is not one of CT, PET \(PT\), MR"):
         read_input_manifest(path)
+    path.write_text("patient_id,image,mask,modality\n\nP1,a.nii,m.nii,CT\n\n \nP2,b.nii,m.nii,SPECT\n")
+    with pytest.raises(ValueError, match=r"manifest.csv line 6: modality 'SPECT'"):  # empty lines count
+        read_input_manifest(path)
 
 
 def test_a_hand_written_csv_with_spaces_after_the_commas(tmp_path):

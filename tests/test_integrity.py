@@ -471,6 +471,10 @@ def test_clinical_rows_without_or_with_conflicting_patient_ids(tmp_path, caplog)
                                                  r"different values \(lines 2, 4\): keep one row per patient$"):
         pseudonymise_clinical(csv, tmp_path / "refused.parquet", KEY)
     assert not (tmp_path / "refused.parquet").exists()
+    # empty lines (a spreadsheet's, a hand-edited file's) still count: the lines are the ones an editor shows
+    csv.write_text("patient_id,outcome\nA,1\n\n\nB,0\n,\nA,0\n")
+    with pytest.raises(ClinicalTableError, match=r"different values \(lines 2, 7\)"):
+        pseudonymise_clinical(csv, tmp_path / "refused.parquet", KEY)
 
 
 def test_the_demo_key_is_only_for_data_the_demo_generator_wrote(tmp_path):

@@ -82,21 +82,33 @@ def read_rows(path: Path | str, dialect: CsvDialect | None = None) -> tuple[list
     """(header, rows as column -> cell text) of a CSV file in its dialect (``sniff``): column names stripped, spaces
     after a delimiter ("a, b") skipped, empty lines left out; numbers written with a decimal comma come back with a
     point."""
+    header, numbered = numbered_rows(path, dialect)
+    return header, [row for _, row in numbered]
+
+
+def numbered_rows(path: Path | str, dialect: CsvDialect | None = None
+                  ) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """``read_rows`` with each row's line in the file (the header is line 1; the empty lines left out still count,
+    so a message's line is the one an editor shows)."""
     dialect = dialect or sniff(path)
+    numbered = []
     with open(path, newline="", encoding=dialect.encoding) as fh:
         reader = csv.reader(fh, delimiter=dialect.delimiter, skipinitialspace=True)
         header = [name.strip() for name in next(reader, [])]
-        rows = [dict(zip(header, row)) for row in reader if any(cell.strip() for cell in row)]
+        for row in reader:
+            if any(cell.strip() for cell in row):
+                numbered.append((reader.line_num, dict(zip(header, row))))
     if dialect.decimal == ",":
-        for row in rows:
+        for _, row in numbered:
             for column, cell in row.items():
                 if isinstance(cell, str) and DECIMAL_COMMA_NUMBER.fullmatch(cell.strip()):
                     row[column] = cell.strip().replace(",", ".")
-    return header, rows
+    return header, numbered
 
 
 def pandas_options(dialect: CsvDialect) -> dict:
     """``pandas.read_csv`` keyword arguments for ``dialect`` (spaces after a delimiter skipped, as ``read_rows``
-    does; the caller strips the column names' trailing spaces)."""
+    does; the caller strips the column names' trailing spaces). Empty lines are kept, as rows of missing values,
+    so that a row's index + 2 is its line in the file; the caller drops them (``dropna(how="all")``)."""
     return {"encoding": dialect.encoding, "sep": dialect.delimiter, "decimal": dialect.decimal,
-            "skipinitialspace": True}
+            "skipinitialspace": True, "skip_blank_lines": False}

@@ -376,12 +376,13 @@ def write_unreadable(inventory: discovery.Inventory, path: Path) -> None:
 
 def read_input_manifest(path: Path) -> list[dict]:
     """Rows of the image/mask manifest CSV; paths relative to the CSV's folder become absolute."""
-    _, rows = csv_dialect.read_rows(path)
+    _, numbered = csv_dialect.numbered_rows(path)
+    rows = [row for _, row in numbered]
     missing = [c for c in MANIFEST_COLUMNS if rows and c not in rows[0]]
     if missing or not rows:
         raise ValueError(f"{path.name}: needs columns {list(MANIFEST_COLUMNS)} (and optionally scan, roi, label, "
                          f"modality); missing {missing or 'rows'}")
-    for line, row in enumerate(rows, start=2):
+    for line, row in numbered:
         row["line"] = str(line)
         for column in ("image", "mask"):
             value = (row.get(column) or "").strip()
@@ -610,6 +611,7 @@ def pseudonymise_clinical(clinical_csv: Path, out: Path, key: bytes, keep: list[
 
     dialect = csv_dialect.sniff(clinical_csv)
     table = pd.read_csv(clinical_csv, dtype={"patient_id": str}, **csv_dialect.pandas_options(dialect))
+    table = table.dropna(how="all")  # empty lines, read as rows so that the index counts file lines (_rows_text)
     table.columns = [str(name).strip() for name in table.columns]  # "patient_id, outcome ": as read_rows names them
     table = checked_clinical(table, clinical_csv.name)
     if imaged_cases is not None:
