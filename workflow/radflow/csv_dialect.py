@@ -95,9 +95,9 @@ def numbered_rows(path: Path | str, dialect: CsvDialect | None = None
     with open(path, newline="", encoding=dialect.encoding) as fh:
         reader = csv.reader(fh, delimiter=dialect.delimiter, skipinitialspace=True)
         header = [name.strip() for name in next(reader, [])]
-        for row in reader:
-            if any(cell.strip() for cell in row):
-                numbered.append((reader.line_num, dict(zip(header, row))))
+        for cells in reader:
+            if any(cell.strip() for cell in cells):
+                numbered.append((reader.line_num, dict(zip(header, cells))))
     if dialect.decimal == ",":
         for _, row in numbered:
             for column, cell in row.items():
