@@ -347,3 +347,27 @@ def test_an_excel_workbook_as_the_clinical_table_is_one_line(tmp_path):
     result = _plan(tmp_path, None, clinical=str(tmp_path / "clinical.xlsx"))
     assert result.errors == ["clinical table clinical.xlsx is a spreadsheet workbook (.xlsx / .xls), not a CSV file: "
                              "save it as CSV (File > Save As > CSV UTF-8)"]
+
+
+@pytest.mark.parametrize("written, said", [
+    (KEY.encode() + b"\n", None),  # a Unix line end: stripped, as always
+    (KEY.encode() + b"\r\n", "ends with a Windows line end"),
+    (b"\xef\xbb\xbf" + KEY.encode(), "starts with a byte-order mark"),
+])
+def test_a_key_file_s_invisible_bytes_are_said_not_changed(tmp_path, written, said):
+    """A key file saved by Windows Notepad keeps its carriage return (or byte-order mark) in the key: the same
+    secret from the environment gives other case ids. Said once before the run; the key itself stays the file's
+    bytes, so studies already run with such a file keep their case ids."""
+    from radflow.dicom.deid import load_key
+
+    (tmp_path / "key.txt").write_bytes(written)
+    result = _plan(tmp_path, None, clinical=None, pseudonymisation={
+        "key_env": "RADFLOW_PSEUDONYM_KEY", "key_file": str(tmp_path / "key.txt"), "mapping_file": None,
+        "dates": "shift", "missing_patient_id": "fail"})
+    assert result.errors == []
+    notes = [n for n in result.notes if "pseudonymisation key file" in n]
+    if said is None:
+        assert notes == []
+    else:
+        assert len(notes) == 1 and said in notes[0] and "those bytes are part of the key" in notes[0]
+    assert load_key(key_file=tmp_path / "key.txt") == written.removesuffix(b"\n")  # unchanged: the file's bytes

@@ -75,6 +75,14 @@ def check_key(settings: dict, demo: bool) -> str | None:
     return None
 
 
+def key_notes(settings: dict) -> list[str]:
+    """What the user should know about the key file's bytes (``deid.key_file_note``)."""
+    from radflow.dicom.deid import key_file_note
+
+    note = key_file_note(settings.get("key_file") or None)
+    return [] if note is None else [note]
+
+
 def check_settings(paths: list[str], where) -> tuple[list[str], list[str]]:
     """(errors, notes) of loading each settings document; ``where(path)`` resolves a config path."""
     import yaml
@@ -220,6 +228,7 @@ def _check_inputs(config: dict, demo: bool, where, result: Plan) -> None:
     try:
         reason = check_key(config["pseudonymisation"], demo)
         errors, notes = check_settings(list(config.get("features") or []), where)
+        notes += key_notes(config["pseudonymisation"])
     except ImportError as exc:  # Snakemake runs from an environment without radflow's dependencies (--sdm conda)
         reason, errors = None, []
         notes = [f"pre-flight key and settings checks skipped: {exc} in Snakemake's environment (the rules' "

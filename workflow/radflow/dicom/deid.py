@@ -74,6 +74,26 @@ def _checked(key: bytes, source: str) -> bytes:
     return key
 
 
+def key_file_note(key_file: Path | str | None) -> str | None:
+    """What in a key file a user may not know is part of the key (``load_key`` uses its bytes as they are, one
+    trailing newline stripped): a Windows line end's carriage return, or a byte-order mark an editor wrote. The same
+    secret typed into the environment variable, or the file saved again on another system, then gives other case ids:
+    said, not changed, because changing it would change the case ids of every study already run with such a file."""
+    if key_file is None or not Path(key_file).is_file():
+        return None
+    raw = Path(key_file).read_bytes()
+    found = []
+    if raw.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+        found.append("starts with a byte-order mark (an editor's encoding marker)")
+    if raw.endswith(b"\r\n"):
+        found.append("ends with a Windows line end (its carriage return, \\r, stays in the key)")
+    if not found:
+        return None
+    return (f"the pseudonymisation key file {key_file} {' and '.join(found)}: those bytes are part of the key, so the "
+            "same secret from the environment, or this file saved without them, gives other case ids; keep the file "
+            "byte for byte as it is for this study and every rerun")
+
+
 def load_key(env_var: str = "RADFLOW_PSEUDONYM_KEY", key_file: Path | str | None = None,
              allow_demo_key: bool = False) -> bytes:
     """The pseudonymisation key: from ``key_file`` if given, else from the environment variable ``env_var``.
