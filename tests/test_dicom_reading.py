@@ -546,3 +546,55 @@ def test_basic_profile_tags_are_dicom_keywords():
     assert {"PatientName", "PatientID", "PatientBirthDate"} <= set(deid.EMPTIED_TAGS)
     assert {"OtherPatientIDs", "InstitutionAddress", "PatientAge"} <= set(deid.REMOVED_TAGS)
     assert {"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID"} <= set(deid.UID_TAGS)
+
+
+# --------------------------------------------------------------------------------- files without the preamble
+
+def _without_preamble(ds: pydicom.Dataset, path: Path) -> Path:
+    """The data set alone, as an ACR-NEMA-style export writes it: no preamble, no file meta, implicit VR LE."""
+    raw = ds.copy()
+    del raw.file_meta
+    raw.preamble = None
+    pydicom.dcmwrite(path, raw, enforce_file_format=False, implicit_vr=True, little_endian=True)
+    return path
+
+
+def test_files_without_the_preamble_are_read_by_extract_and_by_the_pipeline(tmp_path):
+    """Discovery always took such files for DICOM; ingest then failed them (FILE_UNREADABLE) and `radflow extract`
+    found 'no DICOM image files'. Now both read them, with the values the same series gives as Part 10 files."""
+    import radflow
+    from radflow.dicom import files, write
+    from radflow.manifest import Manifest
+    from radflow.pipeline.discover import discover
+    from radflow.pipeline.ingest import ingest_batch
+
+    attrs = {"PatientID": "RAW-1", "StudyInstanceUID": "1.2.9", "SeriesInstanceUID": "1.2.9.1",
+             "FrameOfReferenceUID": "1.2.9.2"}
+    rng = np.random.default_rng(4)
+    cts = [write.ct_image(attrs, sop_instance_uid=f"1.2.9.1.{k + 1}", instance_number=k + 1,
+                          position_xyz=(0.0, 0.0, 2.0 * k), pixel_spacing_rc=(1.0, 1.0),
+                          stored=rng.normal(1000, 40, (24, 24)).astype(np.int16)) for k in range(10)]
+    mask = np.zeros((10, 24, 24), bool)
+    mask[2:8, 6:18, 5:17] = True
+    structure = write.rtstruct(cts, [write.Roi(1, "GTV", mask)], sop_instance_uid="1.2.9.9",
+                               series_instance_uid="1.2.9.8", series_number=9, date="20240101", time="101010",
+                               manufacturer="X")
+    for folder, save in (("part10", lambda ds, p: write.save(ds, p)), ("raw", _without_preamble)):
+        (tmp_path / folder / "ct").mkdir(parents=True)
+        for k, ds in enumerate(cts):
+            save(ds, tmp_path / folder / "ct" / f"IM{k:03d}")
+        save(structure, tmp_path / folder / "rt")
+    first = tmp_path / "raw" / "ct" / "IM000"
+    assert not files.has_preamble(first) and files.is_dicom(first)
+    (tmp_path / "notes.bin").write_bytes(b"\x00\x01\x02\x03 not a data set")
+    assert not files.is_dicom(tmp_path / "notes.bin")
+
+    part10 = radflow.extract(tmp_path / "part10" / "ct", tmp_path / "part10" / "rt", roi="GTV")
+    raw = radflow.extract(tmp_path / "raw" / "ct", tmp_path / "raw" / "rt", roi="GTV")
+    assert raw["value"].equals(part10["value"]) and len(raw) > 400
+
+    discover(tmp_path / "raw", tmp_path / "inventory.json", 10, [{"name": "GTV", "pattern": "^gtv"}], deid.DEMO_KEY)
+    ingest_batch(tmp_path / "inventory.json", "b0000", tmp_path / "ingest.json", tmp_path / "volumes")
+    (scan_entry,) = Manifest.read(tmp_path / "ingest.json").scans
+    assert scan_entry.status == "ok", scan_entry.error_message
+    assert scan_entry.meta["roi_voxels"] == {"GTV": int(mask.sum())}

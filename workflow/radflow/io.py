@@ -42,10 +42,10 @@ class UnreadableFileError(InputError):
 
 
 def is_dicom(path: Path) -> bool:
-    """A file with the DICOM preamble ('DICM' after 128 bytes), the test ``pydicom.misc.is_dicom`` makes."""
-    with open(path, "rb") as fh:
-        fh.read(128)
-        return fh.read(4) == b"DICM"
+    """A DICOM file, with or without the Part 10 preamble (``dicom.files.is_dicom``)."""
+    from radflow.dicom import files
+
+    return files.is_dicom(path)
 
 
 def _dicom_files(folder: Path) -> list[Path]:
@@ -356,9 +356,9 @@ def read_mask(path: Path, reference: sitk.Image, roi: str | None = None) -> sitk
     must be the image's (``on_image_grid``): features match mask and image voxels by index, so a shifted mask would
     give another region's features."""
     if path.is_file() and is_dicom(path):
-        import pydicom
+        from radflow.dicom import files
 
-        modality = str(pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality"]).get("Modality", ""))
+        modality = str(files.read(path, stop_before_pixels=True, specific_tags=["Modality"]).get("Modality", ""))
         if modality == "RTSTRUCT":
             from radflow.dicom import rtstruct
 

@@ -1,6 +1,7 @@
 """DICOM input and output for radflow.
 
 Reading side (one domain concept per module):
+- ``files``: which files are DICOM (with or without the Part 10 preamble) and reading one;
 - ``discovery``: walk any folder tree and inventory image series and mask objects (RTSTRUCT, SEG), linked together;
 - ``series``: one image series -> a float32 SimpleITK volume with checked geometry;
 - ``rtstruct``: RTSTRUCT ROI names and rasterisation onto an image grid;

@@ -27,6 +27,7 @@ from pathlib import Path
 import pydicom
 from pydicom.errors import InvalidDicomError
 
+from radflow.dicom import files
 from radflow.dicom.deid import identifiers_unlogged
 
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
@@ -196,28 +197,19 @@ def iter_files(root: Path, unlisted: list[SkippedFile] | None = None) -> Iterato
             unlisted.append(SkippedFile(Path(error.filename or root),
                                         f"folder cannot be listed: {error.strerror or type(error).__name__}"))
 
-    for folder, dirs, files in os.walk(root, followlinks=False, onerror=record):
+    for folder, dirs, names in os.walk(root, followlinks=False, onerror=record):
         dirs.sort()
-        for name in sorted(files):
+        for name in sorted(names):
             path = Path(folder) / name
             if path.is_file():
                 yield path
 
 
-def looks_like_raw_dicom(path: Path) -> bool:
-    """A file without the 128-byte preamble whose first element is a group 0x0008 tag (old ACR-NEMA-style export)."""
-    with path.open("rb") as fh:
-        start = fh.read(4)
-    return len(start) == 4 and start[:2] in (b"\x08\x00", b"\x00\x08")
-
-
 def read_header(path: Path, tags: list[str] = HEADER_TAGS) -> pydicom.Dataset:
     try:
-        return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=tags)
+        return files.read(path, stop_before_pixels=True, specific_tags=tags)
     except InvalidDicomError:
-        if not looks_like_raw_dicom(path):
-            raise NotDicom("not a DICOM file") from None
-        return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=tags, force=True)
+        raise NotDicom("not a DICOM file") from None
 
 
 def iso_datetime(date: str, time: str = "") -> str:

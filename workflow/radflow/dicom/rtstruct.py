@@ -25,6 +25,7 @@ import numpy as np
 import pydicom
 import SimpleITK as sitk
 
+from radflow.dicom import files
 from radflow.dicom.deid import identifiers_unlogged
 
 PLANE_TOLERANCE_MM = 0.1
@@ -46,7 +47,7 @@ class RtstructError(ValueError):
 @identifiers_unlogged()
 def roi_names(path: Path | str) -> list[str]:
     """Names of the ROIs (StructureSetROISequence) in file order."""
-    ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["StructureSetROISequence", "Modality"])
+    ds = files.read(path, stop_before_pixels=True, specific_tags=["StructureSetROISequence", "Modality"])
     return [str(item.get("ROIName", "")) for item in ds.get("StructureSetROISequence", [])]
 
 
@@ -54,7 +55,7 @@ def roi_frame_of_reference(path: Path | str, roi_name: str) -> str | None:
     """The FrameOfReferenceUID ROI ``roi_name``'s contours are drawn in (StructureSetROISequence's
     ReferencedFrameOfReferenceUID; else the structure set's only referenced frame); None when the file does not
     say."""
-    ds = pydicom.dcmread(path, stop_before_pixels=True,
+    ds = files.read(path, stop_before_pixels=True,
                          specific_tags=["StructureSetROISequence", "ReferencedFrameOfReferenceSequence"])
     for item in ds.get("StructureSetROISequence", []):
         if str(item.get("ROIName", "")) == roi_name and item.get("ReferencedFrameOfReferenceUID"):
@@ -253,7 +254,7 @@ def rasterise_roi(path: Path | str, roi_name: str, reference: sitk.Image,
     """ROI ``roi_name`` of the RTSTRUCT at ``path`` as a uint8 0/1 mask with the geometry of ``reference``, and how
     much of it lies outside the image (refused with MASK_OUTSIDE_IMAGE above ``max_outside_fraction``)."""
     try:
-        ds = pydicom.dcmread(path)
+        ds = files.read(path)
     except Exception as exc:
         raise RtstructError(f"the RTSTRUCT file cannot be parsed as DICOM ({type(exc).__name__})") from exc
     if str(ds.get("Modality", "")) != "RTSTRUCT":

@@ -18,6 +18,7 @@ import numpy as np
 import pydicom
 import SimpleITK as sitk
 
+from radflow.dicom import files
 from radflow.dicom.deid import identifiers_unlogged
 from radflow.dicom.rtstruct import MAX_OUTSIDE_FRACTION, OutsideImage
 from radflow.dicom.series import functional_group_item as _functional
@@ -38,13 +39,13 @@ class SegError(ValueError):
 @identifiers_unlogged()
 def segment_labels(path: Path | str) -> list[str]:
     """SegmentLabel of every segment, in SegmentSequence order (segment numbers 1..n in most files)."""
-    ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SegmentSequence"])
+    ds = files.read(path, stop_before_pixels=True, specific_tags=["SegmentSequence"])
     return [str(item.get("SegmentLabel", "")) for item in ds.get("SegmentSequence", [])]
 
 
 def frame_of_reference(path: Path | str) -> str | None:
     """The SEG's FrameOfReferenceUID (the patient coordinates of its frames); None when it has none."""
-    ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["FrameOfReferenceUID"])
+    ds = files.read(path, stop_before_pixels=True, specific_tags=["FrameOfReferenceUID"])
     return str(ds.FrameOfReferenceUID) if ds.get("FrameOfReferenceUID") else None
 
 
@@ -76,7 +77,7 @@ def source_positions(source_files: Sequence[Path | str]) -> dict[str, np.ndarray
     """SOPInstanceUID -> ImagePositionPatient of the source images (headers only)."""
     positions = {}
     for path in source_files:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID", "ImagePositionPatient"])
+        ds = files.read(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID", "ImagePositionPatient"])
         if "ImagePositionPatient" in ds:
             positions[str(ds.SOPInstanceUID)] = np.asarray([float(v) for v in ds.ImagePositionPatient])
     return positions
@@ -159,7 +160,7 @@ def read_segment_roi(path: Path | str, label: str, reference: sitk.Image,
     """Segment ``label`` of the SEG at ``path`` as a uint8 0/1 mask on the grid of ``reference``, and how much of
     it lies outside the image (refused with MASK_OUTSIDE_IMAGE above ``max_outside_fraction``)."""
     try:
-        ds = pydicom.dcmread(path)
+        ds = files.read(path)
     except Exception as exc:
         raise SegError(f"the SEG file cannot be parsed as DICOM ({type(exc).__name__})") from exc
     if str(ds.get("Modality", "")) != "SEG":

@@ -30,6 +30,7 @@ import numpy as np
 import pydicom
 import SimpleITK as sitk
 
+from radflow.dicom import files
 from radflow.dicom.deid import identifiers_unlogged
 
 # Direction cosines are stored as decimal strings; exports disagree in about the 6th digit.
@@ -452,7 +453,7 @@ def read_datasets(paths: Sequence[Path | str]) -> list[pydicom.Dataset]:
     datasets = []
     for n, path in enumerate(paths, start=1):
         try:
-            datasets.append(pydicom.dcmread(path))
+            datasets.append(files.read(path))
         except Exception as exc:  # file names can be identifying (UIDs, patient names): say which by number only
             raise SeriesError(f"file {n} of {len(paths)} is not readable DICOM ({type(exc).__name__})",
                               FILE_UNREADABLE) from exc

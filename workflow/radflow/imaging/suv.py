@@ -27,10 +27,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-import pydicom
 import SimpleITK as sitk
 from pydicom.dataset import Dataset
 
+from radflow.dicom import files
 from radflow.dicom.deid import identifiers_unlogged
 
 SUPPORTED_DECAY_CORRECTIONS = ("START", "ADMIN")
@@ -296,7 +296,7 @@ def series_suv_factor(datasets: Sequence[Dataset]) -> float:
 def files_suv_factor(paths: Sequence[str | Path]) -> float:
     """``series_suv_factor`` of a PET series' files, from their headers (``SuvError`` with a QC code if it cannot be
     computed)."""
-    return series_suv_factor([pydicom.dcmread(path, stop_before_pixels=True) for path in paths])
+    return series_suv_factor([files.read(path, stop_before_pixels=True) for path in paths])
 
 
 def to_suv(image: sitk.Image, factor: float) -> sitk.Image:

@@ -21,7 +21,7 @@ import pydicom
 import SimpleITK as sitk
 
 from radflow import inventory, io, qc
-from radflow.dicom import rtstruct, seg
+from radflow.dicom import files, rtstruct, seg
 from radflow.dicom.deid import identifiers_unlogged
 from radflow.dicom.series import load_series
 from radflow.imaging import mask_grid, suv
@@ -47,7 +47,7 @@ class InputFileError(ValueError):
 @identifiers_unlogged()
 def acquisition_meta(first_file: str) -> dict:
     try:
-        ds = pydicom.dcmread(first_file, stop_before_pixels=True, specific_tags=list(ACQUISITION_TAGS))
+        ds = files.read(first_file, stop_before_pixels=True, specific_tags=list(ACQUISITION_TAGS))
     except Exception:  # the series reader has already judged the file; metadata is optional
         return {}
     meta = {}
@@ -176,7 +176,7 @@ def pixel_padding(first_file: str) -> list[float] | None:
     (PixelPaddingValue, up to PixelPaddingRangeLimit when given), after the first slice's rescale; None when it
     declares none. QC leaves those voxels out of its intensity plausibility check."""
     try:
-        ds = pydicom.dcmread(first_file, stop_before_pixels=True, specific_tags=PADDING_TAGS)
+        ds = files.read(first_file, stop_before_pixels=True, specific_tags=PADDING_TAGS)
         value = ds.get("PixelPaddingValue")
         if value is None:
             return None
