@@ -183,3 +183,56 @@ def test_risk_groups_split_each_test_fold_at_its_own_median():
     png = survival_curves_png(pd.concat([predictions, predictions.assign(repeat=1)]))
     assert png is not None and png.startswith(b"\x89PNG")
     assert survival_curves_png(predictions.assign(risk_score=np.nan)) is None  # binary models only
+
+
+def test_overlay_sheets_of_a_large_cohort_keep_the_report_within_its_budget(tmp_path):
+    """Thousands of cases make hundreds of batch sheets: the report embeds them scaled down (JPEG), then as many as
+    fit, the batches with a failed or warned case first, and says so; small runs embed every sheet as it is."""
+    from PIL import Image
+
+    from radflow.html_report import overlay_sheets
+    from radflow.overlay import contact_sheet, overlay_row
+
+    rng = np.random.default_rng(8)
+    image = rng.normal(40.0, 30.0, (6, 40, 40))
+    mask = np.zeros((6, 40, 40), bool)
+    mask[1:5, 10:30, 12:28] = True
+    rows = [overlay_row(f"case-{i:04d}  test  GTV", "pass", "", image + i, mask, (2.0, 0.8, 0.8), "CT")
+            for i in range(6)]
+    sheets = []
+    for batch in range(8):
+        contact_sheet(rows, tmp_path / f"b{batch:04d}.png")
+        sheets.append(tmp_path / f"b{batch:04d}.png")
+    total = sum(p.stat().st_size for p in sheets)
+
+    small = overlay_sheets(sheets, set(), budget=10 * total)
+    assert small.count("data:image/png;base64,") == 8 and "class='note'" not in small
+
+    scaled = overlay_sheets(sheets, set(), budget=total // 2)
+    assert scaled.count("<h4>") == 8 and "sheet(s) are not embedded" not in scaled  # all fit, scaled down
+    assert "of their size to keep this report near" in scaled
+    assert len(scaled) < total // 2 * 4 / 3 + 2000  # the budget in base64, and a note
+
+    tight = overlay_sheets(sheets, {"b0005"}, budget=total // 20)
+    shown = sorted((name for name in (f"b{b:04d}" for b in range(8)) if f"<h4>{name}</h4>" in tight),
+                   key=lambda name: tight.index(f"<h4>{name}</h4>"))  # in the order the report shows them
+    assert shown[0] == "b0005" and len(shown) < 8  # the flagged batch first, then as many as fit
+    assert f"{8 - len(shown)} sheet(s) are not embedded" in tight and "shown at 35% of their size" in tight
+    assert len(tight) < total // 20 * 4 / 3 + 2000
+    with Image.open(sheets[0]) as full:
+        assert full.width > 100  # (the files themselves are untouched)
+
+
+def test_the_report_lists_the_first_qc_problems_and_counts_them_all():
+    from radflow.html_report import QC_TABLE_ROWS, _qc_section
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE cases AS SELECT 'case-' || i AS case_id, 'warn' AS status FROM range(700) t(i)")
+    con.execute("CREATE TABLE qc AS SELECT 'case-' || i AS case_id, 'test' AS scan, '' AS roi, "
+                "CASE WHEN i < 3 THEN 'MASK_EMPTY' ELSE 'RETEST_MISSING' END AS check_code, "
+                "CASE WHEN i < 3 THEN 'fail' ELSE 'warn' END AS severity, 'why' AS message FROM range(700) t(i)")
+    text = _qc_section(con, [])
+    assert f"The first {QC_TABLE_ROWS} of 700 rows (failures first)" in text
+    assert "<td>RETEST_MISSING</td><td>697</td>" in text.replace("<td>warn</td>", "")
+    assert text.count("<td>why</td>") == QC_TABLE_ROWS
+    assert text.index("MASK_EMPTY</td><td>fail") < text.index("RETEST_MISSING</td><td>warn")

@@ -34,12 +34,23 @@ nav a{margin-right:1em}h2{border-bottom:2px solid #ccc;margin-top:1.6em}.note{co
 """
 
 
+#: Bytes of mask-overlay sheets the report embeds at most. A sheet row (one case, scan and ROI) is about 22 kB, so a
+#: cohort of thousands of cases would make a report of hundreds of MB, which no browser opens comfortably; beyond
+#: this the sheets are embedded at a reduced size (JPEG), down to MIN_OVERLAY_SCALE, and then only as many as fit,
+#: batches with failed or warned cases first. Every sheet stays full size in results/report/overlays/.
+OVERLAY_BUDGET_BYTES = 20_000_000
+MIN_OVERLAY_SCALE = 0.35
+#: QC rows (failures and warnings) listed in the report; the qc table of the database holds them all.
+QC_TABLE_ROWS = 500
+
+
 def data_uri_png(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
-def _img(data: bytes, alt: str) -> str:
-    return f"<img alt='{html.escape(alt)}' src='{data_uri_png(data)}'>"
+def _img(data: bytes, alt: str, mime: str = "png") -> str:
+    uri = data_uri_png(data) if mime == "png" else f"data:image/{mime};base64," + base64.b64encode(data).decode("ascii")
+    return f"<img alt='{html.escape(alt)}' src='{uri}'>"
 
 
 def _figure_bytes(fig) -> bytes:
@@ -198,10 +209,68 @@ def _qc_section(con, overlays: list[Path]) -> str:
             "GROUP BY ALL ORDER BY 1").df()
     problems = con.execute("SELECT case_id, scan, roi, check_code, severity, message FROM qc "
                            "WHERE severity != 'pass' ORDER BY severity, case_id, scan, roi, check_code").df()
-    sheets = "".join(f"<h4>{html.escape(p.stem)}</h4>" + _img(p.read_bytes(), f"mask overlays {p.stem}")
-                     for p in overlays)
-    return ("<h3>Cases per centre</h3>" + _table(per_centre) + "<h3>Failures and warnings</h3>" + _table(problems)
+    listed = _table(problems.head(QC_TABLE_ROWS))
+    if len(problems) > QC_TABLE_ROWS:
+        counts = problems.groupby(["severity", "check_code"]).size().rename("rows").reset_index()
+        listed = (_table(counts) + f"<p class='note'>The first {QC_TABLE_ROWS} of {len(problems)} rows (failures "
+                  "first); the <code>qc</code> table of the database holds them all.</p>" + listed)
+    flagged = set()
+    if _has_table(con, "inputs"):
+        flagged = {batch for (batch,) in con.execute(
+            "SELECT DISTINCT i.batch FROM inputs i JOIN cases c USING (case_id) WHERE c.status != 'pass'").fetchall()}
+    sheets = overlay_sheets(overlays, flagged)
+    return ("<h3>Cases per centre</h3>" + _table(per_centre) + "<h3>Failures and warnings</h3>" + listed
             + "<h3>Mask overlays</h3>" + (sheets or "<p class='note'>no overlay sheets</p>"))
+
+
+def overlay_sheets(overlays: list[Path], flagged: set[str], budget: int = OVERLAY_BUDGET_BYTES) -> str:
+    """The batches' contact sheets as embedded images, within ``budget`` bytes (``OVERLAY_BUDGET_BYTES``): as they
+    are when they fit, else scaled down (PNG or JPEG, whichever is smaller) until they fit or reach
+    ``MIN_OVERLAY_SCALE``, and then the first that fit, the batches in ``flagged`` (with a failed or warned case)
+    first; a note says what was reduced or left out. The sheets are read one at a time (a large cohort's add up to
+    hundreds of MB)."""
+    ordered = sorted(overlays, key=lambda p: (p.stem not in flagged, p.stem))
+    original = total = sum(p.stat().st_size for p in ordered)
+    scale = 1.0
+    for _ in range(6):  # by the square root of the excess, less 5 %: a compressed image is not bytes per pixel
+        if total <= budget or scale <= MIN_OVERLAY_SCALE:
+            break
+        scale = max(scale * 0.95 * math.sqrt(budget / total), MIN_OVERLAY_SCALE)
+        total = sum(len(_scaled(p.read_bytes(), scale)[0]) for p in ordered)
+    parts: list[str] = []
+    left_out: list[str] = []
+    used = 0
+    for path in ordered:
+        data, mime = (path.read_bytes(), "png") if scale == 1.0 else _scaled(path.read_bytes(), scale)
+        if used + len(data) > budget and parts:
+            left_out.append(path.name)
+            continue
+        used += len(data)
+        parts.append(f"<h4>{html.escape(path.stem)}</h4>" + _img(data, f"mask overlays {path.stem}", mime))
+    notes = []
+    if scale < 1.0:
+        notes.append(f"The {len(ordered)} sheets ({original / 1e6:.3g} MB) are shown at {100 * scale:.0f}% of their "
+                     f"size to keep this report near {budget / 1e6:.3g} MB; full size in <code>overlays/</code> "
+                     "beside it.")
+    if left_out:
+        notes.append(f"{len(left_out)} sheet(s) are not embedded, batches with a failed or warned case having come "
+                     f"first ({html.escape(', '.join(left_out[:20]))}{', ...' if len(left_out) > 20 else ''}); they "
+                     "are in <code>overlays/</code> beside this report.")
+    return "".join(f"<p class='note'>{note}</p>" for note in notes) + "".join(parts)
+
+
+def _scaled(png: bytes, scale: float) -> tuple[bytes, str]:
+    """(bytes, image type) of a PNG sheet at ``scale`` of its size: PNG or JPEG (quality 85), whichever is smaller
+    (a sheet of flat backgrounds and text stays smaller as PNG; CT panels compress better as JPEG)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        smaller = image.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+    as_png, as_jpeg = io.BytesIO(), io.BytesIO()
+    smaller.save(as_png, format="PNG", optimize=True)
+    smaller.save(as_jpeg, format="JPEG", quality=85)
+    return (as_png.getvalue(), "png") if as_png.tell() <= as_jpeg.tell() else (as_jpeg.getvalue(), "jpeg")
 
 
 def _performance_section(con, curves: dict[str, bytes]) -> str:
