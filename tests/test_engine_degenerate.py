@@ -58,3 +58,21 @@ def test_degenerate_roi_gives_values_or_reasoned_nan(case):
         assert value[("ECT3", "none")] == 0.0  # variance
         assert value[("TLU2", "none")] == 0.0  # histogram entropy of one level
     assert not math.isnan(value[("Q4LE", "none")])
+
+
+def test_an_roi_too_small_for_the_interpolation_grid_is_named_as_such():
+    """A 10 x 10 x 20 mm ROI on a 30 mm grid: no new voxel is half inside it. Before, 'the ROI mask is empty',
+    which sends the user looking for a broken mask file."""
+    import radflow
+    from radflow.imaging.preprocess import EmptyRoiError
+
+    image = np.round(np.random.default_rng(0).normal(0.0, 50.0, (20, 30, 40)))
+    mask = np.zeros(image.shape, bool)
+    mask[5:15, 10:20, 10:30] = True
+    coarse = {"interpolation": {"enabled": True, "spacing_mm": [30, 30, 30]}}
+    with pytest.raises(EmptyRoiError, match=r"no voxel of the interpolation grid \(\[30, 30, 30\] mm\) lies at least "
+                                            r"0.5 inside the ROI of 2000 voxel\(s\) at \[1, 1, 2\] mm: the ROI is too "
+                                            r"small for that spacing"):
+        radflow.extract(image, mask, coarse, spacing=(1, 1, 2))
+    with pytest.raises(EmptyRoiError, match="^the ROI mask is empty$"):
+        radflow.extract(image, np.zeros(image.shape, bool), {}, spacing=(1, 1, 2))

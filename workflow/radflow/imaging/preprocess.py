@@ -174,6 +174,20 @@ def filtered(image_array, morph_mask, int_mask, spacing, spec: FilterSpec, margi
     return response, morph_mask, int_mask
 
 
+def empty_mask_reason(mask: sitk.Image, settings: Settings) -> str:
+    """Why the morphological mask is empty: the mask itself, or an ROI too small for the interpolation grid (no
+    voxel of it lies at least ``partial_volume_threshold`` inside the ROI)."""
+    interp = settings["interpolation"]
+    voxels = int(np.count_nonzero(sitk.GetArrayViewFromImage(mask))) if interp["enabled"] else 0
+    if not voxels:
+        return "the ROI mask is empty"
+    spacing = ", ".join(f"{s:g}" for s in mask.GetSpacing())
+    grid = ", ".join("as acquired" if s is None else f"{s:g}" for s in interp["spacing_mm"])  # 2D: z as acquired
+    return (f"no voxel of the interpolation grid ([{grid}] mm) lies at "
+            f"least {interp['partial_volume_threshold']:g} inside the ROI of {voxels} voxel(s) at [{spacing}] mm: "
+            "the ROI is too small for that spacing (interpolation.spacing_mm)")
+
+
 def prepare(image: sitk.Image, mask: sitk.Image, settings: Settings, memory_mb: float | None = None) -> RoiData:
     radius = local_intensity_radius_mm(settings)
     spec = FilterSpec.from_settings(settings["filter"])
@@ -191,7 +205,7 @@ def prepare(image: sitk.Image, mask: sitk.Image, settings: Settings, memory_mb: 
     # in exact arithmetic; geometry read from DICOM decimal strings (3 vs 2.9999999999998 mm) must not flip them.
     morph_mask = mask_fraction >= threshold - PARTIAL_VOLUME_EPSILON
     if not morph_mask.any():
-        raise EmptyRoiError("the ROI mask is empty")
+        raise EmptyRoiError(empty_mask_reason(mask, settings))
     reseg = settings["resegmentation"]
     int_mask = resegmentation.intensity_mask(image_array, morph_mask, reseg["range"], reseg["outlier_sigma"])
     _check_finite(image_array, morph_mask, "intensity")
