@@ -423,6 +423,8 @@ def several_labels(values: np.ndarray) -> np.ndarray | None:
     top = box.max()
     if not np.any((box != 0) & (box != top)):
         return None
+    if box.dtype.kind == "f" and not np.array_equal(box, np.round(box)):
+        return None  # fractions: not sorted (a probability map's box holds millions of distinct values)
     labels = np.unique(box)
     labels = labels[labels != 0]
     return labels if labels.size > 1 and np.array_equal(labels, np.round(labels)) else None
