@@ -54,7 +54,7 @@ def _as_mask(mask: "ImageLike", reference: "sitk.Image", roi: str | int | None) 
     import SimpleITK as sitk
 
     from radflow.io import (InputError, label_image, labelled, on_image_grid, read_mask, require_one_label,
-                            require_volume, selected)
+                            require_volume, selected, slicer_roi)
 
     if isinstance(mask, (str, Path)):
         return read_mask(Path(mask), reference, roi=None if roi is None else str(roi))
@@ -66,6 +66,8 @@ def _as_mask(mask: "ImageLike", reference: "sitk.Image", roi: str | int | None) 
             require_one_label(np.asarray(mask), "array")
         return label_image(selected(np.asarray(mask), None if roi is None else str(roi)), reference)
     if isinstance(mask, sitk.Image):
+        if mask.GetDimension() == 3:  # a 3D Slicer segmentation: its segment's layer and label value
+            mask, roi = slicer_roi(mask, None if roi is None else str(roi), "image")
         require_volume(mask, "mask")
         mask = on_image_grid(mask, reference, "image")
         if roi is None:
@@ -92,9 +94,10 @@ def extract(image: "ImageLike", mask: "ImageLike", settings: "Settings | str | P
     """IBSI features of one image and ROI, one row per feature and aggregation.
 
     ``settings``: a ``Settings``, a settings YAML (radflow or PyRadiomics parameter file), a dict in IBSI terms,
-    or None for radflow's defaults. ``roi``: RTSTRUCT ROI name / SEG segment label / label value of a label mask
-    (default: every non-zero voxel, when they carry one label; several labels need one chosen; a mask of fractions
-    in [0, 1], a probability map, is its voxels >= 0.5, with a ``io.FractionalMaskWarning``). A mask image must
+    or None for radflow's defaults. ``roi``: RTSTRUCT ROI name / SEG segment label / 3D Slicer segment name /
+    label value of a label mask (default: every non-zero voxel, when they carry one label; several labels need one
+    chosen; a mask of fractions in [0, 1], a probability map, is its voxels >= 0.5, with a
+    ``io.FractionalMaskWarning``). A mask image must
     hold the image's voxels, possibly in another orientation or as a box around the ROI (``io.on_image_grid``);
     ``InputError`` says what is wrong otherwise. Returns the columns of ``radflow extract``'s CSV (``family,
     feature, ibsi_code, aggregation, value, reason``; ``reason`` says why a value is NaN) with the same values, in

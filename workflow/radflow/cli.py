@@ -373,7 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("mask", help="NIfTI/NRRD mask on the image's voxels (any orientation or sub-box), DICOM RTSTRUCT "
                    "(with --roi) or DICOM SEG")
     p.add_argument("--settings", help="settings YAML in IBSI terms (default: radflow defaults)")
-    p.add_argument("--roi", help="ROI name in an RTSTRUCT, segment label in a SEG, or label value(s) in a NIfTI/NRRD "
+    p.add_argument("--roi", help="ROI name in an RTSTRUCT, segment label in a SEG, segment name in a 3D Slicer "
+                   ".seg.nrrd, or label value(s) in a NIfTI/NRRD "
                    "label mask: 2, or 1,4 for a union (needed when it holds several labels; without it, a mask "
                    "of fractions in [0, 1] is its voxels >= 0.5)")
     p.add_argument("--out", help="CSV file (default: standard output)")

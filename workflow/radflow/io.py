@@ -371,7 +371,7 @@ def read_mask(path: Path, reference: sitk.Image, roi: str | None = None) -> sitk
             _require_same_frame(seg.frame_of_reference(path), reference, "SEG", path)
             return seg.read_segment(path, _the_label(seg.segment_labels(path), roi, "SEG"), reference)
         raise InputError(f"a DICOM mask must be RTSTRUCT or SEG, not {modality or 'unknown'}")
-    mask = _unlabelled_file(path, reference)
+    mask, roi = _label_file(path, reference, roi)
     values = sitk.GetArrayViewFromImage(mask)
     if roi is None:
         require_one_label(values, str(path))
@@ -381,8 +381,48 @@ def read_mask(path: Path, reference: sitk.Image, roi: str | None = None) -> sitk
     return label_image(chosen, mask)
 
 
-def _unlabelled_file(path: Path, reference: sitk.Image | sitk.ImageFileReader) -> sitk.Image:
-    return on_image_grid(_read_file(path, "mask"), reference, str(path))
+def _label_file(path: Path, reference: sitk.Image | sitk.ImageFileReader, roi: str | None
+                ) -> tuple[sitk.Image, str | None]:
+    """A label mask file on the grid of ``reference``, and the label value(s) that select its ROI: ``roi`` as given,
+    or, for a 3D Slicer segmentation, those of the segment ``roi`` names (``slicer_roi``)."""
+    from radflow import slicer_segmentation
+
+    if not path.exists():
+        raise InputError(f"mask {path} does not exist")
+    reader = information_reader(path, "mask")
+    if slicer_segmentation.segments(reader) and reader.GetDimension() == 3:
+        image, roi = slicer_roi(read_pixels(reader, path, "mask"), roi, str(path))  # layers: one component each
+    else:
+        require_volume(reader, f"mask {path}")
+        image = read_pixels(reader, path, "mask")
+    return on_image_grid(image, reference, str(path)), roi
+
+
+def slicer_roi(mask: sitk.Image, roi: str | None, source: str) -> tuple[sitk.Image, str | None]:
+    """(labelmap, label value) of the segment ``roi`` names in a 3D Slicer segmentation (``slicer_segmentation``):
+    its layer's labelmap when the file has several, and its label value; ``(mask, roi)`` unchanged for any other
+    label image."""
+    from radflow import slicer_segmentation
+
+    found = slicer_segmentation.segments(mask)
+    if not found:
+        return mask, roi
+    try:
+        segment = slicer_segmentation.choose(found, roi, source)
+    except slicer_segmentation.SegmentChoiceError as exc:
+        raise InputError(str(exc)) from None
+    return segment_labelmap(mask, segment, f"the mask {source}"), str(segment.label_value)
+
+
+def segment_labelmap(mask: sitk.Image, segment, what: str) -> sitk.Image:
+    """The labelmap of a 3D Slicer segmentation that holds ``segment`` (a ``slicer_segmentation.Segment``): the
+    image itself, or its segment's layer (one vector component per layer)."""
+    layers = mask.GetNumberOfComponentsPerPixel()
+    if layers == 1 and segment.layer == 0:
+        return mask
+    if segment.layer >= layers:
+        raise InputError(f"{what}: a segment is in layer {segment.layer}, but the file has {layers} layer(s)")
+    return sitk.VectorIndexSelectionCast(mask, segment.layer)
 
 
 def on_image_grid(mask: sitk.Image, reference: sitk.Image | sitk.ImageFileReader, source: str) -> sitk.Image:
@@ -530,7 +570,7 @@ def read_roi_window(image_path: Path, mask_path: Path, margin_mm: float,
     reader = information_reader(image_path, "image")
     require_volume(reader, f"image {image_path}")
     size = reader.GetSize()
-    mask = _unlabelled_file(mask_path, reader)
+    mask, roi = _label_file(mask_path, reader, roi)
     # the ROI's box from the label array as read, in one pass over it (mask_extent): labelling the whole volume
     # first, or one any() per axis, would each cost another volume-sized pass
     values = sitk.GetArrayViewFromImage(mask)  # (z, y, x)

@@ -406,6 +406,15 @@ def manifest_modality(value: str | None, where: str) -> str:
     return MANIFEST_MODALITIES[text]
 
 
+def _label_numbers(label: str) -> bool:
+    """Whether a manifest label is label values ("2", "1,4"), not a segment's name."""
+    try:
+        [float(part) for part in label.split(",")]
+    except ValueError:
+        return False
+    return True
+
+
 def _lines(rows: list[dict]) -> str:
     return ", ".join(row.get("line", "?") for row in rows)
 
@@ -445,7 +454,10 @@ def cases_from_manifest(rows: list[dict], rois: list[dict], key: bytes) -> dict[
             if not row["mask"]:
                 entry["roi_errors"].append({"roi": roi, "code": "MASK_NOT_FOUND", "message": "no mask file given"})
                 continue
-            entry["rois"].append({"roi": roi, "kind": "FILE", "path": row["mask"], "label": label})
+            selection: inv.RoiSelection = {"roi": roi, "kind": "FILE", "path": row["mask"], "label": label}
+            if label and not _label_numbers(label):  # a 3D Slicer segment's name: free text, keyed for results
+                selection["label_id"] = label_id(label, key)
+            entry["rois"].append(selection)
         cases.setdefault(case_id, {"case_id": case_id, "scans": []})["scans"].append(entry)
     return cases
 

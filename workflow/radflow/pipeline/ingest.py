@@ -20,7 +20,7 @@ import numpy as np
 import pydicom
 import SimpleITK as sitk
 
-from radflow import inventory, io, qc
+from radflow import inventory, io, qc, slicer_segmentation
 from radflow.dicom import files, rtstruct, seg
 from radflow.dicom.deid import identifiers_unlogged
 from radflow.dicom.series import load_series
@@ -104,6 +104,14 @@ def read_mask_file(path: str, label: str) -> tuple[sitk.Image, list[str]]:
     labels = _read(path, "mask", "MASK_UNREADABLE")
     if labels.GetDimension() != 3:
         raise InputFileError(f"the mask file is {labels.GetDimension()}D, not 3D", "MASK_GEOMETRY")
+    if found := slicer_segmentation.segments(labels):  # a 3D Slicer segmentation: the label column names a segment
+        try:
+            segment = slicer_segmentation.choose(found, label or None, "file")
+            labels, label = io.segment_labelmap(labels, segment, "the mask file"), str(segment.label_value)
+        except slicer_segmentation.SegmentChoiceError as exc:  # the message without segment names (free text)
+            raise InputFileError(exc.public, "ROI_NOT_FOUND") from None
+        except io.InputError as exc:
+            raise InputFileError(str(exc), "MASK_UNREADABLE") from None
     if labels.GetNumberOfComponentsPerPixel() != 1:
         raise InputFileError(f"the mask file has {labels.GetNumberOfComponentsPerPixel()} values per voxel (a colour "
                              "or vector image), not one label", "MASK_UNREADABLE")
