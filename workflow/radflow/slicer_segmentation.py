@@ -2,8 +2,9 @@
 
 Slicer saves a segmentation as NRRD with one entry per segment in the header (``Segment<i>_Name``, ``_ID``,
 ``_LabelValue``, ``_Layer``). Segments that do not overlap share one labelmap, each with its own label value; where
-they overlap Slicer stores several layers, which ITK reads as a vector image with one component per layer. The
-header is what says which voxels are the "GTV": label values alone are numbered in the order segments were drawn.
+they overlap Slicer stores several layers, which ITK reads as a vector image with one component per layer (Slicer
+before 4.11 gave every segment a layer of its own, voxels 1, and wrote neither key). The header is what says which
+voxels are the "GTV": label values alone are numbered in the order segments were drawn.
 
 A user names a segment as Slicer shows it (``--roi GTV``, or the input manifest's ``label`` column); a label value
 still works for a single-layer file. The segment's layer and label value then select the ROI like any label mask.
@@ -50,9 +51,11 @@ def segments(source: MetadataSource) -> list[Segment]:
     index = 0
     while f"Segment{index}_ID" in keys or f"Segment{index}_Name" in keys:
         segment_id = entry(index, "ID", f"Segment_{index + 1}")
+        # Slicer before 4.11 wrote neither label value nor layer: one segment per layer, its voxels 1
+        old_format = f"Segment{index}_LabelValue" not in keys and f"Segment{index}_Layer" not in keys
         found.append(Segment(name=entry(index, "Name", segment_id), segment_id=segment_id,
                              label_value=_whole(entry(index, "LabelValue", "1"), 1),
-                             layer=_whole(entry(index, "Layer", "0"), 0)))
+                             layer=index if old_format else _whole(entry(index, "Layer", "0"), 0)))
         index += 1
     return found
 
