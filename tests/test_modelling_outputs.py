@@ -209,16 +209,16 @@ def test_overlay_sheets_of_a_large_cohort_keep_the_report_within_its_budget(tmp_
     assert small.count("data:image/png;base64,") == 8 and "class='note'" not in small
 
     scaled = overlay_sheets(sheets, set(), budget=total // 2)
-    assert scaled.count("<h4>") == 8 and "sheet(s) are not embedded" not in scaled  # all fit, scaled down
-    assert "of their size to keep this report near" in scaled
-    assert len(scaled) < total // 2 * 4 / 3 + 2000  # the budget in base64, and a note
+    assert scaled.count("data:image/jpeg;base64,") == 8 and "sheet(s) are not embedded" not in scaled  # all fit
+    assert "shown as JPEG at" in scaled and "of their size to keep this report near" in scaled
+    assert len(scaled) < total // 2 + 2000  # the budget is the HTML's (base64) bytes; and a note
 
     tight = overlay_sheets(sheets, {"b0005"}, budget=total // 20)
     shown = sorted((name for name in (f"b{b:04d}" for b in range(8)) if f"<h4>{name}</h4>" in tight),
                    key=lambda name: tight.index(f"<h4>{name}</h4>"))  # in the order the report shows them
     assert shown[0] == "b0005" and len(shown) < 8  # the flagged batch first, then as many as fit
-    assert f"{8 - len(shown)} sheet(s) are not embedded" in tight and "shown at 35% of their size" in tight
-    assert len(tight) < total // 20 * 4 / 3 + 2000
+    assert f"{8 - len(shown)} sheet(s) are not embedded" in tight and "shown as JPEG at 35% of their size" in tight
+    assert len(tight) < total // 20 + 2000
     with Image.open(sheets[0]) as full:
         assert full.width > 100  # (the files themselves are untouched)
 

@@ -34,9 +34,9 @@ nav a{margin-right:1em}h2{border-bottom:2px solid #ccc;margin-top:1.6em}.note{co
 """
 
 
-#: Bytes of mask-overlay sheets the report embeds at most. A sheet row (one case, scan and ROI) is about 22 kB, so a
-#: cohort of thousands of cases would make a report of hundreds of MB, which no browser opens comfortably; beyond
-#: this the sheets are embedded at a reduced size (JPEG), down to MIN_OVERLAY_SCALE, and then only as many as fit,
+#: Bytes of HTML the mask-overlay sheets may take at most. A sheet row (one case, scan and ROI) is about 24 kB of PNG,
+#: so a cohort of thousands of cases would make a report of hundreds of MB, which no browser opens comfortably; beyond
+#: this the sheets are embedded as JPEG at a reduced size, down to MIN_OVERLAY_SCALE, and then only as many as fit,
 #: batches with failed or warned cases first. Every sheet stays full size in results/report/overlays/.
 OVERLAY_BUDGET_BYTES = 20_000_000
 MIN_OVERLAY_SCALE = 0.35
@@ -224,33 +224,30 @@ def _qc_section(con, overlays: list[Path]) -> str:
 
 
 def overlay_sheets(overlays: list[Path], flagged: set[str], budget: int = OVERLAY_BUDGET_BYTES) -> str:
-    """The batches' contact sheets as embedded images, within ``budget`` bytes (``OVERLAY_BUDGET_BYTES``): as they
-    are when they fit, else scaled down (PNG or JPEG, whichever is smaller) until they fit or reach
+    """The batches' contact sheets as embedded images, within about ``budget`` bytes of HTML
+    (``OVERLAY_BUDGET_BYTES``): as they are (PNG) when they fit, else as JPEG scaled down until they fit or reach
     ``MIN_OVERLAY_SCALE``, and then the first that fit, the batches in ``flagged`` (with a failed or warned case)
     first; a note says what was reduced or left out. The sheets are read one at a time (a large cohort's add up to
     hundreds of MB)."""
     ordered = sorted(overlays, key=lambda p: (p.stem not in flagged, p.stem))
-    original = total = sum(p.stat().st_size for p in ordered)
-    scale = 1.0
-    for _ in range(6):  # by the square root of the excess, less 5 %: a compressed image is not bytes per pixel
-        if total <= budget or scale <= MIN_OVERLAY_SCALE:
-            break
-        scale = max(scale * 0.95 * math.sqrt(budget / total), MIN_OVERLAY_SCALE)
-        total = sum(len(_scaled(p.read_bytes(), scale)[0]) for p in ordered)
+    image_budget = budget * 3 // 4  # base64 makes 4 characters of every 3 bytes
+    original = sum(p.stat().st_size for p in ordered)
+    reduced = original > image_budget
+    scale = _fitting_scale(ordered, original, image_budget) if reduced else 1.0
     parts: list[str] = []
     left_out: list[str] = []
     used = 0
     for path in ordered:
-        data, mime = (path.read_bytes(), "png") if scale == 1.0 else _scaled(path.read_bytes(), scale)
-        if used + len(data) > budget and parts:
+        data, mime = (_scaled_jpeg(path.read_bytes(), scale), "jpeg") if reduced else (path.read_bytes(), "png")
+        if used + len(data) > image_budget and parts:
             left_out.append(path.name)
             continue
         used += len(data)
         parts.append(f"<h4>{html.escape(path.stem)}</h4>" + _img(data, f"mask overlays {path.stem}", mime))
     notes = []
-    if scale < 1.0:
-        notes.append(f"The {len(ordered)} sheets ({original / 1e6:.3g} MB) are shown at {100 * scale:.0f}% of their "
-                     f"size to keep this report near {budget / 1e6:.3g} MB; full size in <code>overlays/</code> "
+    if reduced:
+        notes.append(f"The {len(ordered)} sheets ({original / 1e6:.3g} MB) are shown as JPEG at {100 * scale:.0f}% of "
+                     f"their size to keep this report near {budget / 1e6:.3g} MB; full size in <code>overlays/</code> "
                      "beside it.")
     if left_out:
         notes.append(f"{len(left_out)} sheet(s) are not embedded, batches with a failed or warned case having come "
@@ -259,18 +256,34 @@ def overlay_sheets(overlays: list[Path], flagged: set[str], budget: int = OVERLA
     return "".join(f"<p class='note'>{note}</p>" for note in notes) + "".join(parts)
 
 
-def _scaled(png: bytes, scale: float) -> tuple[bytes, str]:
-    """(bytes, image type) of a PNG sheet at ``scale`` of its size: PNG or JPEG (quality 85), whichever is smaller
-    (a sheet of flat backgrounds and text stays smaller as PNG; CT panels compress better as JPEG)."""
+def _fitting_scale(sheets: list[Path], original: int, image_budget: int) -> float:
+    """The scale at which the sheets, as JPEG, come to about ``image_budget`` bytes (at least
+    ``MIN_OVERLAY_SCALE``), judged on up to a dozen sheets spread over the list (their JPEG bytes per PNG byte): a
+    cohort's hundreds of sheets are encoded once, for the report, not once per trial scale."""
+    sample = sheets[::max(1, len(sheets) // 12)][:12]
+    sample_png = sum(p.stat().st_size for p in sample)
+    scale = 1.0
+    for _ in range(6):  # by the square root of the excess, less 5 %: a compressed image is not bytes per pixel
+        predicted = sum(len(_scaled_jpeg(p.read_bytes(), scale)) for p in sample) * original / sample_png
+        if predicted <= image_budget or scale <= MIN_OVERLAY_SCALE:
+            break
+        scale = max(scale * 0.95 * math.sqrt(image_budget / predicted), MIN_OVERLAY_SCALE)
+    return scale
+
+
+def _scaled_jpeg(png: bytes, scale: float) -> bytes:
+    """A PNG sheet at ``scale`` of its size as JPEG (quality 85): a third of the PNG's bytes at 70 % of its size,
+    where a scaled PNG would be larger than the original (the resampling adds colours) and take 100 times longer."""
     from PIL import Image
 
     with Image.open(io.BytesIO(png)) as image:
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-        smaller = image.convert("RGB").resize(size, Image.Resampling.LANCZOS)
-    as_png, as_jpeg = io.BytesIO(), io.BytesIO()
-    smaller.save(as_png, format="PNG", optimize=True)
-    smaller.save(as_jpeg, format="JPEG", quality=85)
-    return (as_png.getvalue(), "png") if as_png.tell() <= as_jpeg.tell() else (as_jpeg.getvalue(), "jpeg")
+        smaller = image.convert("RGB")
+        if scale != 1.0:
+            smaller = smaller.resize(size, Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    smaller.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
 
 
 def _performance_section(con, curves: dict[str, bytes]) -> str:
