@@ -164,3 +164,53 @@ def test_a_dicom_file_listed_in_the_input_manifest_is_refused_with_where_it_belo
     assert ingested.status == "fail" and ingested.error_code == "IMAGE_UNREADABLE"
     assert ingested.error_message.startswith("the image file is DICOM: DICOM series and their RTSTRUCT / SEG masks go under "
                                      "input_dir")
+
+
+def test_a_pet_ct_roi_drawn_on_the_ct_reaches_the_pet_of_the_same_frame(tmp_path):
+    """Hybrid PET/CT: one study, one frame of reference, the RTSTRUCT referencing the CT only. Before, the PET was
+    not even a scan (only series with a mask were). Now discovery lends the CT's mask to the PET, and ingest
+    rasterises it on the CT grid and resamples it onto the PET grid (linear, >= 0.5), here checked against
+    scipy's linear interpolation of the CT mask at the PET voxel centres."""
+    from scipy import ndimage
+
+    from radflow.dicom.deid import DEMO_KEY
+    from radflow.pipeline.discover import discover
+
+    study = {"PatientID": "PETCT-1", "StudyInstanceUID": "1.2.7", "FrameOfReferenceUID": "1.2.7.5",
+             "SeriesDate": "20240312", "SeriesTime": "100500", "AcquisitionDate": "20240312",
+             "AcquisitionTime": "100500"}
+    rng = np.random.default_rng(6)
+    cts = [write.ct_image({**study, "SeriesInstanceUID": "1.2.7.1"}, sop_instance_uid=f"1.2.7.1.{k + 1}",
+                          instance_number=k + 1, position_xyz=(0.0, 0.0, 2.0 * k), pixel_spacing_rc=(1.0, 1.0),
+                          stored=rng.normal(1000, 30, (40, 40)).astype(np.int16)) for k in range(16)]
+    pharma = write.Radiopharmaceutical(start_time="090500", total_dose_bq=f"{DOSE:.0f}", half_life_s=f"{HALF_LIFE}")
+    pets = [write.pet_image({**study, "SeriesInstanceUID": "1.2.7.2"}, sop_instance_uid=f"1.2.7.2.{k + 1}",
+                            instance_number=k + 1, position_xyz=(0.5, 0.5, 4.0 * k), pixel_spacing_rc=(2.0, 2.0),
+                            stored=rng.integers(100, 2000, (20, 20)).astype(np.uint16), rescale_slope="2.5",
+                            weight_kg="82", radiopharmaceutical=pharma) for k in range(8)]
+    drawn = np.zeros((16, 40, 40), bool)
+    drawn[4:12, 9:31, 11:27] = True
+    structure = write.rtstruct(cts, [write.Roi(1, "GTV", drawn)], sop_instance_uid="1.2.7.9",
+                               series_instance_uid="1.2.7.8", series_number=9, date="20240312", time="101010",
+                               manufacturer="X")
+    for folder, datasets in (("ct", cts), ("pet", pets)):
+        for k, ds in enumerate(datasets):
+            write.save(ds, tmp_path / "dicom" / folder / f"{k:03d}.dcm")
+    write.save(structure, tmp_path / "dicom" / "rt.dcm")
+
+    discover(tmp_path / "dicom", tmp_path / "inventory.json", 10, [{"name": "GTV", "pattern": "^gtv"}], DEMO_KEY)
+    ingest_batch(tmp_path / "inventory.json", "b0000", tmp_path / "ingest.json", tmp_path / "volumes", Thresholds())
+    scans = {s.scan: s for s in Manifest.read(tmp_path / "ingest.json").scans}
+    assert set(scans) == {"test", "pt_test"} and all(s.status == "ok" for s in scans.values())
+    assert [w["code"] for w in scans["test"].warnings] == []
+    (transfer,) = [w for w in scans["pt_test"].warnings if w["code"] == "MASK_TRANSFERRED"]
+    assert "drawn on the CT series of the same frame of reference" in transfer["message"]
+
+    pet_mask = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / scans["pt_test"].masks[0].path)))
+    # the PET voxel centres (z, y, x) in CT index space: x_ct = (0.5 + 2 i) / 1, z_ct = 4 k / 2
+    k, j, i = np.mgrid[0:8, 0:20, 0:20].astype(float)
+    ct_mask = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / scans["test"].masks[0].path)))
+    assert np.array_equal(ct_mask.astype(bool), drawn)  # the CT's own ROI, as drawn
+    expected = ndimage.map_coordinates(ct_mask.astype(float), [2.0 * k, 0.5 + 2.0 * j, 0.5 + 2.0 * i], order=1,
+                                       cval=0.0) >= 0.5
+    assert np.array_equal(pet_mask.astype(bool), expected) and expected.sum() == transfer["value"] > 0

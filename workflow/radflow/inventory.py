@@ -43,6 +43,8 @@ class RoiSelection(TypedDict):
     path: str
     label: str  # the source's label (free text, may name a person): stays in interim/
     label_id: NotRequired[str]  # its keyed id (DICOM masks), what results carry
+    drawn_on: NotRequired[list[str]]  # the files of the series the mask was drawn on, when it is another series
+    drawn_on_modality: NotRequired[str]  # (same frame of reference, other modality: a PET/CT's CT)
 
 class InventoryScan(TypedDict):
     scan: str  # test, retest, fu1, pt_test, ... (radflow.timepoints)

@@ -216,7 +216,9 @@ def patient_scans(inventory: discovery.Inventory, series_list: list[discovery.Im
         entry = _scan_entry("test", max(excluded, key=lambda s: s.n_slices) if excluded else None, key, date_shift)
         return [_failed(entry, "NO_IMAGE_SERIES", _no_series_message(excluded, len(masks)))]
     unlinked = [m for m in masks if m.linked_series is None]
-    with_masks = [s for s in selected if inventory.masks_for(s)]
+    drawn_elsewhere = {s.key: masks_drawn_on_another_modality(inventory, s, selected) for s in selected
+                       if not inventory.masks_for(s)}
+    with_masks = [s for s in selected if inventory.masks_for(s) or drawn_elsewhere.get(s.key)]
     if with_masks and unlinked:
         chosen = selected  # an unlinked mask probably belongs to one of the series without a mask
     elif with_masks:
@@ -230,7 +232,18 @@ def patient_scans(inventory: discovery.Inventory, series_list: list[discovery.Im
         entry["timepoint"], entry["days_from_baseline"] = placement.timepoint, placement.days_from_baseline
         entry["warnings"] = placement.warnings + unreadable_nearby(inventory, series)
         series_masks = inventory.masks_for(series)
-        if not series_masks and unlinked:
+        transferred = drawn_elsewhere.get(series.key, [])
+        if not series_masks and transferred:
+            entry["rois"], entry["roi_errors"], ambiguous = choose_rois(
+                [mask for mask, _ in transferred], rois, centre_aliases(roi_aliases, series.centre))
+            entry["warnings"] = entry["warnings"] + ambiguous
+            drawn_on = {str(mask.path): source for mask, source in transferred}
+            for selection in entry["rois"]:
+                selection["label_id"] = label_id(selection["label"], key)
+                source = drawn_on[selection["path"]]
+                selection["drawn_on"] = [str(f) for f in source.files]
+                selection["drawn_on_modality"] = source.modality
+        elif not series_masks and unlinked:
             methods = Counter(m.link_method for m in unlinked)
             _failed(entry, "MASK_UNLINKED", f"no mask linked to this series; {len(unlinked)} mask object(s) of the "
                     f"patient could not be linked ({', '.join(f'{n} {m}' for m, n in sorted(methods.items()))}: "
@@ -245,6 +258,23 @@ def patient_scans(inventory: discovery.Inventory, series_list: list[discovery.Im
                 selection["label_id"] = label_id(selection["label"], key)
         scans.append(entry)
     return scans
+
+
+def masks_drawn_on_another_modality(inventory: discovery.Inventory, series: discovery.ImageSeries,
+                                    selected: list[discovery.ImageSeries]
+                                    ) -> list[tuple[discovery.MaskObject, discovery.ImageSeries]]:
+    """(mask, the series it was drawn on) for a series without a mask of its own, from a series of another modality
+    in the same study and frame of reference: a hybrid PET/CT's PET and CT share the scanner's coordinates, and the
+    ROI is often drawn on the CT only. Ingest rasterises such a mask on the series it was drawn on and resamples it
+    onto this one (MASK_TRANSFERRED). Another series of the same modality (a retest in the same frame) never
+    borrows a mask: each scan of a test-retest pair needs its own."""
+    if not series.frame_of_reference_uid:
+        return []
+    sources = [other for other in selected
+               if other.key != series.key and other.modality != series.modality
+               and other.study_uid == series.study_uid
+               and other.frame_of_reference_uid == series.frame_of_reference_uid and inventory.masks_for(other)]
+    return [(mask, source) for source in sources for mask in inventory.masks_for(source)]
 
 
 def patient_key(patient_id: str, study_uid: str, series_uid: str = "") -> str:

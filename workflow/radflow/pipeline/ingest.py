@@ -138,6 +138,8 @@ def read_mask_file(path: str, label: str) -> tuple[sitk.Image, list[str]]:
 def read_mask(selection: inventory.RoiSelection, image: sitk.Image, source_files: list[str],
               thresholds: Thresholds | None = None) -> tuple[sitk.Image, list[inventory.ScanWarning]]:
     """(mask on the image grid, warnings): a ROI partly outside the image within the tolerance is a warning."""
+    if selection.get("drawn_on"):
+        return transferred_mask(selection, image, thresholds)
     tolerance = (thresholds or Thresholds()).mask_outside_tolerance
     if selection["kind"] == "RTSTRUCT":
         mask, outside = rtstruct.rasterise_roi(selection["path"], selection["label"], image,
@@ -156,6 +158,33 @@ def read_mask(selection: inventory.RoiSelection, image: sitk.Image, source_files
         return mask, []
     return mask, [{"code": "MASK_PARTLY_OUTSIDE", "roi": selection["roi"], "value": outside.fraction,
                    "message": f"{outside.describe()}; left out (tolerated up to {100 * tolerance:g}%)"}]
+
+
+def transferred_mask(selection: inventory.RoiSelection, image: sitk.Image, thresholds: Thresholds | None = None
+                     ) -> tuple[sitk.Image, list[inventory.ScanWarning]]:
+    """A mask drawn on another series of the same frame of reference (a PET/CT's CT; discovery's
+    ``masks_drawn_on_another_modality``): rasterised on that series' grid, where its contours lie, then resampled
+    onto ``image`` by linear interpolation of the 0/1 mask and IBSI's partial-volume threshold of 0.5, as IBSI
+    resamples a mask; the MASK_TRANSFERRED warning says so, with both voxel counts."""
+    source = load_series(selection["drawn_on"], **_series_tolerances(thresholds)).image
+    on_source: inventory.RoiSelection = {"roi": selection["roi"], "kind": selection["kind"],
+                                         "path": selection["path"], "label": selection["label"]}
+    drawn, warnings = read_mask(on_source, source, selection["drawn_on"], thresholds)
+    fractions = sitk.Resample(sitk.Cast(drawn, sitk.sitkFloat32), image, sitk.Transform(), sitk.sitkLinear, 0.0)
+    mask = sitk.Cast(sitk.BinaryThreshold(fractions, 0.5, 1e9, 1, 0), sitk.sitkUInt8)
+    counts = [int(np.count_nonzero(sitk.GetArrayViewFromImage(m))) for m in (drawn, mask)]
+    modality = selection.get("drawn_on_modality") or "another"
+    warnings.append({"code": "MASK_TRANSFERRED", "roi": selection["roi"], "value": float(counts[1]),
+                     "message": f"drawn on the {modality} series of the same frame of reference ({counts[0]} voxels "
+                                f"there) and resampled onto this grid (linear, partial volume >= 0.5): {counts[1]} "
+                                "voxels"})
+    return mask, warnings
+
+
+def _series_tolerances(thresholds: Thresholds | None) -> dict:
+    thresholds = thresholds or Thresholds()
+    return {"spacing_tolerance_mm": thresholds.slice_spacing_tolerance_mm,
+            "oblique_tolerance_deg": thresholds.oblique_tolerance_deg}
 
 
 def write_volume(image: sitk.Image, path: Path) -> str:
