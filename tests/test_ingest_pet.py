@@ -214,3 +214,17 @@ def test_a_pet_ct_roi_drawn_on_the_ct_reaches_the_pet_of_the_same_frame(tmp_path
     expected = ndimage.map_coordinates(ct_mask.astype(float), [2.0 * k, 0.5 + 2.0 * j, 0.5 + 2.0 * i], order=1,
                                        cval=0.0) >= 0.5
     assert np.array_equal(pet_mask.astype(bool), expected) and expected.sum() == transfer["value"] > 0
+
+    # the same outside the pipeline: radflow.extract on the PET with the CT named as the series the mask was drawn on
+    import radflow
+    from conftest import REPO
+    from radflow.io import read_image
+
+    settings = REPO / "config" / "settings" / "pet_suv.yaml"
+    pet = read_image(tmp_path / "dicom" / "pet")
+    with pytest.raises(ValueError, match="lie between image slices .* --mask-image"):
+        radflow.extract(tmp_path / "dicom" / "pet", tmp_path / "dicom" / "rt.dcm", settings)
+    carried = radflow.extract(tmp_path / "dicom" / "pet", tmp_path / "dicom" / "rt.dcm", settings,
+                              mask_image=tmp_path / "dicom" / "ct")
+    on_pet = radflow.extract(pet, pet_mask, settings)
+    assert carried["value"].equals(on_pet["value"])

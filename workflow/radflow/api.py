@@ -90,7 +90,7 @@ def _as_settings(settings: "Settings | str | Path | dict | None") -> "Settings":
 
 def extract(image: "ImageLike", mask: "ImageLike", settings: "Settings | str | Path | dict | None" = None, *,
             roi: str | int | None = None, spacing: Sequence[float] | None = None,
-            origin: Sequence[float] | None = None) -> "pd.DataFrame":
+            origin: Sequence[float] | None = None, mask_image: str | Path | None = None) -> "pd.DataFrame":
     """IBSI features of one image and ROI, one row per feature and aggregation.
 
     ``settings``: a ``Settings``, a settings YAML (radflow or PyRadiomics parameter file), a dict in IBSI terms,
@@ -99,7 +99,9 @@ def extract(image: "ImageLike", mask: "ImageLike", settings: "Settings | str | P
     chosen; a mask of fractions in [0, 1], a probability map, is its voxels >= 0.5, with a
     ``io.FractionalMaskWarning``). A mask image must
     hold the image's voxels, possibly in another orientation or as a box around the ROI (``io.on_image_grid``);
-    ``InputError`` says what is wrong otherwise. Returns the columns of ``radflow extract``'s CSV (``family,
+    ``InputError`` says what is wrong otherwise. ``mask_image``: the DICOM series a DICOM or label mask was drawn on
+    when it is not ``image`` (a PET/CT's CT, for its PET): the mask is read there and resampled onto the image
+    (same frame of reference; ``imaging.mask_transfer``). Returns the columns of ``radflow extract``'s CSV (``family,
     feature, ibsi_code, aggregation, value, reason``; ``reason`` says why a value is NaN) with the same values, in
     the same order.
     """
@@ -108,14 +110,22 @@ def extract(image: "ImageLike", mask: "ImageLike", settings: "Settings | str | P
     from radflow.extraction import CSV_COLUMNS, extract_columns, settings_mismatch
     from radflow.io import image_modality, mask_references
 
-    references = mask_references(Path(mask)) if isinstance(mask, (str, Path)) else ()
+    references = mask_references(Path(mask)) if isinstance(mask, (str, Path)) and mask_image is None else ()
     reference = _as_image(image, spacing, origin, references)
     chosen = _as_settings(settings)
     mismatch = settings_mismatch(chosen, image_modality(reference), str(image) if isinstance(image, (str, Path))
                                  else "the image")
     if mismatch:
         raise ValueError(mismatch)
-    table = extract_columns(reference, _as_mask(mask, reference, roi), chosen)
+    if mask_image is not None:
+        if not isinstance(mask, (str, Path)):
+            raise TypeError("mask_image needs the mask as a path (the mask is read on that series first)")
+        from radflow.io import read_mask
+
+        roi_mask = read_mask(Path(mask), reference, roi=None if roi is None else str(roi), drawn_on=Path(mask_image))
+    else:
+        roi_mask = _as_mask(mask, reference, roi)
+    table = extract_columns(reference, roi_mask, chosen)
     frame = pd.DataFrame({name: table[name] for name in CSV_COLUMNS})
     frame["value"] = frame["value"].astype("float64")
     return frame

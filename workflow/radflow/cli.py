@@ -58,14 +58,16 @@ def cmd_extract(args) -> None:
     _existing(args.image, "image")
     _existing(args.mask, "mask")
     settings = Settings.from_yaml(_existing(args.settings, "settings file")) if args.settings else Settings.from_dict({})
+    drawn_on = _existing(args.mask_image, "mask image") if args.mask_image else None
     margin_mm = roi_window_margin_mm(settings)  # None: the features see more than the ROI's neighbourhood
-    window = None if margin_mm is None else read_roi_window(Path(args.image), Path(args.mask), margin_mm, roi=args.roi)
+    window = None if margin_mm is None or drawn_on else read_roi_window(Path(args.image), Path(args.mask), margin_mm,
+                                                                         roi=args.roi)
     if window is None:
-        image = read_image(Path(args.image), mask_references(Path(args.mask)))
+        image = read_image(Path(args.image), () if drawn_on else mask_references(Path(args.mask)))
         mismatch = settings_mismatch(settings, image_modality(image), args.image)
         if mismatch:
             raise UsageError(mismatch)
-        window = image, read_mask(Path(args.mask), image, roi=args.roi)
+        window = image, read_mask(Path(args.mask), image, roi=args.roi, drawn_on=drawn_on)
     image, mask = window
     table = extract_columns(image, mask, settings)
     if args.out:
@@ -377,6 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
                    ".seg.nrrd, or label value(s) in a NIfTI/NRRD "
                    "label mask: 2, or 1,4 for a union (needed when it holds several labels; without it, a mask "
                    "of fractions in [0, 1] is its voxels >= 0.5)")
+    p.add_argument("--mask-image", help="the DICOM series the mask was drawn on, when it is not IMAGE (a PET/CT's CT, "
+                   "for features of its PET): the mask is resampled onto IMAGE (same frame of reference)")
     p.add_argument("--out", help="CSV file (default: standard output)")
     p.set_defaults(func=cmd_extract)
 

@@ -350,11 +350,24 @@ def _the_label(labels: list[str], wanted: str | None, kind: str) -> str:
     return labels[0]
 
 
-def read_mask(path: Path, reference: sitk.Image, roi: str | None = None) -> sitk.Image:
+def read_mask(path: Path, reference: sitk.Image, roi: str | None = None, drawn_on: Path | None = None) -> sitk.Image:
     """A label image on the grid of ``reference``: NIfTI/NRRD (``roi``: a label value; without it the non-zero
     voxels, if they carry one label), RTSTRUCT or SEG (``roi``: a ROI name or segment label). A label file's voxels
     must be the image's (``on_image_grid``): features match mask and image voxels by index, so a shifted mask would
-    give another region's features."""
+    give another region's features.
+    ``drawn_on``: the DICOM series the mask was drawn on when it is not the image's (a PET/CT's CT for its PET):
+    the mask is read on that series and resampled onto ``reference`` (``imaging.mask_transfer``); the two must
+    share a frame of reference."""
+    if drawn_on is not None:
+        from radflow.imaging.mask_transfer import resampled_mask
+
+        source = read_image(drawn_on, mask_references(path))
+        if source.HasMetaDataKey(FRAME_OF_REFERENCE) and reference.HasMetaDataKey(FRAME_OF_REFERENCE) and \
+                source.GetMetaData(FRAME_OF_REFERENCE) != reference.GetMetaData(FRAME_OF_REFERENCE):
+            raise InputError(f"the series {drawn_on} the mask was drawn on and the image are in different frames of "
+                             "reference: their coordinates are not the same, so the ROI cannot be carried over; "
+                             "register them first")
+        return resampled_mask(read_mask(path, source, roi), reference)
     if path.is_file() and is_dicom(path):
         from radflow.dicom import files
 

@@ -134,7 +134,8 @@ def contours_by_slice(contours: Sequence[np.ndarray], reference: sitk.Image,
             planes.setdefault(k, []).append(index[:, :2])
     if off_plane:
         raise RtstructError(f"{off_plane} contour(s) lie between image slices (more than {plane_tolerance_mm:g} mm "
-                            "from any slice plane): drawn on another series or grid?", "MASK_GEOMETRY")
+                            "from any slice plane): drawn on another series or grid? (radflow extract --mask-image "
+                            "names the series it was drawn on, a PET/CT's CT, and resamples the mask)", "MASK_GEOMETRY")
     return planes
 
 

@@ -24,7 +24,7 @@ from radflow import inventory, io, qc, slicer_segmentation
 from radflow.dicom import files, rtstruct, seg
 from radflow.dicom.deid import identifiers_unlogged
 from radflow.dicom.series import load_series
-from radflow.imaging import mask_grid, suv
+from radflow.imaging import mask_grid, mask_transfer, suv
 from radflow.manifest import Manifest, MaskEntry, ScanEntry, ScanMeta
 from radflow.pipeline.store import sha256_of
 from radflow.qc import Thresholds
@@ -164,14 +164,12 @@ def transferred_mask(selection: inventory.RoiSelection, image: sitk.Image, thres
                      ) -> tuple[sitk.Image, list[inventory.ScanWarning]]:
     """A mask drawn on another series of the same frame of reference (a PET/CT's CT; discovery's
     ``masks_drawn_on_another_modality``): rasterised on that series' grid, where its contours lie, then resampled
-    onto ``image`` by linear interpolation of the 0/1 mask and IBSI's partial-volume threshold of 0.5, as IBSI
-    resamples a mask; the MASK_TRANSFERRED warning says so, with both voxel counts."""
+    onto ``image`` (``mask_transfer``); the MASK_TRANSFERRED warning says so, with both voxel counts."""
     source = load_series(selection["drawn_on"], **_series_tolerances(thresholds)).image
     on_source: inventory.RoiSelection = {"roi": selection["roi"], "kind": selection["kind"],
                                          "path": selection["path"], "label": selection["label"]}
     drawn, warnings = read_mask(on_source, source, selection["drawn_on"], thresholds)
-    fractions = sitk.Resample(sitk.Cast(drawn, sitk.sitkFloat32), image, sitk.Transform(), sitk.sitkLinear, 0.0)
-    mask = sitk.Cast(sitk.BinaryThreshold(fractions, 0.5, 1e9, 1, 0), sitk.sitkUInt8)
+    mask = mask_transfer.resampled_mask(drawn, image)
     counts = [int(np.count_nonzero(sitk.GetArrayViewFromImage(m))) for m in (drawn, mask)]
     modality = selection.get("drawn_on_modality") or "another"
     warnings.append({"code": "MASK_TRANSFERRED", "roi": selection["roi"], "value": float(counts[1]),
