@@ -231,19 +231,10 @@ def patient_scans(inventory: discovery.Inventory, series_list: list[discovery.Im
         entry = _scan_entry(placement.label, series, key, date_shift)
         entry["timepoint"], entry["days_from_baseline"] = placement.timepoint, placement.days_from_baseline
         entry["warnings"] = placement.warnings + unreadable_nearby(inventory, series)
-        series_masks = inventory.masks_for(series)
         transferred = drawn_elsewhere.get(series.key, [])
-        if not series_masks and transferred:
-            entry["rois"], entry["roi_errors"], ambiguous = choose_rois(
-                [mask for mask, _ in transferred], rois, centre_aliases(roi_aliases, series.centre))
-            entry["warnings"] = entry["warnings"] + ambiguous
-            drawn_on = {str(mask.path): source for mask, source in transferred}
-            for selection in entry["rois"]:
-                selection["label_id"] = label_id(selection["label"], key)
-                source = drawn_on[selection["path"]]
-                selection["drawn_on"] = [str(f) for f in source.files]
-                selection["drawn_on_modality"] = source.modality
-        elif not series_masks and unlinked:
+        series_masks = inventory.masks_for(series) or [mask for mask, _ in transferred]
+        drawn_on = {str(mask.path): source for mask, source in transferred}
+        if not series_masks and unlinked:
             methods = Counter(m.link_method for m in unlinked)
             _failed(entry, "MASK_UNLINKED", f"no mask linked to this series; {len(unlinked)} mask object(s) of the "
                     f"patient could not be linked ({', '.join(f'{n} {m}' for m, n in sorted(methods.items()))}: "
@@ -256,6 +247,9 @@ def patient_scans(inventory: discovery.Inventory, series_list: list[discovery.Im
             entry["warnings"] = entry["warnings"] + ambiguous
             for selection in entry["rois"]:
                 selection["label_id"] = label_id(selection["label"], key)
+                if selection["path"] in drawn_on:  # drawn on another series of the frame: ingest resamples it
+                    selection["drawn_on"] = [str(f) for f in drawn_on[selection["path"]].files]
+                    selection["drawn_on_modality"] = drawn_on[selection["path"]].modality
         scans.append(entry)
     return scans
 
