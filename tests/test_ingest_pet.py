@@ -8,7 +8,11 @@ acquisition at 10:05:00 (decay time 3600 s), 82 kg, stored value v with RescaleS
 """
 from __future__ import annotations
 
+import csv
 import json
+import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -228,3 +232,11 @@ def test_a_pet_ct_roi_drawn_on_the_ct_reaches_the_pet_of_the_same_frame(tmp_path
                               mask_image=tmp_path / "dicom" / "ct")
     on_pet = radflow.extract(pet, pet_mask, settings)
     assert carried["value"].equals(on_pet["value"])
+    result = subprocess.run([sys.executable, "-m", "radflow", "extract", str(tmp_path / "dicom" / "pet"),
+                             str(tmp_path / "dicom" / "rt.dcm"), "--mask-image", str(tmp_path / "dicom" / "ct"),
+                             "--settings", str(settings), "--out", str(tmp_path / "cli.csv")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    with open(tmp_path / "cli.csv", newline="") as fh:
+        cli_values = [float(row["value"]) if row["value"] else math.nan for row in csv.DictReader(fh)]
+    assert np.array_equal(np.array(cli_values), carried["value"].to_numpy(), equal_nan=True)

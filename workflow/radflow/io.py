@@ -32,6 +32,15 @@ FRACTION_THRESHOLD = 0.5
 FRACTION_ROUNDING = 1e-6
 
 
+class SegmentNotChosen(InputError):
+    """No segment, or several, of a 3D Slicer segmentation match the ROI asked for; ``public`` says so without the
+    segment names (free text, kept out of the pipeline's results)."""
+
+    def __init__(self, message: str, public: str):
+        super().__init__(message)
+        self.public = public
+
+
 class UnreadableFileError(InputError):
     """An image or mask file that cannot be read; ``reason`` says why without naming the file (the pipeline's QC
     messages must not carry paths, which may hold patient names)."""
@@ -423,19 +432,14 @@ def slicer_roi(mask: sitk.Image, roi: str | None, source: str) -> tuple[sitk.Ima
     try:
         segment = slicer_segmentation.choose(found, roi, source)
     except slicer_segmentation.SegmentChoiceError as exc:
-        raise InputError(str(exc)) from None
-    return segment_labelmap(mask, segment, f"the mask {source}"), str(segment.label_value)
-
-
-def segment_labelmap(mask: sitk.Image, segment, what: str) -> sitk.Image:
-    """The labelmap of a 3D Slicer segmentation that holds ``segment`` (a ``slicer_segmentation.Segment``): the
-    image itself, or its segment's layer (one vector component per layer)."""
+        raise SegmentNotChosen(str(exc), exc.public) from None
     layers = mask.GetNumberOfComponentsPerPixel()
     if layers == 1 and segment.layer == 0:
-        return mask
+        return mask, str(segment.label_value)
     if segment.layer >= layers:
-        raise InputError(f"{what}: a segment is in layer {segment.layer}, but the file has {layers} layer(s)")
-    return sitk.VectorIndexSelectionCast(mask, segment.layer)
+        raise InputError(f"the mask {source}: a segment is in layer {segment.layer}, but the file has {layers} "
+                         "layer(s)")
+    return sitk.VectorIndexSelectionCast(mask, segment.layer), str(segment.label_value)
 
 
 def on_image_grid(mask: sitk.Image, reference: sitk.Image | sitk.ImageFileReader, source: str) -> sitk.Image:

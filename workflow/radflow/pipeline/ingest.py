@@ -20,7 +20,7 @@ import numpy as np
 import pydicom
 import SimpleITK as sitk
 
-from radflow import inventory, io, qc, slicer_segmentation
+from radflow import inventory, io, qc
 from radflow.dicom import files, rtstruct, seg
 from radflow.dicom.deid import identifiers_unlogged
 from radflow.dicom.series import load_series
@@ -104,14 +104,13 @@ def read_mask_file(path: str, label: str) -> tuple[sitk.Image, list[str]]:
     labels = _read(path, "mask", "MASK_UNREADABLE")
     if labels.GetDimension() != 3:
         raise InputFileError(f"the mask file is {labels.GetDimension()}D, not 3D", "MASK_GEOMETRY")
-    if found := slicer_segmentation.segments(labels):  # a 3D Slicer segmentation: the label column names a segment
-        try:
-            segment = slicer_segmentation.choose(found, label or None, "file")
-            labels, label = io.segment_labelmap(labels, segment, "the mask file"), str(segment.label_value)
-        except slicer_segmentation.SegmentChoiceError as exc:  # the message without segment names (free text)
-            raise InputFileError(exc.public, "ROI_NOT_FOUND") from None
-        except io.InputError as exc:
-            raise InputFileError(str(exc), "MASK_UNREADABLE") from None
+    try:  # a 3D Slicer segmentation: the label column names a segment (other files are returned as they are)
+        labels, chosen_label = io.slicer_roi(labels, label or None, "file")
+    except io.SegmentNotChosen as exc:  # the message without segment names (free text)
+        raise InputFileError(exc.public, "ROI_NOT_FOUND") from None
+    except io.InputError as exc:
+        raise InputFileError(str(exc), "MASK_UNREADABLE") from None
+    label = chosen_label or ""
     if labels.GetNumberOfComponentsPerPixel() != 1:
         raise InputFileError(f"the mask file has {labels.GetNumberOfComponentsPerPixel()} values per voxel (a colour "
                              "or vector image), not one label", "MASK_UNREADABLE")
@@ -235,8 +234,7 @@ def read_scan_image(scan: inventory.InventoryScan, thresholds: Thresholds
             if air.severity != qc.PASS:
                 file_warnings.append({"code": air.code, "message": air.message, "value": air.value})
         return image, file_warnings, {"modality": scan.get("modality") or None}
-    volume = load_series(scan["files"], spacing_tolerance_mm=thresholds.slice_spacing_tolerance_mm,
-                         oblique_tolerance_deg=thresholds.oblique_tolerance_deg)
+    volume = load_series(scan["files"], **_series_tolerances(thresholds))
     warnings: list[inventory.ScanWarning] = [{"code": w.code, "message": w.message, "value": w.value}
                                              for w in volume.warnings]
     meta = cast(ScanMeta, acquisition_meta(scan["files"][0]))
