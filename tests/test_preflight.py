@@ -79,6 +79,13 @@ def test_roi_pattern_that_does_not_compile(own_data):
     assert_stopped_before_any_job(result, own_data, "rois[0] (GTV): pattern 'gtv[0-9' is not a regular expression")
 
 
+def test_sequence_pattern_that_does_not_compile(own_data):
+    result = snakemake(own_data, "--config", "input_dir=dicom", "clinical=null",
+                       'series={"sequences": [{"name": "t2w", "pattern": "t2("}]}')
+    assert_stopped_before_any_job(result, own_data, "series.sequences item 1: pattern 't2(' is not a regular "
+                                                    "expression")
+
+
 def test_missing_clinical_file(own_data):
     result = snakemake(own_data, "--config", "input_dir=dicom", "clinical=/nonexistent/clinical.csv")
     assert_stopped_before_any_job(result, own_data, "clinical table /nonexistent/clinical.csv does not exist")

@@ -35,9 +35,9 @@ def extract_columns(image: sitk.Image, mask: sitk.Image, settings: Settings,
 
 def settings_mismatch(settings: Settings, modality: str | None, source: str) -> str | None:
     """Why ``settings`` must not be applied to an image of DICOM ``modality`` (None: they may), as the pipeline
-    never applies them (``Settings.applies_to``): a CT document's bins are Hounsfield units, meaningless for MR
+    never applies them (``Settings.fits_modality``): a CT document's bins are Hounsfield units, meaningless for MR
     signal or PET SUV. An image of unknown modality (NIfTI, NRRD) is the user's to match."""
-    if modality is None or settings.applies_to(modality):
+    if modality is None or settings.fits_modality(modality):
         return None
     which = f"the settings {settings.name}" if settings.name else "radflow's default settings"
     target = {"PT": "PET", "CT": "CT", "MR": "MR"}.get(modality, "generic")

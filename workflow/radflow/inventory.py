@@ -50,6 +50,7 @@ class InventoryScan(TypedDict):
     scan: str  # test, retest, fu1, pt_test, ... (radflow.timepoints)
     source: Literal["dicom", "file"]
     modality: str
+    sequence: NotRequired[str]  # radflow.sequences name ('' or absent: none)
     series_uid: str  # pseudonymised
     files: list[str]
     acquisition_datetime: str | None  # shifted per patient, or None

@@ -19,6 +19,7 @@ class ScanMeta(TypedDict, total=False):
 
     series_uid: str | None  # remapped
     modality: str | None
+    sequence: str | None  # radflow.sequences: t2w, adc, ... (None: none configured or matched)
     acquisition_datetime: str | None  # shifted per patient, or None
     timepoint: int | None  # radflow.timepoints
     days_from_baseline: int | None

@@ -107,6 +107,18 @@ def check_settings(paths: list[str], where) -> tuple[list[str], list[str]]:
     return errors, notes
 
 
+def check_sequence_rules(items: list[dict]) -> list[str]:
+    """``series.sequences`` that discovery would refuse (a pattern that is no regular expression, a name taken
+    twice or by scan labels), before any job runs."""
+    from radflow.sequences import SequenceError, rules_from_config
+
+    try:
+        rules_from_config(items)
+    except SequenceError as exc:
+        return [str(exc)]
+    return []
+
+
 def check_roi_patterns(rois: list[dict], aliases: dict) -> list[str]:
     errors = []
     patterns = [(f"rois[{i}] ({roi['name']})", roi["pattern"]) for i, roi in enumerate(rois)]
@@ -246,6 +258,7 @@ def _check_inputs(config: dict, demo: bool, where, result: Plan) -> None:
     result.errors += errors
     result.notes += list(dict.fromkeys(notes))
     result.errors += check_roi_patterns(config.get("rois") or [], config.get("roi_aliases") or {})
+    result.errors += check_sequence_rules((config.get("series") or {}).get("sequences") or [])
 
 
 def plan(config: dict, demo: bool, where, main_process: bool = True) -> Plan:
@@ -317,31 +330,39 @@ def settings_coverage_note(inventory: dict, settings_paths: list[str]) -> str | 
     PET, MR or generic; ``Settings.applies_to``), which get no features at all (None when every scan has one, or
     when Snakemake's environment cannot load settings documents)."""
     try:
-        from radflow.settings import DICOM_MODALITIES, SHIPPED_DOCUMENTS, Settings
+        from radflow.settings import SHIPPED_DOCUMENTS, Settings
     except ImportError:  # Snakemake runs from an environment without radflow's dependencies (--sdm conda)
         return None
-    settings_modalities = [Settings.from_yaml(path)["modality"] for path in settings_paths]
-
-    def covered(modality: str) -> bool:
-        return any(doc == "generic" or modality in DICOM_MODALITIES.get(doc, ()) for doc in settings_modalities)
-
-    counts: dict[str, int] = {}
+    documents = [Settings.from_yaml(path) for path in settings_paths]
+    counts: dict[tuple[str, str], int] = {}
     for batch in inventory.get("batches", {}).values():
         for case in batch:
             for scan in case.get("scans", []):
                 if scan.get("error"):  # failed at discovery (no image series, ...): no features either way
                     continue
-                modality = scan.get("modality") or "CT"  # a manifest image without one is taken as CT
-                counts[modality] = counts.get(modality, 0) + 1
-    missing = {modality: n for modality, n in sorted(counts.items()) if not covered(modality)}
+                kind = (scan.get("modality") or "CT", scan.get("sequence") or "")  # a manifest image: CT by default
+                counts[kind] = counts.get(kind, 0) + 1
+    missing = {kind: n for kind, n in sorted(counts.items())
+               if not any(doc.applies_to(*kind) for doc in documents)}
     if not missing:
         return None
-    counted = [f"{n} {modality}" for modality, n in missing.items()]
+    counted = [f"{n} {modality}{' ' + sequence if sequence else ''}" for (modality, sequence), n in missing.items()]
     scans = " and ".join([", ".join(counted[:-1]), counted[-1]] if len(counted) > 1 else counted) + " scan(s)"
-    shipped = " and ".join(SHIPPED_DOCUMENTS[m] for m in missing if m in SHIPPED_DOCUMENTS)
+    shipped = " and ".join(dict.fromkeys(SHIPPED_DOCUMENTS[m] for m, _ in missing if m in SHIPPED_DOCUMENTS))
     return (f"features: no settings document is meant for {scans}, which get no features; add "
             + (f"{shipped} (or your own) " if shipped else "a document of their modality ")
             + "or a generic one to `features`")
+
+
+def has_test_retest_pair(labels: list[str]) -> bool:
+    """Whether scan labels hold a test and a retest of one kind (``test``/``retest``, ``t2w_test``/``t2w_retest``)."""
+    from radflow.timepoints import split_label
+
+    kinds: dict[str, set[str]] = {}
+    for label in labels:
+        prefix, base = split_label(label)
+        kinds.setdefault(prefix, set()).add(base)
+    return any({"test", "retest"} <= bases for bases in kinds.values())
 
 
 def retest_note(inventory: dict, methods: list[str]) -> str | None:
@@ -350,7 +371,7 @@ def retest_note(inventory: dict, methods: list[str]) -> str | None:
     if "test-retest" not in methods:
         return None
     cases = [case for batch in inventory.get("batches", {}).values() for case in batch]
-    pairs = sum(1 for case in cases if {"test", "retest"} <= {scan.get("scan") for scan in case.get("scans", [])})
+    pairs = sum(1 for case in cases if has_test_retest_pair([scan.get("scan") or "" for scan in case.get("scans", [])]))
     if pairs >= 2:
         return None
     return (f"stability.method test-retest, but {pairs} of {len(cases)} cases have both a test and a retest scan: "

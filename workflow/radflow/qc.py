@@ -49,6 +49,9 @@ CHECKS: dict[str, tuple[Severity, str]] = {
     "ACQUISITION_DATE_MISSING": (WARN, "the scan has no acquisition, series or study date: its timepoint is unknown"),
     "TIMEPOINT_AMBIGUOUS": (WARN, "more than two scans of one modality on one timepoint: which pair is test-retest "
                                   "is a guess"),
+    "RETEST_PROTOCOL_DIFFERS": (WARN, "the retest was acquired with another protocol than its test (echo or "
+                                      "repetition time, CT kernel, contrast, original vs derived): another sequence "
+                                      "or reconstruction taken for a repeat? (series.sequences names them apart)"),
     # reading the series
     "SERIES_READ": (FAIL, "the series was read into one regular volume"),
     "SERIES_UNREADABLE": (FAIL, "reading the series failed in an unexpected way (the message names the error type)"),
@@ -325,8 +328,11 @@ def check_roi(image: sitk.Image, mask: sitk.Image, roi: str, min_volume_mm3: flo
 
 
 def retest_present(scan_names: set[str]) -> QCResult:
-    """RETEST_MISSING: test-retest stability needs a second scan (warning: the case still gives features)."""
-    if "retest" in scan_names:
+    """RETEST_MISSING: test-retest stability needs a second scan (warning: the case still gives features); a
+    retest of any modality or sequence counts (``pt_retest``, ``t2w_retest``)."""
+    from radflow.timepoints import split_label
+
+    if any(split_label(name)[1] == "retest" for name in scan_names):
         return result("RETEST_MISSING", True, "retest scan present")
     return result("RETEST_MISSING", False, "no retest scan for this case")
 

@@ -58,8 +58,10 @@ def _facts(con: duckdb.DuckDBPyConnection) -> dict:
     f["feature_values"] = int(_scalar(con, "SELECT count(*) FROM features"))
     f["feature_nan"] = int(_scalar(con, "SELECT count(*) FROM features WHERE NOT isfinite(value) OR value IS NULL"))
     f["settings"] = int(_scalar(con, "SELECT count(*) FROM settings"))
+    # over the first scan of every kind (test, pt_test, t2w_test): a PET/CT or a multiparametric MR has several
     f["features_per_case"] = int(_scalar(
-        con, "SELECT count(DISTINCT (roi, settings_id, ibsi_code, aggregation)) FROM features WHERE scan = 'test'"))
+        con, "SELECT count(DISTINCT (scan, roi, settings_id, ibsi_code, aggregation)) FROM features "
+             "WHERE scan = 'test' OR suffix(scan, '_test')"))
     methods = [m for (m,) in con.execute("SELECT DISTINCT method FROM stability ORDER BY method").fetchall()] \
         if _has_table(con, "stability") else []
     f["stability_methods"] = methods

@@ -26,6 +26,7 @@ from radflow.ibsi import FAMILIES, MATRIX_AGGREGATIONS, ZONE_AGGREGATIONS
 from radflow.imaging.filters.registry import FilterSpec
 from radflow.imaging.filters.registry import defaults as filter_defaults
 from radflow.imaging.filters.registry import normalise as normalise_filter
+from radflow.sequences import SequenceError, checked_name
 
 DISCRETISATION_METHODS = ("fixed_bin_size", "fixed_bin_number", "none")
 MODALITIES = ("CT", "PET", "MR", "generic")
@@ -261,9 +262,16 @@ class Settings:
 
     @classmethod
     def from_dict(cls, given: dict | None, name: str = "") -> "Settings":
-        doc = _merge(dict(DEFAULTS, filter=filter_defaults()), given or {}, "")
+        given = dict(given or {})
+        sequence = given.pop("sequence", None)
+        doc = _merge(dict(DEFAULTS, filter=filter_defaults()), given, "")
         doc["filter"] = normalise_filter(doc["filter"])  # "pi/4" and 0.785... hash alike
         _validate(doc)
+        if sequence is not None:  # absent from the canonical document unless given: other documents keep their ids
+            try:
+                doc["sequence"] = checked_name(sequence, "sequence")
+            except SequenceError as exc:
+                raise SettingsError(str(exc)) from None
         return cls(doc=doc, name=name)
 
     @classmethod
@@ -324,9 +332,18 @@ class Settings:
         except SettingsError as exc:
             raise SettingsError(f"{path} ({chosen.image_type}): {exc}") from None
 
-    def applies_to(self, dicom_modality: str | None) -> bool:
+    def applies_to(self, dicom_modality: str | None, sequence: str | None = None) -> bool:
         """Whether this document is meant for images of ``dicom_modality`` (CT, PT, MR); ``generic`` fits all, and
-        an image of unknown modality is taken as CT (the manifest's default)."""
+        an image of unknown modality is taken as CT (the manifest's default). A document that names a
+        ``sequence`` (``radflow.sequences``) is meant for that sequence's series only; one that names none, for
+        every series of its modality."""
+        if self.doc.get("sequence") and self.doc["sequence"] != (sequence or ""):
+            return False
+        return self.fits_modality(dicom_modality)
+
+    def fits_modality(self, dicom_modality: str | None) -> bool:
+        """Whether this document's ``modality`` fits images of ``dicom_modality``, whatever sequence it names (a
+        one-off extraction is given its document by hand)."""
         if self.doc["modality"] == "generic":
             return True
         return (dicom_modality or "CT") in DICOM_MODALITIES[self.doc["modality"]]

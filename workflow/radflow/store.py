@@ -40,6 +40,8 @@ SCHEMA: dict[str, tuple[list[tuple[str, str]], list[str]]] = {
             ("timepoint", "INTEGER"), ("days_from_baseline", "INTEGER"),
             # what the voxel values are: HU (CT), SUVbw (PET, converted at ingest), arbitrary (MR, other)
             ("intensity_unit", "VARCHAR"),
+            # radflow.sequences: the configured sequence (t2w, adc) the series was named, NULL when none
+            ("sequence", "VARCHAR"),
         ],
         ["case_id", "scan"],
     ),

@@ -13,14 +13,19 @@ k >= 1         ``fuK``, ``fuK_retest``, ...     follow-up ``fu1``; delta feature
 =============  ==============================  ==================================================
 
 The first modality of the configured ``series.modalities`` gets these labels as they are; other modalities are
-prefixed with their lower-case name (``pt_test``, ``mr_fu1``), so a case's scan labels stay unique. Days from
+prefixed with their lower-case name (``pt_test``, ``mr_fu1``), so a case's scan labels stay unique. A series of a
+configured sequence (``radflow.sequences``: ``t2w``, ``adc``) is grouped and labelled with its sequence instead
+(``t2w_test``, ``adc_fu1``): a T2-weighted and an ADC series of one day are two sequences, not a test and a retest. Days from
 baseline count calendar days between the scan's date and the patient's earliest date. Pseudonymisation shifts all
 dates of a patient by the same number of days, so these intervals are the same on shifted dates.
 
 Ambiguous groupings are flagged on the scans concerned (warnings, so the case goes on):
 ``ACQUISITION_DATE_MISSING`` when a patient with several scans has one without any date (it cannot be placed:
 labelled ``undated``, ``undated2``, ... with no timepoint), and ``TIMEPOINT_AMBIGUOUS`` when more than two scans of
-one modality fall on one timepoint (which two are the test-retest pair is a guess: the first two in time).
+one modality fall on one timepoint (which two are the test-retest pair is a guess: the first two in time), and
+``RETEST_PROTOCOL_DIFFERS`` on a retest acquired with another protocol than its test (echo or repetition time, CT
+kernel, contrast, original vs derived: another sequence or reconstruction taken for a repeat, unless
+``series.sequences`` names them apart).
 """
 from __future__ import annotations
 
@@ -29,10 +34,12 @@ import re
 from dataclasses import dataclass, field
 
 from radflow.inventory import ScanWarning
+from radflow.sequences import Protocol, protocol_differences
 
 BASELINE_LABELS = ("test", "retest")
 ACQUISITION_DATE_MISSING = "ACQUISITION_DATE_MISSING"
 TIMEPOINT_AMBIGUOUS = "TIMEPOINT_AMBIGUOUS"
+RETEST_PROTOCOL_DIFFERS = "RETEST_PROTOCOL_DIFFERS"
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,8 @@ class ScanTiming:
     when: str
     series_number: str = ""
     uid: str = ""
+    sequence: str = ""  # radflow.sequences name, '' when none is configured or matches
+    protocol: Protocol = ()  # acquisition protocol (radflow.sequences.protocol_of), compared with the test's
 
     @property
     def date(self) -> dt.date | None:
@@ -94,6 +103,22 @@ def modality_prefix(modality: str, rules: TimepointRules) -> str:
     return "" if modality == rules.primary_modality else f"{modality.lower()}_"
 
 
+def label_prefix(scan: ScanTiming, rules: TimepointRules) -> str:
+    """``t2w_`` for a scan of a named sequence, else its modality's prefix ('' for the primary modality)."""
+    return f"{scan.sequence}_" if scan.sequence else modality_prefix(scan.modality, rules)
+
+
+def differs_from_test(test: ScanTiming, retest: ScanTiming) -> list[ScanWarning]:
+    """RETEST_PROTOCOL_DIFFERS when the retest was acquired with another protocol than its test."""
+    differences = [] if retest.sequence else protocol_differences(test.protocol, retest.protocol)
+    if not differences:
+        return []
+    return [{"code": RETEST_PROTOCOL_DIFFERS, "value": float(len(differences)),
+             "message": f"this scan and the one taken as its test on the same timepoint differ in "
+                        f"{'; '.join(differences)}: if they are different sequences or reconstructions, not a "
+                        "repeat, name them in series.sequences so that each gets its own labels and test-retest pair"}]
+
+
 def group_dates(dates: list[dt.date], max_gap_days: int) -> dict[dt.date, int]:
     """Timepoint index of each distinct date: a date more than ``max_gap_days`` after the first date of the open
     timepoint opens the next one."""
@@ -111,36 +136,43 @@ def place(scans: list[ScanTiming], rules: TimepointRules) -> list[Placement]:
     dates = [s.date for s in scans]
     dated = [d for d in dates if d is not None]
     placements: list[Placement | None] = [None] * len(scans)
-    groups: dict[tuple[str, int | None], list[int]]
+    groups: dict[tuple[str, str, int | None], list[int]]
     if not dated:  # nothing to group by: one unknown timepoint in time order (SeriesNumber), as far as it goes
-        groups = {(s.modality, None): [i for i, t in enumerate(scans) if t.modality == s.modality] for s in scans}
+        groups = {}
+        for i, scan in enumerate(scans):
+            groups.setdefault((scan.modality, scan.sequence, None), []).append(i)
         timepoint_of = {}
     else:
         timepoint_of = group_dates(dated, rules.max_gap_days)
         groups = {}
         for i, (scan, date) in enumerate(zip(scans, dates)):
             if date is not None:
-                groups.setdefault((scan.modality, timepoint_of[date]), []).append(i)
+                groups.setdefault((scan.modality, scan.sequence, timepoint_of[date]), []).append(i)
     baseline = min(dated) if dated else None
-    for (modality, timepoint), members in groups.items():
+    for (modality, sequence, timepoint), members in groups.items():
         members = sorted(members, key=lambda i: scans[i].order())
+        kind = f"{modality} {sequence}" if sequence else modality
         warnings: list[ScanWarning] = []
         if len(members) > 2:
             warnings.append({"code": TIMEPOINT_AMBIGUOUS, "value": float(len(members)),
-                             "message": f"{len(members)} {modality} scans on one timepoint: the first two in time "
+                             "message": f"{len(members)} {kind} scans on one timepoint: the first two in time "
                                         "are taken as test and retest"})
         if timepoint is None and len(members) > 1:
             warnings.append({"code": ACQUISITION_DATE_MISSING, "value": float(len(members)),
-                             "message": f"{len(members)} {modality} scans without acquisition date: ordered by "
+                             "message": f"{len(members)} {kind} scans without acquisition date: ordered by "
                                         "SeriesNumber, timepoint unknown"})
         for position, i in enumerate(members):
             date = dates[i]
             days = (date - baseline).days if date is not None and baseline is not None else None
-            label = modality_prefix(modality, rules) + timepoint_label(timepoint or 0, position)
-            placements[i] = Placement(label, timepoint, days, list(warnings))
+            label = label_prefix(scans[i], rules) + timepoint_label(timepoint or 0, position)
+            own = differs_from_test(scans[members[0]], scans[i]) if position == 1 else []
+            placements[i] = Placement(label, timepoint, days, list(warnings) + own)
     undated = [i for i, p in enumerate(placements) if p is None]
-    for n, i in enumerate(sorted(undated, key=lambda i: scans[i].order()), start=1):
-        label = modality_prefix(scans[i].modality, rules) + ("undated" if n == 1 else f"undated{n}")
+    numbered: dict[str, int] = {}
+    for i in sorted(undated, key=lambda i: scans[i].order()):
+        prefix = label_prefix(scans[i], rules)
+        n = numbered[prefix] = numbered.get(prefix, 0) + 1
+        label = prefix + ("undated" if n == 1 else f"undated{n}")
         placements[i] = Placement(label, None, None, [{
             "code": ACQUISITION_DATE_MISSING, "value": None,
             "message": "no acquisition, series or study date while the patient's other scans have one: the scan "

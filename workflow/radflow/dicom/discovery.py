@@ -29,6 +29,7 @@ from pydicom.errors import InvalidDicomError
 
 from radflow.dicom import files
 from radflow.dicom.deid import identifiers_unlogged
+from radflow.sequences import PROTOCOL_TAGS, Protocol, protocol_of
 
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
@@ -38,9 +39,9 @@ SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
 
 HEADER_TAGS = [
     "SOPClassUID", "SOPInstanceUID", "Modality", "PatientID", "StudyInstanceUID", "SeriesInstanceUID",
-    "FrameOfReferenceUID", "SeriesDescription", "SeriesNumber", "SeriesDate", "SeriesTime", "AcquisitionDate",
+    "FrameOfReferenceUID", "SeriesDescription", "ProtocolName", "SeriesNumber", "SeriesDate", "SeriesTime", "AcquisitionDate",
     "AcquisitionTime", "AcquisitionDateTime", "StudyDate", "StudyTime", "Rows", "Columns", "NumberOfFrames",
-    "ImageType", "PatientName", "PatientBirthDate", "PatientSex",
+    "ImageType", "PatientName", "PatientBirthDate", "PatientSex", *PROTOCOL_TAGS,
     # RTSTRUCT
     "StructureSetROISequence", "ReferencedFrameOfReferenceSequence",
     # SEG
@@ -65,6 +66,8 @@ class Header:
     series_datetime: str
     acquisition_datetime: str
     is_image: bool
+    protocol_name: str = ""
+    protocol: Protocol = ()  # radflow.sequences.protocol_of
     image_type: tuple[str, ...] = ()  # ImageType values, upper case
     n_frames: int = 1
     centre: str = ""  # value of the attribute that tells centres apart (``scan(centre_attribute=...)``)
@@ -91,6 +94,8 @@ class ImageSeries:
     centre: str = ""
     n_slices: int = 0  # frames over all distinct SOP instances (a multi-frame file counts its frames)
     excluded: str = ""  # why SeriesRules leave this series out ('' = selected)
+    protocol_name: str = ""
+    protocol: Protocol = ()  # of its first file (radflow.sequences.protocol_of)
     duplicate_files: int = 0  # files repeating a SOP instance already counted
     identities: set[tuple[str, str, str]] = field(default_factory=set, repr=False)
     sop_instance_uids: set[str] = field(default_factory=set, repr=False)
@@ -294,6 +299,7 @@ def header_from_dataset(path: Path, ds: pydicom.Dataset, centre_attribute: str =
         series_uid=_text(ds, "SeriesInstanceUID"),
         frame_of_reference_uid=_text(ds, "FrameOfReferenceUID") or (referenced_frames[0] if referenced_frames else ""),
         series_description=_text(ds, "SeriesDescription"),
+        protocol_name=_text(ds, "ProtocolName"),
         series_number=_text(ds, "SeriesNumber"),
         series_datetime=iso_datetime(_text(ds, "SeriesDate"), _text(ds, "SeriesTime"))
         or iso_datetime(_text(ds, "StudyDate"), _text(ds, "StudyTime")),
@@ -301,6 +307,7 @@ def header_from_dataset(path: Path, ds: pydicom.Dataset, centre_attribute: str =
         or iso_datetime(_text(ds, "AcquisitionDate"), _text(ds, "AcquisitionTime")),
         is_image="Rows" in ds and "Columns" in ds,
         image_type=_values(ds, "ImageType"),
+        protocol=protocol_of({tag: "\\".join(_values(ds, tag)) for tag in PROTOCOL_TAGS}, _values(ds, "ImageType")),
         n_frames=_frames(ds),
         centre=_text(ds, centre_attribute) if centre_attribute else "",
         labels=labels,
@@ -333,7 +340,7 @@ def group_series(headers: Iterable[Header]) -> list[ImageSeries]:
                 frame_of_reference_uid=h.frame_of_reference_uid, series_description=h.series_description,
                 series_number=h.series_number, series_datetime=h.series_datetime,
                 acquisition_datetime=h.acquisition_datetime, sop_class_uid=h.sop_class_uid,
-                image_type=h.image_type, centre=h.centre)
+                image_type=h.image_type, centre=h.centre, protocol_name=h.protocol_name, protocol=h.protocol)
         elif h.acquisition_datetime and (not series.acquisition_datetime
                                          or h.acquisition_datetime < series.acquisition_datetime):
             series.acquisition_datetime = h.acquisition_datetime

@@ -25,9 +25,23 @@ NO_CENTRE = "(no centre)"
 log = logging.getLogger(__name__)
 
 
-def feature_key(roi: str, settings_id: str, ibsi_code: str, aggregation: str) -> str:
-    """Column name of one feature in the modelling frame, e.g. ``GTV|3f2a...|OQD8|3D, merged``."""
-    return f"{roi}|{settings_id}|{ibsi_code}|{aggregation}"
+def feature_key(roi: str, settings_id: str, ibsi_code: str, aggregation: str, kind: str = "") -> str:
+    """Column name of one feature in the modelling frame, e.g. ``GTV|3f2a...|OQD8|3D, merged``; with the scan's
+    kind (its label prefix: an MR sequence, another modality) when one settings id measured several kinds, e.g.
+    ``t2w:GTV|3f2a...|OQD8|3D, merged``."""
+    return f"{kind + ':' if kind else ''}{roi}|{settings_id}|{ibsi_code}|{aggregation}"
+
+
+def scan_kinds(rows: pd.DataFrame) -> pd.Series:
+    """Per row, the kind of scan that enters the feature's identity: its label prefix (``t2w`` of ``t2w_test``)
+    where the row's settings id was measured on scans of more than one prefix, else ''. A settings document for
+    one modality normally meets one kind; a generic MR one applied to a T2-weighted and an ADC series (labels
+    ``t2w_test`` and ``adc_test``) gives two values per case and feature key, and they are two features, not one
+    value and a duplicate."""
+    source = rows["source_scan"] if "source_scan" in rows else rows["scan"]  # a delta row: its follow-up scan
+    prefix = source.map(lambda label: split_label(label)[0].rstrip("_"))
+    several = prefix.groupby(rows["settings_id"]).transform("nunique") > 1
+    return prefix.where(several, "")
 
 
 def qc_failed_cases(qc: pd.DataFrame, scan: str) -> set[tuple[str, str, str]]:
@@ -43,9 +57,11 @@ def scans_labelled(scans: pd.Series, label: str) -> np.ndarray:
 
 
 def delta_rows(delta: pd.DataFrame, timepoint: int, column: str = "delta_absolute") -> pd.DataFrame:
-    """Delta features of follow-up ``timepoint`` as long feature rows (scan 'delta', value = ``column``)."""
+    """Delta features of follow-up ``timepoint`` as long feature rows (scan 'delta', value = ``column``; the
+    follow-up scan it comes from as ``source_scan``, whose kind keeps two sequences' deltas apart)."""
     rows = delta[delta["timepoint"] == timepoint]
-    return pd.DataFrame({"case_id": rows["case_id"], "scan": "delta", "roi": rows["roi"],
+    return pd.DataFrame({"case_id": rows["case_id"], "scan": "delta", "source_scan": rows["followup_scan"],
+                         "roi": rows["roi"],
                          "settings_id": rows["settings_id"], "feature": [f"{column}: {name}" for name in rows["feature"]],
                          "ibsi_code": rows["ibsi_code"], "aggregation": rows["aggregation"],
                          "value": rows[column].astype(float)})
@@ -63,8 +79,17 @@ def feature_matrix(features: pd.DataFrame, scan: str = "test", stable: pd.DataFr
         rows = rows[~np.asarray(bad, dtype=bool)]
     if stable is not None:
         rows = rows.merge(stable[KEY_COLUMNS].drop_duplicates(), on=KEY_COLUMNS, how="inner")
-    rows = rows.assign(feature_key=[feature_key(r, s, c, a) for r, s, c, a in
-                                    zip(rows["roi"], rows["settings_id"], rows["ibsi_code"], rows["aggregation"])])
+    kinds = scan_kinds(rows) if len(rows) else pd.Series([], dtype=str)
+    rows = rows.assign(
+        feature_key=[feature_key(r, s, c, a, k) for r, s, c, a, k in
+                     zip(rows["roi"], rows["settings_id"], rows["ibsi_code"], rows["aggregation"], kinds)],
+        feature=[f"{k}: {name}" if k else name for k, name in zip(kinds, rows["feature"])])
+    repeated = rows.duplicated(["case_id", "feature_key"], keep=False)
+    if repeated.any():  # taking one of them would drop a measurement without a word
+        example = rows[repeated].iloc[0]
+        raise ValueError(f"{int(repeated.sum())} feature rows share a case and feature key with another row, e.g. "
+                         f"case {example['case_id']}, {example['feature_key']} of scan {example['scan']}: the "
+                         "modelling matrix has one value per case and feature")
     matrix = rows.pivot_table(index="case_id", columns="feature_key", values="value", aggfunc="first",
                               dropna=False).astype(float)
     matrix = matrix.sort_index().sort_index(axis=1)

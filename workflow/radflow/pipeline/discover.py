@@ -39,6 +39,7 @@ from radflow import csv_dialect
 from radflow import inventory as inv
 from radflow.dicom import discovery
 from radflow.dicom.deid import date_shift_days, pseudo_uid, pseudonym, shift_iso_datetime
+from radflow.sequences import SequenceRule, checked_name, rules_from_config, sequence_of
 from radflow.timepoints import ScanTiming, TimepointRules, place
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 # Clinical columns that identify a person: dropped on the way in, whatever the CSV holds.
 IDENTIFYING_COLUMNS = {"patient_name", "name", "birth_date", "patient_birth_date", "date_of_birth", "dob",
                        "address", "phone", "mrn", "accession_number", "institution_name"}
-MANIFEST_COLUMNS = ("patient_id", "image", "mask")  # required; optional: scan, roi, label, modality
+MANIFEST_COLUMNS = ("patient_id", "image", "mask")  # required; optional: scan, roi, label, modality, sequence
 
 
 MISSING_PATIENT_ID = ("fail", "study_uid")  # config pseudonymisation.missing_patient_id
@@ -160,9 +161,11 @@ def _failed(entry: inv.InventoryScan, code: str, message: str) -> inv.InventoryS
     return entry
 
 
-def _timing(series: discovery.ImageSeries) -> ScanTiming:
+def _timing(series: discovery.ImageSeries, sequences: tuple[SequenceRule, ...] = ()) -> ScanTiming:
     return ScanTiming(series.modality, series.acquisition_datetime or series.series_datetime, series.series_number,
-                      series.series_uid)
+                      series.series_uid, sequence_of(series.modality, series.series_description,
+                                                     series.protocol_name, sequences),
+                      series.protocol)
 
 
 def _no_series_message(excluded: list[discovery.ImageSeries], n_masks: int) -> str:
@@ -207,8 +210,8 @@ def identity_conflict(series_list: list[discovery.ImageSeries],
 
 def patient_scans(inventory: discovery.Inventory, series_list: list[discovery.ImageSeries],
                   masks: list[discovery.MaskObject], rois: list[dict], key: bytes, date_shift: int | None,
-                  roi_aliases: dict | None, timepoint_rules: TimepointRules | None = None
-                  ) -> list[inv.InventoryScan]:
+                  roi_aliases: dict | None, timepoint_rules: TimepointRules | None = None,
+                  sequences: tuple[SequenceRule, ...] = ()) -> list[inv.InventoryScan]:
     """The scans of one patient (see the module docstring)."""
     selected = sorted((s for s in series_list if not s.excluded), key=lambda s: _timing(s).order())
     if not selected:
@@ -226,9 +229,12 @@ def patient_scans(inventory: discovery.Inventory, series_list: list[discovery.Im
     else:  # no mask at all: the largest series stands for the case in QC
         chosen = [max(selected, key=lambda s: s.n_slices)]
     scans = []
-    placements = place([_timing(s) for s in chosen], timepoint_rules or TimepointRules())
-    for placement, series in zip(placements, chosen):
+    timings = [_timing(s, sequences) for s in chosen]
+    placements = place(timings, timepoint_rules or TimepointRules())
+    for placement, series, timing in zip(placements, chosen, timings):
         entry = _scan_entry(placement.label, series, key, date_shift)
+        if timing.sequence:
+            entry["sequence"] = timing.sequence
         entry["timepoint"], entry["days_from_baseline"] = placement.timepoint, placement.days_from_baseline
         entry["warnings"] = placement.warnings + unreadable_nearby(inventory, series)
         transferred = drawn_elsewhere.get(series.key, [])
@@ -284,7 +290,8 @@ def _case_failure(code: str, message: str) -> list[inv.InventoryScan]:
 def cases_from_inventory(inventory: discovery.Inventory, rois: list[dict], key: bytes, dates: str = "shift",
                          roi_aliases: dict | None = None,
                          missing_patient_id: str = "fail",
-                         timepoint_rules: TimepointRules | None = None) -> dict[str, inv.InventoryCase]:
+                         timepoint_rules: TimepointRules | None = None,
+                         sequences: tuple[SequenceRule, ...] = ()) -> dict[str, inv.InventoryCase]:
     """Cases keyed by case_id from a DICOM inventory; ``dates``: 'shift' (keyed per patient) or 'drop';
     ``missing_patient_id``: 'fail' or 'study_uid' (see the module docstring); ``timepoint_rules``: how scans group
     into timepoints (``radflow.timepoints``)."""
@@ -316,7 +323,7 @@ def cases_from_inventory(inventory: discovery.Inventory, rois: list[dict], key: 
                                           "(other studies of the same person become other cases)"})
             shift = date_shift_days(patient, key) if dates == "shift" else None
             scans = patient_scans(inventory, series_list, masks, rois, key, shift, roi_aliases,
-                                   timepoint_rules)
+                                  timepoint_rules, sequences)
         cases[case_id] = {"case_id": case_id, "scans": scans, "checks": checks}
     mark_unreadable(cases, inventory, series_by_patient, masks_by_patient, key)
     return cases
@@ -405,7 +412,7 @@ def read_input_manifest(path: Path) -> list[dict]:
     missing = [c for c in MANIFEST_COLUMNS if rows and c not in rows[0]]
     if missing or not rows:
         raise ValueError(f"{path.name}: needs columns {list(MANIFEST_COLUMNS)} (and optionally scan, roi, label, "
-                         f"modality); missing {missing or 'rows'}")
+                         f"modality, sequence); missing {missing or 'rows'}")
     for line, row in numbered:
         row["line"] = str(line)
         for column in ("image", "mask"):
@@ -450,6 +457,10 @@ def cases_from_manifest(rows: list[dict], rois: list[dict], key: bytes) -> dict[
     grouped: dict[tuple[str, str], list[dict]] = {}
     for row in rows:
         scan = (row.get("scan") or "").strip() or "test"
+        sequence = (row.get("sequence") or "").strip()
+        if sequence:  # the sequence is the label's prefix, as discovery makes it: t2w_test
+            sequence = row["sequence"] = checked_name(sequence, f"input manifest line {row.get('line', '?')}")
+            scan = scan if scan.startswith(f"{sequence}_") else f"{sequence}_{scan}"
         grouped.setdefault((row["patient_id"].strip(), scan), []).append(row)
     cases: dict[str, inv.InventoryCase] = {}
     for (patient_id, scan), scan_rows in sorted(grouped.items()):
@@ -458,13 +469,15 @@ def cases_from_manifest(rows: list[dict], rois: list[dict], key: bytes) -> dict[
         if len({row["image"] for row in scan_rows}) > 1:  # a second image would be left out, its masks put on the first
             raise ValueError(f"input manifest lines {_lines(scan_rows)}: one patient's scan {scan!r} lists "
                              f"{len({row['image'] for row in scan_rows})} different images; give each image its own "
-                             "scan label (a scan column: test, retest, pet, ...)")
+                             "scan label (a scan column: test, retest, pet, ...) or sequence (a sequence column: t2w, adc, ...)")
         entry: inv.InventoryScan = {
             "scan": scan, "source": "file", "modality": first.get("modality") or "CT",
             "series_uid": pseudo_uid("file:" + first["image"], key), "files": [first["image"]],
             "acquisition_datetime": None, "timepoint": None, "days_from_baseline": None,
             "rois": [], "roi_errors": [], "error": None,
         }
+        if first.get("sequence"):
+            entry["sequence"] = first["sequence"]
         listed: dict[str, dict] = {}
         for row in scan_rows:
             roi = (row.get("roi") or "").strip() or default_roi
@@ -556,6 +569,7 @@ def discover(input_dir: Path | None, inventory_path: Path, batch_size: int, rois
     cases: dict[str, inv.InventoryCase] = {}
     rules = discovery.SeriesRules.from_config(series_rules)
     timepoint_rules = TimepointRules.from_config(timepoints, rules.modalities[0] if rules.modalities else "CT")
+    sequences = rules_from_config((series_rules or {}).get("sequences"))
     patient_ids: set[str] = set()
     if input_dir is not None:
         inventory = discovery.scan(input_dir, rules,
@@ -570,7 +584,7 @@ def discover(input_dir: Path | None, inventory_path: Path, batch_size: int, rois
         log.info("mask links: %s", dict(sorted(links.items())))
         cases.update(cases_from_inventory(inventory, rois, key, dates, roi_aliases,
                                           missing_patient_id=missing_patient_id,
-                                          timepoint_rules=timepoint_rules))
+                                          timepoint_rules=timepoint_rules, sequences=sequences))
         patient_ids |= ({patient_key(s.patient_id, s.study_uid, s.series_uid) for s in inventory.series}
                         | {patient_key(m.patient_id, m.study_uid, m.series_uid) for m in inventory.masks})
         write_unreadable(inventory, inventory_path.parent / "unreadable.csv")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,14 +38,17 @@ class UsableRoi:
     image: sitk.Image
     mask: sitk.Image
     modality: str = ""
+    sequence: str = ""  # radflow.sequences
 
 
-def usable_rois(manifest_path: Path, qc_path: Path, scans: set[str] | None = None) -> Iterator[UsableRoi]:
-    """Every ROI of a batch that QC let through (optionally only of the named scans), with its image and mask."""
+def usable_rois(manifest_path: Path, qc_path: Path,
+                wanted: Callable[[str], bool] | None = None) -> Iterator[UsableRoi]:
+    """Every ROI of a batch that QC let through (optionally only of the scans whose label is ``wanted``), with its
+    image and mask."""
     manifest = Manifest.read(manifest_path)
     scan_failed, roi_failed = failed_keys(pd.read_parquet(qc_path))
     for scan in manifest.scans:
-        if scan.status != "ok" or (scan.case_id, scan.scan) in scan_failed or (scans and scan.scan not in scans):
+        if scan.status != "ok" or (scan.case_id, scan.scan) in scan_failed or (wanted and not wanted(scan.scan)):
             continue
         image = io.read_volume(manifest.path_of(scan.image))
         for mask_entry in scan.masks:
@@ -53,7 +56,7 @@ def usable_rois(manifest_path: Path, qc_path: Path, scans: set[str] | None = Non
                 continue
             mask = sitk.ReadImage(str(manifest.path_of(mask_entry.path)))
             yield UsableRoi(scan.case_id, scan.scan, mask_entry.roi, image, mask,
-                            scan.meta.get("modality") or scan.modality)
+                            scan.meta.get("modality") or scan.modality, scan.meta.get("sequence") or "")
 
 
 def extraction_error(settings: Settings, exc: BaseException) -> tuple[str, str, float | None]:
@@ -71,7 +74,8 @@ def extraction_error(settings: Settings, exc: BaseException) -> tuple[str, str, 
 def extract_batch(manifest_path: Path, qc_path: Path, settings_paths: list[Path],
                   memory_mb: float = DEFAULT_MEMORY_MB) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Features of every QC-passed scan and ROI in a batch, for every settings document of the scan's modality
-    (``Settings.applies_to``: CT settings for CT, PET settings for PT, MR settings for MR, generic ones for all).
+    (``Settings.applies_to``: CT settings for CT, PET settings for PT, MR settings for MR, generic ones for all;
+    a document naming a sequence only for that sequence's series).
 
     Returns (features, extraction_qc): a ROI whose grid would not fit in ``memory_mb`` is an ROI_TOO_LARGE failure
     (estimated before anything is allocated), a ROI whose extraction raises anything else (MemoryError included) a
@@ -83,7 +87,7 @@ def extract_batch(manifest_path: Path, qc_path: Path, settings_paths: list[Path]
     for usable in usable_rois(manifest_path, qc_path):
         key = (usable.case_id, usable.scan, usable.roi)
         for settings in all_settings:
-            if not settings.applies_to(usable.modality):
+            if not settings.applies_to(usable.modality, usable.sequence):
                 continue
             try:
                 table = extract_pair(usable.image, usable.mask, settings, memory_mb=memory_mb)

@@ -252,6 +252,7 @@ def ingest_scan(case_id: str, scan: inventory.InventoryScan, volumes: Path, thre
     entry = ScanEntry(case_id=case_id, scan=scan["scan"], modality=scan.get("modality", ""),
                       roi_errors=list(scan["roi_errors"]))
     entry.meta = {"series_uid": scan.get("series_uid") or None, "modality": scan.get("modality") or None,
+                  "sequence": scan.get("sequence") or None,
                   "acquisition_datetime": scan.get("acquisition_datetime"), "timepoint": scan.get("timepoint"),
                   "days_from_baseline": scan.get("days_from_baseline")}
     if scan["error"]:

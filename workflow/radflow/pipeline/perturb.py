@@ -19,7 +19,7 @@ from radflow.extraction import extract_pair
 from radflow.pipeline.features import usable_rois
 from radflow.settings import Settings
 from radflow.stability import perturbation as P
-from radflow.stability.design import FIRST_SCAN
+from radflow.stability.design import is_first_scan
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +85,12 @@ def perturbed_features(image: sitk.Image, mask: sitk.Image, all_settings: list[S
 
 def perturb_batch(manifest_path: Path, qc_path: Path, settings_paths: list[Path],
                   settings: P.PerturbationSettings, seed: int) -> pd.DataFrame:
-    """Perturbed-copy features of the QC-passed test scan of every case in a batch."""
+    """Perturbed-copy features of the QC-passed first scan of every case in a batch, of each kind (``test``,
+    ``pt_test``, ``t2w_test``: each modality and sequence has its own settings ids to be found stable)."""
     all_settings = [Settings.from_yaml(p) for p in settings_paths]
     frames = []
-    for usable in usable_rois(manifest_path, qc_path, scans={FIRST_SCAN}):
-        matching = [doc for doc in all_settings if doc.applies_to(usable.modality)]
+    for usable in usable_rois(manifest_path, qc_path, is_first_scan):
+        matching = [doc for doc in all_settings if doc.applies_to(usable.modality, usable.sequence)]
         for table in perturbed_features(usable.image, usable.mask, matching, settings, seed, usable.case_id,
                                         usable.roi):
             table.insert(0, "roi", usable.roi)

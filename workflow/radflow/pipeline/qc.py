@@ -51,6 +51,7 @@ class ScanRow:
     timepoint: int | None = None  # radflow.timepoints: 0 = baseline
     days_from_baseline: int | None = None
     intensity_unit: str | None = None  # HU, SUVbw, arbitrary
+    sequence: str | None = None  # radflow.sequences
 
 
 @dataclass(frozen=True)
@@ -227,6 +228,7 @@ def qc_batch(manifest_path: Path, outdir: Path, thresholds: qc.Thresholds | None
                 image_sha256=scan.image_sha256 or None, status=status,
                 acquisition_datetime=meta.get("acquisition_datetime"), timepoint=meta.get("timepoint"),
                 days_from_baseline=meta.get("days_from_baseline"), intensity_unit=intensity_unit(scan),
+                sequence=meta.get("sequence") or None,
             ))
             for m in scan.masks:
                 count = int(meta.get("roi_voxels", {}).get(m.roi, 0))

@@ -310,8 +310,9 @@ def export(graph, con: duckdb.DuckDBPyConnection, namespace: str, executions: li
         series_digest = dict(((c, s), d) for c, s, d in con.execute(
             "SELECT case_id, scan, sha256(string_agg(sha256, '' ORDER BY sha256)) FROM inputs "
             "WHERE role = 'image' GROUP BY ALL").fetchall())
-    for case_id, scan, series_uid, modality, status in con.execute(
-            "SELECT case_id, scan, series_uid, modality, status FROM scans ORDER BY case_id, scan").fetchall():
+    for case_id, scan, series_uid, modality, sequence, status in con.execute(
+            "SELECT case_id, scan, series_uid, modality, sequence, status FROM scans ORDER BY case_id, scan"
+    ).fetchall():
         node = rf[f"scan/{slug(case_id, scan)}"]
         graph.add((node, RDF.type, PROV.Entity))
         graph.add((node, RDF.type, V.NCIT.C17999))  # imaging study / scan
@@ -320,6 +321,8 @@ def export(graph, con: duckdb.DuckDBPyConnection, namespace: str, executions: li
         graph.add((node, R.scanLabel, Literal(scan)))
         if modality:
             graph.add((node, R.modality, Literal(modality)))
+        if sequence:
+            graph.add((node, R.sequence, Literal(sequence)))
         graph.add((node, R.qcStatus, Literal(status)))
         if series_uid:
             graph.add((node, PROV.wasDerivedFrom, URIRef(f"urn:oid:{series_uid}")))  # pseudonymised UID

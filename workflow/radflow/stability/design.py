@@ -3,10 +3,11 @@
 Three designs (the ``method`` of a stability result):
 
 * ``test-retest``: subject = case, measurements = its ``test`` and ``retest`` scans (or ``pt_test`` and
-  ``pt_retest``, ... for the settings ids of another modality: ``radflow.timepoints``), per ROI.
-* ``segmentation``: subject = case (first scan, ``test``), measurements = the ROIs that
+  ``pt_retest``, ``t2w_test`` and ``t2w_retest``, ... for the settings ids of another modality or sequence:
+  ``radflow.timepoints``), per ROI.
+* ``segmentation``: subject = case (first scan, ``test`` of its kind), measurements = the ROIs that
   ``stability.segmentation_groups`` names as observers' masks of one lesion; results carry the lesion's name as roi.
-* ``perturbation``: subject = case (its ``test`` scan), measurements = the perturbed copies (``perturbation`` column).
+* ``perturbation``: subject = case (its first scan), measurements = the perturbed copies (``perturbation`` column).
 
 Every design is one pivot of long rows into an array ``(features, subjects, k)`` by integer codes (no per-feature
 Python loop); a missing row becomes NaN and the statistics leave that subject out for that feature.
@@ -81,24 +82,39 @@ def pivot(rows: pd.DataFrame, subject: str, measurement: str, measurements: list
     return keys, [str(s) for s in subjects], values.reshape(len(feature_ids), n, k)
 
 
-def baseline_pairs(rows: pd.DataFrame) -> pd.DataFrame:
-    """The rows of one modality's baseline test and retest scans, ``scan`` relabelled ``test``/``retest``: the
-    unprefixed modality when it has rows, else the first prefixed one (a settings id normally applies to one
-    modality only; a generic one measured on several keeps one, so each feature has one result)."""
+def is_first_scan(label: str) -> bool:
+    """Whether ``label`` is the baseline test scan of its kind (``test``, ``pt_test``, ``t2w_test``)."""
+    return split_label(label)[1] == FIRST_SCAN
+
+
+def one_kind(rows: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
+    """The rows of one settings id whose scan is one of ``labels`` after its prefix, of one kind of scan,
+    ``scan`` relabelled without the prefix: the unprefixed kind when it has rows, else the first prefixed one.
+
+    A settings document normally meets one kind (its modality, or the sequence it names). A generic one measured
+    on several (an MR document on T2-weighted and ADC series) gets one result per feature, from one kind, and a
+    warning: its stable set then stands for every kind."""
     split = rows["scan"].map(split_label)
     prefix, base = split.map(lambda p: p[0]), split.map(lambda p: p[1])
-    paired = base.isin(TEST_RETEST)
-    if not paired.any():
+    wanted = base.isin(labels)
+    if not wanted.any():
         return rows.iloc[0:0]
-    chosen = "" if (paired & (prefix == "")).any() else sorted(set(prefix[paired]))[0]
-    keep = paired & (prefix == chosen)
+    kinds = sorted(set(prefix[wanted]))
+    chosen = "" if "" in kinds else kinds[0]
+    if len(kinds) > 1:
+        shown = [f"{kind}{labels[0]}" for kind in kinds]
+        log.warning("settings %s was measured on %d kinds of scan (%s): its stability is that of the %s scans only, "
+                    "and its stable set applies to all; give each sequence its own settings document (settings "
+                    "'sequence') for a stable set per sequence", rows["settings_id"].iat[0], len(kinds),
+                    ", ".join(shown), f"{chosen}{labels[0]}")
+    keep = wanted & (prefix == chosen)
     return rows[keep.to_numpy()].assign(scan=base[keep].to_numpy())
 
 
 def designs_for_test_retest(features: pd.DataFrame) -> Iterator[Design]:
     """One design per (settings id, roi): the test and retest scans of every case."""
     for (settings_id, roi), rows in features.groupby(["settings_id", "roi"], sort=True):
-        rows = baseline_pairs(rows)
+        rows = one_kind(rows, TEST_RETEST)
         if rows.empty:
             continue
         keys, subjects, values = pivot(rows, "case_id", "scan", TEST_RETEST)
@@ -107,7 +123,8 @@ def designs_for_test_retest(features: pd.DataFrame) -> Iterator[Design]:
 
 def designs_for_segmentation(features: pd.DataFrame, groups: dict[str, list[str]]) -> Iterator[Design]:
     """One design per (settings id, lesion): the observers' ROIs of the lesion on each case's first scan."""
-    first = features[features["scan"] == FIRST_SCAN]
+    first = pd.concat([one_kind(rows, [FIRST_SCAN]) for _, rows in features.groupby("settings_id", sort=True)]) \
+        if len(features) else features
     for lesion, observers in sorted(groups.items()):
         if len(observers) < 2:
             raise ValueError(f"segmentation group {lesion!r} needs at least two ROIs, got {observers}")
@@ -122,8 +139,10 @@ def designs_for_segmentation(features: pd.DataFrame, groups: dict[str, list[str]
 
 def designs_for_perturbation(perturbed: pd.DataFrame) -> Iterator[Design]:
     """One design per (settings id, roi): the perturbed copies of each case's first scan."""
-    perturbed = perturbed[perturbed["scan"] == FIRST_SCAN]
     for (settings_id, roi), rows in perturbed.groupby(["settings_id", "roi"], sort=True):
+        rows = one_kind(rows, [FIRST_SCAN])
+        if rows.empty:
+            continue
         labels = sorted(rows["perturbation"].unique())
         keys, subjects, values = pivot(rows, "case_id", "perturbation", labels)
         yield Design(settings_id, roi, "perturbation", keys, subjects, labels, values)
