@@ -137,11 +137,13 @@ def uid(patient: int, *parts: object) -> str:
 
 
 def write_series(root: Path, patient: int, series: int, description: str, signal: float, minute: int,
-                 echo_ms: str = "100", repetition_ms: str = "4000", image_type: tuple = ("ORIGINAL", "PRIMARY", "M")
-                 ) -> None:
-    """One MR series (its own RTSTRUCT, "GTV") of patient ``patient``'s single study, acquired at 10:<minute>."""
+                 echo_ms: str = "100", repetition_ms: str = "4000", image_type: tuple = ("ORIGINAL", "PRIMARY", "M"),
+                 contoured: bool = True, pixel_mm: float = 1.0) -> None:
+    """One MR series (with its own RTSTRUCT, "GTV", when ``contoured``) of patient ``patient``'s single study and
+    frame of reference, acquired at 10:<minute>, ``pixel_mm`` pixels over the same 32 mm field."""
     rng = np.random.default_rng(100 * patient + series)
-    stored = rng.normal(signal, signal / 10, SHAPE).clip(0, 60000).astype(np.uint16)
+    shape = (SHAPE[0], int(SHAPE[1] / pixel_mm), int(SHAPE[2] / pixel_mm))
+    stored = rng.normal(signal, signal / 10, shape).clip(0, 60000).astype(np.uint16)
     attrs = {
         "PatientName": f"MR^PATIENT{patient}", "PatientID": f"MR-{patient}", "PatientBirthDate": "19600101",
         "PatientSex": "M", "StudyInstanceUID": uid(patient, 0), "SeriesInstanceUID": uid(patient, series),
@@ -155,10 +157,13 @@ def write_series(root: Path, patient: int, series: int, description: str, signal
     slices = []
     for k in range(SHAPE[0]):
         ds = write.mr_image(attrs, sop_instance_uid=uid(patient, series, 1, k), instance_number=k + 1,
-                            position_xyz=(0.0, 0.0, k * SPACING[0]), pixel_spacing_rc=SPACING[1:], stored=stored[k])
+                            position_xyz=(0.0, 0.0, k * SPACING[0]), pixel_spacing_rc=(pixel_mm, pixel_mm),
+                            stored=stored[k])
         ds.EchoTime, ds.RepetitionTime, ds.ImageType = echo_ms, repetition_ms, list(image_type)
         write.save(ds, folder / "mr" / f"{k:03d}.dcm")
         slices.append(ds)
+    if not contoured:
+        return
     mask = np.zeros(SHAPE, dtype=np.uint8)
     mask[3:9, 10:22, 10:22] = 1
     rt = write.rtstruct(slices, [write.Roi(1, "GTV", mask)], sop_instance_uid=uid(patient, series, 2),
@@ -267,3 +272,34 @@ def test_a_one_off_extraction_takes_a_sequence_document_for_its_modality():
     t2w = Settings.from_dict({"modality": "MR", "sequence": "t2w"})
     assert settings_mismatch(t2w, "MR", "the image") is None
     assert "are for MR images" in settings_mismatch(t2w, "CT", "the image")
+
+
+@pytest.fixture(scope="module")
+def mr_study_drawn_on_t2(tmp_path_factory) -> Path:
+    """Two patients whose lesion is drawn on the T2-weighted series only; the ADC series (2 mm pixels) has none."""
+    root = tmp_path_factory.mktemp("mr_t2_only") / "dicom"
+    for patient in (1, 2):
+        write_series(root, patient, 1, "t2_tse_tra", 800.0, 1)
+        write_series(root, patient, 2, "ep2d_diff_ADC", 1400.0, 6, "89", "5000", ("DERIVED", "PRIMARY", "DIFFUSION",
+                                                                                 "ADC"), contoured=False, pixel_mm=2.0)
+    return root
+
+
+def test_a_sequence_without_a_mask_borrows_the_one_drawn_on_another_sequence(mr_study_drawn_on_t2, tmp_path):
+    con, (t2w, adc) = run(mr_study_drawn_on_t2, tmp_path, {"modalities": ["MR"], "sequences": SEQUENCES},
+                          [T2W_SETTINGS, ADC_SETTINGS])
+    assert con.execute("SELECT DISTINCT scan, status FROM scans ORDER BY ALL").fetchall() == [
+        ("adc_test", "warn"), ("t2w_test", "pass")]
+    (message,) = {m for (m,) in con.execute("SELECT message FROM qc WHERE check_code = 'MASK_TRANSFERRED'").fetchall()}
+    # 6 slices x 12 x 12 mm drawn on 1 mm pixels: 864 voxels there, 6 x 6 x 6 = 216 of 2 mm
+    assert message.startswith("drawn on the MR t2w series of the same frame of reference (864 voxels there)")
+    assert message.endswith(": 216 voxels")
+    means = dict(con.execute("SELECT scan, avg(value) FROM features WHERE ibsi_code = 'Q4LE' GROUP BY scan").fetchall())
+    assert means["adc_test"] == pytest.approx(1400.0, rel=0.05) and means["t2w_test"] == pytest.approx(800.0, rel=0.05)
+
+
+def test_without_sequences_an_mr_series_borrows_no_mask_from_another_mr_series(mr_study_drawn_on_t2, tmp_path):
+    con, _ = run(mr_study_drawn_on_t2, tmp_path, {"modalities": ["MR"]},
+                 [T2W_SETTINGS.replace("sequence: t2w\n", "")])
+    assert con.execute("SELECT DISTINCT scan FROM scans").fetchall() == [("test",)]
+    assert not con.execute("SELECT count(*) FROM qc WHERE check_code = 'MASK_TRANSFERRED'").fetchone()[0]

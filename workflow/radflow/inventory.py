@@ -45,6 +45,7 @@ class RoiSelection(TypedDict):
     label_id: NotRequired[str]  # its keyed id (DICOM masks), what results carry
     drawn_on: NotRequired[list[str]]  # the files of the series the mask was drawn on, when it is another series
     drawn_on_modality: NotRequired[str]  # (same frame of reference, other modality: a PET/CT's CT)
+    drawn_on_sequence: NotRequired[str]  # its configured sequence, when it has one (a multiparametric MR's T2w)
 
 class InventoryScan(TypedDict):
     scan: str  # test, retest, fu1, pt_test, ... (radflow.timepoints)

@@ -90,7 +90,8 @@ CHECKS: dict[str, tuple[Severity, str]] = {
     "MASK_PARTLY_OUTSIDE": (WARN, "part of the ROI, at most qc.mask_outside_tolerance, lies outside the image and "
                                   "was left out (the value is the fraction)"),
     "MASK_EMPTY": (FAIL, "the mask has no voxels"),
-    "MASK_TRANSFERRED": (WARN, "the ROI was drawn on another series of the same frame of reference (a PET/CT's CT) "
+    "MASK_TRANSFERRED": (WARN, "the ROI was drawn on another series of the same frame of reference (a PET/CT's CT, "
+                               "an MR study's T2-weighted sequence) "
                                "and resampled onto this one (linear, partial volume >= 0.5): the value is its voxels"),
     "MASK_FRACTIONAL": (WARN, "the mask file holds fractions in [0, 1] (a probability map, a mask resampled with "
                               "linear interpolation): its ROI is the voxels >= 0.5, IBSI's partial-volume threshold"),

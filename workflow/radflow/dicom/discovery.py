@@ -29,7 +29,7 @@ from pydicom.errors import InvalidDicomError
 
 from radflow.dicom import files
 from radflow.dicom.deid import identifiers_unlogged
-from radflow.sequences import PROTOCOL_TAGS, Protocol, protocol_of
+from radflow.sequences import PROTOCOL_TAGS, Protocol, SequenceRule, protocol_of, rules_from_config, sequence_of
 
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
@@ -160,6 +160,7 @@ class SeriesRules:
     min_slices: int = 1
     skip_localizers: bool = True
     skip_derived: bool = True
+    sequences: tuple[SequenceRule, ...] = ()  # radflow.sequences (config series.sequences)
 
     @classmethod
     def from_config(cls, doc: dict | None) -> "SeriesRules":
@@ -167,14 +168,20 @@ class SeriesRules:
         return cls(modalities=tuple(doc.get("modalities", cls.modalities)),
                    min_slices=int(doc.get("min_slices", cls.min_slices)),
                    skip_localizers=bool(doc.get("skip_localizers", cls.skip_localizers)),
-                   skip_derived=bool(doc.get("skip_derived", cls.skip_derived)))
+                   skip_derived=bool(doc.get("skip_derived", cls.skip_derived)),
+                   sequences=rules_from_config(doc.get("sequences")))
+
+    def sequence(self, series: ImageSeries) -> str:
+        """The configured sequence ``series`` belongs to, or ''."""
+        return sequence_of(series.modality, series.series_description, series.protocol_name, self.sequences)
 
 
 def exclusion(series: ImageSeries, rules: SeriesRules, contoured: bool = False) -> str:
     """Why ``rules`` leave ``series`` out, or '' when it is a candidate. A series a mask references by its UID
-    (``contoured``) is what was segmented, so it is not left out for being derived or secondary: an ADC map or a
-    subtraction series is DERIVED, and is the very image an MR study contours."""
-    skip_derived = rules.skip_derived and not contoured
+    (``contoured``) is what was segmented, and one of a configured sequence is what the user asked for, so neither
+    is left out for being derived or secondary: an ADC map or a subtraction series is DERIVED, and is the very image
+    an MR study contours or borrows the T2-weighted series' contours for."""
+    skip_derived = rules.skip_derived and not contoured and not rules.sequence(series)
     if series.modality not in rules.modalities:
         return f"modality {series.modality or 'missing'} not in {list(rules.modalities)}"
     if rules.skip_localizers and "LOCALIZER" in series.image_type:

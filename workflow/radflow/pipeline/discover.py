@@ -39,7 +39,7 @@ from radflow import csv_dialect
 from radflow import inventory as inv
 from radflow.dicom import discovery
 from radflow.dicom.deid import date_shift_days, pseudo_uid, pseudonym, shift_iso_datetime
-from radflow.sequences import SequenceRule, checked_name, rules_from_config, sequence_of
+from radflow.sequences import SequenceRule, checked_name, sequence_of
 from radflow.timepoints import ScanTiming, TimepointRules, place
 
 log = logging.getLogger(__name__)
@@ -219,7 +219,8 @@ def patient_scans(inventory: discovery.Inventory, series_list: list[discovery.Im
         entry = _scan_entry("test", max(excluded, key=lambda s: s.n_slices) if excluded else None, key, date_shift)
         return [_failed(entry, "NO_IMAGE_SERIES", _no_series_message(excluded, len(masks)))]
     unlinked = [m for m in masks if m.linked_series is None]
-    drawn_elsewhere = {s.key: masks_drawn_on_another_modality(inventory, s, selected) for s in selected
+    named = {s.key: _timing(s, sequences).sequence for s in selected}
+    drawn_elsewhere = {s.key: masks_drawn_on_another_kind(inventory, s, selected, named) for s in selected
                        if not inventory.masks_for(s)}
     with_masks = [s for s in selected if inventory.masks_for(s) or drawn_elsewhere.get(s.key)]
     if with_masks and unlinked:
@@ -256,22 +257,34 @@ def patient_scans(inventory: discovery.Inventory, series_list: list[discovery.Im
                 if selection["path"] in drawn_on:  # drawn on another series of the frame: ingest resamples it
                     selection["drawn_on"] = [str(f) for f in drawn_on[selection["path"]].files]
                     selection["drawn_on_modality"] = drawn_on[selection["path"]].modality
+                    if named.get(drawn_on[selection["path"]].key):
+                        selection["drawn_on_sequence"] = named[drawn_on[selection["path"]].key]
         scans.append(entry)
     return scans
 
 
-def masks_drawn_on_another_modality(inventory: discovery.Inventory, series: discovery.ImageSeries,
-                                    selected: list[discovery.ImageSeries]
-                                    ) -> list[tuple[discovery.MaskObject, discovery.ImageSeries]]:
-    """(mask, the series it was drawn on) for a series without a mask of its own, from a series of another modality
-    in the same study and frame of reference: a hybrid PET/CT's PET and CT share the scanner's coordinates, and the
-    ROI is often drawn on the CT only. Ingest rasterises such a mask on the series it was drawn on and resamples it
-    onto this one (MASK_TRANSFERRED). Another series of the same modality (a retest in the same frame) never
-    borrows a mask: each scan of a test-retest pair needs its own."""
+def masks_drawn_on_another_kind(inventory: discovery.Inventory, series: discovery.ImageSeries,
+                                selected: list[discovery.ImageSeries], sequences: dict[tuple[str, str], str]
+                                ) -> list[tuple[discovery.MaskObject, discovery.ImageSeries]]:
+    """(mask, the series it was drawn on) for a series without a mask of its own, from a series of another kind in
+    the same study and frame of reference: another modality (a hybrid PET/CT's PET and CT share the scanner's
+    coordinates, and the ROI is often drawn on the CT only) or another configured sequence (``sequences``: series
+    key -> sequence name; a multiparametric MR's lesion is often drawn on the T2-weighted series only). Ingest
+    rasterises such a mask on the series it was drawn on and resamples it onto this one (MASK_TRANSFERRED).
+    Another series of the same kind (a retest in the same frame), or of the same modality without sequences to
+    tell them apart, never borrows a mask: each scan of a test-retest pair needs its own."""
     if not series.frame_of_reference_uid:
         return []
+    own = sequences.get(series.key, "")
+
+    def another_kind(other: discovery.ImageSeries) -> bool:
+        if other.modality != series.modality:
+            return True
+        theirs = sequences.get(other.key, "")
+        return bool(own and theirs and own != theirs)
+
     sources = [other for other in selected
-               if other.key != series.key and other.modality != series.modality
+               if other.key != series.key and another_kind(other)
                and other.study_uid == series.study_uid
                and other.frame_of_reference_uid == series.frame_of_reference_uid and inventory.masks_for(other)]
     return [(mask, source) for source in sources for mask in inventory.masks_for(source)]
@@ -569,7 +582,6 @@ def discover(input_dir: Path | None, inventory_path: Path, batch_size: int, rois
     cases: dict[str, inv.InventoryCase] = {}
     rules = discovery.SeriesRules.from_config(series_rules)
     timepoint_rules = TimepointRules.from_config(timepoints, rules.modalities[0] if rules.modalities else "CT")
-    sequences = rules_from_config((series_rules or {}).get("sequences"))
     patient_ids: set[str] = set()
     if input_dir is not None:
         inventory = discovery.scan(input_dir, rules,
@@ -584,7 +596,7 @@ def discover(input_dir: Path | None, inventory_path: Path, batch_size: int, rois
         log.info("mask links: %s", dict(sorted(links.items())))
         cases.update(cases_from_inventory(inventory, rois, key, dates, roi_aliases,
                                           missing_patient_id=missing_patient_id,
-                                          timepoint_rules=timepoint_rules, sequences=sequences))
+                                          timepoint_rules=timepoint_rules, sequences=rules.sequences))
         patient_ids |= ({patient_key(s.patient_id, s.study_uid, s.series_uid) for s in inventory.series}
                         | {patient_key(m.patient_id, m.study_uid, m.series_uid) for m in inventory.masks})
         write_unreadable(inventory, inventory_path.parent / "unreadable.csv")

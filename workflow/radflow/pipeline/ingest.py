@@ -162,7 +162,7 @@ def read_mask(selection: inventory.RoiSelection, image: sitk.Image, source_files
 def transferred_mask(selection: inventory.RoiSelection, image: sitk.Image, thresholds: Thresholds | None = None
                      ) -> tuple[sitk.Image, list[inventory.ScanWarning]]:
     """A mask drawn on another series of the same frame of reference (a PET/CT's CT; discovery's
-    ``masks_drawn_on_another_modality``): rasterised on that series' grid, where its contours lie, then resampled
+    ``masks_drawn_on_another_kind``): rasterised on that series' grid, where its contours lie, then resampled
     onto ``image`` (``mask_transfer``); the MASK_TRANSFERRED warning says so, with both voxel counts."""
     source = load_series(selection["drawn_on"], **_series_tolerances(thresholds)).image
     on_source: inventory.RoiSelection = {"roi": selection["roi"], "kind": selection["kind"],
@@ -170,9 +170,9 @@ def transferred_mask(selection: inventory.RoiSelection, image: sitk.Image, thres
     drawn, warnings = read_mask(on_source, source, selection["drawn_on"], thresholds)
     mask = mask_transfer.resampled_mask(drawn, image)
     counts = [int(np.count_nonzero(sitk.GetArrayViewFromImage(m))) for m in (drawn, mask)]
-    modality = selection.get("drawn_on_modality") or "another"
+    kind = " ".join(filter(None, [selection.get("drawn_on_modality"), selection.get("drawn_on_sequence")]))
     warnings.append({"code": "MASK_TRANSFERRED", "roi": selection["roi"], "value": float(counts[1]),
-                     "message": f"drawn on the {modality} series of the same frame of reference ({counts[0]} voxels "
+                     "message": f"drawn on the {kind or 'another'} series of the same frame of reference ({counts[0]} voxels "
                                 f"there) and resampled onto this grid (linear, partial volume >= 0.5): {counts[1]} "
                                 "voxels"})
     return mask, warnings
