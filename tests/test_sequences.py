@@ -19,6 +19,7 @@ from radflow.pipeline.features import extract_batch
 from radflow.pipeline.ingest import ingest_batch
 from radflow.pipeline.qc import qc_batch
 from radflow.preflight import settings_coverage_note
+from radflow.results import ResultsError, wide
 from radflow.sequences import SequenceError, protocol_differences, protocol_of, rules_from_config, sequence_of
 from radflow.stability.design import designs_for_perturbation, designs_for_test_retest
 from radflow.settings import Settings, SettingsError
@@ -225,6 +226,10 @@ def test_each_sequence_gets_its_own_labels_settings_and_scans_row(mr_study, tmp_
     assert means["t2w_test"] == pytest.approx(800.0, rel=0.05)
     codes = {row[0] for row in con.execute("SELECT check_code FROM qc WHERE severity <> 'pass'").fetchall()}
     assert not codes & {RETEST_PROTOCOL_DIFFERS, "TIMEPOINT_AMBIGUOUS", "RETEST_MISSING"}
+    # the wide export of one sequence's settings: its own scans, and where there are none, which it has
+    assert len(wide(con, adc.settings_id, "adc_test")) == 2
+    with pytest.raises(ResultsError, match=r"scan 'test'; its scans: \['adc_test'\]"):
+        wide(con, adc.settings_id, "test")
 
 
 def test_without_sequences_the_other_sequence_taken_for_a_retest_is_flagged(mr_study, tmp_path):

@@ -99,8 +99,9 @@ def wide_with_columns(con: "duckdb.DuckDBPyConnection", settings_id: str | None 
         "SELECT case_id, roi, family, feature, ibsi_code, aggregation, value FROM features "
         "WHERE settings_id = ? AND scan = ? ORDER BY case_id, roi", [settings_id, scan]).df()
     if long.empty:
-        scans = [r[0] for r in con.execute("SELECT DISTINCT scan FROM features ORDER BY scan").fetchall()]
-        raise ResultsError(f"no features for settings id {settings_id} and scan {scan!r}; scans: {scans}")
+        scans = [r[0] for r in con.execute("SELECT DISTINCT scan FROM features WHERE settings_id = ? ORDER BY scan",
+                                           [settings_id]).fetchall()]
+        raise ResultsError(f"no features for settings id {settings_id} and scan {scan!r}; its scans: {scans}")
     catalogue = _in_ibsi_order(long[["family", "feature", "ibsi_code", "aggregation"]]
                                .drop_duplicates(["ibsi_code", "aggregation"]))
     catalogue.insert(0, "column", [column_name(*row) for row in
