@@ -23,7 +23,7 @@ from radflow.results import ResultsError, wide
 from radflow.sequences import SequenceError, protocol_differences, protocol_of, rules_from_config, sequence_of
 from radflow.stability.design import designs_for_perturbation, designs_for_test_retest
 from radflow.settings import Settings, SettingsError
-from radflow.timepoints import RETEST_PROTOCOL_DIFFERS, ScanTiming, TimepointRules, place
+from radflow.timepoints import FOLLOW_UP_PROTOCOL_DIFFERS, NOT_A_REPEAT, ScanTiming, TimepointRules, place
 
 KEY = b"sequences-test-key: long enough to be a key"
 ROIS = [{"name": "GTV", "pattern": "^gtv"}]
@@ -75,14 +75,34 @@ def test_two_sequences_of_one_day_are_two_tests_not_a_test_and_a_retest():
     assert not any(p.warnings for p in placements)
 
 
-def test_without_sequences_a_retest_with_another_protocol_is_flagged():
+def test_without_sequences_a_series_of_another_protocol_is_not_the_retest():
     rules = TimepointRules(primary_modality="MR")
     other = place([timing(1), timing(5, protocol=ADC_PROTOCOL)], rules)
-    assert [p.label for p in other] == ["test", "retest"]
-    assert not other[0].warnings and [w["code"] for w in other[1].warnings] == [RETEST_PROTOCOL_DIFFERS]
+    assert [p.label for p in other] == ["test", "scan3"]  # no test-retest pair of a T2 and an ADC series
+    assert not other[0].warnings and [w["code"] for w in other[1].warnings] == [NOT_A_REPEAT]
     message = other[1].warnings[0]["message"]
-    assert "ScanningSequence SE vs EP; EchoTime 100 vs 89; RepetitionTime 4000 vs 5000; ImageType ORIGINAL vs " \
-           "DERIVED" in message
+    assert "than the test scan of this timepoint (ScanningSequence SE vs EP; EchoTime 100 vs 89; RepetitionTime " \
+           "4000 vs 5000; ImageType ORIGINAL vs DERIVED)" in message
+    # the T2 repeat after the ADC series is the retest; at follow-up the same rule
+    three = place([timing(1), timing(5, protocol=ADC_PROTOCOL), timing(9)], rules)
+    assert [p.label for p in three] == ["test", "scan3", "retest"]
+    assert [[w["code"] for w in p.warnings] for p in three] == [[], [NOT_A_REPEAT], []]
+
+
+def test_a_follow_up_keeps_the_baseline_protocol_for_its_first_scan():
+    """Delta features compare the baseline test with fu1: at the follow-up visit the scan with the baseline test's
+    protocol is fu1, even when another protocol's series was acquired first that day."""
+    rules = TimepointRules(primary_modality="MR")
+    later = [ScanTiming("MR", f"2024-06-05T10:{m:02d}:00", str(m), f"f{m}", "", protocol)
+             for m, protocol in ((1, ADC_PROTOCOL), (5, T2_PROTOCOL))]
+    placements = place([timing(1), *later], rules)
+    assert [p.label for p in placements] == ["test", "fu1_scan3", "fu1"]
+    assert "than the baseline test scan (" in placements[1].warnings[0]["message"]
+    # a follow-up with none of the baseline protocol: its first scan leads
+    alone = place([timing(1), later[0]], rules)
+    assert [p.label for p in alone] == ["test", "fu1"]
+    assert [w["code"] for w in alone[1].warnings] == [FOLLOW_UP_PROTOCOL_DIFFERS]
+    assert "differs in ScanningSequence SE vs EP;" in alone[1].warnings[0]["message"]
     # a repeat with the same protocol (times written with other decimals) is not flagged, nor a missing attribute
     again = protocol_of({"ScanningSequence": "SE", "EchoTime": "100.0001", "RepetitionTime": "4000"}, ())
     assert not any(p.warnings for p in place([timing(1), timing(5, protocol=again)], rules))
@@ -225,21 +245,21 @@ def test_each_sequence_gets_its_own_labels_settings_and_scans_row(mr_study, tmp_
     assert means["adc_test"] == pytest.approx(1400.0, rel=0.05)
     assert means["t2w_test"] == pytest.approx(800.0, rel=0.05)
     codes = {row[0] for row in con.execute("SELECT check_code FROM qc WHERE severity <> 'pass'").fetchall()}
-    assert not codes & {RETEST_PROTOCOL_DIFFERS, "TIMEPOINT_AMBIGUOUS", "RETEST_MISSING"}
+    assert not codes & {NOT_A_REPEAT, "TIMEPOINT_AMBIGUOUS", "RETEST_MISSING"}
     # the wide export of one sequence's settings: its own scans, and where there are none, which it has
     assert len(wide(con, adc.settings_id, "adc_test")) == 2
     with pytest.raises(ResultsError, match=r"scan 'test'; its scans: \['adc_test'\]"):
         wide(con, adc.settings_id, "test")
 
 
-def test_without_sequences_the_other_sequence_taken_for_a_retest_is_flagged(mr_study, tmp_path):
+def test_without_sequences_the_other_sequence_is_not_taken_for_the_retest(mr_study, tmp_path):
     con, _ = run(mr_study, tmp_path, {"modalities": ["MR"]}, [T2W_SETTINGS.replace("sequence: t2w\n", "")])
     flagged = con.execute("SELECT scan, check_code, severity FROM qc WHERE check_code IN (?, ?) ORDER BY ALL",
-                          [RETEST_PROTOCOL_DIFFERS, "TIMEPOINT_AMBIGUOUS"]).fetchall()
-    # by time the ADC series is the "retest" of the first T2 series: said so on it, and three scans on one day
-    assert ("retest", RETEST_PROTOCOL_DIFFERS, "warn") in flagged
-    assert ("test", RETEST_PROTOCOL_DIFFERS, "warn") not in flagged
-    assert {code for _, code, _ in flagged} == {RETEST_PROTOCOL_DIFFERS, "TIMEPOINT_AMBIGUOUS"}
+                          [NOT_A_REPEAT, "TIMEPOINT_AMBIGUOUS"]).fetchall()
+    # by time the ADC series came second; the T2 repeat is the retest, the ADC series an extra scan, said so on it
+    assert flagged == [("scan3", NOT_A_REPEAT, "warn")] * 2
+    means = dict(con.execute("SELECT scan, avg(value) FROM features WHERE ibsi_code = 'Q4LE' GROUP BY scan").fetchall())
+    assert means["retest"] == pytest.approx(810.0, rel=0.05) and means["scan3"] == pytest.approx(1400.0, rel=0.05)
 
 
 # ------------------------------------------------------------------------------------------------ stability

@@ -47,11 +47,13 @@ CHECKS: dict[str, tuple[Severity, str]] = {
                                "cases beside them, or run-level (case_id '') for the rest; paths in interim/ only"),
     # timepoints (radflow.timepoints)
     "ACQUISITION_DATE_MISSING": (WARN, "the scan has no acquisition, series or study date: its timepoint is unknown"),
-    "TIMEPOINT_AMBIGUOUS": (WARN, "more than two scans of one modality on one timepoint: which pair is test-retest "
-                                  "is a guess"),
-    "RETEST_PROTOCOL_DIFFERS": (WARN, "the retest was acquired with another protocol than its test (echo or "
-                                      "repetition time, CT kernel, contrast, original vs derived): another sequence "
-                                      "or reconstruction taken for a repeat? (series.sequences names them apart)"),
+    "TIMEPOINT_AMBIGUOUS": (WARN, "more than two scans of one modality and protocol on one timepoint: which pair "
+                                  "is test-retest is a guess"),
+    "FOLLOW_UP_PROTOCOL_DIFFERS": (WARN, "no scan of the follow-up has the baseline test's acquisition protocol: "
+                                         "its delta features compare different acquisitions"),
+    "NOT_A_REPEAT": (WARN, "acquired with another protocol than the first scan of its timepoint (echo or repetition "
+                           "time, CT kernel, contrast, original vs derived): another sequence or reconstruction, not "
+                           "taken as its retest (series.sequences analyses each)"),
     # reading the series
     "SERIES_READ": (FAIL, "the series was read into one regular volume"),
     "SERIES_UNREADABLE": (FAIL, "reading the series failed in an unexpected way (the message names the error type)"),

@@ -10,10 +10,10 @@ labelled with its sequence instead of its modality (``t2w_test``, ``adc_test``, 
 own test-retest pairs and follow-ups, and a settings document may name the sequence it is meant for (settings
 ``sequence``), which gives each sequence its own settings id, stable set and model features.
 
-Without configured sequences, a same-day pair acquired with different protocols (``protocol_of``: echo and
-repetition times, CT kernel, contrast, original or derived image) is still taken for a test and a retest, with the
-QC warning RETEST_PROTOCOL_DIFFERS naming the differences. An input manifest names a row's sequence in its
-``sequence`` column.
+Without configured sequences, a same-day series acquired with another protocol than the first (``protocol_of``:
+echo and repetition times, CT kernel, contrast, original or derived image) is not taken for its retest: it is
+labelled after the pair (``scan3``), with the QC warning NOT_A_REPEAT naming the differences. An input manifest
+names a row's sequence in its ``sequence`` column.
 """
 from __future__ import annotations
 

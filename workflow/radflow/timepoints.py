@@ -22,10 +22,17 @@ dates of a patient by the same number of days, so these intervals are the same o
 Ambiguous groupings are flagged on the scans concerned (warnings, so the case goes on):
 ``ACQUISITION_DATE_MISSING`` when a patient with several scans has one without any date (it cannot be placed:
 labelled ``undated``, ``undated2``, ... with no timepoint), and ``TIMEPOINT_AMBIGUOUS`` when more than two scans of
-one modality fall on one timepoint (which two are the test-retest pair is a guess: the first two in time), and
-``RETEST_PROTOCOL_DIFFERS`` on a retest acquired with another protocol than its test (echo or repetition time, CT
-kernel, contrast, original vs derived: another sequence or reconstruction taken for a repeat, unless
-``series.sequences`` names them apart).
+one modality and protocol fall on one timepoint (which two are the test-retest pair is a guess: the first two in
+time).
+
+Only scans of one acquisition protocol (``radflow.sequences.protocol_of``: echo, repetition and inversion times,
+sequence type, CT kernel, contrast, original or derived image) are repeats of each other: within a timepoint the
+first scan in time sets the protocol, the next scan with the same protocol is its retest, and a scan of another
+protocol (a T2-weighted series beside a T1-weighted one, a sharp-kernel reconstruction beside the soft one) is
+labelled after them (``scanN``, ``fuK_scanN``) with the warning ``NOT_A_REPEAT`` naming the differences. At a
+follow-up the baseline test's protocol leads (``fuK`` is the scan delta features compare with the baseline); a
+follow-up without any scan of that protocol gets ``FOLLOW_UP_PROTOCOL_DIFFERS`` on its ``fuK``. Naming the sequences
+(``series.sequences``) gives each its own labels instead.
 """
 from __future__ import annotations
 
@@ -39,7 +46,8 @@ from radflow.sequences import Protocol, protocol_differences
 BASELINE_LABELS = ("test", "retest")
 ACQUISITION_DATE_MISSING = "ACQUISITION_DATE_MISSING"
 TIMEPOINT_AMBIGUOUS = "TIMEPOINT_AMBIGUOUS"
-RETEST_PROTOCOL_DIFFERS = "RETEST_PROTOCOL_DIFFERS"
+NOT_A_REPEAT = "NOT_A_REPEAT"
+FOLLOW_UP_PROTOCOL_DIFFERS = "FOLLOW_UP_PROTOCOL_DIFFERS"
 
 
 @dataclass(frozen=True)
@@ -108,15 +116,15 @@ def label_prefix(scan: ScanTiming, rules: TimepointRules) -> str:
     return f"{scan.sequence}_" if scan.sequence else modality_prefix(scan.modality, rules)
 
 
-def differs_from_test(test: ScanTiming, retest: ScanTiming) -> list[ScanWarning]:
-    """RETEST_PROTOCOL_DIFFERS when the retest was acquired with another protocol than its test."""
-    differences = [] if retest.sequence else protocol_differences(test.protocol, retest.protocol)
-    if not differences:
-        return []
-    return [{"code": RETEST_PROTOCOL_DIFFERS, "value": float(len(differences)),
-             "message": f"this scan and the one taken as its test on the same timepoint differ in "
-                        f"{'; '.join(differences)}: if they are different sequences or reconstructions, not a "
-                        "repeat, name them in series.sequences so that each gets its own labels and test-retest pair"}]
+def not_a_repeat(first: ScanTiming, scan: ScanTiming, reference: str) -> list[ScanWarning]:
+    """NOT_A_REPEAT for a scan acquired with another protocol than the scan whose protocol its timepoint keeps
+    (``reference`` names it)."""
+    differences = protocol_differences(first.protocol, scan.protocol)
+    return [{"code": NOT_A_REPEAT, "value": float(len(differences)),
+             "message": f"acquired with another protocol than {reference} "
+                        f"({'; '.join(differences)}): a different sequence or reconstruction, so not taken as its "
+                        "repeat; to analyse each, name them in series.sequences (each then gets its own labels and "
+                        "test-retest pair)"}]
 
 
 def group_dates(dates: list[dt.date], max_gap_days: int) -> dict[dt.date, int]:
@@ -149,23 +157,45 @@ def place(scans: list[ScanTiming], rules: TimepointRules) -> list[Placement]:
             if date is not None:
                 groups.setdefault((scan.modality, scan.sequence, timepoint_of[date]), []).append(i)
     baseline = min(dated) if dated else None
+    baseline_test = {(modality, sequence): min(members, key=lambda i: scans[i].order())
+                     for (modality, sequence, timepoint), members in groups.items() if timepoint == 0}
     for (modality, sequence, timepoint), members in groups.items():
-        members = sorted(members, key=lambda i: scans[i].order())
+        in_time = sorted(members, key=lambda i: scans[i].order())
+        # the first scan's protocol makes the pair: a same-day series of another protocol is not its retest; at a
+        # follow-up, the baseline test's protocol when one of the visit's scans has it (the one delta features
+        # compare with the baseline)
+        anchor = baseline_test.get((modality, sequence))
+        reference = "the baseline test scan"
+        unmatched: list[ScanWarning] = []  # a follow-up without the baseline's protocol: its delta features differ
+        if timepoint in (0, None) or anchor is None or all(
+                protocol_differences(scans[anchor].protocol, scans[i].protocol) for i in in_time):
+            if anchor is not None and timepoint not in (0, None):
+                differences = protocol_differences(scans[anchor].protocol, scans[in_time[0]].protocol)
+                unmatched = [{"code": FOLLOW_UP_PROTOCOL_DIFFERS, "value": float(len(differences)),
+                              "message": f"no scan of this follow-up has the baseline test scan's protocol; this one "
+                                         f"differs in {'; '.join(differences)}: its delta features compare "
+                                         "different acquisitions"}]
+            anchor, reference = in_time[0], f"the {timepoint_label(timepoint or 0, 0)} scan of this timepoint"
+        first = scans[anchor]
+        repeats = [i for i in in_time if not protocol_differences(first.protocol, scans[i].protocol)]
+        others = [i for i in in_time if i not in repeats]
         kind = f"{modality} {sequence}" if sequence else modality
         warnings: list[ScanWarning] = []
-        if len(members) > 2:
-            warnings.append({"code": TIMEPOINT_AMBIGUOUS, "value": float(len(members)),
-                             "message": f"{len(members)} {kind} scans on one timepoint: the first two in time "
-                                        "are taken as test and retest"})
+        if len(repeats) > 2:
+            warnings.append({"code": TIMEPOINT_AMBIGUOUS, "value": float(len(repeats)),
+                             "message": f"{len(repeats)} {kind} scans of one protocol on one timepoint: the first two "
+                                        "in time are taken as test and retest"})
         if timepoint is None and len(members) > 1:
             warnings.append({"code": ACQUISITION_DATE_MISSING, "value": float(len(members)),
                              "message": f"{len(members)} {kind} scans without acquisition date: ordered by "
                                         "SeriesNumber, timepoint unknown"})
-        for position, i in enumerate(members):
+        # another protocol's scans come after the pair's places, so that none of them is ever a retest
+        positions = list(range(len(repeats))) + list(range(max(len(repeats), 2), max(len(repeats), 2) + len(others)))
+        for position, i in zip(positions, repeats + others):
             date = dates[i]
             days = (date - baseline).days if date is not None and baseline is not None else None
             label = label_prefix(scans[i], rules) + timepoint_label(timepoint or 0, position)
-            own = differs_from_test(scans[members[0]], scans[i]) if position == 1 else []
+            own = not_a_repeat(first, scans[i], reference) if i in others else unmatched if i == anchor else []
             placements[i] = Placement(label, timepoint, days, list(warnings) + own)
     undated = [i for i, p in enumerate(placements) if p is None]
     numbered: dict[str, int] = {}
