@@ -93,3 +93,54 @@ def test_import_radflow_loads_no_numerical_library():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
     assert {"extract", "Settings", "open_results", "wide"} <= set(dir(radflow))
+
+
+def _volume(values: np.ndarray) -> sitk.Image:
+    image = sitk.GetImageFromArray(values)
+    image.SetSpacing((1.0, 1.0, 2.0))
+    return image
+
+
+@pytest.fixture(scope="module")
+def mr_like(tmp_path_factory):
+    """An MR-like volume (signal 100-900, no air) and a CT-like one (air at the corners), with one box ROI."""
+    rng = np.random.default_rng(3)
+    mr = rng.uniform(100, 900, (10, 48, 48)).round()  # MR NIfTIs hold integers, which pass CT's IVH as HU do
+    ct = rng.normal(40, 10, (10, 48, 48)).round()
+    ct[:, :6, :6] = -1000.0  # air outside the body
+    mask = np.zeros((10, 48, 48), dtype=np.uint8)
+    mask[3:7, 20:30, 20:30] = 1
+    folder = tmp_path_factory.mktemp("air")
+    paths = {}
+    for name, values in (("mr", mr), ("ct", ct), ("mask", mask)):
+        paths[name] = folder / f"{name}.nii.gz"
+        sitk.WriteImage(_volume(values.astype(np.int16) if name != "mask" else values), str(paths[name]))
+    return paths
+
+
+def test_ct_settings_on_an_image_without_air_are_warned_about(mr_like):
+    """An MR or PET NIfTI given with radflow's default (CT) settings gets CT bins without a word otherwise."""
+    from radflow.extraction import CtWithoutAirWarning
+
+    with pytest.warns(CtWithoutAirWarning, match=r"mr.nii.gz is taken as CT .* no voxel at or below -500 HU "
+                                                 r"\(values 100 to 900\)\. An MR or PET image needs"):
+        radflow.extract(mr_like["mr"], mr_like["mask"])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CtWithoutAirWarning)
+        radflow.extract(mr_like["ct"], mr_like["mask"])  # air at its corners
+        radflow.extract(mr_like["mr"], mr_like["mask"], REPO / "config" / "settings" / "mr_zscore_fbn32.yaml")
+
+
+def test_radflow_extract_looks_for_air_in_the_first_slice_when_it_reads_only_the_roi(mr_like, tmp_path):
+    def stderr(image: str) -> str:
+        result = subprocess.run([sys.executable, "-m", "radflow", "extract", str(mr_like[image]),
+                                 str(mr_like["mask"]), "--out", str(tmp_path / f"{image}.csv")],
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result.stderr
+
+    assert "radflow: warning: " in stderr("mr") and "holds no air" in stderr("mr")
+    assert "in its first slice" in stderr("mr")  # the default settings read only the ROI's window
+    assert "holds no air" not in stderr("ct")

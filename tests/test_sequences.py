@@ -193,6 +193,13 @@ def write_series(root: Path, patient: int, series: int, description: str, signal
     write.save(rt, folder / "rtstruct" / "rs.dcm")
 
 
+def write_adc(root: Path, patient: int, signal: float, contoured: bool) -> None:
+    """The patient's ADC map (DERIVED, another echo and repetition time) at 10:06: on the T2 grid with its own
+    RTSTRUCT when ``contoured``, else on 2 mm pixels without one."""
+    write_series(root, patient, 2, "ep2d_diff_ADC", signal, 6, "89", "5000", ("DERIVED", "PRIMARY", "DIFFUSION", "ADC"),
+                 contoured=contoured, pixel_mm=1.0 if contoured else 2.0)
+
+
 def run(root: Path, work: Path, series_rules: dict, settings_texts: list[str]):
     inventory = work / "interim" / "inventory.json"
     discover(root, inventory, batch_size=50, rois=ROIS, key=KEY, series_rules=series_rules)
@@ -221,8 +228,7 @@ def mr_study(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("mr") / "dicom"
     for patient in (1, 2):
         write_series(root, patient, 1, "t2_tse_tra", 800.0, 1)
-        write_series(root, patient, 2, "ep2d_diff_ADC", 1400.0, 6, "89", "5000", ("DERIVED", "PRIMARY", "DIFFUSION",
-                                                                                 "ADC"))
+        write_adc(root, patient, 1400.0, contoured=True)
         write_series(root, patient, 3, "t2_tse_tra repeat", 810.0, 12)
     return root
 
@@ -305,8 +311,7 @@ def mr_study_drawn_on_t2(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("mr_t2_only") / "dicom"
     for patient in (1, 2):
         write_series(root, patient, 1, "t2_tse_tra", 800.0, 1)
-        write_series(root, patient, 2, "ep2d_diff_ADC", 1400.0, 6, "89", "5000", ("DERIVED", "PRIMARY", "DIFFUSION",
-                                                                                 "ADC"), contoured=False, pixel_mm=2.0)
+        write_adc(root, patient, 1400.0, contoured=False)
     return root
 
 
@@ -328,3 +333,47 @@ def test_without_sequences_an_mr_series_borrows_no_mask_from_another_mr_series(m
                  [T2W_SETTINGS.replace("sequence: t2w\n", "")])
     assert con.execute("SELECT DISTINCT scan FROM scans").fetchall() == [("test",)]
     assert not con.execute("SELECT count(*) FROM qc WHERE check_code = 'MASK_TRANSFERRED'").fetchone()[0]
+
+
+# ------------------------------------------------------------------------------------------------ a real run
+
+@pytest.mark.slow
+def test_a_snakemake_run_of_a_multiparametric_mr_cohort(tmp_path):
+    """series.sequences and per-sequence settings documents through the real workflow: three patients with a
+    T2-weighted series (their own RTSTRUCT), its same-day repeat and an ADC map drawn on nothing (it borrows the
+    T2 contours); the T2 pairs give the test-retest ICCs of the T2 document, the ADC document has no pair and says
+    so, and every scan lands in DuckDB with its sequence."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    root = tmp_path / "dicom"
+    for patient in (1, 2, 3):
+        write_series(root, patient, 1, "t2_tse_tra", 800.0 + 40 * patient, 1)
+        write_adc(root, patient, 1400.0 - 50 * patient, contoured=False)
+        write_series(root, patient, 3, "t2_tse_tra", 805.0 + 40 * patient, 12)
+    (tmp_path / "t2w.yaml").write_text(T2W_SETTINGS)
+    (tmp_path / "adc.yaml").write_text(ADC_SETTINGS)
+    env = dict(os.environ, RADFLOW_PSEUDONYM_KEY="sequences-run-key: long enough")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    series = json.dumps({"modalities": ["MR"], "sequences": SEQUENCES})
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "-c", "2",
+         "--config", f"input_dir={root}", "clinical=null", f"series={series}", "features=[t2w.yaml, adc.yaml]",
+         'rois=[{"name": "GTV", "pattern": "^gtv"}]'],
+        capture_output=True, text=True, env=env, timeout=900)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    con = duckdb.connect(str(tmp_path / "results" / "radflow.duckdb"), read_only=True)
+    assert con.execute("SELECT scan, sequence, count(*) FROM scans GROUP BY ALL ORDER BY ALL").fetchall() == [
+        ("adc_test", "adc", 3), ("t2w_retest", "t2w", 3), ("t2w_test", "t2w", 3)]
+    names = dict(con.execute("SELECT name, settings_id FROM settings").fetchall())
+    stability = con.execute("SELECT settings_id, count(DISTINCT case_id) FROM stability_cases GROUP BY ALL"
+                            ).fetchall()
+    assert stability == [(names["t2w_stats"], 3)]  # the ADC document has no test-retest pair: no ICC, no guess
+    transferred = con.execute("SELECT count(*) FROM qc WHERE check_code = 'MASK_TRANSFERRED' AND scan = 'adc_test'"
+                              ).fetchone()[0]
+    assert transferred == 3
+    assert not con.execute("SELECT count(*) FROM stability WHERE settings_id = ?", [names["adc_stats"]]).fetchone()[0]
+    assert con.execute("SELECT count(*) FROM stability WHERE settings_id = ?", [names["t2w_stats"]]).fetchone()[0]

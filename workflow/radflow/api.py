@@ -8,6 +8,7 @@ geometry.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence, Union
 
@@ -97,7 +98,8 @@ def extract(image: "ImageLike", mask: "ImageLike", settings: "Settings | str | P
     or None for radflow's defaults. ``roi``: RTSTRUCT ROI name / SEG segment label / 3D Slicer segment name /
     label value of a label mask (default: every non-zero voxel, when they carry one label; several labels need one
     chosen; a mask of fractions in [0, 1], a probability map, is its voxels >= 0.5, with a
-    ``io.FractionalMaskWarning``). A mask image must
+    ``io.FractionalMaskWarning``). CT settings (radflow's default) on an image of unknown modality without any air
+    (an MR or PET NIfTI) give an ``extraction.CtWithoutAirWarning``. A mask image must
     hold the image's voxels, possibly in another orientation or as a box around the ROI (``io.on_image_grid``);
     ``InputError`` says what is wrong otherwise. ``mask_image``: the DICOM series a DICOM or label mask was drawn on
     when it is not ``image`` (a PET/CT's CT, for its PET): the mask is read there and resampled onto the image
@@ -107,16 +109,21 @@ def extract(image: "ImageLike", mask: "ImageLike", settings: "Settings | str | P
     """
     import pandas as pd
 
-    from radflow.extraction import CSV_COLUMNS, extract_columns, settings_mismatch
+    import SimpleITK as sitk
+
+    from radflow.extraction import CSV_COLUMNS, CtWithoutAirWarning, ct_without_air, extract_columns, settings_mismatch
     from radflow.io import image_modality, mask_references
 
     references = mask_references(Path(mask)) if isinstance(mask, (str, Path)) and mask_image is None else ()
     reference = _as_image(image, spacing, origin, references)
     chosen = _as_settings(settings)
-    mismatch = settings_mismatch(chosen, image_modality(reference), str(image) if isinstance(image, (str, Path))
-                                 else "the image")
+    source = str(image) if isinstance(image, (str, Path)) else "the image"
+    mismatch = settings_mismatch(chosen, image_modality(reference), source)
     if mismatch:
         raise ValueError(mismatch)
+    no_air = ct_without_air(chosen, image_modality(reference), sitk.GetArrayViewFromImage(reference), source)
+    if no_air:
+        warnings.warn(CtWithoutAirWarning(no_air), stacklevel=2)
     if mask_image is not None:
         if not isinstance(mask, (str, Path)):
             raise TypeError("mask_image needs the mask as a path (the mask is read on that series first)")

@@ -7,6 +7,7 @@ import argparse
 import json
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 
@@ -51,8 +52,11 @@ def _existing(path: str, what: str) -> Path:
 
 
 def cmd_extract(args) -> None:
-    from radflow.extraction import extract_columns, roi_window_margin_mm, settings_mismatch, write_csv
-    from radflow.io import image_modality, mask_references, read_image, read_mask, read_roi_window
+    import SimpleITK as sitk
+
+    from radflow.extraction import (CtWithoutAirWarning, ct_without_air, extract_columns, roi_window_margin_mm,
+                                    settings_mismatch, write_csv)
+    from radflow.io import first_slice, image_modality, mask_references, read_image, read_mask, read_roi_window
     from radflow.settings import Settings
 
     _existing(args.image, "image")
@@ -68,7 +72,13 @@ def cmd_extract(args) -> None:
         if mismatch:
             raise UsageError(mismatch)
         window = image, read_mask(Path(args.mask), image, roi=args.roi, drawn_on=drawn_on)
+        sample = sitk.GetArrayViewFromImage(image)
+    else:  # only the ROI's neighbourhood was read, where a liver lesion has no air either: the first slice has
+        sample = first_slice(Path(args.image))
     image, mask = window
+    no_air = ct_without_air(settings, image_modality(image), sample, args.image)
+    if no_air:
+        warnings.warn(CtWithoutAirWarning(no_air), stacklevel=1)
     table = extract_columns(image, mask, settings)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -647,7 +657,6 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def main(argv: list[str] | None = None) -> int:
     import os
-    import warnings
 
     from radflow.allocator import keep_freed_memory
 

@@ -9,6 +9,7 @@ import csv
 import math
 from typing import TYPE_CHECKING, TextIO
 
+import numpy as np
 import SimpleITK as sitk
 
 from radflow.features import engine
@@ -46,6 +47,31 @@ def settings_mismatch(settings: Settings, modality: str | None, source: str) -> 
         f"a document with modality: {target}"
     return f"{which} are for {settings['modality']} images and {source} is a DICOM series of modality {modality}: " \
         f"use {remedy}"
+
+
+class CtWithoutAirWarning(UserWarning):
+    """CT settings were applied to an image of unknown modality without any air (see ``ct_without_air``)."""
+
+
+def ct_without_air(settings: Settings, modality: str | None, sample: np.ndarray, source: str) -> str | None:
+    """Why an image of unknown modality (a NIfTI, NRRD or array) does not look like the CT its ``settings`` are for:
+    ``sample`` (the image, or its first slice, where a CT's corners hold air or padding) has no voxel at or below
+    -500 HU. An MR or PET file given with radflow's default (CT) settings would otherwise get CT bins and HU
+    re-segmentation without a word, as the pipeline's QC check CT_WITHOUT_AIR says for its image files. None when
+    the image may well be CT, its modality is known, or the settings are not for CT."""
+    from radflow.qc import CT_AIR_BELOW_HU
+
+    if modality is not None or settings["modality"] != "CT":
+        return None
+    finite = sample[np.isfinite(sample)]
+    if not finite.size or float(finite.min()) <= CT_AIR_BELOW_HU:
+        return None
+    return (f"{source} is taken as CT (the settings are for CT) but holds no air: no voxel at or below "
+            f"{CT_AIR_BELOW_HU:g} HU (values {float(finite.min()):.6g} to {float(finite.max()):.6g}"
+            f"{' in its first slice' if sample.ndim < 3 or sample.shape[0] == 1 else ''}). An MR or PET image needs "
+            f"settings for its modality ({SHIPPED_DOCUMENTS['MR']}, {SHIPPED_DOCUMENTS['PT']}, or your own); CT "
+            "stored as HU + 1024 needs converting to HU; a CT cropped to soft tissue has no air, and then this "
+            "warning can be ignored")
 
 
 def roi_window_margin_mm(settings: Settings) -> float | None:

@@ -574,6 +574,16 @@ def labelled(mask: sitk.Image, roi: str | None) -> sitk.Image:
     return label_image(selected(sitk.GetArrayViewFromImage(mask), roi), mask)
 
 
+def first_slice(image_path: Path) -> np.ndarray:
+    """The first slice (z index 0) of an image file as an array, through the streaming reader: a compressed file is
+    decompressed only that far. What a windowed read (``read_roi_window``) can afford to look at beyond the ROI."""
+    reader = information_reader(image_path, "image")
+    size = reader.GetSize()
+    reader.SetExtractIndex([0] * len(size))
+    reader.SetExtractSize([*size[:-1], 1])
+    return sitk.GetArrayFromImage(read_pixels(reader, image_path, "image"))
+
+
 def read_roi_window(image_path: Path, mask_path: Path, margin_mm: float,
                     roi: str | None = None) -> tuple[sitk.Image, sitk.Image] | None:
     """The image and mask cut to the ROI's bounding box grown by ``margin_mm`` per axis (in voxels: the margin over
