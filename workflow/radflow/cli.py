@@ -73,7 +73,8 @@ def cmd_extract(args) -> None:
             raise UsageError(mismatch)
         window = image, read_mask(Path(args.mask), image, roi=args.roi, drawn_on=drawn_on)
         sample = sitk.GetArrayViewFromImage(image)
-    else:  # only the ROI's neighbourhood was read, where a liver lesion has no air either: the first slice has
+    else:  # only the ROI's neighbourhood was read, which around a liver lesion holds no air even in a CT; the first
+        # slice's corners, outside the body, do
         sample = first_slice(Path(args.image))
     image, mask = window
     no_air = ct_without_air(settings, image_modality(image), sample, args.image)

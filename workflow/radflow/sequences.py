@@ -1,9 +1,10 @@
 """Kinds of series within one modality: the sequences of a multiparametric MR study (T2-weighted, diffusion, ADC,
 contrast-enhanced T1) or the reconstructions of one CT or PET acquisition, named by the user.
 
-A patient's series of one modality are otherwise told apart only by time (``radflow.timepoints``): two series of
-one day are a test and a retest. For a T2-weighted and an ADC series with their own masks that is wrong twice over:
-their test-retest ICCs would compare two different images, and the model would see one of them. Configured
+A patient's series of one modality are otherwise told apart by time and acquisition protocol
+(``radflow.timepoints``): two series of one day and one protocol are a test and a retest, and a series of another
+protocol is an extra scan (``scan3``) that neither stability nor the model uses. A T2-weighted and an ADC series
+with their own masks are two images a study wants analysed, each with its own pairs and features. Configured
 sequences (``series.sequences``) name each kind by a regular expression on the SeriesDescription (or, without one,
 the ProtocolName), searched case-insensitively; the first rule that matches names the series. A named series is
 labelled with its sequence instead of its modality (``t2w_test``, ``adc_test``, ``t2w_fu1``), so each sequence has its

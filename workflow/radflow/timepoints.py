@@ -15,9 +15,10 @@ k >= 1         ``fuK``, ``fuK_retest``, ...     follow-up ``fu1``; delta feature
 The first modality of the configured ``series.modalities`` gets these labels as they are; other modalities are
 prefixed with their lower-case name (``pt_test``, ``mr_fu1``), so a case's scan labels stay unique. A series of a
 configured sequence (``radflow.sequences``: ``t2w``, ``adc``) is grouped and labelled with its sequence instead
-(``t2w_test``, ``adc_fu1``): a T2-weighted and an ADC series of one day are two sequences, not a test and a retest. Days from
-baseline count calendar days between the scan's date and the patient's earliest date. Pseudonymisation shifts all
-dates of a patient by the same number of days, so these intervals are the same on shifted dates.
+(``t2w_test``, ``adc_fu1``): a T2-weighted and an ADC series of one day are two sequences, not a test and a
+retest. Days from baseline count calendar days between the scan's date and the patient's earliest date.
+Pseudonymisation shifts all dates of a patient by the same number of days, so these intervals are the same on
+shifted dates.
 
 Ambiguous groupings are flagged on the scans concerned (warnings, so the case goes on):
 ``ACQUISITION_DATE_MISSING`` when a patient with several scans has one without any date (it cannot be placed:

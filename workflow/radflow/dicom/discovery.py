@@ -39,9 +39,11 @@ SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
 
 HEADER_TAGS = [
     "SOPClassUID", "SOPInstanceUID", "Modality", "PatientID", "StudyInstanceUID", "SeriesInstanceUID",
-    "FrameOfReferenceUID", "SeriesDescription", "ProtocolName", "SeriesNumber", "SeriesDate", "SeriesTime", "AcquisitionDate",
-    "AcquisitionTime", "AcquisitionDateTime", "StudyDate", "StudyTime", "Rows", "Columns", "NumberOfFrames",
-    "ImageType", "PatientName", "PatientBirthDate", "PatientSex", *PROTOCOL_TAGS,
+    "FrameOfReferenceUID", "SeriesDescription", "ProtocolName", "SeriesNumber", "SeriesDate", "SeriesTime",
+    "AcquisitionDate", "AcquisitionTime", "AcquisitionDateTime", "StudyDate", "StudyTime", "Rows", "Columns",
+    "NumberOfFrames", "ImageType", "PatientName", "PatientBirthDate", "PatientSex",
+    # the acquisition protocol (radflow.sequences: a retest repeats it)
+    *PROTOCOL_TAGS,
     # RTSTRUCT
     "StructureSetROISequence", "ReferencedFrameOfReferenceSequence",
     # SEG

@@ -482,7 +482,8 @@ def cases_from_manifest(rows: list[dict], rois: list[dict], key: bytes) -> dict[
         if len({row["image"] for row in scan_rows}) > 1:  # a second image would be left out, its masks put on the first
             raise ValueError(f"input manifest lines {_lines(scan_rows)}: one patient's scan {scan!r} lists "
                              f"{len({row['image'] for row in scan_rows})} different images; give each image its own "
-                             "scan label (a scan column: test, retest, pet, ...) or sequence (a sequence column: t2w, adc, ...)")
+                             "scan label (a scan column: test, retest, pet, ...) or sequence (a sequence column: t2w, "
+                             "adc, ...)")
         entry: inv.InventoryScan = {
             "scan": scan, "source": "file", "modality": first.get("modality") or "CT",
             "series_uid": pseudo_uid("file:" + first["image"], key), "files": [first["image"]],
