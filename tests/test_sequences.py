@@ -81,8 +81,10 @@ def test_without_sequences_a_series_of_another_protocol_is_not_the_retest():
     assert [p.label for p in other] == ["test", "scan3"]  # no test-retest pair of a T2 and an ADC series
     assert not other[0].warnings and [w["code"] for w in other[1].warnings] == [NOT_A_REPEAT]
     message = other[1].warnings[0]["message"]
-    assert "than the test scan of this timepoint (ScanningSequence SE vs EP; EchoTime 100 vs 89; RepetitionTime " \
-           "4000 vs 5000; ImageType ORIGINAL vs DERIVED)" in message
+    assert "than the test scan of this timepoint (ScanningSequence SE vs EP; ImageType ORIGINAL vs DERIVED)" in message
+    # a T1- beside a T2-weighted spin echo: their echo and repetition times differ by factors
+    t1 = protocol_of({"ScanningSequence": "SE", "EchoTime": "15", "RepetitionTime": "600"}, ("ORIGINAL",))
+    assert protocol_differences(T2_PROTOCOL, t1) == ["EchoTime 100 vs 15", "RepetitionTime 4000 vs 600"]
     # the T2 repeat after the ADC series is the retest; at follow-up the same rule
     three = place([timing(1), timing(5, protocol=ADC_PROTOCOL), timing(9)], rules)
     assert [p.label for p in three] == ["test", "scan3", "retest"]
@@ -103,8 +105,9 @@ def test_a_follow_up_keeps_the_baseline_protocol_for_its_first_scan():
     assert [p.label for p in alone] == ["test", "fu1"]
     assert [w["code"] for w in alone[1].warnings] == [FOLLOW_UP_PROTOCOL_DIFFERS]
     assert "differs in ScanningSequence SE vs EP;" in alone[1].warnings[0]["message"]
-    # a repeat with the same protocol (times written with other decimals) is not flagged, nor a missing attribute
-    again = protocol_of({"ScanningSequence": "SE", "EchoTime": "100.0001", "RepetitionTime": "4000"}, ())
+    # a repeat with the same protocol is not flagged: times written with other decimals, a repetition time the
+    # scanner lengthened by 15 % (SAR), an attribute one of them lacks
+    again = protocol_of({"ScanningSequence": "SE", "EchoTime": "100.0001", "RepetitionTime": "4600"}, ())
     assert not any(p.warnings for p in place([timing(1), timing(5, protocol=again)], rules))
 
 

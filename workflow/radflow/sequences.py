@@ -88,8 +88,9 @@ def sequence_of(modality: str, description: str, protocol: str, rules: tuple[Seq
 #: Series descriptions are not compared: sites label a repeat "... retest", "repeat" or "2".
 PROTOCOL_TAGS = ("ScanningSequence", "SequenceVariant", "EchoTime", "RepetitionTime", "InversionTime",
                  "ConvolutionKernel", "ContrastBolusAgent")
-#: Numbers closer than this (relative) are the same setting: 15 and 15.0001 ms.
-NUMBER_TOLERANCE = 0.05
+#: Numbers closer than this (relative) are the same setting. A scanner lengthens a repeat's repetition time by some
+#: percent when the SAR or the slice count asks for it; T1-, T2-, PD-weighted and FLAIR series differ by factors.
+NUMBER_TOLERANCE = 0.2
 
 Protocol = tuple[tuple[str, str], ...]
 
