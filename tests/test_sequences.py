@@ -152,6 +152,11 @@ def test_a_manifest_sequence_column_prefixes_the_scan_label(tmp_path):
     assert sorted((s["scan"], s["sequence"]) for s in case["scans"]) == [("t1_test", "t1"), ("t2_test", "t2")]
     with pytest.raises(SequenceError, match="sequence name"):
         cases_from_manifest([dict(rows[0], sequence="T1 post")], ROIS, KEY)
+    # a label written as discovery writes them names its sequence; a modality's prefix or none names none
+    labelled = [dict(rows[0], sequence="", scan="flair_test"), dict(rows[1], sequence="", scan="mr_retest")]
+    case = cases_from_manifest(labelled, ROIS, KEY)[case_id_of("P1", KEY)]
+    assert sorted((s["scan"], s.get("sequence", "")) for s in case["scans"]) == [("flair_test", "flair"),
+                                                                                 ("mr_retest", "")]
 
 
 # ------------------------------------------------------------------------------------------------ real DICOM

@@ -39,8 +39,8 @@ from radflow import csv_dialect
 from radflow import inventory as inv
 from radflow.dicom import discovery
 from radflow.dicom.deid import date_shift_days, pseudo_uid, pseudonym, shift_iso_datetime
-from radflow.sequences import SequenceRule, checked_name, sequence_of
-from radflow.timepoints import ScanTiming, TimepointRules, place
+from radflow.sequences import SequenceError, SequenceRule, checked_name, sequence_of
+from radflow.timepoints import ScanTiming, TimepointRules, place, split_label
 
 log = logging.getLogger(__name__)
 
@@ -459,6 +459,18 @@ def _label_numbers(label: str) -> bool:
     return True
 
 
+def label_sequence(label: str) -> str:
+    """The sequence a scan label's prefix names (``t1`` of ``t1_test``), or '' (no prefix, a modality's prefix,
+    or one that cannot be a sequence name)."""
+    prefix = split_label(label)[0].rstrip("_")
+    if not prefix or prefix in ("ct", "pt", "mr"):
+        return ""
+    try:
+        return checked_name(prefix, "label")
+    except SequenceError:
+        return ""
+
+
 def _lines(rows: list[dict]) -> str:
     return ", ".join(row.get("line", "?") for row in rows)
 
@@ -474,6 +486,8 @@ def cases_from_manifest(rows: list[dict], rois: list[dict], key: bytes) -> dict[
         if sequence:  # the sequence is the label's prefix, as discovery makes it: t2w_test
             sequence = row["sequence"] = checked_name(sequence, f"input manifest line {row.get('line', '?')}")
             scan = scan if scan.startswith(f"{sequence}_") else f"{sequence}_{scan}"
+        else:  # a label written as discovery makes them (t1_test, flair_fu1) names its sequence
+            row["sequence"] = label_sequence(scan)
         grouped.setdefault((row["patient_id"].strip(), scan), []).append(row)
     cases: dict[str, inv.InventoryCase] = {}
     for (patient_id, scan), scan_rows in sorted(grouped.items()):
