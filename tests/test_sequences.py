@@ -144,6 +144,14 @@ def test_the_coverage_note_names_a_sequence_no_document_is_meant_for(tmp_path):
     assert note is not None and "1 MR adc scan(s)" in note and "t2w" not in note.split("add")[0]
 
 
+def test_a_retest_pair_of_any_kind_counts_for_the_pre_flight():
+    from radflow.preflight import has_test_retest_pair
+
+    assert has_test_retest_pair(["t2w_test", "adc_test", "t2w_retest"])
+    assert not has_test_retest_pair(["t2w_test", "adc_retest"])  # two kinds are no pair
+    assert not has_test_retest_pair(["test", "scan3"])
+
+
 def test_a_manifest_sequence_column_prefixes_the_scan_label(tmp_path):
     rows = [{"patient_id": "P1", "image": "/d/t1.nii.gz", "mask": "/d/seg.nii.gz", "sequence": "t1", "line": "2"},
             {"patient_id": "P1", "image": "/d/t2.nii.gz", "mask": "/d/seg.nii.gz", "sequence": "t2",
@@ -384,4 +392,9 @@ def test_a_snakemake_run_of_a_multiparametric_mr_cohort(tmp_path):
                               ).fetchone()[0]
     assert transferred == 3
     assert not con.execute("SELECT count(*) FROM stability WHERE settings_id = ?", [names["adc_stats"]]).fetchone()[0]
+    import rdflib
+
+    graph = rdflib.Graph().parse(tmp_path / "results" / "rdf" / "radflow.ttl")
+    sequence = rdflib.URIRef("https://w3id.org/radflow/vocab#sequence")
+    assert sorted(str(o) for o in graph.objects(None, sequence)) == ["adc"] * 3 + ["t2w"] * 6
     assert con.execute("SELECT count(*) FROM stability WHERE settings_id = ?", [names["t2w_stats"]]).fetchone()[0]

@@ -59,13 +59,11 @@ def ct_without_air(settings: Settings, modality: str | None, sample: np.ndarray,
     -500 HU. An MR or PET file given with radflow's default (CT) settings would otherwise get CT bins and HU
     re-segmentation without a word, as the pipeline's QC check CT_WITHOUT_AIR says for its image files. None when
     the image may well be CT, its modality is known, or the settings are not for CT."""
-    from radflow.qc import CT_AIR_BELOW_HU
+    from radflow.qc import CT_AIR_BELOW_HU, PASS, ct_air_present
 
-    if modality is not None or settings["modality"] != "CT":
+    if modality is not None or settings["modality"] != "CT" or ct_air_present(sample).severity == PASS:
         return None
     finite = sample[np.isfinite(sample)]
-    if not finite.size or float(finite.min()) <= CT_AIR_BELOW_HU:
-        return None
     return (f"{source} is taken as CT (the settings are for CT) but holds no air: no voxel at or below "
             f"{CT_AIR_BELOW_HU:g} HU (values {float(finite.min()):.6g} to {float(finite.max()):.6g}"
             f"{' in its first slice' if sample.ndim < 3 or sample.shape[0] == 1 else ''}). An MR or PET image needs "

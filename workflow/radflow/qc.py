@@ -286,6 +286,8 @@ def ct_air_present(image_array: np.ndarray) -> QCResult:
     INTENSITY_IMPLAUSIBLE, so CT bins and re-segmentation in HU would be applied to it without a word; so would
     they to CT saved as unsigned HU + 1024. A warning, not a failure: a CT cropped to soft tissue (a liver box) has
     no air either."""
+    if not np.issubdtype(image_array.dtype, np.floating):  # an integer array as read from a file (min's initial=inf)
+        image_array = image_array.astype(np.float64)
     finite = np.isfinite(image_array)
     if not finite.any():
         return result("CT_WITHOUT_AIR", True, "no finite intensity (reported by other checks)")

@@ -98,6 +98,7 @@ class ImageSeries:
     excluded: str = ""  # why SeriesRules leave this series out ('' = selected)
     protocol_name: str = ""
     protocol: Protocol = ()  # of its first file (radflow.sequences.protocol_of)
+    sequence: str = ""  # the configured sequence it belongs to (SeriesRules.sequences), '' when none
     duplicate_files: int = 0  # files repeating a SOP instance already counted
     identities: set[tuple[str, str, str]] = field(default_factory=set, repr=False)
     sop_instance_uids: set[str] = field(default_factory=set, repr=False)
@@ -183,7 +184,7 @@ def exclusion(series: ImageSeries, rules: SeriesRules, contoured: bool = False) 
     (``contoured``) is what was segmented, and one of a configured sequence is what the user asked for, so neither
     is left out for being derived or secondary: an ADC map or a subtraction series is DERIVED, and is the very image
     an MR study contours or borrows the T2-weighted series' contours for."""
-    skip_derived = rules.skip_derived and not contoured and not rules.sequence(series)
+    skip_derived = rules.skip_derived and not contoured and not series.sequence
     if series.modality not in rules.modalities:
         return f"modality {series.modality or 'missing'} not in {list(rules.modalities)}"
     if rules.skip_localizers and "LOCALIZER" in series.image_type:
@@ -435,6 +436,7 @@ def scan(root: Path | str, rules: SeriesRules | None = None, centre_attribute: s
     series = group_series(images)
     contoured = {uid for mask in masks for uid in mask.referenced_series_uids}
     for s in series:
+        s.sequence = rules.sequence(s)
         s.excluded = exclusion(s, rules, contoured=s.series_uid in contoured)
     for mask in masks:
         mask.linked_series, mask.link_method = link_mask(mask, series)

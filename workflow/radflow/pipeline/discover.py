@@ -39,7 +39,7 @@ from radflow import csv_dialect
 from radflow import inventory as inv
 from radflow.dicom import discovery
 from radflow.dicom.deid import date_shift_days, pseudo_uid, pseudonym, shift_iso_datetime
-from radflow.sequences import SequenceError, SequenceRule, checked_name, sequence_of
+from radflow.sequences import SequenceError, checked_name
 from radflow.timepoints import ScanTiming, TimepointRules, place, split_label
 
 log = logging.getLogger(__name__)
@@ -161,11 +161,9 @@ def _failed(entry: inv.InventoryScan, code: str, message: str) -> inv.InventoryS
     return entry
 
 
-def _timing(series: discovery.ImageSeries, sequences: tuple[SequenceRule, ...] = ()) -> ScanTiming:
+def _timing(series: discovery.ImageSeries) -> ScanTiming:
     return ScanTiming(series.modality, series.acquisition_datetime or series.series_datetime, series.series_number,
-                      series.series_uid, sequence_of(series.modality, series.series_description,
-                                                     series.protocol_name, sequences),
-                      series.protocol)
+                      series.series_uid, series.sequence, series.protocol)
 
 
 def _no_series_message(excluded: list[discovery.ImageSeries], n_masks: int) -> str:
@@ -210,8 +208,8 @@ def identity_conflict(series_list: list[discovery.ImageSeries],
 
 def patient_scans(inventory: discovery.Inventory, series_list: list[discovery.ImageSeries],
                   masks: list[discovery.MaskObject], rois: list[dict], key: bytes, date_shift: int | None,
-                  roi_aliases: dict | None, timepoint_rules: TimepointRules | None = None,
-                  sequences: tuple[SequenceRule, ...] = ()) -> list[inv.InventoryScan]:
+                  roi_aliases: dict | None, timepoint_rules: TimepointRules | None = None
+                  ) -> list[inv.InventoryScan]:
     """The scans of one patient (see the module docstring)."""
     selected = sorted((s for s in series_list if not s.excluded), key=lambda s: _timing(s).order())
     if not selected:
@@ -219,8 +217,7 @@ def patient_scans(inventory: discovery.Inventory, series_list: list[discovery.Im
         entry = _scan_entry("test", max(excluded, key=lambda s: s.n_slices) if excluded else None, key, date_shift)
         return [_failed(entry, "NO_IMAGE_SERIES", _no_series_message(excluded, len(masks)))]
     unlinked = [m for m in masks if m.linked_series is None]
-    named = {s.key: _timing(s, sequences).sequence for s in selected}
-    drawn_elsewhere = {s.key: masks_drawn_on_another_kind(inventory, s, selected, named) for s in selected
+    drawn_elsewhere = {s.key: masks_drawn_on_another_kind(inventory, s, selected) for s in selected
                        if not inventory.masks_for(s)}
     with_masks = [s for s in selected if inventory.masks_for(s) or drawn_elsewhere.get(s.key)]
     if with_masks and unlinked:
@@ -230,12 +227,11 @@ def patient_scans(inventory: discovery.Inventory, series_list: list[discovery.Im
     else:  # no mask at all: the largest series stands for the case in QC
         chosen = [max(selected, key=lambda s: s.n_slices)]
     scans = []
-    timings = [_timing(s, sequences) for s in chosen]
-    placements = place(timings, timepoint_rules or TimepointRules())
-    for placement, series, timing in zip(placements, chosen, timings):
+    placements = place([_timing(s) for s in chosen], timepoint_rules or TimepointRules())
+    for placement, series in zip(placements, chosen):
         entry = _scan_entry(placement.label, series, key, date_shift)
-        if timing.sequence:
-            entry["sequence"] = timing.sequence
+        if series.sequence:
+            entry["sequence"] = series.sequence
         entry["timepoint"], entry["days_from_baseline"] = placement.timepoint, placement.days_from_baseline
         entry["warnings"] = placement.warnings + unreadable_nearby(inventory, series)
         transferred = drawn_elsewhere.get(series.key, [])
@@ -257,31 +253,28 @@ def patient_scans(inventory: discovery.Inventory, series_list: list[discovery.Im
                 if selection["path"] in drawn_on:  # drawn on another series of the frame: ingest resamples it
                     selection["drawn_on"] = [str(f) for f in drawn_on[selection["path"]].files]
                     selection["drawn_on_modality"] = drawn_on[selection["path"]].modality
-                    if named.get(drawn_on[selection["path"]].key):
-                        selection["drawn_on_sequence"] = named[drawn_on[selection["path"]].key]
+                    if drawn_on[selection["path"]].sequence:
+                        selection["drawn_on_sequence"] = drawn_on[selection["path"]].sequence
         scans.append(entry)
     return scans
 
 
 def masks_drawn_on_another_kind(inventory: discovery.Inventory, series: discovery.ImageSeries,
-                                selected: list[discovery.ImageSeries], sequences: dict[tuple[str, str], str]
+                                selected: list[discovery.ImageSeries]
                                 ) -> list[tuple[discovery.MaskObject, discovery.ImageSeries]]:
     """(mask, the series it was drawn on) for a series without a mask of its own, from a series of another kind in
     the same study and frame of reference: another modality (a hybrid PET/CT's PET and CT share the scanner's
-    coordinates, and the ROI is often drawn on the CT only) or another configured sequence (``sequences``: series
-    key -> sequence name; a multiparametric MR's lesion is often drawn on the T2-weighted series only). Ingest
+    coordinates, and the ROI is often drawn on the CT only) or another configured sequence (``series.sequence``; a
+    multiparametric MR's lesion is often drawn on the T2-weighted series only). Ingest
     rasterises such a mask on the series it was drawn on and resamples it onto this one (MASK_TRANSFERRED).
     Another series of the same kind (a retest in the same frame), or of the same modality without sequences to
     tell them apart, never borrows a mask: each scan of a test-retest pair needs its own."""
     if not series.frame_of_reference_uid:
         return []
-    own = sequences.get(series.key, "")
-
     def another_kind(other: discovery.ImageSeries) -> bool:
         if other.modality != series.modality:
             return True
-        theirs = sequences.get(other.key, "")
-        return bool(own and theirs and own != theirs)
+        return bool(series.sequence and other.sequence and series.sequence != other.sequence)
 
     sources = [other for other in selected
                if other.key != series.key and another_kind(other)
@@ -303,8 +296,7 @@ def _case_failure(code: str, message: str) -> list[inv.InventoryScan]:
 def cases_from_inventory(inventory: discovery.Inventory, rois: list[dict], key: bytes, dates: str = "shift",
                          roi_aliases: dict | None = None,
                          missing_patient_id: str = "fail",
-                         timepoint_rules: TimepointRules | None = None,
-                         sequences: tuple[SequenceRule, ...] = ()) -> dict[str, inv.InventoryCase]:
+                         timepoint_rules: TimepointRules | None = None) -> dict[str, inv.InventoryCase]:
     """Cases keyed by case_id from a DICOM inventory; ``dates``: 'shift' (keyed per patient) or 'drop';
     ``missing_patient_id``: 'fail' or 'study_uid' (see the module docstring); ``timepoint_rules``: how scans group
     into timepoints (``radflow.timepoints``)."""
@@ -336,7 +328,7 @@ def cases_from_inventory(inventory: discovery.Inventory, rois: list[dict], key: 
                                           "(other studies of the same person become other cases)"})
             shift = date_shift_days(patient, key) if dates == "shift" else None
             scans = patient_scans(inventory, series_list, masks, rois, key, shift, roi_aliases,
-                                  timepoint_rules, sequences)
+                                  timepoint_rules)
         cases[case_id] = {"case_id": case_id, "scans": scans, "checks": checks}
     mark_unreadable(cases, inventory, series_by_patient, masks_by_patient, key)
     return cases
@@ -611,7 +603,7 @@ def discover(input_dir: Path | None, inventory_path: Path, batch_size: int, rois
         log.info("mask links: %s", dict(sorted(links.items())))
         cases.update(cases_from_inventory(inventory, rois, key, dates, roi_aliases,
                                           missing_patient_id=missing_patient_id,
-                                          timepoint_rules=timepoint_rules, sequences=rules.sequences))
+                                          timepoint_rules=timepoint_rules))
         patient_ids |= ({patient_key(s.patient_id, s.study_uid, s.series_uid) for s in inventory.series}
                         | {patient_key(m.patient_id, m.study_uid, m.series_uid) for m in inventory.masks})
         write_unreadable(inventory, inventory_path.parent / "unreadable.csv")
